@@ -1,0 +1,50 @@
+# Image pipeline: `make help` lists the targets.
+.DEFAULT_GOAL := help
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+
+#: PYTHON: interpreter for the virtualenv (>= 3.11)
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+#: ARCH: Lambda architecture for `make package`: arm64 or x86_64
+ARCH ?= arm64
+#: LAMBDA_RUNTIME: Lambda runtime the package is built for
+LAMBDA_RUNTIME ?= python3.12
+#: TF_PLUGIN_MIRROR: provider mirror directory for terraform init (never downloads)
+TF_PLUGIN_MIRROR ?= $(firstword $(wildcard /opt/tf-plugins $(HOME)/.terraform.d/plugins /usr/share/terraform/plugins /usr/local/share/terraform/plugins))
+#: MOTO_PORT: local emulator port (make run)
+MOTO_PORT ?= 4566
+#: API_PORT: local HTTP API port (make run)
+API_PORT ?= 8080
+PYTEST_ARGS ?=
+
+export PYTHON TF_PLUGIN_MIRROR MOTO_PORT API_PORT ARCH LAMBDA_RUNTIME
+export TF_IN_AUTOMATION := 1
+export CHECKPOINT_DISABLE := 1
+
+.PHONY: help
+help: ## show this help
+	@echo "Usage: make <target>   (variables: make <target> NAME=value)"
+	@echo
+	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*?## "}{printf "  %-12s %s\n", $$1, $$2}'
+	@echo
+	@echo "Variables:"
+	@grep -hE '^#: [A-Z_]+: ' $(MAKEFILE_LIST) | sed -E 's/^#: ([A-Z_]+): (.*)/\1\t\2/' | while IFS=$$'\t' read -r name desc; do printf "  %-18s %s (now: %s)\n" "$$name" "$$desc" "$${!name:-}"; done
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python >= 3.11 is required: make PYTHON=python3.11")'
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	@touch $@
+
+.PHONY: venv
+venv: $(VENV)/.installed ## create or refresh the virtualenv from the pinned requirements
+
+.PHONY: test
+test: $(VENV)/.installed ## run the whole test suite (unit, handlers, terraform apply, local stack)
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+.PHONY: clean
+clean: ## remove the virtualenvs, build output and local state
+	rm -rf $(VENV) .venv-* build .local-stack .pytest_cache .ruff_cache

@@ -1,0 +1,72 @@
+"""Shared fixtures: fake credentials, moto's in-process mock, a Lambda context.
+
+Nothing here (or in any test) can reach real AWS: credentials are fake, the
+region is fixed, and any endpoint override from the developer's shell is removed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+EVENTS = Path(__file__).parent / "events"
+REGION = "us-east-1"
+
+
+@pytest.fixture(autouse=True)
+def aws_credentials(monkeypatch):
+    """Fake credentials and a fixed region for every test."""
+    for var in list(os.environ):
+        if var.startswith("AWS_") or var.startswith("BOTO"):
+            monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_SECURITY_TOKEN", "testing")
+    monkeypatch.setenv("AWS_SESSION_TOKEN", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+    monkeypatch.setenv("AWS_REGION", REGION)
+    monkeypatch.setenv("AWS_CONFIG_FILE", os.devnull)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", os.devnull)
+    monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "ImagePipelineTests")
+    monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", "image-pipeline-tests")
+
+
+@pytest.fixture
+def aws(aws_credentials):
+    """moto's mock_aws, started before any client exists; cached clients dropped."""
+    from moto import mock_aws
+
+    from imgpipe import aws as aws_clients
+
+    aws_clients.reset()
+    with mock_aws():
+        yield
+    aws_clients.reset()
+
+
+@dataclass
+class LambdaContext:
+    function_name: str = "test-function"
+    function_version: str = "$LATEST"
+    invoked_function_arn: str = f"arn:aws:lambda:{REGION}:123456789012:function:test-function"
+    memory_limit_in_mb: int = 1024
+    aws_request_id: str = "11111111-2222-3333-4444-555555555555"
+    log_group_name: str = "/aws/lambda/test-function"
+    log_stream_name: str = "2026/11/23/[$LATEST]0123456789abcdef"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 60_000
+
+
+@pytest.fixture
+def lambda_context():
+    return LambdaContext()
+
+
+def load_event(name: str) -> dict:
+    """A sample event from tests/events/."""
+    return json.loads((EVENTS / name).read_text())

@@ -1,0 +1,60 @@
+"""Key layout, ids and filename sanitising."""
+
+from __future__ import annotations
+
+import pytest
+
+from imgpipe import keys
+from imgpipe.detect import sniff
+
+
+def test_api_key_maps_back_to_its_id():
+    image_id = keys.new_id()
+    assert keys.is_valid_id(image_id)
+    assert keys.id_for_key(keys.original_key(image_id, "cat.jpg")) == image_id
+
+
+@pytest.mark.parametrize("key", ["photos/2024/My Cat+1.jpg", "ünïcödé/ß 100%.png", "a", "originals/short/x.jpg"])
+def test_any_other_key_gets_a_stable_valid_id(key):
+    first = keys.id_for_key(key)
+    assert keys.is_valid_id(first)
+    assert keys.id_for_key(key) == first
+    assert keys.id_for_key(key + "x") != first
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("../../etc/passwd.jpg", "passwd.jpg"),
+        ("C:\\Users\\me\\cat.png", "cat.png"),
+        ("a\x00b\x1fc.jpg", "abc.jpg"),
+        ("..", "image"),
+        ("", "image"),
+        (None, "image"),
+        ("my photo (1).jpg", "my photo _1_.jpg"),
+        ("x..y.jpg", "x.y.jpg"),
+    ],
+)
+def test_sanitize_filename(name, expected):
+    got = keys.sanitize_filename(name)
+    assert got == expected
+    assert "/" not in got and ".." not in got
+
+
+@pytest.mark.parametrize(
+    ("head", "fmt"),
+    [
+        (b"\xff\xd8\xff\xe0\x00\x10JFIF", "jpeg"),
+        (b"\x89PNG\r\n\x1a\n\x00", "png"),
+        (b"RIFF\x00\x00\x00\x00WEBPVP8 ", "webp"),
+        (b"GIF89a\x01\x00", "gif"),
+        (b"II*\x00\x08\x00", "tiff"),
+        (b"\x00\x00\x00\x1cftypavif\x00\x00\x00\x00avifmif1", "avif"),
+        (b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic", "heif"),
+        (b"\x00\x00\x00\x18ftypisom\x00\x00\x00\x00isommp41", None),
+        (b"hello world", None),
+        (b"", None),
+    ],
+)
+def test_sniff_by_magic_bytes(head, fmt):
+    assert sniff(head) == fmt
