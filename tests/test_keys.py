@@ -14,7 +14,9 @@ def test_api_key_maps_back_to_its_id():
     assert keys.id_for_key(keys.original_key(image_id, "cat.jpg")) == image_id
 
 
-@pytest.mark.parametrize("key", ["photos/2024/My Cat+1.jpg", "ünïcödé/ß 100%.png", "a", "originals/short/x.jpg"])
+@pytest.mark.parametrize(
+    "key", ["photos/2024/My Cat+1.jpg", "ünïcödé/ß 100%.png", "a", "originals/short/x.jpg"]
+)
 def test_any_other_key_gets_a_stable_valid_id(key):
     first = keys.id_for_key(key)
     assert keys.is_valid_id(first)

@@ -9,9 +9,8 @@ the emulator. Call ``reset()`` to drop cached clients (tests do, between mocks).
 from __future__ import annotations
 
 import functools
-from typing import Any
-
 import os
+from typing import Any
 
 from botocore.config import Config
 

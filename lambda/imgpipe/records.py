@@ -18,7 +18,7 @@ it when a direct S3 upload never went through the API.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -26,7 +26,7 @@ STATUSES = ("awaiting_upload", "pending", "processing", "done", "failed")
 
 
 def now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def to_plain(value: Any) -> Any:
@@ -84,9 +84,7 @@ def mark_processing(table: Any, image_id: str, original: dict[str, Any]) -> None
     _update(table, image_id, {"status": "processing", "original": original}, ("error",))
 
 
-def mark_done(
-    table: Any, image_id: str, original: dict[str, Any], renditions: list[dict[str, Any]]
-) -> None:
+def mark_done(table: Any, image_id: str, original: dict[str, Any], renditions: list[dict[str, Any]]) -> None:
     original = {k: v for k, v in original.items() if v is not None}
     sets = {"status": "done", "original": original, "renditions": renditions}
     _update(table, image_id, sets, ("error",))
