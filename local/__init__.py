@@ -1,0 +1,1 @@
+"""The local stack: the whole pipeline on loopback, provisioned by this Terraform."""
