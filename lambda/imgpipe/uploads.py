@@ -1,0 +1,103 @@
+"""What the upload API does in AWS: store an original, presign an upload, presign a rendition.
+
+Clients are passed in (the handler takes them from ``imgpipe.aws``), so tests
+drive these functions against moto. Records are written before objects: the
+S3 notification may reach the resize Lambda at once, and it must find the
+API's record (``put_new`` never overwrites one the resize Lambda created).
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+from typing import Any
+from urllib.parse import quote
+
+from imgpipe import keys, records
+from imgpipe.api import ImageUpload, PresignRequest
+from imgpipe.upload_config import UploadConfig
+
+
+def object_metadata(image_id: str, filename: str) -> dict[str, str]:
+    """User metadata of an original. S3 metadata must be ASCII: the filename is percent-encoded."""
+    return {"image-id": image_id, "filename": quote(filename, safe="")}
+
+
+def store_original(s3: Any, table: Any, cfg: UploadConfig, upload: ImageUpload) -> dict[str, Any]:
+    """Record a direct upload as ``pending`` and write its bytes; returns the record."""
+    image_id = keys.new_id()
+    key = keys.original_key(image_id, upload.filename)
+    original = {
+        "key": key,
+        "size": len(upload.data),
+        "content_type": upload.content_type,
+        "filename": upload.filename,
+    }
+    record = records.new_record(image_id, "pending", original)
+    records.put_new(table, record)
+    try:
+        s3.put_object(
+            Bucket=cfg.uploads_bucket,
+            Key=key,
+            Body=upload.data,
+            ContentType=upload.content_type,
+            Metadata=object_metadata(image_id, upload.filename),
+        )
+    except Exception:
+        # No object, no pipeline run: do not leave a record that stays pending forever.
+        with contextlib.suppress(Exception):
+            table.delete_item(Key={"id": image_id})
+        raise
+    return record
+
+
+def create_presigned_upload(
+    s3: Any, table: Any, cfg: UploadConfig, request: PresignRequest
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Record an ``awaiting_upload`` image and presign the S3 POST that uploads it.
+
+    The policy pins the exact key, the Content-Type, the metadata and the size
+    range, so the form can only create this one object. Returns the record and
+    ``{"url", "fields", "expires_at"}``.
+    """
+    image_id = keys.new_id()
+    key = keys.original_key(image_id, request.filename)
+    fields = {"Content-Type": request.content_type}
+    fields.update(
+        {f"x-amz-meta-{name}": value for name, value in object_metadata(image_id, request.filename).items()}
+    )
+    conditions: list[Any] = [{name: value} for name, value in fields.items()]
+    conditions.append(["content-length-range", 1, cfg.max_presigned_bytes])
+    post = s3.generate_presigned_post(
+        Bucket=cfg.uploads_bucket,
+        Key=key,
+        Fields=fields,
+        Conditions=conditions,
+        ExpiresIn=cfg.presign_post_expiry_seconds,
+    )
+    original = {
+        "key": key,
+        "size": request.size,
+        "content_type": request.content_type,
+        "filename": request.filename,
+    }
+    record = records.new_record(image_id, "awaiting_upload", original)
+    records.put_new(table, record)
+    upload = {"url": post["url"], "fields": post["fields"], "expires_at": policy_expiration(post["fields"])}
+    return record, upload
+
+
+def policy_expiration(fields: dict[str, str]) -> str:
+    """The expiry S3 enforces: the one written in the signed policy (ISO 8601 UTC)."""
+    policy = json.loads(base64.b64decode(fields["policy"]))
+    return policy["expiration"]
+
+
+def rendition_url(s3: Any, cfg: UploadConfig, key: str) -> str:
+    """A presigned GET of a rendition in the resized bucket."""
+    return s3.generate_presigned_url(
+        "get_object",
+        Params={"Bucket": cfg.resized_bucket, "Key": key},
+        ExpiresIn=cfg.rendition_url_expiry_seconds,
+    )

@@ -1,0 +1,130 @@
+"""Upload API Lambda (API Gateway HTTP API, payload format 2.0).
+
+Routes: ``POST /images`` (direct upload), ``POST /uploads`` (presigned S3
+POST), ``GET /images/{id}`` (status and rendition links). Parsing and response
+shapes live in ``imgpipe.api``, the AWS calls in ``imgpipe.uploads``; this
+module wires them to the routes. Logs are JSON with the request ids; they
+never hold bodies or presigned URLs.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
+from aws_lambda_powertools.event_handler.exceptions import NotFoundError
+from aws_lambda_powertools.logging import correlation_paths
+
+from imgpipe import api, aws, records, uploads
+from imgpipe.upload_config import UploadConfig
+
+logger = Logger(service=os.environ.get("POWERTOOLS_SERVICE_NAME") or "image-upload")
+app = APIGatewayHttpResolver()
+
+
+@functools.cache
+def settings() -> UploadConfig:
+    """Read once per cold start (``settings.cache_clear()`` re-reads, for tests)."""
+    return UploadConfig.from_env()
+
+
+def json_response(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> Response:
+    return Response(
+        status_code=status,
+        content_type="application/json",
+        body=json.dumps(body, separators=(",", ":"), ensure_ascii=False),
+        headers={"Cache-Control": "no-store", **(headers or {})},
+    )
+
+
+def _created(record: dict[str, Any], body: dict[str, Any]) -> Response:
+    link = api.self_link(record["id"])
+    return json_response(201, {**body, "links": {"self": link}}, {"Location": link})
+
+
+@app.post("/images")
+def post_image() -> Response:
+    cfg = settings()
+    event = app.current_event
+    data = api.decode_body(event.body, event.is_base64_encoded)
+    query = event.query_string_parameters or {}
+    upload = api.parse_image_upload(
+        data, api.header(event.headers, "content-type"), query.get("filename"), cfg.max_upload_bytes
+    )
+    record = uploads.store_original(aws.client("s3"), aws.table(cfg.table_name), cfg, upload)
+    logger.info(
+        "image stored",
+        extra={
+            "image_id": record["id"],
+            "key": record["original"]["key"],
+            "size": record["original"]["size"],
+            "content_type": upload.content_type,
+            "declared_content_type": upload.declared_type,
+        },
+    )
+    return _created(record, {"id": record["id"], "status": record["status"], "original": record["original"]})
+
+
+@app.post("/uploads")
+def post_upload() -> Response:
+    cfg = settings()
+    event = app.current_event
+    data = api.decode_body(event.body, event.is_base64_encoded)
+    request = api.parse_presign_request(data, cfg.max_presigned_bytes)
+    record, upload = uploads.create_presigned_upload(
+        aws.client("s3"), aws.table(cfg.table_name), cfg, request
+    )
+    logger.info(
+        "presigned upload created",
+        extra={
+            "image_id": record["id"],
+            "key": record["original"]["key"],
+            "expires_at": upload["expires_at"],
+        },
+    )
+    return _created(record, {"id": record["id"], "status": record["status"], "upload": upload})
+
+
+@app.get("/images/<image_id>")
+def get_image(image_id: str) -> Response:
+    cfg = settings()
+    image_id = api.parse_image_id(image_id)
+    record = records.get(aws.table(cfg.table_name), image_id)
+    if record is None:
+        raise api.not_found(f"no image with id {image_id}")
+    s3 = aws.client("s3")
+    view = api.image_view(record, lambda key: uploads.rendition_url(s3, cfg, key))
+    return json_response(200, view)
+
+
+@app.exception_handler(api.ApiError)
+def on_api_error(exc: api.ApiError) -> Response:
+    logger.info("request refused", extra={"status": exc.status, "code": exc.code})
+    return json_response(exc.status, exc.body())
+
+
+@app.not_found
+def on_no_route(exc: NotFoundError) -> Response:
+    event = app.current_event
+    logger.info("no route", extra={"method": event.http_method, "path": event.path})
+    return json_response(404, api.error_body("not_found", "no such route"))
+
+
+@app.exception_handler(Exception)
+def on_unexpected(exc: Exception) -> Response:
+    logger.exception("unhandled error")
+    return json_response(500, api.error_body("internal", "internal error"))
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP, clear_state=True)
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    try:
+        settings()
+    except Exception:
+        logger.exception("invalid configuration")
+        raise
+    return app.resolve(event, context)

@@ -1,0 +1,89 @@
+"""The upload function's settings: defaults, and errors that name the variable and value."""
+
+from __future__ import annotations
+
+import pytest
+
+from imgpipe.errors import ConfigError
+from imgpipe.upload_config import UploadConfig
+
+REQUIRED = {"UPLOADS_BUCKET": "up-bucket", "RESIZED_BUCKET": "rs-bucket", "TABLE_NAME": "images"}
+
+
+def test_defaults_match_the_documented_contract():
+    cfg = UploadConfig.from_env(REQUIRED)
+    assert cfg == UploadConfig(
+        uploads_bucket="up-bucket",
+        resized_bucket="rs-bucket",
+        table_name="images",
+        max_upload_bytes=4194304,
+        max_presigned_bytes=52428800,
+        presign_post_expiry_seconds=900,
+        rendition_url_expiry_seconds=3600,
+    )
+
+
+def test_every_setting_is_read_from_its_variable():
+    env = {
+        **REQUIRED,
+        "MAX_UPLOAD_BYTES": "1000",
+        "MAX_PRESIGNED_BYTES": "2000",
+        "PRESIGN_POST_EXPIRY_SECONDS": "30",
+        "RENDITION_URL_EXPIRY_SECONDS": " 60 ",
+    }
+    cfg = UploadConfig.from_env(env)
+    assert (cfg.max_upload_bytes, cfg.max_presigned_bytes) == (1000, 2000)
+    assert (cfg.presign_post_expiry_seconds, cfg.rendition_url_expiry_seconds) == (30, 60)
+
+
+def test_empty_optional_variables_mean_the_default():
+    cfg = UploadConfig.from_env({**REQUIRED, "MAX_UPLOAD_BYTES": "", "RENDITION_URL_EXPIRY_SECONDS": " "})
+    assert cfg.max_upload_bytes == 4194304
+    assert cfg.rendition_url_expiry_seconds == 3600
+
+
+@pytest.mark.parametrize("name", sorted(REQUIRED))
+@pytest.mark.parametrize("value", [None, "", "   "])
+def test_missing_required_variable_is_named(name, value):
+    env = dict(REQUIRED)
+    if value is None:
+        del env[name]
+    else:
+        env[name] = value
+    with pytest.raises(ConfigError, match=rf"^{name}: required"):
+        UploadConfig.from_env(env)
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("MAX_UPLOAD_BYTES", "4MiB", r"MAX_UPLOAD_BYTES: '4MiB' is not an integer"),
+        ("MAX_UPLOAD_BYTES", "0", r"MAX_UPLOAD_BYTES: 0 is not in 1\.\.4718592"),
+        ("MAX_UPLOAD_BYTES", "4718593", r"MAX_UPLOAD_BYTES: 4718593 is not in"),
+        ("MAX_PRESIGNED_BYTES", "-1", r"MAX_PRESIGNED_BYTES: -1 is not in 1\.\."),
+        ("MAX_PRESIGNED_BYTES", str(5 * 1024**3 + 1), r"MAX_PRESIGNED_BYTES: 5368709121 is not in"),
+        ("PRESIGN_POST_EXPIRY_SECONDS", "1.5", r"PRESIGN_POST_EXPIRY_SECONDS: '1\.5' is not an integer"),
+        (
+            "PRESIGN_POST_EXPIRY_SECONDS",
+            "604801",
+            r"PRESIGN_POST_EXPIRY_SECONDS: 604801 is not in 1\.\.604800",
+        ),
+        ("RENDITION_URL_EXPIRY_SECONDS", "0", r"RENDITION_URL_EXPIRY_SECONDS: 0 is not in"),
+    ],
+)
+def test_bad_values_are_refused_with_name_and_value(name, value, message):
+    with pytest.raises(ConfigError, match=message):
+        UploadConfig.from_env({**REQUIRED, name: value})
+
+
+def test_limits_at_their_aws_bounds_are_accepted():
+    cfg = UploadConfig.from_env(
+        {
+            **REQUIRED,
+            "MAX_UPLOAD_BYTES": "4718592",
+            "MAX_PRESIGNED_BYTES": str(5 * 1024**3),
+            "PRESIGN_POST_EXPIRY_SECONDS": "604800",
+        }
+    )
+    assert cfg.max_upload_bytes == 4718592
+    assert cfg.max_presigned_bytes == 5 * 1024**3
