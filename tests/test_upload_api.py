@@ -356,6 +356,12 @@ def test_empty_body_is_bad_request(call):
     assert_error(call(event), "bad_request", contains="empty")
 
 
+def test_text_body_with_lone_surrogate_is_bad_request(call):
+    event = post_uploads('{"filename": "a.png", "content_type": "image/png", "size": 10}')
+    event["body"] = '{"filename": "\ud800.png"}'
+    assert_error(call(event), "bad_request")
+
+
 def test_invalid_base64_body_is_bad_request(call):
     event = post_images(image_bytes("PNG"), "image/png")
     event["body"] = "not base64 at all!"

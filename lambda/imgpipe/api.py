@@ -88,7 +88,12 @@ def decode_body(body: str | None, is_base64: bool) -> bytes:
         except (binascii.Error, ValueError):
             raise bad_request("the request body is not valid base64") from None
     else:
-        data = body.encode("utf-8", "surrogateescape")
+        try:
+            data = body.encode("utf-8")
+        except UnicodeEncodeError:
+            raise bad_request(
+                "the request body is not valid text; send binary bodies base64-encoded"
+            ) from None
     if not data:
         raise bad_request("the request body is empty")
     return data
