@@ -1,0 +1,488 @@
+"""The image engine: bytes in, renditions out. Pure Pillow, no AWS.
+
+One decode per source, at the smallest JPEG DCT scale that still holds the
+largest rendition; renditions are cut largest to smallest, each from the
+smallest image already made that keeps at least ``CASCADE_GAP`` times its
+resolution; encoding runs in a small thread pool (Pillow releases the GIL while
+resizing and encoding).
+
+Geometry (never upscales):
+
+``contain``  fit inside width x height, keeping the aspect ratio. A smaller
+             source keeps its size.
+``cover``    fill width x height, cropping the centre. A source smaller than
+             the box in either direction is cropped to the box's aspect ratio
+             at source resolution (a 100x50 source for a 200x200 thumb gives a
+             50x50 centre square), never enlarged.
+
+EXIF orientation is applied to every output (the pixels come out upright) and
+EXIF, XMP and GPS are never written. The source's ICC profile is copied to the
+outputs unchanged when it describes the output's colour space (RGB, or GRAY for
+grayscale JPEG); CMYK sources are converted to sRGB through their profile when
+they carry one, and get no profile (sRGB is the web's default).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import warnings
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from PIL import Image, ImageFile, UnidentifiedImageError
+
+from imgpipe.detect import sniff
+from imgpipe.errors import CorruptImage, NotAnImage, TooManyPixels, UnsupportedFormat
+from imgpipe.renditions import CONTENT_TYPES, Rendition
+
+if TYPE_CHECKING:
+    from imgpipe.watermark import Watermark
+
+# Truncated files are errors, never silently grey-filled.
+ImageFile.LOAD_TRUNCATED_IMAGES = False
+
+# Resampling choices, measured on a detailed 20 MP photo (see README, Performance):
+# decoding at a DCT scale that keeps >= 1x the largest rendition, then LANCZOS,
+# stays >= 45 dB PSNR against a full LANCZOS resize of the full decode.
+RESAMPLE = Image.Resampling.LANCZOS
+REDUCING_GAP = 3.0  # resize()'s box-reduce pre-step: >= 3.0 keeps the result close to plain LANCZOS
+CASCADE_GAP = 2.0  # a made rendition can feed a smaller one when it has >= 2x its resolution
+DRAFT_GAP = 1.0  # JPEG DCT scaling keeps >= 1x the largest rendition's needed resolution
+
+# Encoder settings, measured for time and size (README, Performance).
+JPEG_PARAMS = {"optimize": True, "progressive": False}
+JPEG_PROGRESSIVE_MIN_PIXELS = 10_000  # progressive JPEG is smaller from about 100x100 up
+WEBP_METHOD = 2
+AVIF_SPEED = 8
+
+# Pillow plugin module per sniffed format: only the one needed is imported.
+_PLUGINS = {
+    "jpeg": ("JpegImagePlugin", "JPEG"),
+    "png": ("PngImagePlugin", "PNG"),
+    "webp": ("WebPImagePlugin", "WEBP"),
+    "gif": ("GifImagePlugin", "GIF"),
+    "tiff": ("TiffImagePlugin", "TIFF"),
+    "avif": ("AvifImagePlugin", "AVIF"),
+}
+_SAVE_PLUGINS = {"jpeg": "JpegImagePlugin", "webp": "WebPImagePlugin", "avif": "AvifImagePlugin"}
+
+# EXIF orientation -> the transpose that makes the stored pixels upright.
+_ORIENT = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+_SWAPS_AXES = {5, 6, 7, 8}
+
+_DECODE_ERRORS = (OSError, ValueError, SyntaxError, EOFError, IndexError, TypeError, RuntimeError)
+
+
+@dataclass(frozen=True)
+class EngineOptions:
+    """How to render. ``watermark`` is a ``imgpipe.watermark.Watermark`` or None."""
+
+    max_pixels: int = 100_000_000
+    background: tuple[int, int, int] = (255, 255, 255)
+    watermark: Watermark | None = field(default=None, compare=False)
+    threads: int = 0  # encoder threads; 0 = one per CPU, at most 4
+
+
+@dataclass(frozen=True)
+class Output:
+    name: str
+    format: str
+    width: int
+    height: int
+    data: bytes = field(repr=False)
+    content_type: str
+
+    @property
+    def size(self) -> int:
+        return len(self.data)
+
+
+@dataclass(frozen=True)
+class SourceInfo:
+    """The source as decoded: format (``detect.sniff`` name) and upright full size."""
+
+    format: str
+    width: int
+    height: int
+    mode: str
+    icc_profile: bytes | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True)
+class RenderResult:
+    source_format: str
+    width: int
+    height: int
+    outputs: list[Output]
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """Where a rendition comes from and what size it gets, in upright coordinates."""
+
+    width: int  # output size
+    height: int
+    crop: tuple[float, float]  # centred region of the source it shows (width, height)
+    scale: float  # output pixels per source pixel (<= 1)
+
+
+def geometry(rendition: Rendition, src_w: int, src_h: int) -> Geometry:
+    """Output size and source region of ``rendition`` for an upright source of src_w x src_h."""
+    if rendition.fit == "cover":
+        aspect = rendition.width / rendition.height
+        wider = src_w / src_h > aspect
+        crop = (src_h * aspect, float(src_h)) if wider else (float(src_w), src_w / aspect)
+        scale = min(1.0, rendition.width / crop[0])
+    else:
+        crop = (float(src_w), float(src_h))
+        scale = min(1.0, rendition.width / src_w, rendition.height / src_h)
+    width = min(src_w, max(1, round(crop[0] * scale)))
+    height = min(src_h, max(1, round(crop[1] * scale)))
+    return Geometry(width, height, crop, scale)
+
+
+def _open(data: bytes, fmt: str) -> ImageFile.ImageFile:
+    if fmt == "heif":
+        import pillow_heif
+
+        pillow_heif.register_heif_opener(thumbnails=False, depth_images=False, aux_images=False)
+        formats = ["HEIF"]
+    else:
+        module, name = _PLUGINS[fmt]
+        __import__(f"PIL.{module}")
+        formats = [name]
+    try:
+        return Image.open(io.BytesIO(data), formats=formats)
+    except Image.DecompressionBombError as exc:
+        raise TooManyPixels(str(exc)) from None
+    except UnidentifiedImageError:
+        raise CorruptImage(f"the {fmt} header cannot be parsed") from None
+    except _DECODE_ERRORS as exc:
+        raise CorruptImage(f"the {fmt} header cannot be parsed: {exc}") from None
+
+
+def _draft_scale(needed: float) -> int:
+    """The largest JPEG DCT reduction (8, 4, 2 or 1) that keeps ``needed`` px per source px."""
+    for factor in (8, 4, 2):
+        if factor * needed * DRAFT_GAP <= 1.0:
+            return factor
+    return 1
+
+
+def _decode(im: ImageFile.ImageFile, fmt: str) -> Image.Image:
+    try:
+        im.load()
+    except Image.DecompressionBombError as exc:
+        raise TooManyPixels(str(exc)) from None
+    except OSError as exc:
+        text = str(exc)
+        if "decoder" in text and "not available" in text:
+            raise UnsupportedFormat(f"{fmt}: {text}") from None
+        raise CorruptImage(f"{fmt} data cannot be decoded: {text}") from None
+    except _DECODE_ERRORS as exc:
+        raise CorruptImage(f"{fmt} data cannot be decoded: {exc}") from None
+    return im
+
+
+def _cmyk_to_rgb(im: Image.Image, icc: bytes | None) -> Image.Image:
+    if icc and icc[16:20] == b"CMYK":
+        try:
+            from PIL import ImageCms
+
+            src = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+            dst = ImageCms.createProfile("sRGB")
+            return ImageCms.profileToProfile(im, src, dst, outputMode="RGB")
+        except (OSError, ValueError, ImageCms.PyCMSError):
+            pass  # an unusable profile: fall back to Pillow's plain conversion
+    return im.convert("RGB")
+
+
+def _normalise(im: Image.Image, icc: bytes | None) -> Image.Image:
+    """A mode LANCZOS can resize: L, LA, RGB or RGBA."""
+    mode = im.mode
+    if mode in ("L", "LA", "RGB", "RGBA"):
+        return im
+    try:
+        if mode == "1":
+            return im.convert("L")
+        if mode in ("P", "PA"):
+            transparent = mode == "PA" or "transparency" in im.info
+            return im.convert("RGBA" if transparent else "RGB")
+        if mode == "CMYK":
+            return _cmyk_to_rgb(im, icc)
+        if mode.startswith("I;16") or mode == "I":
+            # 16-bit samples to 8 bits by scaling (65535 -> 255), not clipping.
+            wide = im if mode == "I" else im.convert("I")
+            return wide.point(lambda v: v * (1 / 257)).convert("L")
+        if mode == "F":
+            return im.convert("L")
+        if mode in ("La", "RGBa"):
+            return im.convert(mode.upper())
+        return im.convert("RGBA" if "A" in mode else "RGB")
+    except (ValueError, OSError) as exc:
+        raise UnsupportedFormat(f"pixel mode {mode} cannot be converted: {exc}") from None
+
+
+def _icc_for(icc: bytes | None, mode: str) -> bytes | None:
+    """The source profile, only when it describes the pixels being written."""
+    if not icc or len(icc) < 20:
+        return None
+    space = icc[16:20]
+    if mode in ("RGB", "RGBA"):
+        return icc if space == b"RGB " else None
+    if mode in ("L", "LA"):
+        return icc if space == b"GRAY" else None
+    return None
+
+
+@dataclass
+class _Source:
+    """A full-frame image in stored (not yet transposed) orientation."""
+
+    image: Image.Image
+    sx: float  # its pixels per original stored pixel, horizontally
+    sy: float
+
+
+def _stored_box(geo: Geometry, swap: bool, full_w: int, full_h: int, src: _Source) -> tuple[float, ...]:
+    cw, ch = (geo.crop[1], geo.crop[0]) if swap else geo.crop
+    x0, y0 = (full_w - cw) / 2, (full_h - ch) / 2
+    return (x0 * src.sx, y0 * src.sy, (x0 + cw) * src.sx, (y0 + ch) * src.sy)
+
+
+@dataclass
+class _Decoded:
+    info: SourceInfo
+    source: _Source
+    orientation: int
+    stored_size: tuple[int, int]
+    geos: dict[str, Geometry]
+
+
+def _decode_source(data: bytes, renditions: Sequence[Rendition], opts: EngineOptions) -> _Decoded:
+    """Decode once (DCT-scaled for JPEG), in stored orientation, in a mode LANCZOS can resize."""
+    if not data:
+        raise NotAnImage("the object is empty (0 bytes)")
+    fmt = sniff(data)
+    if fmt is None:
+        raise NotAnImage("the bytes are not a supported image (JPEG, PNG, WebP, GIF, TIFF, AVIF, HEIC)")
+    if opts.max_pixels != Image.MAX_IMAGE_PIXELS:
+        # Pillow's own bomb check then agrees with ours (it errors at 2x, we at 1x).
+        Image.MAX_IMAGE_PIXELS = opts.max_pixels
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        im = _open(data, fmt)
+        stored_w, stored_h = im.size
+        if stored_w * stored_h > opts.max_pixels:
+            raise TooManyPixels(
+                f"{stored_w}x{stored_h} is {stored_w * stored_h} pixels, over the limit of {opts.max_pixels}"
+            )
+        try:
+            orientation = int(im.getexif().get(0x0112, 1) or 1)
+        except _DECODE_ERRORS:
+            orientation = 1  # unreadable EXIF: show the pixels as stored
+        if orientation not in range(1, 9):
+            orientation = 1
+        swap = orientation in _SWAPS_AXES
+        up_w, up_h = (stored_h, stored_w) if swap else (stored_w, stored_h)
+        geos = {r.name: geometry(r, up_w, up_h) for r in renditions}
+        factor = 1
+        if fmt == "jpeg" and geos:
+            factor = _draft_scale(max(g.scale for g in geos.values()))
+            if factor > 1 and not im.draft(None, (max(1, stored_w // factor), max(1, stored_h // factor))):
+                factor = 1
+        icc = im.info.get("icc_profile")
+        im = _decode(im, fmt)
+    if factor > 1:
+        # The DCT-scaled decode is the original at exactly 1/factor (its last pixel partial).
+        sx = sy = 1 / factor
+    else:
+        sx, sy = im.size[0] / stored_w, im.size[1] / stored_h
+    source_mode = im.mode
+    work = _normalise(im, icc)
+    if work is not im:
+        im.close()
+    if source_mode == "CMYK":
+        icc = None
+    work.info.clear()  # nothing from the source's metadata rides along into saves
+    info = SourceInfo(fmt, up_w, up_h, source_mode, icc)
+    return _Decoded(info, _Source(work, sx, sy), orientation, (stored_w, stored_h), geos)
+
+
+def _cut(
+    decoded: _Decoded,
+    renditions: Sequence[Rendition],
+    opts: EngineOptions,
+    on_ready: Callable[[Rendition, Image.Image], None] | None = None,
+) -> dict[str, Image.Image]:
+    """Every rendition, largest first, each from the smallest full-frame image that is good enough."""
+    full_w, full_h = decoded.stored_size
+    geos = decoded.geos
+    swap = decoded.orientation in _SWAPS_AXES
+    transpose = _ORIENT.get(decoded.orientation)
+    order = sorted(renditions, key=lambda r: geos[r.name].scale, reverse=True)
+    decode: _Source | None = decoded.source
+    decoded.source = None  # type: ignore[assignment]  # lets the big decode be freed early
+    made: list[_Source] = []  # contain renditions: full-frame, stored orientation, largest first
+    images: dict[str, Image.Image] = {}
+    for index, rendition in enumerate(order):
+        geo = geos[rendition.name]
+        out_w, out_h = (geo.height, geo.width) if swap else (geo.width, geo.height)
+        good = [s for s in made if min(s.sx, s.sy) >= geo.scale * CASCADE_GAP]
+        src = good[-1] if good else decode
+        assert src is not None
+        box = _stored_box(geo, swap, full_w, full_h, src)
+        if src.image.size == (out_w, out_h) and box == (0, 0, *src.image.size):
+            stored = src.image
+        else:
+            stored = src.image.resize((out_w, out_h), RESAMPLE, box=box, reducing_gap=REDUCING_GAP)
+            if rendition.fit == "contain":
+                made.append(_Source(stored, out_w / full_w, out_h / full_h))
+        later = [geos[r.name].scale for r in order[index + 1 :]]
+        if not later:
+            decode, made = None, []
+        else:
+            # Keep only what a later rendition can still use; the big decode goes first.
+            if any(min(s.sx, s.sy) >= max(later) * CASCADE_GAP for s in made):
+                decode = None
+            made = [s for s in made if min(s.sx, s.sy) >= min(later) * CASCADE_GAP]
+        upright = stored.transpose(transpose) if transpose is not None else stored
+        if opts.watermark is not None:
+            upright = opts.watermark.apply(upright)
+        images[rendition.name] = upright
+        if on_ready is not None:
+            on_ready(rendition, upright)
+    return images
+
+
+def render_images(
+    data: bytes, renditions: Sequence[Rendition], opts: EngineOptions | None = None
+) -> tuple[SourceInfo, dict[str, Image.Image]]:
+    """The renditions as PIL images, before encoding (upright, watermarked if configured, alpha kept).
+
+    For quality checks against a full LANCZOS resize of the fully decoded
+    original (``reference_image``).
+    """
+    opts = opts or EngineOptions()
+    decoded = _decode_source(data, renditions, opts)
+    info = decoded.info
+    return info, _cut(decoded, renditions, opts)
+
+
+def reference_image(data: bytes, rendition: Rendition) -> Image.Image:
+    """The slow, straightforward rendition: full decode, upright, one LANCZOS resize. For checks only."""
+    from PIL import ImageOps
+
+    im = ImageOps.exif_transpose(Image.open(io.BytesIO(data)))
+    im = _normalise(im, im.info.get("icc_profile"))
+    geo = geometry(rendition, *im.size)
+    x0, y0 = (im.size[0] - geo.crop[0]) / 2, (im.size[1] - geo.crop[1]) / 2
+    box = (x0, y0, x0 + geo.crop[0], y0 + geo.crop[1])
+    return im.resize((geo.width, geo.height), RESAMPLE, box=box)
+
+
+def _flatten(im: Image.Image, background: tuple[int, int, int]) -> Image.Image:
+    if im.mode == "LA":
+        im = im.convert("RGBA")
+    if im.mode != "RGBA":
+        return im
+    base = Image.new("RGB", im.size, background)
+    base.paste(im, mask=im.getchannel("A"))
+    return base
+
+
+def _opaque(im: Image.Image) -> Image.Image:
+    """Drop an alpha channel that is fully opaque (smaller, and JPEG needs none)."""
+    if im.mode in ("RGBA", "LA") and im.getchannel("A").getextrema() == (255, 255):
+        return im.convert(im.mode[:-1])
+    return im
+
+
+def encode(
+    im: Image.Image,
+    fmt: str,
+    quality: int,
+    background: tuple[int, int, int] = (255, 255, 255),
+    icc: bytes | None = None,
+) -> bytes:
+    """One rendition image to ``fmt`` bytes: no EXIF/XMP, the ICC profile when it fits.
+
+    Safe to call from several threads on the same image: it saves a copy, since
+    ``Image.save`` stores its parameters on the image object.
+    """
+    __import__(f"PIL.{_SAVE_PLUGINS[fmt]}")
+    copy = _opaque(im)
+    im = copy if copy is not im else im.copy()
+    buf = io.BytesIO()
+    if fmt == "jpeg":
+        im = _flatten(im, background)
+        params = dict(JPEG_PARAMS)
+        if im.size[0] * im.size[1] >= JPEG_PROGRESSIVE_MIN_PIXELS:
+            params["progressive"] = True
+        profile = _icc_for(icc, im.mode)
+        im.save(buf, "JPEG", quality=quality, icc_profile=profile, exif=b"", **params)
+    elif fmt == "webp":
+        if im.mode not in ("RGB", "RGBA"):
+            im = im.convert("RGBA" if "A" in im.mode else "RGB")
+        profile = _icc_for(icc, im.mode) or ""
+        im.save(buf, "WEBP", quality=quality, method=WEBP_METHOD, icc_profile=profile, exif=b"", xmp=b"")
+    elif fmt == "avif":
+        if im.mode not in ("RGB", "RGBA"):
+            im = im.convert("RGBA" if "A" in im.mode else "RGB")
+        profile = _icc_for(icc, im.mode)
+        params = {"icc_profile": profile} if profile else {}
+        im.save(buf, "AVIF", quality=quality, speed=AVIF_SPEED, exif=b"", xmp=b"", **params)
+    else:
+        raise ValueError(f"unknown output format {fmt!r}")
+    return buf.getvalue()
+
+
+def _threads(opts: EngineOptions) -> int:
+    return opts.threads or max(1, min(4, os.cpu_count() or 1))
+
+
+def render(data: bytes, renditions: Sequence[Rendition], opts: EngineOptions | None = None) -> RenderResult:
+    """Every rendition in every configured format, outputs in the order configured.
+
+    Raises an ``imgpipe.errors.PermanentError`` subclass for input that can
+    never be processed (``not_an_image``, ``too_many_pixels``, ``corrupt_image``,
+    ``unsupported_format``).
+    """
+    opts = opts or EngineOptions()
+    decoded = _decode_source(data, renditions, opts)
+    info = decoded.info
+    futures: dict[tuple[str, str], Future[bytes]] = {}
+    sizes: dict[str, tuple[int, int]] = {}
+    with ThreadPoolExecutor(max_workers=_threads(opts), thread_name_prefix="encode") as pool:
+
+        def submit(rendition: Rendition, im: Image.Image) -> None:
+            sizes[rendition.name] = im.size
+            for fmt in rendition.formats:
+                job = pool.submit(encode, im, fmt, rendition.quality, opts.background, info.icc_profile)
+                futures[(rendition.name, fmt)] = job
+
+        try:
+            _cut(decoded, renditions, opts, submit)
+        except BaseException:
+            for job in futures.values():
+                job.cancel()
+            raise
+        del decoded
+        outputs = []
+        for rendition in renditions:
+            width, height = sizes[rendition.name]
+            for fmt in rendition.formats:
+                body = futures.pop((rendition.name, fmt)).result()
+                outputs.append(Output(rendition.name, fmt, width, height, body, CONTENT_TYPES[fmt]))
+    return RenderResult(info.format, info.width, info.height, outputs)

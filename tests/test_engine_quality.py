@@ -1,0 +1,60 @@
+"""Speed-ups must not cost quality: every rendition stays >= 40 dB PSNR against the slow way.
+
+The slow way is a full decode of the original, upright, and one LANCZOS resize
+per rendition. The engine decodes JPEGs at a reduced DCT scale, uses
+``reducing_gap`` and cascades renditions from one another.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from imgpipe.engine import reference_image, render_images
+from imgpipe.renditions import Rendition, default_renditions
+from tests import images
+
+MIN_PSNR = 40.0
+
+
+@pytest.fixture(scope="module")
+def photo_4000x3000() -> bytes:
+    return images.photo_jpeg(4000, 3000, quality=92)
+
+
+def test_default_renditions_match_a_full_lanczos_resize(photo_4000x3000):
+    info, ims = render_images(photo_4000x3000, default_renditions())
+    assert (info.width, info.height) == (4000, 3000)
+    for rendition in default_renditions():
+        reference = reference_image(photo_4000x3000, rendition)
+        assert ims[rendition.name].size == reference.size
+        assert images.psnr(ims[rendition.name], reference) >= MIN_PSNR, rendition.name
+
+
+def test_many_cascaded_sizes_match_too(photo_4000x3000):
+    # Sizes just above each DCT scale boundary and long cascades are the hard cases.
+    renditions = [
+        Rendition("r2001", 2001, 2001, "contain", ("webp",)),
+        Rendition("r1001", 1001, 1001, "contain", ("webp",)),
+        Rendition("r501", 501, 501, "contain", ("webp",)),
+        Rendition("r250", 250, 250, "contain", ("webp",)),
+        Rendition("c640", 640, 360, "cover", ("webp",)),
+        Rendition("c96", 96, 96, "cover", ("webp",)),
+    ]
+    _, ims = render_images(photo_4000x3000, renditions)
+    for rendition in renditions:
+        got = images.psnr(ims[rendition.name], reference_image(photo_4000x3000, rendition))
+        assert got >= MIN_PSNR, (rendition.name, got)
+
+
+def test_rotated_photo_matches_too():
+    stored = images.photo(1800, 2400)
+    from PIL import Image
+
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    data = images.encode(stored, "JPEG", quality=92, exif=exif.tobytes())
+    _, ims = render_images(data, default_renditions())
+    for rendition in default_renditions():
+        reference = reference_image(data, rendition)
+        assert ims[rendition.name].size == reference.size
+        assert images.psnr(ims[rendition.name], reference) >= MIN_PSNR, rendition.name
