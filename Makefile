@@ -45,6 +45,31 @@ venv: $(VENV)/.installed ## create or refresh the virtualenv from the pinned req
 test: $(VENV)/.installed ## run the whole test suite (unit, handlers, terraform apply, local stack)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
+#: BENCH_CORPUS: a directory of your own images for make bench (empty: the fetched corpus)
+BENCH_CORPUS ?=
+#: BENCH_ROUNDS: timed rounds per measurement in make bench (medians are reported)
+BENCH_ROUNDS ?= 3
+#: BENCH_UPLOADS: concurrent uploads through the local stack in make bench (0 skips it)
+BENCH_UPLOADS ?= 20
+BENCH_VENV ?= .venv-bench
+BENCH_PY := $(BENCH_VENV)/bin/python
+export BENCH_CORPUS BENCH_ROUNDS BENCH_UPLOADS
+
+$(BENCH_VENV)/.installed: requirements.txt requirements-dev.txt requirements-bench.txt
+	@test -x $(BENCH_PY) || $(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_PY) -m pip install --quiet --disable-pip-version-check -r requirements-bench.txt
+	@touch $@
+
+bench/corpus/.fetched: bench/corpus.py | $(BENCH_VENV)/.installed
+	$(BENCH_PY) -m bench.corpus bench/corpus
+
+.PHONY: bench-corpus
+bench-corpus: bench/corpus/.fetched ## fetch the benchmark photos (Debian wallpaper packages, scikit-image samples)
+
+.PHONY: bench
+bench: $(BENCH_VENV)/.installed $(if $(BENCH_CORPUS),,bench/corpus/.fetched) ## time the engine against libvips and naive Pillow; cold start, local stack, cost
+	$(BENCH_PY) -m bench.run
+
 .PHONY: clean
 clean: ## remove the virtualenvs, build output and local state
 	rm -rf $(VENV) .venv-* build .local-stack .pytest_cache .ruff_cache

@@ -1,0 +1,195 @@
+"""Through the local stack: N concurrent uploads, upload-to-``done`` latency, images/s.
+
+Starts ``python -m local.run`` (the same stack as ``make run``, on free loopback
+ports, its state under ``build/bench-stack``), waits for it, then N clients each
+``POST /images`` one photo at the same moment and poll ``GET /images/{id}``
+every ``POLL_SECONDS`` until the status is ``done`` or ``failed``. Latency is
+from just before the POST to the first poll that sees ``done`` (so it is late by
+up to one poll interval). The stack is stopped by its process id (SIGINT, then
+SIGKILL to its own process group if it does not stop).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+from bench import ROOT
+
+POLL_SECONDS = 0.1
+READY_TIMEOUT = 180.0
+IMAGE_TIMEOUT = 300.0
+STATE_DIR = ROOT / "build" / "bench-stack"
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _request(
+    method: str, url: str, body: bytes | None = None, headers: dict | None = None
+) -> tuple[int, dict]:
+    req = urllib.request.Request(url, data=body, method=method, headers=headers or {})
+    try:
+        with urllib.request.urlopen(req, timeout=60) as resp:
+            return resp.status, json.loads(resp.read() or b"{}")
+    except urllib.error.HTTPError as exc:
+        payload = exc.read()
+        try:
+            return exc.code, json.loads(payload or b"{}")
+        except json.JSONDecodeError:
+            return exc.code, {"raw": payload[:200].decode("latin-1")}
+
+
+def _percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    if len(ordered) == 1:
+        return ordered[0]
+    pos = (len(ordered) - 1) * q
+    lo = int(pos)
+    hi = min(lo + 1, len(ordered) - 1)
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
+
+
+class LocalStack:
+    def __init__(self) -> None:
+        self.moto_port = _free_port()
+        self.api_port = _free_port()
+        self.process: subprocess.Popen | None = None
+        self.log_path = STATE_DIR / "run.log"
+
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.api_port}"
+
+    def start(self) -> float:
+        STATE_DIR.mkdir(parents=True, exist_ok=True)
+        env = dict(os.environ)
+        env.update(
+            MOTO_PORT=str(self.moto_port),
+            API_PORT=str(self.api_port),
+            LOCAL_STACK_DIR=str(STATE_DIR),
+            PYTHONPATH=os.pathsep.join([str(ROOT / "lambda"), str(ROOT)]),
+        )
+        (STATE_DIR / "stack.json").unlink(missing_ok=True)
+        started = time.monotonic()
+        with self.log_path.open("wb") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "local.run"],
+                cwd=ROOT,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        while time.monotonic() - started < READY_TIMEOUT:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"the local stack exited ({self.process.returncode}); see {self.log_path}")
+            if (STATE_DIR / "stack.json").exists():
+                status, _ = _request("GET", f"{self.api_url}/images/AAAAAAAAAAAAAAAAAAAAAA")
+                if status == 404:
+                    return time.monotonic() - started
+            time.sleep(0.5)
+        raise RuntimeError(f"the local stack was not ready within {READY_TIMEOUT:.0f} s; see {self.log_path}")
+
+    def stop(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.send_signal(signal.SIGINT)
+        try:
+            self.process.wait(60)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)  # the group this process leads, by its id
+            self.process.wait(10)
+
+
+def _one(api_url: str, data: bytes, content_type: str, name: str, barrier: threading.Barrier) -> dict:
+    barrier.wait()
+    t0 = time.perf_counter()
+    query = urllib.parse.urlencode({"filename": name})
+    status, body = _request("POST", f"{api_url}/images?{query}", data, {"Content-Type": content_type})
+    if status != 201:
+        return {"error": f"POST /images: {status} {body}"}
+    image_id = body["id"]
+    accepted = time.perf_counter()
+    while time.perf_counter() - t0 < IMAGE_TIMEOUT:
+        status, body = _request("GET", f"{api_url}/images/{image_id}")
+        if status == 200 and body.get("status") in ("done", "failed"):
+            done = time.perf_counter()
+            return {
+                "id": image_id,
+                "status": body["status"],
+                "start": t0,
+                "done": done,
+                "upload_ms": (accepted - t0) * 1000,
+                "latency_ms": (done - t0) * 1000,
+                "error": body.get("error"),
+            }
+        time.sleep(POLL_SECONDS)
+    return {"error": f"{image_id} not done within {IMAGE_TIMEOUT:.0f} s"}
+
+
+def measure(image: Path, content_type: str, uploads: int) -> dict:
+    if not (ROOT / "local" / "run.py").exists():
+        return {"error": "local/run.py does not exist"}
+    if not (ROOT / "build" / "lambda.zip").exists():
+        return {"error": "build/lambda.zip does not exist (make package)"}
+    stack = LocalStack()
+    data = image.read_bytes()
+    try:
+        ready_s = stack.start()
+        barrier = threading.Barrier(uploads)
+        results: list[dict] = [{} for _ in range(uploads)]
+
+        def client(i: int) -> None:
+            results[i] = _one(stack.api_url, data, content_type, image.name, barrier)
+
+        threads = [threading.Thread(target=client, args=(i,)) for i in range(uploads)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    except RuntimeError as exc:
+        return {"error": str(exc)}
+    finally:
+        stack.stop()
+    errors = [r["error"] for r in results if r.get("error") and not r.get("status")]
+    failed = [r for r in results if r.get("status") == "failed"]
+    done = [r for r in results if r.get("status") == "done"]
+    out: dict = {
+        "image": image.name,
+        "image_bytes": len(data),
+        "uploads": uploads,
+        "done": len(done),
+        "failed": len(failed),
+        "errors": errors[:3],
+        "poll_seconds": POLL_SECONDS,
+        "ready_s": round(ready_s, 1),
+    }
+    if failed:
+        out["failure_example"] = failed[0].get("error")
+    if done:
+        latencies = [r["latency_ms"] for r in done]
+        span = max(r["done"] for r in done) - min(r["start"] for r in done)
+        out.update(
+            latency_p50_ms=round(_percentile(latencies, 0.5)),
+            latency_p95_ms=round(_percentile(latencies, 0.95)),
+            upload_p50_ms=round(statistics.median(r["upload_ms"] for r in done)),
+            images_per_s=round(len(done) / span, 2),
+            wall_s=round(span, 2),
+        )
+    return out
