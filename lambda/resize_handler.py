@@ -1,0 +1,371 @@
+"""Resize Lambda: an SQS batch of S3 notifications in, renditions in the resized bucket out.
+
+Thin: parse the event (``imgpipe.s3_events``), fetch the object, render with the
+pure engine (``imgpipe.engine``), write the outputs and the table record. Each
+SQS message succeeds or fails on its own (``ReportBatchItemFailures``):
+
+- transient trouble (throttling, 5xx, timeouts) fails just that message, and
+  SQS delivers it again (then to the DLQ after the queue's maxReceiveCount);
+- a permanent error (not an image, too many pixels, source gone, ...) is
+  recorded in the table (``failed``, with its code), logged and counted, and
+  the message succeeds: retrying cannot help;
+- anything unexpected fails the message too, so it ends in the DLQ, not lost.
+
+Settings are read once per cold start (``imgpipe.resize_config``); a bad value
+fails every invocation loudly with the variable's name.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote, unquote
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+
+from imgpipe import keys, records, s3_events
+from imgpipe.detect import mime_type
+from imgpipe.engine import EngineOptions, RenderResult, render
+from imgpipe.errors import ConfigError, PermanentError, SourceNotFound, TransientError
+from imgpipe.renditions import EXTENSIONS
+from imgpipe.resize_config import ResizeConfig, from_env
+
+logger = Logger()  # service: POWERTOOLS_SERVICE_NAME; level: LOG_LEVEL
+metrics = Metrics()  # namespace: POWERTOOLS_METRICS_NAMESPACE
+processor = BatchProcessor(EventType.SQS, raise_on_entire_batch_failure=False)
+
+# Renditions of API uploads live under a fresh random id per upload: their bytes
+# never change, so caches may keep them for a year. Any other key can be
+# overwritten in place (same key -> same id -> same output keys), so those
+# renditions are cached for a day only.
+CACHE_CONTROL_IMMUTABLE = "public, max-age=31536000, immutable"
+CACHE_CONTROL_REWRITABLE = "public, max-age=86400"
+PUT_THREADS = 4
+
+# Error codes worth retrying, from S3 and DynamoDB.
+_TRANSIENT_CODES = frozenset(
+    {
+        "SlowDown",
+        "Throttling",
+        "ThrottlingException",
+        "ThrottledException",
+        "RequestThrottled",
+        "RequestLimitExceeded",
+        "TooManyRequestsException",
+        "ProvisionedThroughputExceededException",
+        "TransactionConflictException",
+        "RequestTimeout",
+        "RequestTimeoutException",
+        "InternalError",
+        "InternalFailure",
+        "InternalServerError",
+        "ServiceUnavailable",
+        "ServiceUnavailableException",
+    }
+)
+_NOT_FOUND_CODES = frozenset({"NoSuchKey", "NoSuchVersion", "404", "NotFound"})
+
+
+@dataclass(frozen=True)
+class State:
+    """What a cold start prepares once: the settings and the engine's options."""
+
+    config: ResizeConfig
+    options: EngineOptions
+
+
+@functools.cache
+def state() -> State:
+    config = from_env()
+    return State(config, EngineOptions(config.max_pixels, config.background, _watermark(config)))
+
+
+def reset() -> None:
+    """Forget the cold-start state (tests change the environment between cases)."""
+    state.cache_clear()
+
+
+def classify(exc: Exception, what: str) -> Exception:
+    """An AWS SDK exception as a pipeline error: transient, source_not_found, or itself.
+
+    Unknown errors (AccessDenied, NoSuchBucket, ...) come back unchanged: the
+    message fails and is retried, and ends in the DLQ if it never succeeds.
+    """
+    from botocore import exceptions as boto
+
+    if isinstance(exc, boto.ClientError):
+        error = exc.response.get("Error", {})
+        code = str(error.get("Code", ""))
+        status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
+        if code in _NOT_FOUND_CODES:
+            return SourceNotFound(f"{what}: {code}")
+        if code in _TRANSIENT_CODES or status >= 500 or status == 429:
+            return TransientError(f"{what}: {code or status} ({status})")
+        return exc
+    transient = (
+        boto.ConnectionError,
+        boto.HTTPClientError,
+        boto.ResponseStreamingError,
+        boto.IncompleteReadError,
+    )
+    if isinstance(exc, transient):
+        return TransientError(f"{what}: {type(exc).__name__}: {exc}")
+    return exc
+
+
+def _s3() -> Any:
+    from imgpipe import aws
+
+    return aws.client("s3")
+
+
+def _table(config: ResizeConfig) -> Any:
+    if not config.table_name:
+        return None
+    from imgpipe import aws
+
+    return aws.table(config.table_name)
+
+
+def _call(what: str, fn, *args, **kwargs):
+    try:
+        return fn(*args, **kwargs)
+    except PermanentError:
+        raise
+    except Exception as exc:
+        err = classify(exc, what)
+        if err is exc:
+            raise
+        raise err from exc
+
+
+def _watermark(config: ResizeConfig):
+    if not config.watermark_enabled:
+        return None
+    from imgpipe.watermark import Watermark, load_mark
+
+    common = {
+        "position": config.watermark_position,
+        "opacity": config.watermark_opacity,
+        "margin": config.watermark_margin,
+        "scale": config.watermark_scale,
+        "min_size": config.watermark_min_size,
+    }
+    if config.watermark_text:
+        return Watermark(text=config.watermark_text, **common)
+    where = f"s3://{config.uploads_bucket}/{config.watermark_key}"
+    try:
+        response = _call(
+            f"get watermark {where}", _s3().get_object, Bucket=config.uploads_bucket, Key=config.watermark_key
+        )
+        data = _call(f"read watermark {where}", response["Body"].read)
+    except SourceNotFound:
+        raise ConfigError(f"WATERMARK_KEY: {config.watermark_key!r} does not exist ({where})") from None
+    try:
+        image = load_mark(data)
+    except PermanentError as exc:
+        raise ConfigError(
+            f"WATERMARK_KEY: {config.watermark_key!r} is not a usable image ({exc.code})"
+        ) from None
+    return Watermark(image=image, **common)
+
+
+def _filename(key: str, metadata: dict[str, str]) -> str:
+    """The client's filename for API uploads (percent-encoded metadata), else the key's last part."""
+    encoded = metadata.get("filename")
+    return unquote(encoded) if encoded else key.rsplit("/", 1)[-1]
+
+
+def _cache_control(key: str) -> str:
+    api_upload = key.startswith(keys.ORIGINALS_PREFIX) and keys.id_for_key(key) == key.split("/")[1]
+    return CACHE_CONTROL_IMMUTABLE if api_upload else CACHE_CONTROL_REWRITABLE
+
+
+def _put_outputs(config: ResizeConfig, image_id: str, obj: s3_events.S3Object, result: RenderResult, version):
+    s3 = _s3()
+    metadata = {"source-key": quote(obj.key, safe="/"), "image-id": image_id}
+    if version:
+        metadata["source-version"] = version
+    cache_control = _cache_control(obj.key)
+
+    def put(output) -> dict[str, Any]:
+        key = keys.rendition_key(image_id, output.name, EXTENSIONS[output.format])
+        _call(
+            f"put s3://{config.resized_bucket}/{key}",
+            s3.put_object,
+            Bucket=config.resized_bucket,
+            Key=key,
+            Body=output.data,
+            ContentType=output.content_type,
+            CacheControl=cache_control,
+            Metadata=metadata,
+        )
+        return {
+            "name": output.name,
+            "format": output.format,
+            "key": key,
+            "width": output.width,
+            "height": output.height,
+            "bytes": output.size,
+        }
+
+    with ThreadPoolExecutor(max_workers=PUT_THREADS, thread_name_prefix="put") as pool:
+        return list(pool.map(put, result.outputs))
+
+
+def _known_original(table: Any, image_id: str, original: dict[str, Any]) -> dict[str, Any]:
+    """The record's original merged under what this event says (keeps an API upload's filename)."""
+    try:
+        existing = records.get(table, image_id) or {}
+    except Exception:  # best effort: the failure itself is what must be recorded
+        logger.warning("could not read the existing record", extra={"image_id": image_id})
+        existing = {}
+    return {**existing.get("original", {}), **{k: v for k, v in original.items() if v is not None}}
+
+
+def process_object(obj: s3_events.S3Object, current: State) -> str:
+    """Render one object; returns the outcome ("done" or "failed"), raises TransientError to retry."""
+    config = current.config
+    started = time.perf_counter()
+    image_id = keys.id_for_key(obj.key)
+    table = _table(config)
+    where = f"s3://{obj.bucket}/{obj.key}" + (f"?versionId={obj.version_id}" if obj.version_id else "")
+    original: dict[str, Any] = {"key": obj.key, "size": obj.size, "version_id": obj.version_id}
+    log = {"key": obj.key, "image_id": image_id, "version_id": obj.version_id, "event_size": obj.size}
+    fetched = False
+    try:
+        params = {"Bucket": obj.bucket, "Key": obj.key}
+        if obj.version_id:
+            params["VersionId"] = obj.version_id
+        response = _call(f"get {where}", _s3().get_object, **params)
+        data = _call(f"read {where}", response["Body"].read)
+        fetched = True
+        version = response.get("VersionId") or obj.version_id
+        detected = mime_type(data) or response.get("ContentType")
+        original.update(
+            size=len(data),
+            version_id=version,
+            filename=_filename(obj.key, response.get("Metadata") or {}),
+            content_type=detected,
+        )
+        log["bytes"] = len(data)
+        if table is not None:
+            _call(f"mark {image_id} processing", records.mark_processing, table, image_id, original)
+        result = render(data, config.renditions, current.options)
+        del data
+        original.update(width=result.width, height=result.height, format=result.source_format)
+        renditions = _put_outputs(config, image_id, obj, result, version)
+        if table is not None:
+            _call(f"mark {image_id} done", records.mark_done, table, image_id, original, renditions)
+    except PermanentError as exc:
+        if table is not None:
+            merged = original if fetched else _known_original(table, image_id, original)
+            _call(
+                f"mark {image_id} failed", records.mark_failed, table, image_id, merged, exc.code, exc.message
+            )
+        duration = round((time.perf_counter() - started) * 1000, 1)
+        metrics.add_metric(name="ImagesFailed", unit=MetricUnit.Count, value=1)
+        logger.warning(
+            "image failed",
+            extra={
+                **log,
+                "outcome": "failed",
+                "error_code": exc.code,
+                "error": exc.message,
+                "duration_ms": duration,
+            },
+        )
+        return "failed"
+    except TransientError as exc:
+        duration = round((time.perf_counter() - started) * 1000, 1)
+        metrics.add_metric(name="ImagesRetried", unit=MetricUnit.Count, value=1)
+        logger.warning(
+            "image will be retried",
+            extra={
+                **log,
+                "outcome": "retry",
+                "error_code": exc.code,
+                "error": exc.message,
+                "duration_ms": duration,
+            },
+        )
+        raise
+    except Exception as exc:
+        duration = round((time.perf_counter() - started) * 1000, 1)
+        metrics.add_metric(name="ImagesErrored", unit=MetricUnit.Count, value=1)
+        logger.exception(
+            "image errored",
+            extra={**log, "outcome": "error", "error": type(exc).__name__, "duration_ms": duration},
+        )
+        raise
+    duration = round((time.perf_counter() - started) * 1000, 1)
+    output_bytes = sum(r["bytes"] for r in renditions)
+    metrics.add_metric(name="ImagesProcessed", unit=MetricUnit.Count, value=1)
+    metrics.add_metric(name="SourceBytes", unit=MetricUnit.Bytes, value=original["size"])
+    metrics.add_metric(name="OutputBytes", unit=MetricUnit.Bytes, value=output_bytes)
+    metrics.add_metric(name="ProcessingMs", unit=MetricUnit.Milliseconds, value=duration)
+    logger.info(
+        "image processed",
+        extra={
+            **log,
+            "outcome": "done",
+            "format": result.source_format,
+            "width": result.width,
+            "height": result.height,
+            "outputs": len(renditions),
+            "output_bytes": output_bytes,
+            "duration_ms": duration,
+        },
+    )
+    return "done"
+
+
+def record_handler(record) -> None:
+    """One SQS message: every object event in it, or an exception to have it retried."""
+    current = state()
+    try:
+        objects = s3_events.parse_body(record.body)
+    except PermanentError as exc:
+        metrics.add_metric(name="BadMessages", unit=MetricUnit.Count, value=1)
+        logger.warning(
+            "message dropped",
+            extra={
+                "message_id": record.message_id,
+                "outcome": "dropped",
+                "error_code": exc.code,
+                "error": exc.message,
+            },
+        )
+        return
+    if not objects:
+        logger.info("s3:TestEvent skipped", extra={"message_id": record.message_id, "outcome": "skipped"})
+    for obj in objects:
+        config = current.config
+        if not obj.created:
+            reason = f"event {obj.event_name} is not ObjectCreated"
+        elif config.watermark_key and obj.key == config.watermark_key and obj.bucket == config.uploads_bucket:
+            reason = "the watermark image itself"
+        else:
+            process_object(obj, current)
+            continue
+        logger.info("event skipped", extra={"key": obj.key, "outcome": "skipped", "reason": reason})
+
+
+@metrics.log_metrics
+@logger.inject_lambda_context(clear_state=True)
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    try:
+        state()  # configuration errors fail the whole invocation, loudly, before any message
+    except ConfigError as exc:
+        metrics.add_metric(name="ConfigErrors", unit=MetricUnit.Count, value=1)
+        logger.error("configuration error", extra={"outcome": "config_error", "error": str(exc)})
+        raise
+    metrics.add_metric(name="MessagesReceived", unit=MetricUnit.Count, value=len(event.get("Records", [])))
+    return process_partial_response(
+        event=event, record_handler=record_handler, processor=processor, context=context
+    )
