@@ -61,7 +61,7 @@ def assert_no_metadata(data: bytes) -> None:
     assert not Image.open(io.BytesIO(data)).getexif()
 
 
-# --- orientation, metadata -------------------------------------------------------------------------
+# --- orientation, metadata ---
 
 
 @pytest.mark.parametrize("orientation", range(1, 9))
@@ -124,7 +124,7 @@ def test_outputs_are_in_configured_order_with_content_types():
         assert decoded(output).format == output.format.upper()
 
 
-# --- geometry ---------------------------------------------------------------------------------------
+# --- geometry ---
 
 
 def test_contain_keeps_aspect_and_cover_crops_the_centre():
@@ -183,7 +183,7 @@ def test_one_pixel_image():
         assert close(im.getpixel((0, 0)), (12, 34, 56), 12)
 
 
-# --- input formats and pixel modes ---------------------------------------------------------------------
+# --- input formats and pixel modes ---
 
 
 @pytest.mark.parametrize(
