@@ -1,0 +1,114 @@
+# The HTTP API in front of the upload function (payload format 2.0).
+
+locals {
+  # route key => the method/path part of its execute-api ARN, for the invoke
+  # permission of exactly these routes.
+  api_routes = {
+    "POST /images"     = "POST/images"
+    "POST /uploads"    = "POST/uploads"
+    "GET /images/{id}" = "GET/images/*"
+  }
+  api_jwt = var.api_jwt_issuer != null
+}
+
+resource "aws_apigatewayv2_api" "images" {
+  name          = local.name
+  description   = "Image pipeline upload API"
+  protocol_type = "HTTP"
+
+  # The API answers preflights itself for the configured origins; none by default.
+  dynamic "cors_configuration" {
+    for_each = length(var.api_cors_allowed_origins) > 0 ? [var.api_cors_allowed_origins] : []
+
+    content {
+      allow_origins  = cors_configuration.value
+      allow_methods  = ["GET", "POST", "OPTIONS"]
+      allow_headers  = ["authorization", "content-type"]
+      expose_headers = ["location"]
+      max_age        = 3600
+    }
+  }
+}
+
+resource "aws_apigatewayv2_authorizer" "jwt" {
+  count = local.api_jwt ? 1 : 0
+
+  api_id           = aws_apigatewayv2_api.images.id
+  name             = "jwt"
+  authorizer_type  = "JWT"
+  identity_sources = ["$request.header.Authorization"]
+
+  jwt_configuration {
+    issuer   = var.api_jwt_issuer
+    audience = var.api_jwt_audience
+  }
+}
+
+resource "aws_apigatewayv2_integration" "upload" {
+  api_id                 = aws_apigatewayv2_api.images.id
+  integration_type       = "AWS_PROXY"
+  integration_method     = "POST"
+  integration_uri        = aws_lambda_function.upload.invoke_arn
+  payload_format_version = "2.0"
+  timeout_milliseconds   = 30000
+}
+
+resource "aws_apigatewayv2_route" "upload" {
+  #checkov:skip=CKV_AWS_309:authorization is optional by design: set api_jwt_issuer to put a JWT authorizer on every route
+  for_each = local.api_routes
+
+  api_id             = aws_apigatewayv2_api.images.id
+  route_key          = each.key
+  target             = "integrations/${aws_apigatewayv2_integration.upload.id}"
+  authorization_type = local.api_jwt ? "JWT" : "NONE"
+  authorizer_id      = local.api_jwt ? aws_apigatewayv2_authorizer.jwt[0].id : null
+}
+
+resource "aws_cloudwatch_log_group" "api" {
+  #checkov:skip=CKV_AWS_158:CloudWatch Logs encrypts at rest by default; access logs hold no secrets
+  #checkov:skip=CKV_AWS_338:retention is the log_retention_days variable (30 days by default), chosen per environment
+  name              = "/aws/apigateway/${local.name}"
+  retention_in_days = var.log_retention_days
+}
+
+resource "aws_apigatewayv2_stage" "default" {
+  api_id      = aws_apigatewayv2_api.images.id
+  name        = "$default"
+  auto_deploy = true
+
+  default_route_settings {
+    detailed_metrics_enabled = true
+    throttling_burst_limit   = var.api_burst_limit
+    throttling_rate_limit    = var.api_rate_limit
+  }
+
+  access_log_settings {
+    destination_arn = aws_cloudwatch_log_group.api.arn
+    format = jsonencode({
+      requestId          = "$context.requestId"
+      requestTime        = "$context.requestTime"
+      ip                 = "$context.identity.sourceIp"
+      httpMethod         = "$context.httpMethod"
+      routeKey           = "$context.routeKey"
+      path               = "$context.path"
+      status             = "$context.status"
+      protocol           = "$context.protocol"
+      responseLength     = "$context.responseLength"
+      responseLatency    = "$context.responseLatency"
+      integrationStatus  = "$context.integrationStatus"
+      integrationLatency = "$context.integrationLatency"
+      integrationError   = "$context.integrationErrorMessage"
+      authorizerError    = "$context.authorizer.error"
+    })
+  }
+}
+
+resource "aws_lambda_permission" "api" {
+  for_each = local.api_routes
+
+  statement_id  = "AllowApiGateway-${replace(replace(each.value, "/", "-"), "*", "id")}"
+  action        = "lambda:InvokeFunction"
+  function_name = aws_lambda_function.upload.function_name
+  principal     = "apigateway.amazonaws.com"
+  source_arn    = "${aws_apigatewayv2_api.images.execution_arn}/*/${each.value}"
+}

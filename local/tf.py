@@ -1,0 +1,234 @@
+"""Run this repository's Terraform root module without ever downloading anything.
+
+The ``hashicorp/aws`` provider comes from a local mirror directory (never the
+registry): ``TF_PLUGIN_MIRROR`` when set, else the first of ``MIRROR_CANDIDATES``
+that exists. Every command runs with a generated CLI configuration that allows
+only that mirror, so a missing or broken ``TF_CLI_CONFIG_FILE`` in the caller's
+environment does not matter.
+
+State and ``.terraform`` data are kept apart from a real deployment's (under
+``.local-stack/terraform/`` by default, through ``TF_DATA_DIR`` and ``-state``),
+so the local stack and the tests never touch an ops engineer's state. Variables
+go through a generated ``*.tfvars.json`` file, not the command line.
+
+Used by the tests, by ``make lint`` (``python -m local.tf validate``) and by the
+local stack::
+
+    tf = Terraform(env={"AWS_ACCESS_KEY_ID": "testing", ...})
+    tf.init()
+    outputs = tf.apply({"aws_endpoint_url": "http://127.0.0.1:4566"})
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+MIRROR_CANDIDATES = (
+    Path("/opt/tf-plugins"),
+    Path.home() / ".terraform.d" / "plugins",
+    Path("/usr/share/terraform/plugins"),
+    Path("/usr/local/share/terraform/plugins"),
+)
+LOCK_TIMEOUT = "60s"
+COMMAND_TIMEOUT = 900.0
+
+
+class TerraformError(RuntimeError):
+    """A terraform command failed; the message carries its stderr."""
+
+
+def find_terraform() -> str | None:
+    """The terraform binary: ``TERRAFORM`` when set, else the one on PATH."""
+    explicit = os.environ.get("TERRAFORM")
+    if explicit:
+        return explicit if Path(explicit).is_file() else None
+    return shutil.which("terraform")
+
+
+def find_plugin_mirror() -> Path:
+    """The provider mirror directory, or a TerraformError that says where it looked."""
+    explicit = os.environ.get("TF_PLUGIN_MIRROR", "").strip()
+    if explicit:
+        path = Path(explicit).expanduser()
+        if not path.is_dir():
+            raise TerraformError(f"TF_PLUGIN_MIRROR={explicit} is not a directory")
+        return path
+    for path in MIRROR_CANDIDATES:
+        if path.is_dir():
+            return path
+    looked = ", ".join(str(p) for p in MIRROR_CANDIDATES)
+    raise TerraformError(
+        "no Terraform provider mirror found: set TF_PLUGIN_MIRROR to a directory laid out as "
+        f"registry.terraform.io/hashicorp/aws/<version>/<os_arch>/ (looked in {looked})"
+    )
+
+
+def _cli_config(mirror: Path) -> str:
+    # HCL strings take JSON escapes; json.dumps quotes the path safely.
+    return (
+        "provider_installation {\n"
+        "  filesystem_mirror {\n"
+        f"    path    = {json.dumps(str(mirror))}\n"
+        '    include = ["registry.terraform.io/*/*"]\n'
+        "  }\n"
+        "}\n"
+        "disable_checkpoint = true\n"
+    )
+
+
+class Terraform:
+    """One root module with its own data directory and state file."""
+
+    def __init__(
+        self,
+        workdir: Path = REPO_ROOT,
+        data_dir: Path | None = None,
+        state: Path | None = None,
+        env: dict | None = None,
+    ) -> None:
+        self.workdir = Path(workdir).resolve()
+        base = self.workdir / ".local-stack" / "terraform"
+        self.data_dir = Path(data_dir).resolve() if data_dir else base / "data"
+        self.state = Path(state).resolve() if state else base / "terraform.tfstate"
+        self.extra_env = dict(env or {})
+        binary = find_terraform()
+        if binary is None:
+            raise TerraformError("terraform is not on PATH (or TERRAFORM does not name a file)")
+        self.binary = binary
+        self.mirror = find_plugin_mirror()
+        self.last_stdout = ""
+        self.last_stderr = ""
+
+    # -- plumbing ---------------------------------------------------------
+
+    def _env(self) -> dict[str, str]:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        cli_config = self.data_dir / "terraformrc"
+        cli_config.write_text(_cli_config(self.mirror))
+        env = {**os.environ, **{k: str(v) for k, v in self.extra_env.items()}}
+        env.update(
+            TF_DATA_DIR=str(self.data_dir),
+            TF_CLI_CONFIG_FILE=str(cli_config),
+            TF_IN_AUTOMATION="1",
+            TF_INPUT="0",
+            CHECKPOINT_DISABLE="1",
+        )
+        env.pop("TF_CLI_ARGS", None)
+        return env
+
+    def _var_file(self, variables: dict[str, Any]) -> Path:
+        path = self.data_dir / "variables.tfvars.json"
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(variables, indent=2, sort_keys=True) + "\n")
+        return path
+
+    def run(self, *args: str, ok_codes: tuple[int, ...] = (0,)) -> subprocess.CompletedProcess[str]:
+        """Run ``terraform ARGS`` in the module; TerraformError (with stderr) on failure."""
+        cmd = [self.binary, *args]
+        proc = subprocess.Popen(
+            cmd,
+            cwd=self.workdir,
+            env=self._env(),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,  # terraform and its provider plugins: one group to stop
+        )
+        try:
+            stdout, stderr = proc.communicate(timeout=COMMAND_TIMEOUT)
+        except BaseException:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.communicate(timeout=30)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                proc.communicate()
+            raise
+        self.last_stdout, self.last_stderr = stdout, stderr
+        if proc.returncode not in ok_codes:
+            detail = stderr.strip() or stdout.strip()[-4000:]
+            raise TerraformError(f"terraform {args[0]} failed (exit {proc.returncode}):\n{detail}")
+        return subprocess.CompletedProcess(cmd, proc.returncode, stdout, stderr)
+
+    def _common(self, variables: dict[str, Any]) -> list[str]:
+        return [
+            "-input=false",
+            "-no-color",
+            f"-lock-timeout={LOCK_TIMEOUT}",
+            f"-state={self.state}",
+            f"-var-file={self._var_file(variables)}",
+        ]
+
+    # -- the API ----------------------------------------------------------
+
+    def init(self) -> None:
+        """Install the provider from the mirror only (never the registry)."""
+        self.run("init", "-input=false", "-no-color", "-backend=false", f"-plugin-dir={self.mirror}")
+
+    def validate(self) -> None:
+        self.run("validate", "-no-color")
+
+    def apply(self, variables: dict[str, Any]) -> dict[str, Any]:
+        """Apply with these variables; the outputs as plain values."""
+        self.state.parent.mkdir(parents=True, exist_ok=True)
+        self.run("apply", "-auto-approve", *self._common(variables))
+        return self.output()
+
+    def plan(self, variables: dict[str, Any]) -> bool:
+        """True when the plan has changes (``-detailed-exitcode``)."""
+        result = self.run("plan", "-detailed-exitcode", *self._common(variables), ok_codes=(0, 2))
+        return result.returncode == 2
+
+    def output(self) -> dict[str, Any]:
+        if not self.state.exists():
+            return {}
+        result = self.run("output", "-json", "-no-color", f"-state={self.state}")
+        return {name: item["value"] for name, item in json.loads(result.stdout or "{}").items()}
+
+    def destroy(self, variables: dict[str, Any]) -> None:
+        self.run("destroy", "-auto-approve", *self._common(variables))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m local.tf", description=__doc__.split("\n\n")[0])
+    parser.add_argument("command", choices=["init", "validate", "plan", "apply", "output", "destroy"])
+    parser.add_argument("--var-file", type=Path, help="a JSON file of variables (plan, apply, destroy)")
+    args = parser.parse_args(argv)
+    try:
+        tf = Terraform()
+        variables = json.loads(args.var_file.read_text()) if args.var_file else {}
+        if args.command in ("init", "validate"):
+            tf.init()
+        if args.command == "validate":
+            tf.validate()
+        elif args.command == "plan":
+            print("changes" if tf.plan(variables) else "no changes")
+        elif args.command == "apply":
+            print(json.dumps(tf.apply(variables), indent=2))
+        elif args.command == "output":
+            print(json.dumps(tf.output(), indent=2))
+        elif args.command == "destroy":
+            tf.destroy(variables)
+    except TerraformError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    if tf.last_stdout and args.command in ("init", "validate"):
+        print(tf.last_stdout.strip())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

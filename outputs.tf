@@ -1,0 +1,89 @@
+output "alarm_topic_arn" {
+  description = "ARN of the SNS topic the alarms notify."
+  value       = aws_sns_topic.alarms.arn
+}
+
+output "api_endpoint" {
+  description = "Endpoint of the HTTP API without the stage (same as api_url for the $default stage)."
+  value       = aws_apigatewayv2_api.images.api_endpoint
+}
+
+output "api_id" {
+  description = "ID of the HTTP API."
+  value       = aws_apigatewayv2_api.images.id
+}
+
+output "api_url" {
+  description = "Base URL of the upload API: POST {api_url}/images, POST {api_url}/uploads, GET {api_url}/images/{id}."
+  value       = trimsuffix(aws_apigatewayv2_stage.default.invoke_url, "/")
+}
+
+output "dlq_arn" {
+  description = "ARN of the resize dead-letter queue."
+  value       = aws_sqs_queue.resize_dlq.arn
+}
+
+output "dlq_url" {
+  description = "URL of the resize dead-letter queue."
+  value       = aws_sqs_queue.resize_dlq.url
+}
+
+output "queue_arn" {
+  description = "ARN of the resize queue."
+  value       = aws_sqs_queue.resize.arn
+}
+
+output "queue_url" {
+  description = "URL of the resize queue that S3 notifies."
+  value       = aws_sqs_queue.resize.url
+}
+
+output "resize_event_source_mapping_uuid" {
+  description = "UUID of the SQS event source mapping of the resize function."
+  value       = aws_lambda_event_source_mapping.resize.uuid
+}
+
+output "resize_function_arn" {
+  description = "ARN of the resize function."
+  value       = aws_lambda_function.resize.arn
+}
+
+output "resize_function_name" {
+  description = "Name of the resize function."
+  value       = aws_lambda_function.resize.function_name
+}
+
+output "resize_log_group_name" {
+  description = "Log group of the resize function."
+  value       = aws_cloudwatch_log_group.resize.name
+}
+
+output "resized_bucket_name" {
+  description = "Name of the bucket that holds the renditions ({id}/{rendition}.{ext})."
+  value       = aws_s3_bucket.resized.id
+}
+
+output "table_name" {
+  description = "Name of the DynamoDB metadata table."
+  value       = aws_dynamodb_table.images.name
+}
+
+output "upload_function_arn" {
+  description = "ARN of the upload function."
+  value       = aws_lambda_function.upload.arn
+}
+
+output "upload_function_name" {
+  description = "Name of the upload function."
+  value       = aws_lambda_function.upload.function_name
+}
+
+output "upload_log_group_name" {
+  description = "Log group of the upload function."
+  value       = aws_cloudwatch_log_group.upload.name
+}
+
+output "uploads_bucket_name" {
+  description = "Name of the bucket that receives originals (originals/{id}/{filename}) and notifies the resize queue."
+  value       = aws_s3_bucket.uploads.id
+}

@@ -1,0 +1,92 @@
+# The resize function's role: read originals, write renditions, consume its
+# queue, update the metadata table, log to its own log group.
+
+data "aws_iam_policy_document" "lambda_assume_role" {
+  statement {
+    sid     = "LambdaAssumeRole"
+    effect  = "Allow"
+    actions = ["sts:AssumeRole"]
+
+    principals {
+      type        = "Service"
+      identifiers = ["lambda.amazonaws.com"]
+    }
+  }
+}
+
+data "aws_iam_policy_document" "resize" {
+  statement {
+    sid       = "ReadOriginals"
+    effect    = "Allow"
+    actions   = ["s3:GetObject", "s3:GetObjectVersion"]
+    resources = ["${aws_s3_bucket.uploads.arn}/*"]
+  }
+
+  statement {
+    sid       = "WriteRenditions"
+    effect    = "Allow"
+    actions   = ["s3:PutObject"]
+    resources = ["${aws_s3_bucket.resized.arn}/*"]
+  }
+
+  statement {
+    sid    = "ConsumeResizeQueue"
+    effect = "Allow"
+    actions = [
+      "sqs:ChangeMessageVisibility",
+      "sqs:DeleteMessage",
+      "sqs:GetQueueAttributes",
+      "sqs:ReceiveMessage",
+    ]
+    resources = [aws_sqs_queue.resize.arn]
+  }
+
+  statement {
+    sid       = "UpdateImageRecords"
+    effect    = "Allow"
+    actions   = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"]
+    resources = [aws_dynamodb_table.images.arn]
+  }
+
+  statement {
+    sid       = "WriteOwnLogs"
+    effect    = "Allow"
+    actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
+    resources = ["${aws_cloudwatch_log_group.resize.arn}:*"]
+  }
+
+  dynamic "statement" {
+    for_each = local.use_kms ? [var.kms_key_arn] : []
+
+    content {
+      sid       = "UseDataKey"
+      effect    = "Allow"
+      actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
+      resources = [statement.value]
+    }
+  }
+
+  dynamic "statement" {
+    for_each = var.lambda_tracing_enabled ? ["*"] : []
+
+    content {
+      # X-Ray's write actions support no resource-level permissions.
+      sid       = "WriteTraces"
+      effect    = "Allow"
+      actions   = ["xray:PutTelemetryRecords", "xray:PutTraceSegments"]
+      resources = [statement.value]
+    }
+  }
+}
+
+resource "aws_iam_role" "resize" {
+  name               = local.resize_function
+  description        = "Resize function: reads originals, writes renditions, consumes the resize queue"
+  assume_role_policy = data.aws_iam_policy_document.lambda_assume_role.json
+}
+
+resource "aws_iam_role_policy" "resize" {
+  name   = "resize"
+  role   = aws_iam_role.resize.id
+  policy = data.aws_iam_policy_document.resize.json
+}

@@ -1,0 +1,98 @@
+# The resized bucket (the design's "resized-images"): renditions at
+# {id}/{rendition}.{ext}. Private; clients get presigned GET URLs from the API.
+
+data "aws_iam_policy_document" "resized_bucket" {
+  statement {
+    sid       = "DenyInsecureTransport"
+    effect    = "Deny"
+    actions   = ["s3:*"]
+    resources = [aws_s3_bucket.resized.arn, "${aws_s3_bucket.resized.arn}/*"]
+
+    principals {
+      type        = "*"
+      identifiers = ["*"]
+    }
+
+    condition {
+      test     = "Bool"
+      variable = "aws:SecureTransport"
+      values   = ["false"]
+    }
+  }
+}
+
+resource "aws_s3_bucket" "resized" {
+  bucket = local.resized_bucket_name
+}
+
+resource "aws_s3_bucket_ownership_controls" "resized" {
+  bucket = aws_s3_bucket.resized.id
+
+  rule {
+    object_ownership = "BucketOwnerEnforced"
+  }
+}
+
+resource "aws_s3_bucket_public_access_block" "resized" {
+  bucket                  = aws_s3_bucket.resized.id
+  block_public_acls       = true
+  block_public_policy     = true
+  ignore_public_acls      = true
+  restrict_public_buckets = true
+}
+
+resource "aws_s3_bucket_versioning" "resized" {
+  bucket = aws_s3_bucket.resized.id
+
+  versioning_configuration {
+    status = "Enabled"
+  }
+}
+
+resource "aws_s3_bucket_server_side_encryption_configuration" "resized" {
+  bucket = aws_s3_bucket.resized.id
+
+  rule {
+    bucket_key_enabled = local.use_kms
+
+    apply_server_side_encryption_by_default {
+      sse_algorithm     = local.use_kms ? "aws:kms" : "AES256"
+      kms_master_key_id = var.kms_key_arn
+    }
+  }
+}
+
+resource "aws_s3_bucket_lifecycle_configuration" "resized" {
+  bucket = aws_s3_bucket.resized.id
+
+  rule {
+    id     = "expire-noncurrent-versions"
+    status = "Enabled"
+
+    filter {}
+
+    noncurrent_version_expiration {
+      noncurrent_days = var.noncurrent_version_expiration_days
+    }
+  }
+
+  rule {
+    id     = "abort-incomplete-multipart-uploads"
+    status = "Enabled"
+
+    filter {}
+
+    abort_incomplete_multipart_upload {
+      days_after_initiation = 1
+    }
+  }
+
+  depends_on = [aws_s3_bucket_versioning.resized]
+}
+
+resource "aws_s3_bucket_policy" "resized" {
+  bucket = aws_s3_bucket.resized.id
+  policy = data.aws_iam_policy_document.resized_bucket.json
+
+  depends_on = [aws_s3_bucket_public_access_block.resized]
+}

@@ -1,0 +1,70 @@
+# The upload function's role: write originals, read renditions (presigned GETs
+# are signed with it), read and write the metadata table, log to its own group.
+# The assume-role policy is shared with the resize role (resize_lambda_iam.tf).
+
+data "aws_iam_policy_document" "upload" {
+  # Presigned POSTs are signed with this role's credentials, so S3 checks this
+  # same permission when the client posts the form.
+  statement {
+    sid       = "WriteOriginals"
+    effect    = "Allow"
+    actions   = ["s3:PutObject"]
+    resources = ["${aws_s3_bucket.uploads.arn}/originals/*"]
+  }
+
+  statement {
+    sid       = "ReadRenditions"
+    effect    = "Allow"
+    actions   = ["s3:GetObject"]
+    resources = ["${aws_s3_bucket.resized.arn}/*"]
+  }
+
+  statement {
+    sid       = "ReadWriteImageRecords"
+    effect    = "Allow"
+    actions   = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"]
+    resources = [aws_dynamodb_table.images.arn]
+  }
+
+  statement {
+    sid       = "WriteOwnLogs"
+    effect    = "Allow"
+    actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
+    resources = ["${aws_cloudwatch_log_group.upload.arn}:*"]
+  }
+
+  dynamic "statement" {
+    for_each = local.use_kms ? [var.kms_key_arn] : []
+
+    content {
+      sid       = "UseDataKey"
+      effect    = "Allow"
+      actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
+      resources = [statement.value]
+    }
+  }
+
+  dynamic "statement" {
+    for_each = var.lambda_tracing_enabled ? ["*"] : []
+
+    content {
+      # X-Ray's write actions support no resource-level permissions.
+      sid       = "WriteTraces"
+      effect    = "Allow"
+      actions   = ["xray:PutTelemetryRecords", "xray:PutTraceSegments"]
+      resources = [statement.value]
+    }
+  }
+}
+
+resource "aws_iam_role" "upload" {
+  name               = local.upload_function
+  description        = "Upload function: writes originals, reads renditions, reads and writes image records"
+  assume_role_policy = data.aws_iam_policy_document.lambda_assume_role.json
+}
+
+resource "aws_iam_role_policy" "upload" {
+  name   = "upload"
+  role   = aws_iam_role.upload.id
+  policy = data.aws_iam_policy_document.upload.json
+}

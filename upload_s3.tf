@@ -1,0 +1,131 @@
+# The uploads bucket (the design's "uploaded-images"): originals from the API
+# (originals/{id}/{filename}) and any object put there directly. Every created
+# object is announced to the resize queue.
+
+data "aws_iam_policy_document" "uploads_bucket" {
+  statement {
+    sid       = "DenyInsecureTransport"
+    effect    = "Deny"
+    actions   = ["s3:*"]
+    resources = [aws_s3_bucket.uploads.arn, "${aws_s3_bucket.uploads.arn}/*"]
+
+    principals {
+      type        = "*"
+      identifiers = ["*"]
+    }
+
+    # Presigned POSTs from browsers and curl go to the bucket's HTTPS endpoint,
+    # so they satisfy this condition like every SDK call does.
+    condition {
+      test     = "Bool"
+      variable = "aws:SecureTransport"
+      values   = ["false"]
+    }
+  }
+}
+
+resource "aws_s3_bucket" "uploads" {
+  bucket = local.uploads_bucket_name
+}
+
+resource "aws_s3_bucket_ownership_controls" "uploads" {
+  bucket = aws_s3_bucket.uploads.id
+
+  rule {
+    object_ownership = "BucketOwnerEnforced"
+  }
+}
+
+resource "aws_s3_bucket_public_access_block" "uploads" {
+  bucket                  = aws_s3_bucket.uploads.id
+  block_public_acls       = true
+  block_public_policy     = true
+  ignore_public_acls      = true
+  restrict_public_buckets = true
+}
+
+resource "aws_s3_bucket_versioning" "uploads" {
+  bucket = aws_s3_bucket.uploads.id
+
+  versioning_configuration {
+    status = "Enabled"
+  }
+}
+
+resource "aws_s3_bucket_server_side_encryption_configuration" "uploads" {
+  bucket = aws_s3_bucket.uploads.id
+
+  rule {
+    bucket_key_enabled = local.use_kms
+
+    apply_server_side_encryption_by_default {
+      sse_algorithm     = local.use_kms ? "aws:kms" : "AES256"
+      kms_master_key_id = var.kms_key_arn
+    }
+  }
+}
+
+resource "aws_s3_bucket_lifecycle_configuration" "uploads" {
+  bucket = aws_s3_bucket.uploads.id
+
+  rule {
+    id     = "expire-noncurrent-versions"
+    status = "Enabled"
+
+    filter {}
+
+    noncurrent_version_expiration {
+      noncurrent_days = var.noncurrent_version_expiration_days
+    }
+  }
+
+  rule {
+    id     = "abort-incomplete-multipart-uploads"
+    status = "Enabled"
+
+    filter {}
+
+    abort_incomplete_multipart_upload {
+      days_after_initiation = 1
+    }
+  }
+
+  depends_on = [aws_s3_bucket_versioning.uploads]
+}
+
+# Browsers POST the presigned form straight to the bucket, so the bucket (not
+# the API) must answer their CORS preflight. None unless origins are configured.
+resource "aws_s3_bucket_cors_configuration" "uploads" {
+  count = length(var.api_cors_allowed_origins) > 0 ? 1 : 0
+
+  bucket = aws_s3_bucket.uploads.id
+
+  cors_rule {
+    allowed_methods = ["POST"]
+    allowed_origins = var.api_cors_allowed_origins
+    allowed_headers = ["*"]
+    expose_headers  = ["ETag", "Location"]
+    max_age_seconds = 3000
+  }
+}
+
+resource "aws_s3_bucket_policy" "uploads" {
+  bucket = aws_s3_bucket.uploads.id
+  policy = data.aws_iam_policy_document.uploads_bucket.json
+
+  depends_on = [aws_s3_bucket_public_access_block.uploads]
+}
+
+# Every created object (API originals, presigned POSTs, direct puts) goes to the
+# resize queue; the handler skips the watermark key and derives ids itself.
+resource "aws_s3_bucket_notification" "uploads" {
+  bucket = aws_s3_bucket.uploads.id
+
+  queue {
+    id        = "resize"
+    queue_arn = aws_sqs_queue.resize.arn
+    events    = ["s3:ObjectCreated:*"]
+  }
+
+  depends_on = [aws_sqs_queue_policy.resize]
+}

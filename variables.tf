@@ -1,0 +1,502 @@
+variable "alarm_email" {
+  type        = string
+  description = "E-mail address subscribed to the alarm topic (the address must confirm the subscription). null = no subscription."
+  default     = null
+
+  validation {
+    condition     = var.alarm_email == null || can(regex("^[^@\\s]+@[^@\\s]+\\.[^@\\s]+$", var.alarm_email))
+    error_message = "alarm_email must be an e-mail address or null."
+  }
+}
+
+variable "alarm_oldest_message_age_seconds" {
+  type        = number
+  description = "Alarm when the oldest message in the resize queue is older than this many seconds."
+  default     = 900
+
+  validation {
+    condition     = var.alarm_oldest_message_age_seconds >= 60
+    error_message = "alarm_oldest_message_age_seconds must be at least 60."
+  }
+}
+
+variable "api_burst_limit" {
+  type        = number
+  description = "HTTP API stage throttling: burst limit (requests)."
+  default     = 100
+
+  validation {
+    condition     = var.api_burst_limit >= 0 && floor(var.api_burst_limit) == var.api_burst_limit
+    error_message = "api_burst_limit must be a non-negative integer."
+  }
+}
+
+variable "api_cors_allowed_origins" {
+  type        = list(string)
+  description = "Origins allowed to call the API and to POST presigned forms to the uploads bucket from a browser, e.g. [\"https://app.example.com\"]. Empty = no CORS."
+  default     = []
+
+  validation {
+    condition     = alltrue([for o in var.api_cors_allowed_origins : o == "*" || can(regex("^https?://[^/\\s]+$", o))])
+    error_message = "api_cors_allowed_origins entries must be origins like https://app.example.com (scheme and host, no path)."
+  }
+}
+
+variable "api_jwt_audience" {
+  type        = list(string)
+  description = "Audiences (client ids) accepted by the JWT authorizer. Used only with api_jwt_issuer."
+  default     = []
+}
+
+variable "api_jwt_issuer" {
+  type        = string
+  description = "Issuer URL of a JWT authorizer (e.g. a Cognito user pool or any OIDC provider). null = the API needs no authorization."
+  default     = null
+
+  validation {
+    condition     = var.api_jwt_issuer == null || can(regex("^https://", var.api_jwt_issuer))
+    error_message = "api_jwt_issuer must be an https:// URL or null."
+  }
+}
+
+variable "api_rate_limit" {
+  type        = number
+  description = "HTTP API stage throttling: steady-state rate limit (requests per second)."
+  default     = 50
+
+  validation {
+    condition     = var.api_rate_limit >= 0
+    error_message = "api_rate_limit must be non-negative."
+  }
+}
+
+variable "aws_endpoint_url" {
+  type        = string
+  description = "Send every AWS call to this endpoint (a local emulator, e.g. http://127.0.0.1:4566). null = real AWS."
+  default     = null
+
+  validation {
+    condition     = var.aws_endpoint_url == null || can(regex("^https?://", var.aws_endpoint_url))
+    error_message = "aws_endpoint_url must be an http(s):// URL or null."
+  }
+}
+
+variable "aws_region" {
+  type        = string
+  description = "AWS region to deploy to."
+  default     = "us-east-1"
+
+  validation {
+    condition     = can(regex("^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-[0-9]$", var.aws_region))
+    error_message = "aws_region must be a region name such as eu-west-1."
+  }
+}
+
+variable "dynamodb_deletion_protection" {
+  type        = bool
+  description = "Deletion protection on the metadata table (set false before `terraform destroy`)."
+  default     = true
+}
+
+variable "environment" {
+  type        = string
+  description = "Environment name, part of every resource name (dev, staging, prod, ...)."
+  default     = "dev"
+
+  validation {
+    condition     = can(regex("^[a-z0-9][a-z0-9-]{0,11}$", var.environment))
+    error_message = "environment must be 1-12 lowercase letters, digits or hyphens."
+  }
+}
+
+variable "jpeg_background" {
+  type        = string
+  description = "Colour that transparent pixels are flattened onto for JPEG renditions (JPEG_BACKGROUND)."
+  default     = "#ffffff"
+
+  validation {
+    condition     = can(regex("^#[0-9a-fA-F]{6}$", var.jpeg_background))
+    error_message = "jpeg_background must be a colour like #ffffff."
+  }
+}
+
+variable "kms_key_arn" {
+  type        = string
+  description = "Customer-managed KMS key ARN for the buckets, queues and table. null = SSE-S3, SSE-SQS and the DynamoDB AWS owned key. The key policy must let this account's roles and S3 use it."
+  default     = null
+
+  validation {
+    condition     = var.kms_key_arn == null || can(regex("^arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:key/", var.kms_key_arn))
+    error_message = "kms_key_arn must be a KMS key ARN (arn:aws:kms:REGION:ACCOUNT:key/ID) or null."
+  }
+}
+
+variable "lambda_architecture" {
+  type        = string
+  description = "Instruction set of both functions; must match the one `make package ARCH=...` built for."
+  default     = "arm64"
+
+  validation {
+    condition     = contains(["arm64", "x86_64"], var.lambda_architecture)
+    error_message = "lambda_architecture must be arm64 or x86_64."
+  }
+}
+
+variable "lambda_artifact_bucket" {
+  type        = string
+  description = "Bucket holding the Lambda package. null = deploy the local zip at lambda_zip_path."
+  default     = null
+}
+
+variable "lambda_artifact_key" {
+  type        = string
+  description = "Object key of the Lambda package in lambda_artifact_bucket."
+  default     = "lambda.zip"
+}
+
+variable "lambda_artifact_sha256" {
+  type        = string
+  description = "base64-encoded SHA-256 of the package in lambda_artifact_bucket (`openssl dgst -sha256 -binary lambda.zip | base64`); a new value redeploys the code."
+  default     = null
+
+  validation {
+    condition     = var.lambda_artifact_sha256 == null || can(regex("^[A-Za-z0-9+/]{43}=$", var.lambda_artifact_sha256))
+    error_message = "lambda_artifact_sha256 must be a base64-encoded SHA-256 (44 characters)."
+  }
+}
+
+variable "lambda_runtime" {
+  type        = string
+  description = "Python runtime of both functions; must match the one `make package LAMBDA_RUNTIME=...` built for."
+  default     = "python3.12"
+
+  validation {
+    condition     = contains(["python3.12", "python3.13"], var.lambda_runtime)
+    error_message = "lambda_runtime must be python3.12 or python3.13."
+  }
+}
+
+variable "lambda_tracing_enabled" {
+  type        = bool
+  description = "Active X-Ray tracing for both functions (adds the X-Ray write permissions)."
+  default     = false
+}
+
+variable "lambda_zip_path" {
+  type        = string
+  description = "Path of the local Lambda package. null = build/lambda.zip beside this module (`make package`)."
+  default     = null
+}
+
+variable "log_level" {
+  type        = string
+  description = "LOG_LEVEL of both functions."
+  default     = "INFO"
+
+  validation {
+    condition     = contains(["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"], var.log_level)
+    error_message = "log_level must be DEBUG, INFO, WARNING, ERROR or CRITICAL."
+  }
+}
+
+variable "log_retention_days" {
+  type        = number
+  description = "Retention of the functions' and the API's log groups, in days."
+  default     = 30
+
+  validation {
+    condition     = contains([1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653], var.log_retention_days)
+    error_message = "log_retention_days must be one of CloudWatch Logs' values: 1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653."
+  }
+}
+
+variable "max_presigned_bytes" {
+  type        = number
+  description = "Largest file a presigned POST (POST /uploads) accepts, in bytes (MAX_PRESIGNED_BYTES)."
+  default     = 52428800
+
+  validation {
+    condition     = var.max_presigned_bytes >= 1 && var.max_presigned_bytes <= 5368709120
+    error_message = "max_presigned_bytes must be 1..5368709120 (S3's 5 GiB limit for a POST)."
+  }
+}
+
+variable "max_upload_bytes" {
+  type        = number
+  description = "Largest body POST /images accepts, in bytes (MAX_UPLOAD_BYTES). The Lambda event limit is 6 MB and bodies arrive base64-encoded."
+  default     = 4194304
+
+  validation {
+    condition     = var.max_upload_bytes >= 1 && var.max_upload_bytes <= 4500000
+    error_message = "max_upload_bytes must be 1..4500000: base64 grows the body by a third and a Lambda event may not exceed 6 MB."
+  }
+}
+
+variable "name_prefix" {
+  type        = string
+  description = "First part of every resource name."
+  default     = "imgpipe"
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]{1,11}$", var.name_prefix))
+    error_message = "name_prefix must be 2-12 lowercase letters, digits or hyphens, starting with a letter (bucket names are limited to 63 characters)."
+  }
+}
+
+variable "noncurrent_version_expiration_days" {
+  type        = number
+  description = "Days after which noncurrent object versions in both buckets are deleted."
+  default     = 30
+
+  validation {
+    condition     = var.noncurrent_version_expiration_days >= 1 && floor(var.noncurrent_version_expiration_days) == var.noncurrent_version_expiration_days
+    error_message = "noncurrent_version_expiration_days must be a positive integer."
+  }
+}
+
+variable "presign_post_expiry_seconds" {
+  type        = number
+  description = "Lifetime of a presigned POST from POST /uploads, in seconds (PRESIGN_POST_EXPIRY_SECONDS)."
+  default     = 900
+
+  validation {
+    condition     = var.presign_post_expiry_seconds >= 60 && var.presign_post_expiry_seconds <= 604800
+    error_message = "presign_post_expiry_seconds must be 60..604800 (7 days, SigV4's limit)."
+  }
+}
+
+variable "rendition_url_expiry_seconds" {
+  type        = number
+  description = "Lifetime of the presigned rendition URLs in GET /images/{id}, in seconds (RENDITION_URL_EXPIRY_SECONDS)."
+  default     = 3600
+
+  validation {
+    condition     = var.rendition_url_expiry_seconds >= 1 && var.rendition_url_expiry_seconds <= 604800
+    error_message = "rendition_url_expiry_seconds must be 1..604800 (7 days, SigV4's limit)."
+  }
+}
+
+variable "renditions" {
+  type = list(object({
+    name    = string
+    width   = number
+    height  = number
+    fit     = optional(string, "contain")
+    formats = optional(list(string), ["webp", "jpeg"])
+    quality = optional(number, 82)
+  }))
+  description = "Renditions to make (RENDITIONS). null = lambda/imgpipe/default_renditions.json, the single source of truth."
+  default     = null
+
+  validation {
+    condition = alltrue([
+      for r in(var.renditions == null ? [] : var.renditions) :
+      can(regex("^[a-z0-9][a-z0-9_-]{0,31}$", r.name)) &&
+      r.width >= 1 && r.width <= 16383 && r.height >= 1 && r.height <= 16383 &&
+      contains(["contain", "cover"], r.fit) &&
+      length(r.formats) > 0 && length(setsubtract(r.formats, ["jpeg", "webp", "avif"])) == 0 &&
+      r.quality >= 1 && r.quality <= 100
+    ])
+    error_message = "Each rendition needs a name matching ^[a-z0-9][a-z0-9_-]{0,31}$, width and height 1..16383, fit contain or cover, formats from jpeg, webp, avif, quality 1..100."
+  }
+}
+
+variable "resize_batch_size" {
+  type        = number
+  description = "Messages per resize invocation (the event source mapping's batch size). Above 10 needs resize_batching_window_seconds > 0."
+  default     = 5
+
+  validation {
+    condition     = var.resize_batch_size >= 1 && var.resize_batch_size <= 10000
+    error_message = "resize_batch_size must be 1..10000."
+  }
+}
+
+variable "resize_batching_window_seconds" {
+  type        = number
+  description = "Maximum batching window of the event source mapping, in seconds."
+  default     = 0
+
+  validation {
+    condition     = var.resize_batching_window_seconds >= 0 && var.resize_batching_window_seconds <= 300
+    error_message = "resize_batching_window_seconds must be 0..300."
+  }
+}
+
+variable "resize_event_source_enabled" {
+  type        = bool
+  description = "Whether the SQS event source mapping is enabled. The local stack sets false: the emulator would consume messages for an enabled mapping but cannot run Lambda code, so the local poller delivers batches with the mapping's own settings instead."
+  default     = true
+}
+
+variable "resize_max_concurrency" {
+  type        = number
+  description = "Maximum concurrent resize invocations the SQS mapping starts (scaling_config, 2..1000). null = no mapping limit; used with resize_reserved_concurrency = -1."
+  default     = 10
+
+  validation {
+    condition     = var.resize_max_concurrency == null || (coalesce(var.resize_max_concurrency, 2) >= 2 && coalesce(var.resize_max_concurrency, 2) <= 1000)
+    error_message = "resize_max_concurrency must be 2..1000 or null."
+  }
+}
+
+variable "resize_max_pixels" {
+  type        = number
+  description = "Largest source image, in pixels, the resize function decodes (MAX_PIXELS); larger ones fail with too_many_pixels."
+  default     = 100000000
+
+  validation {
+    condition     = var.resize_max_pixels >= 1
+    error_message = "resize_max_pixels must be positive."
+  }
+}
+
+variable "resize_max_receive_count" {
+  type        = number
+  description = "Deliveries of a message before it moves to the dead-letter queue (maxReceiveCount)."
+  default     = 5
+
+  validation {
+    condition     = var.resize_max_receive_count >= 1 && var.resize_max_receive_count <= 1000
+    error_message = "resize_max_receive_count must be 1..1000."
+  }
+}
+
+variable "resize_memory_mb" {
+  type        = number
+  description = "Memory of the resize function, in MB (CPU scales with it)."
+  default     = 1536
+
+  validation {
+    condition     = var.resize_memory_mb >= 128 && var.resize_memory_mb <= 10240
+    error_message = "resize_memory_mb must be 128..10240."
+  }
+}
+
+variable "resize_reserved_concurrency" {
+  type        = number
+  description = "Reserved concurrency of the resize function. -1 = unreserved (the default: the mapping's resize_max_concurrency limits it without throttling)."
+  default     = -1
+
+  validation {
+    condition     = var.resize_reserved_concurrency >= -1
+    error_message = "resize_reserved_concurrency must be -1 (unreserved) or a non-negative integer."
+  }
+}
+
+variable "resize_timeout_seconds" {
+  type        = number
+  description = "Timeout of the resize function, in seconds. The queue's visibility timeout is six times this."
+  default     = 60
+
+  validation {
+    condition     = var.resize_timeout_seconds >= 1 && var.resize_timeout_seconds <= 900
+    error_message = "resize_timeout_seconds must be 1..900."
+  }
+}
+
+variable "tags" {
+  type        = map(string)
+  description = "Extra tags on every resource (provider default_tags)."
+  default     = {}
+}
+
+variable "upload_memory_mb" {
+  type        = number
+  description = "Memory of the upload function, in MB."
+  default     = 512
+
+  validation {
+    condition     = var.upload_memory_mb >= 128 && var.upload_memory_mb <= 10240
+    error_message = "upload_memory_mb must be 128..10240."
+  }
+}
+
+variable "upload_reserved_concurrency" {
+  type        = number
+  description = "Reserved concurrency of the upload function. -1 = unreserved."
+  default     = -1
+
+  validation {
+    condition     = var.upload_reserved_concurrency >= -1
+    error_message = "upload_reserved_concurrency must be -1 (unreserved) or a non-negative integer."
+  }
+}
+
+variable "upload_timeout_seconds" {
+  type        = number
+  description = "Timeout of the upload function, in seconds (the HTTP API gives up after 30)."
+  default     = 15
+
+  validation {
+    condition     = var.upload_timeout_seconds >= 1 && var.upload_timeout_seconds <= 30
+    error_message = "upload_timeout_seconds must be 1..30: the HTTP API's integration timeout is 30 s."
+  }
+}
+
+variable "watermark_key" {
+  type        = string
+  description = "Key of a watermark image (PNG with alpha) in the uploads bucket (WATERMARK_KEY); events for that key are skipped. Empty = none."
+  default     = ""
+}
+
+variable "watermark_margin" {
+  type        = number
+  description = "Watermark margin as a fraction of the rendition's shorter side (WATERMARK_MARGIN)."
+  default     = 0.02
+
+  validation {
+    condition     = var.watermark_margin >= 0 && var.watermark_margin < 0.5
+    error_message = "watermark_margin must be in [0, 0.5)."
+  }
+}
+
+variable "watermark_min_size" {
+  type        = number
+  description = "Renditions whose shorter side is below this many pixels get no watermark (WATERMARK_MIN_SIZE)."
+  default     = 300
+
+  validation {
+    condition     = var.watermark_min_size >= 0
+    error_message = "watermark_min_size must be non-negative."
+  }
+}
+
+variable "watermark_opacity" {
+  type        = number
+  description = "Watermark opacity, 0..1 (WATERMARK_OPACITY)."
+  default     = 0.5
+
+  validation {
+    condition     = var.watermark_opacity >= 0 && var.watermark_opacity <= 1
+    error_message = "watermark_opacity must be 0..1."
+  }
+}
+
+variable "watermark_position" {
+  type        = string
+  description = "Where the watermark goes (WATERMARK_POSITION)."
+  default     = "bottom-right"
+
+  validation {
+    condition     = contains(["top-left", "top-right", "bottom-left", "bottom-right", "center"], var.watermark_position)
+    error_message = "watermark_position must be top-left, top-right, bottom-left, bottom-right or center."
+  }
+}
+
+variable "watermark_scale" {
+  type        = number
+  description = "Watermark width as a fraction of the rendition's width (WATERMARK_SCALE)."
+  default     = 0.25
+
+  validation {
+    condition     = var.watermark_scale > 0 && var.watermark_scale <= 1
+    error_message = "watermark_scale must be in (0, 1]."
+  }
+}
+
+variable "watermark_text" {
+  type        = string
+  description = "Text watermark on renditions (WATERMARK_TEXT). Empty = none."
+  default     = ""
+}
