@@ -356,3 +356,13 @@ def test_image_magic_followed_by_garbage():
     assert error_code(data) == "corrupt_image"
     data = b"\xff\xd8\xff\xe0" + random.Random(5).randbytes(500)
     assert error_code(data) == "corrupt_image"
+
+
+def test_parallel_strips_give_the_same_pixels_as_one_thread():
+    # 1600x1200 outputs are resized in strips on two threads; the bytes must not change.
+    data = images.photo_jpeg(3000, 2250)
+    renditions = [Rendition("big", 1600, 1600, "contain", ("jpeg", "webp"), 85)]
+    one = render(data, renditions, EngineOptions(threads=1))
+    two = render(data, renditions, EngineOptions(threads=2))
+    assert [o.data for o in one.outputs] == [o.data for o in two.outputs]
+    assert (one.outputs[0].width, one.outputs[0].height) == (1600, 1200)
