@@ -91,7 +91,7 @@ def photo(width: int = 4000, height: int = 3000, seed: int = 7) -> Image.Image:
     draw = ImageDraw.Draw(im)
     for _ in range(60):
         x0, y0 = rnd.randrange(width), rnd.randrange(height)
-        x1, y1 = x0 + rnd.randrange(20, width // 4), y0 + rnd.randrange(20, height // 4)
+        x1, y1 = x0 + rnd.randrange(20, max(21, width // 4)), y0 + rnd.randrange(20, max(21, height // 4))
         colour = (rnd.randrange(256), rnd.randrange(256), rnd.randrange(256))
         if rnd.random() < 0.5:
             draw.rectangle((x0, y0, x1, y1), outline=colour, width=rnd.randrange(1, 8))
@@ -104,7 +104,8 @@ def photo(width: int = 4000, height: int = 3000, seed: int = 7) -> Image.Image:
         x1, y1 = x0 + length * math.cos(angle), y0 + length * math.sin(angle)
         draw.line((x0, y0, x1, y1), fill=(rnd.randrange(256),) * 3, width=rnd.randrange(1, 4))
     for i in range(12):
-        draw.text((rnd.randrange(width - 400), rnd.randrange(height - 100)), f"Detail {i}", fill=(0, 0, 0))
+        xy = (rnd.randrange(max(1, width - 400)), rnd.randrange(max(1, height - 100)))
+        draw.text(xy, f"Detail {i}", fill=(0, 0, 0))
     return im
 
 

@@ -366,3 +366,24 @@ def test_parallel_strips_give_the_same_pixels_as_one_thread():
     two = render(data, renditions, EngineOptions(threads=2))
     assert [o.data for o in one.outputs] == [o.data for o in two.outputs]
     assert (one.outputs[0].width, one.outputs[0].height) == (1600, 1200)
+
+
+@pytest.mark.parametrize(
+    ("fmt", "params"),
+    [
+        ("PNG", {}),
+        ("WEBP", {}),
+        ("GIF", {}),
+        ("TIFF", {}),
+        ("AVIF", {}),
+        ("HEIF", {}),
+        ("JPEG", {"progressive": True}),
+    ],
+)
+def test_truncated_files_of_every_format_are_corrupt(fmt, params):
+    if fmt == "HEIF":
+        import pillow_heif
+
+        pillow_heif.register_heif_opener()
+    data = images.encode(images.photo(320, 240), fmt, **params)
+    assert error_code(data[: len(data) * 3 // 4]) == "corrupt_image"
