@@ -11,6 +11,7 @@ import io
 import json
 import re
 from datetime import UTC, datetime, timedelta
+from urllib.parse import quote_plus
 
 import boto3
 import pytest
@@ -588,48 +589,83 @@ def test_get_failed_image_shows_its_error(call, api):
     assert body["renditions"] == []
 
 
-def test_get_done_image_lists_renditions_with_presigned_urls_that_download(call, api, monkeypatch):
-    """The resize outcome recorded as the resize Lambda records it; urls fetched through moto."""
-    from imgpipe import aws, records
+def resize(lambda_context, key: str) -> None:
+    """Run the resize Lambda on the S3 notification for ``key`` (as SQS delivers it)."""
+    import resize_handler
 
+    head = boto3.client("s3").head_object(Bucket=UPLOADS, Key=key)
+    template = load_event("s3_put_sqs.json")["Records"][0]
+    body = json.loads(template["body"])
+    body["Records"][0]["s3"]["bucket"] = {"name": UPLOADS, "arn": f"arn:aws:s3:::{UPLOADS}"}
+    body["Records"][0]["s3"]["object"] = {
+        "key": quote_plus(key),
+        "size": head["ContentLength"],
+        "versionId": head["VersionId"],
+        "sequencer": "0065F2A1B2C3D4E5F6",
+    }
+    resize_handler.reset()
+    try:
+        outcome = resize_handler.handler(
+            {"Records": [{**template, "body": json.dumps(body)}]}, lambda_context
+        )
+    finally:
+        resize_handler.reset()
+    assert outcome == {"batchItemFailures": []}
+
+
+def test_get_after_the_resize_handler_ran_lists_renditions_with_urls_that_download(
+    call, api, monkeypatch, lambda_context
+):
     monkeypatch.setenv("RENDITION_URL_EXPIRY_SECONDS", "120")
     api.settings.cache_clear()
-    _, _, created = call(post_images(image_bytes("PNG", (400, 300)), "image/png", {"filename": "a.png"}))
+    _, _, created = call(post_images(image_bytes("PNG", (400, 300)), "image/png", {"filename": "a b.png"}))
     image_id = created["id"]
-    s3 = boto3.client("s3")
-    renditions = []
-    for name, fmt, ext, mime, size in [
-        ("thumb", "webp", "webp", "image/webp", (160, 120)),
-        ("thumb", "jpeg", "jpg", "image/jpeg", (160, 120)),
-    ]:
-        data = image_bytes(fmt.upper(), size, (10, 200, 10))
-        key = f"{image_id}/{name}.{ext}"
-        s3.put_object(Bucket=RESIZED, Key=key, Body=data, ContentType=mime)
-        renditions.append(
-            {"name": name, "format": fmt, "key": key, "width": size[0], "height": size[1], "bytes": len(data)}
-        )
-    original = {**created["original"], "width": 400, "height": 300, "format": "png", "version_id": "v1"}
-    records.mark_done(aws.table(TABLE), image_id, original, renditions)
+    resize(lambda_context, created["original"]["key"])
 
     status, _, body = call(get_image(image_id))
     assert status == 200
     assert body["status"] == "done"
     assert "error" not in body
     assert body["original"] == {**created["original"], "width": 400, "height": 300, "format": "png"}
-    assert [(r["name"], r["format"], r["width"], r["height"]) for r in body["renditions"]] == [
-        ("thumb", "webp", 160, 120),
-        ("thumb", "jpeg", 160, 120),
-    ]
+    names = {(r["name"], r["format"]) for r in body["renditions"]}
+    assert names == {(n, f) for n in ("thumb", "medium", "large") for f in ("webp", "jpeg")}
     for rendition in body["renditions"]:
         assert set(rendition) == {"name", "format", "width", "height", "bytes", "url"}
         assert "X-Amz-Signature=" in rendition["url"]
         assert "X-Amz-Expires=120" in rendition["url"]
-        fetched = requests.get(rendition["url"], timeout=10)
+        fetched = requests.get(rendition["url"], timeout=10)  # moto's mock answers requests too
         assert fetched.status_code == 200
         assert len(fetched.content) == rendition["bytes"]
         with Image.open(io.BytesIO(fetched.content)) as im:
             assert im.format.lower() == rendition["format"]
             assert im.size == (rendition["width"], rendition["height"])
+            assert im.convert("RGB").getpixel((im.width // 2, im.height // 2)) == pytest.approx(
+                (200, 30, 30), abs=12
+            )
+
+
+def test_get_shows_the_record_as_the_resize_lambda_wrote_it(call):
+    """Fields the API does not publish (the version id, rendition keys) stay out of the view."""
+    from imgpipe import aws, records
+
+    _, _, created = call(post_images(image_bytes("PNG"), "image/png"))
+    image_id = created["id"]
+    renditions = [
+        {
+            "name": "thumb",
+            "format": "webp",
+            "key": f"{image_id}/thumb.webp",
+            "width": 4,
+            "height": 3,
+            "bytes": 9,
+        }
+    ]
+    original = {**created["original"], "width": 40, "height": 30, "format": "png", "version_id": "v1"}
+    records.mark_done(aws.table(TABLE), image_id, original, renditions)
+    _, _, body = call(get_image(image_id))
+    assert "version_id" not in body["original"]
+    assert body["renditions"][0]["url"].split("?")[0].endswith(f"/{image_id}/thumb.webp")
+    assert "key" not in body["renditions"][0]
 
 
 # Routing, errors, logs --------------------------------------------------------

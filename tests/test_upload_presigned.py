@@ -13,6 +13,8 @@ import hashlib
 import hmac
 import io
 import json
+import uuid
+from urllib.parse import quote_plus
 
 import boto3
 import pytest
@@ -20,6 +22,7 @@ import requests
 from conftest import load_event
 from PIL import Image
 
+from imgpipe.renditions import default_renditions
 from local.emulator import running
 
 pytestmark = pytest.mark.slow
@@ -147,49 +150,84 @@ def test_presigned_post_policy_is_signed_with_the_functions_credentials(call, mo
     assert expires - signed == dt.timedelta(seconds=900)
 
 
-def test_get_done_image_gives_rendition_urls_that_download_over_http(call, emulator):
-    """The resize outcome as the resize Lambda records it; the urls are fetched over HTTP."""
-    from imgpipe import aws, records
+def s3_notification(key: str, size: int, version_id: str | None) -> dict:
+    """The SQS record carrying the S3 notification for a new object, as the resize Lambda gets it."""
+    template = load_event("s3_put_sqs.json")["Records"][0]
+    body = json.loads(template["body"])
+    obj = body["Records"][0]["s3"]
+    obj["bucket"] = {"name": UPLOADS, "arn": f"arn:aws:s3:::{UPLOADS}"}
+    obj["object"] = {"key": quote_plus(key), "size": size, "sequencer": "0065F2A1B2C3D4E5F6"}
+    if version_id:
+        obj["object"]["versionId"] = version_id
+    return {**template, "messageId": str(uuid.uuid4()), "body": json.dumps(body)}
 
-    data = jpeg((800, 600))
-    _, created = call(post_uploads({"filename": "a.jpg", "content_type": "image/jpeg", "size": len(data)}))
-    fields = created["upload"]["fields"]
+
+def upload_and_resize(call, lambda_context, data: bytes, filename: str, content_type: str) -> str:
+    """POST /uploads, post the form to S3, then run the resize Lambda on S3's notification."""
+    import resize_handler
+
+    status, created = call(
+        post_uploads({"filename": filename, "content_type": content_type, "size": len(data)})
+    )
+    assert status == 201
+    upload = created["upload"]
     requests.post(
-        created["upload"]["url"], data=fields, files={"file": ("a.jpg", data, "image/jpeg")}, timeout=30
+        upload["url"], data=upload["fields"], files={"file": (filename, data, content_type)}, timeout=30
     ).raise_for_status()
-
-    image_id = created["id"]
-    s3 = boto3.client("s3")
-    renditions = []
-    for fmt, ext, mime in (("webp", "webp", "image/webp"), ("jpeg", "jpg", "image/jpeg")):
-        buf = io.BytesIO()
-        Image.new("RGB", (160, 120), (20, 90, 200)).save(buf, fmt.upper())
-        key = f"{image_id}/thumb.{ext}"
-        s3.put_object(Bucket=RESIZED, Key=key, Body=buf.getvalue(), ContentType=mime)
-        renditions.append(
-            {"name": "thumb", "format": fmt, "key": key, "width": 160, "height": 120, "bytes": buf.tell()}
+    key = upload["fields"]["key"]
+    head = boto3.client("s3").head_object(Bucket=UPLOADS, Key=key)
+    resize_handler.reset()
+    try:
+        outcome = resize_handler.handler(
+            {"Records": [s3_notification(key, len(data), head.get("VersionId"))]}, lambda_context
         )
-    original = {
-        "key": fields["key"],
-        "size": len(data),
-        "content_type": "image/jpeg",
-        "filename": "a.jpg",
-        "width": 800,
-        "height": 600,
-        "format": "jpeg",
-    }
-    records.mark_done(aws.table(TABLE), image_id, original, renditions)
+    finally:
+        resize_handler.reset()
+    assert outcome == {"batchItemFailures": []}
+    return created["id"]
+
+
+def test_get_after_the_resize_handler_ran_gives_rendition_urls_that_download(call, emulator, lambda_context):
+    data = jpeg((1200, 900))
+    image_id = upload_and_resize(call, lambda_context, data, "Big Photo.jpg", "image/jpeg")
 
     status, view = call(get_image(image_id))
     assert status == 200
     assert view["status"] == "done"
-    assert view["original"] == original
-    assert len(view["renditions"]) == 2
+    assert "error" not in view
+    assert view["original"] == {
+        "key": f"originals/{image_id}/Big Photo.jpg",
+        "size": len(data),
+        "content_type": "image/jpeg",
+        "filename": "Big Photo.jpg",
+        "width": 1200,
+        "height": 900,
+        "format": "jpeg",
+    }
+    expected = {(r.name, fmt) for r in default_renditions() for fmt in r.formats}
+    assert {(r["name"], r["format"]) for r in view["renditions"]} == expected
     for rendition in view["renditions"]:
-        assert rendition["url"].startswith(f"{emulator.endpoint}/{RESIZED}/{image_id}/thumb.")
+        assert set(rendition) == {"name", "format", "width", "height", "bytes", "url"}
+        assert rendition["url"].startswith(f"{emulator.endpoint}/{RESIZED}/{image_id}/{rendition['name']}.")
         fetched = requests.get(rendition["url"], timeout=30)
         assert fetched.status_code == 200
         assert len(fetched.content) == rendition["bytes"]
         with Image.open(io.BytesIO(fetched.content)) as im:
             assert im.format.lower() == rendition["format"]
-            assert im.size == (160, 120)
+            assert im.size == (rendition["width"], rendition["height"])
+            assert max(im.size) <= 1600
+    thumb = next(r for r in view["renditions"] if r["name"] == "thumb")
+    assert (thumb["width"], thumb["height"]) == (200, 200)
+
+
+def test_get_after_the_resize_handler_refused_the_upload_shows_the_error(call, lambda_context):
+    """A presigned upload is checked only by S3's policy: bytes that are no image fail in the resizer."""
+    image_id = upload_and_resize(call, lambda_context, b"%PDF-1.7 not a picture", "doc.png", "image/png")
+
+    status, view = call(get_image(image_id))
+    assert status == 200
+    assert view["status"] == "failed"
+    assert view["error"]["code"] == "not_an_image"
+    assert view["error"]["message"]
+    assert view["renditions"] == []
+    assert view["original"]["filename"] == "doc.png"
