@@ -186,7 +186,9 @@ def _cache_control(key: str) -> str:
     return CACHE_CONTROL_IMMUTABLE if api_upload else CACHE_CONTROL_REWRITABLE
 
 
-def _put_outputs(config: ResizeConfig, image_id: str, obj: s3_events.S3Object, result: RenderResult, version):
+def _put_outputs(
+    config: ResizeConfig, image_id: str, obj: s3_events.S3Object, result: RenderResult, version: str | None
+) -> list[dict[str, Any]]:
     s3 = _s3()
     metadata = {"source-key": quote(obj.key, safe="/"), "image-id": image_id}
     if version:
