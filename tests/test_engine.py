@@ -84,6 +84,16 @@ def test_every_exif_orientation_comes_out_upright_without_metadata(orientation):
         assert_upright(thumb)
 
 
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_wide_cover_crop_of_an_oriented_photo(orientation):
+    # Upright 800x400; a 200x50 cover crops the middle band (rows 100..300): still four quadrants.
+    data = images.oriented_jpeg(orientation, 800, 400)
+    band = Rendition("band", 200, 50, "cover", ("webp",), 95)
+    _, ims = render_images(data, [band])
+    assert ims["band"].size == (200, 50)
+    assert_upright(ims["band"])
+
+
 @pytest.mark.parametrize("orientation", [1, 6, 8])
 def test_orientation_at_full_resolution(orientation):
     # Small enough that no DCT scaling happens: the plain decode path.
