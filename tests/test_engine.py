@@ -397,3 +397,11 @@ def test_truncated_files_of_every_format_are_corrupt(fmt, params):
         pillow_heif.register_heif_opener()
     data = images.encode(images.photo(320, 240), fmt, **params)
     assert error_code(data[: len(data) * 3 // 4]) == "corrupt_image"
+
+
+def test_pillows_global_pixel_limit_is_left_alone():
+    before = Image.MAX_IMAGE_PIXELS
+    data = images.encode(images.quadrants(400, 200), "PNG")
+    assert error_code(data, EngineOptions(max_pixels=1000)) == "too_many_pixels"
+    render(data, [SMALL], EngineOptions(max_pixels=500_000_000))
+    assert before == Image.MAX_IMAGE_PIXELS

@@ -24,12 +24,13 @@ they carry one, and get no profile (sRGB is the web's default).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import io
 import itertools
 import os
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -280,6 +281,24 @@ def _stored_box(geo: Geometry, swap: bool, full_w: int, full_h: int, src: _Sourc
     return (x0 * src.sx, y0 * src.sy, (x0 + cw) * src.sx, (y0 + ch) * src.sy)
 
 
+@contextlib.contextmanager
+def _pixel_limit(max_pixels: int) -> Iterator[None]:
+    """Pillow's decompression-bomb check set to our limit while we open and decode.
+
+    Our own check (``max_pixels``, on the header's size, before decoding) is the
+    one that counts; Pillow's global is restored afterwards so other code keeps
+    its default.
+    """
+    saved = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = max_pixels
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            yield
+    finally:
+        Image.MAX_IMAGE_PIXELS = saved
+
+
 @dataclass
 class _Decoded:
     info: SourceInfo
@@ -296,11 +315,7 @@ def _decode_source(data: bytes, renditions: Sequence[Rendition], opts: EngineOpt
     fmt = sniff(data)
     if fmt is None:
         raise NotAnImage("the bytes are not a supported image (JPEG, PNG, WebP, GIF, TIFF, AVIF, HEIC)")
-    if opts.max_pixels != Image.MAX_IMAGE_PIXELS:
-        # Pillow's own bomb check then agrees with ours (it errors at 2x, we at 1x).
-        Image.MAX_IMAGE_PIXELS = opts.max_pixels
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+    with _pixel_limit(opts.max_pixels):
         im = _open(data, fmt)
         stored_w, stored_h = im.size
         if stored_w * stored_h > opts.max_pixels:
