@@ -28,7 +28,7 @@ from pathlib import Path
 from bench import ROOT
 
 POLL_SECONDS = 0.1
-READY_TIMEOUT = 180.0
+READY_TIMEOUT = 600.0
 IMAGE_TIMEOUT = 300.0
 STATE_DIR = ROOT / "build" / "bench-stack"
 
