@@ -11,9 +11,9 @@ from urllib.parse import quote, quote_plus, unquote
 import boto3
 import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError, ReadTimeoutError
-from conftest import load_event
 from PIL import Image
 
+from conftest import load_event
 from imgpipe import keys, records
 from imgpipe.errors import ConfigError, SourceNotFound, TransientError
 from imgpipe.resize_config import from_env
@@ -607,3 +607,41 @@ def test_bad_configuration_fails_the_whole_invocation(pipeline, monkeypatch):
     with pytest.raises(ConfigError, match="MAX_PIXELS: 'many'"):
         pipeline.invoke(record)
     assert pipeline.outputs() == {}
+
+
+# --- event parsing ---
+
+
+def test_s3_event_parsing():
+    from imgpipe import s3_events
+
+    body = load_event("s3_put_sqs.json")["Records"][0]["body"]
+    (obj,) = s3_events.parse_body(body)
+    assert obj.bucket == "uploads"
+    assert obj.key == "photos/2024/My Cat+1.jpg"  # "My+Cat%2B1.jpg": + is a space, %2B a plus
+    assert obj.version_id == "3HL4kqtJlcpXroDTDmJ.rmSpXd3dIbrHY"
+    assert obj.size == 24680 and obj.created
+    assert s3_events.parse_body(load_event("s3_test_event_sqs.json")["Records"][0]["body"]) == []
+    (removed,) = s3_events.parse_body(load_event("s3_delete_sqs.json")["Records"][0]["body"])
+    assert not removed.created
+    slash = json.dumps(
+        {
+            "Records": [
+                {
+                    "eventName": "ObjectCreated:Post",
+                    "s3": {"bucket": {"name": "b"}, "object": {"key": "a%2Fb%2Fc+d.png"}},
+                }
+            ]
+        }
+    )
+    assert s3_events.parse_body(slash)[0].key == "a/b/c d.png"
+
+
+@pytest.mark.parametrize("body", ["not json", "[]", '{"Records": "x"}', '{"Records": [{"s3": {}}]}'])
+def test_malformed_bodies_are_bad_events(body):
+    from imgpipe import s3_events
+    from imgpipe.errors import PermanentError
+
+    with pytest.raises(PermanentError) as err:
+        s3_events.parse_body(body)
+    assert err.value.code == "bad_event"
