@@ -45,6 +45,44 @@ venv: $(VENV)/.installed ## create or refresh the virtualenv from the pinned req
 test: $(VENV)/.installed ## run the whole test suite (unit, handlers, terraform apply, local stack)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
+# A TF_CLI_CONFIG_FILE that names a missing file only makes terraform warn: drop it.
+ifeq ($(wildcard $(TF_CLI_CONFIG_FILE)),)
+unexport TF_CLI_CONFIG_FILE
+endif
+CHECKOV_VENV ?= .venv-checkov
+LAMBDA_SOURCES := $(shell find lambda -type f \( -name '*.py' -o -name '*.json' \) -not -path '*/__pycache__/*' | sort)
+
+build/lambda.zip: $(LAMBDA_SOURCES) requirements.txt tools/package.py
+	$(PYTHON) -m tools.package --output $@ --arch $(ARCH) --runtime $(LAMBDA_RUNTIME)
+
+.PHONY: package
+package: build/lambda.zip ## build build/lambda.zip (handlers + pinned wheels for ARCH and LAMBDA_RUNTIME, reproducible)
+
+.PHONY: tf-init
+tf-init: ## terraform init of the root module from TF_PLUGIN_MIRROR (never downloads)
+	@test -n "$(TF_PLUGIN_MIRROR)" || { echo "no provider mirror found: make tf-init TF_PLUGIN_MIRROR=/path/to/mirror" >&2; exit 1; }
+	terraform init -input=false -plugin-dir=$(TF_PLUGIN_MIRROR)
+
+$(CHECKOV_VENV)/.installed: requirements-checkov.txt
+	@test -x $(CHECKOV_VENV)/bin/python || $(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-checkov.txt
+	@touch $@
+
+.PHONY: lint
+lint: $(VENV)/.installed $(CHECKOV_VENV)/.installed ## terraform fmt -check and validate, ruff, checkov (zero failed checks)
+	terraform fmt -check -recursive -diff
+	$(PY) -m local.tf validate
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+	$(CHECKOV_VENV)/bin/checkov --directory . --framework terraform --quiet --compact --skip-download \
+		$(foreach p,$(VENV) $(CHECKOV_VENV) .venv-bench build tests .local-stack .terraform,--skip-path $(p))
+
+.PHONY: fmt
+fmt: $(VENV)/.installed ## format Terraform and Python in place
+	terraform fmt -recursive
+	$(PY) -m ruff format .
+	$(PY) -m ruff check --fix .
+
 #: BENCH_CORPUS: a directory of your own images for make bench (empty: the fetched corpus)
 BENCH_CORPUS ?=
 #: BENCH_ROUNDS: timed rounds per measurement in make bench (medians are reported)

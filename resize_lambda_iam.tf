@@ -38,7 +38,7 @@ data "aws_iam_policy_document" "resize" {
       "sqs:GetQueueAttributes",
       "sqs:ReceiveMessage",
     ]
-    resources = [aws_sqs_queue.resize.arn]
+    resources = [local.queue_arn]
   }
 
   statement {

@@ -31,4 +31,7 @@ data "aws_iam_policy_document" "resize_queue" {
 resource "aws_sqs_queue_policy" "resize" {
   queue_url = aws_sqs_queue.resize.id
   policy    = data.aws_iam_policy_document.resize_queue.json
+
+  # Set after the redrive policy (resize_sqs.tf says why).
+  depends_on = [aws_sqs_queue_redrive_policy.resize]
 }

@@ -122,7 +122,7 @@ variable "jpeg_background" {
 
 variable "kms_key_arn" {
   type        = string
-  description = "Customer-managed KMS key ARN for the buckets, queues and table. null = SSE-S3, SSE-SQS and the DynamoDB AWS owned key. The key policy must let this account's roles and S3 use it."
+  description = "Customer-managed KMS key ARN for the buckets, queues and table. null = SSE-S3, SSE-SQS and the AWS managed key aws/dynamodb. Its key policy must let this account's roles and S3 (for event notifications to the queue) use it."
   default     = null
 
   validation {
