@@ -31,7 +31,7 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from imgpipe import keys, records, s3_events
 from imgpipe.detect import mime_type
 from imgpipe.engine import EngineOptions, RenderResult, render
-from imgpipe.errors import ConfigError, PermanentError, SourceNotFound, TransientError
+from imgpipe.errors import ConfigError, PermanentError, SourceNotFound, SourceTooLarge, TransientError
 from imgpipe.renditions import EXTENSIONS
 from imgpipe.resize_config import ResizeConfig, from_env
 
@@ -245,6 +245,13 @@ def process_object(obj: s3_events.S3Object, current: State) -> str:
         if obj.version_id:
             params["VersionId"] = obj.version_id
         response = _call(f"get {where}", _s3().get_object, **params)
+        length = response.get("ContentLength")
+        if length is not None and length > config.max_source_bytes:
+            response["Body"].close()
+            original.update(size=length, version_id=response.get("VersionId") or obj.version_id)
+            raise SourceTooLarge(
+                f"the object is {length} bytes; the limit (MAX_SOURCE_BYTES) is {config.max_source_bytes}"
+            )
         data = _call(f"read {where}", response["Body"].read)
         fetched = True
         version = response.get("VersionId") or obj.version_id

@@ -23,6 +23,7 @@ UPLOADS, RESIZED, TABLE = "uploads", "resized", "images"
 ENV_VARS = (
     "RENDITIONS",
     "MAX_PIXELS",
+    "MAX_SOURCE_BYTES",
     "JPEG_BACKGROUND",
     "WATERMARK_TEXT",
     "WATERMARK_KEY",
@@ -378,6 +379,22 @@ def test_bad_images_are_recorded_and_not_retried(pipeline, data, code):
     assert len(pipeline.outputs(keys.id_for_key("fine.png"))) == 6
 
 
+def test_source_over_the_byte_limit_is_refused_before_download(pipeline, monkeypatch):
+    import resize_handler
+
+    monkeypatch.setenv("MAX_SOURCE_BYTES", "1000")
+    resize_handler.reset()
+    big = images.encode(images.quadrants(), "PNG") + b"\0" * 1000
+    record = pipeline.upload("big/photo.png", big)
+    assert pipeline.invoke(record) == {"batchItemFailures": []}
+    item = pipeline.item(keys.id_for_key("big/photo.png"))
+    assert item["status"] == "failed"
+    assert item["error"]["code"] == "source_too_large"
+    assert "MAX_SOURCE_BYTES" in item["error"]["message"]
+    assert item["original"]["size"] == len(big)
+    assert pipeline.outputs(keys.id_for_key("big/photo.png")) == {}
+
+
 def test_missing_source_is_recorded_and_keeps_the_api_filename(pipeline):
     image_id = keys.new_id()
     key = keys.original_key(image_id, "gone.jpg")
@@ -529,6 +546,7 @@ BASE_ENV = {"RESIZED_BUCKET": "r", "UPLOADS_BUCKET": "u"}
 def test_configuration_defaults():
     config = from_env(BASE_ENV)
     assert config.max_pixels == 100_000_000
+    assert config.max_source_bytes == 100 * 1024 * 1024
     assert config.background == (255, 255, 255)
     assert config.table_name is None
     assert not config.watermark_enabled
@@ -575,6 +593,7 @@ def test_configuration_as_terraform_passes_it():
         ({"MAX_PIXELS": "lots"}, "MAX_PIXELS: 'lots'"),
         ({"MAX_PIXELS": "0"}, "MAX_PIXELS: '0'"),
         ({"MAX_PIXELS": "1.5"}, "MAX_PIXELS: '1.5'"),
+        ({"MAX_SOURCE_BYTES": "0"}, "MAX_SOURCE_BYTES: '0'"),
         ({"JPEG_BACKGROUND": "white"}, "JPEG_BACKGROUND: 'white'"),
         ({"WATERMARK_POSITION": "middle"}, "WATERMARK_POSITION: 'middle'"),
         ({"WATERMARK_OPACITY": "2"}, "WATERMARK_OPACITY: '2'"),

@@ -40,6 +40,12 @@ class TooManyPixels(PermanentError):
     code = "too_many_pixels"
 
 
+class SourceTooLarge(PermanentError):
+    """The object is larger than MAX_SOURCE_BYTES; it is not downloaded."""
+
+    code = "source_too_large"
+
+
 class CorruptImage(PermanentError):
     """Truncated or undecodable data behind a valid image header."""
 

@@ -28,6 +28,7 @@ class ResizeConfig:
     table_name: str | None
     renditions: tuple[Rendition, ...]
     max_pixels: int = 100_000_000
+    max_source_bytes: int = 104_857_600
     background: tuple[int, int, int] = (255, 255, 255)
     watermark_text: str | None = None
     watermark_key: str | None = None
@@ -123,6 +124,7 @@ def from_env(env: Mapping[str, str] | None = None) -> ResizeConfig:
         table_name=_get(env, "TABLE_NAME"),
         renditions=renditions,
         max_pixels=_int(env, "MAX_PIXELS", 100_000_000, 1),
+        max_source_bytes=_int(env, "MAX_SOURCE_BYTES", 104_857_600, 1),
         background=background,
         watermark_text=text,
         watermark_key=key,
