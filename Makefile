@@ -105,7 +105,7 @@ bench/corpus/.fetched: bench/corpus.py | $(BENCH_VENV)/.installed
 bench-corpus: bench/corpus/.fetched ## fetch the benchmark photos (Debian wallpaper packages, scikit-image samples)
 
 .PHONY: bench
-bench: $(BENCH_VENV)/.installed $(if $(BENCH_CORPUS),,bench/corpus/.fetched) ## time the engine against libvips and naive Pillow; cold start, local stack, cost
+bench: $(BENCH_VENV)/.installed $(if $(BENCH_CORPUS),,bench/corpus/.fetched) build/lambda.zip ## time the engine against libvips and naive Pillow; cold start, local stack, cost
 	$(BENCH_PY) -m bench.run
 
 .PHONY: clean
