@@ -398,21 +398,24 @@ def main() -> int:
     row = next(r for r in results["images"] if r["file"] == typical.name)
     results["cost"] = cost.estimate(typical.name, row["ms"]["engine"], row["cpu_ms"]["engine"])
     results["targets"] = evaluate(results["images"], results["cold_start"], results["package"])
+    # a profile of the worst miss of each speed target, for the engine's author
     missed = [c for c in results["targets"] if not c["met"] and "engine" in c["target"]]
-    if missed:
-        worst = max(missed, key=lambda c: c["value"] / c["limit"])
+    results["profiles"] = []
+    for target in dict.fromkeys(c["target"] for c in missed):
+        worst = max((c for c in missed if c["target"] == target), key=lambda c: c["value"])
         image = next(i for i in images if i.name == worst["image"])
-        results["profile"] = profile_engine(image, renditions)
+        results["profiles"].append({"target": target, **profile_engine(image, renditions)})
     results["load_average"] = {"start": load_start, "end": [round(x, 2) for x in os.getloadavg()]}
     results["duration_s"] = round(time.monotonic() - t0, 1)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     out_path.write_text(json.dumps(results, indent=2) + "\n")
     print_report(results)
-    if "profile" in results:
-        p = results["profile"]
-        print(f"\nProfile of the engine on {p['image']} (one thread):")
+    for p in results["profiles"]:
+        print(f"\nProfile of the engine on {p['image']} (one thread; missed: {p['target']}):")
         for stage, value in p["stages_ms"].items():
             print(f"  {value:8.1f} ms  {stage}")
+        for row in p["top_self_time"][:6]:
+            print(f"  {row['self_ms']:8.1f} ms self  {row['function']} x{row['calls']}")
     print(f"\nbench: results in {out_path} ({results['duration_s']} s)")
     return 0
 
