@@ -108,6 +108,14 @@ bench-corpus: bench/corpus/.fetched ## fetch the benchmark photos (Debian wallpa
 bench: $(BENCH_VENV)/.installed $(if $(BENCH_CORPUS),,bench/corpus/.fetched) build/lambda.zip ## time the engine against libvips and naive Pillow; cold start, local stack, cost
 	$(BENCH_PY) -m bench.run
 
+.PHONY: run
+run: $(VENV)/.installed build/lambda.zip ## the whole pipeline on 127.0.0.1 (emulator + terraform apply + API + queue poller); Ctrl-C stops it
+	$(PY) -m local.run
+
+.PHONY: demo
+demo: $(VENV)/.installed ## upload a sample image through both routes of a running `make run` and print the rendition urls
+	$(PY) -m local.demo
+
 .PHONY: clean
 clean: ## remove the virtualenvs, build output and local state
 	rm -rf $(VENV) .venv-* build .local-stack .pytest_cache .ruff_cache
