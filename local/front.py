@@ -158,7 +158,6 @@ def load_api(apigw: Any, account_id: str, api_id: str | None = None) -> Api:
     integrations = {
         i["IntegrationId"]: i for i in apigw.get_integrations(ApiId=api["ApiId"]).get("Items", [])
     }
-    authorizers = {a["AuthorizerId"]: a for a in apigw.get_authorizers(ApiId=api["ApiId"]).get("Items", [])}
     routes = []
     for item in apigw.get_routes(ApiId=api["ApiId"]).get("Items", []):
         target = item.get("Target") or ""
@@ -173,7 +172,9 @@ def load_api(apigw: Any, account_id: str, api_id: str | None = None) -> Api:
             log.warning("route %s: no function in %s", item["RouteKey"], integration.get("IntegrationUri"))
             continue
         audience: tuple[str, ...] = ()
-        authorizer = authorizers.get(item.get("AuthorizerId") or "")
+        authorizer = None
+        if item.get("AuthorizerId"):  # the emulator has GetAuthorizer but not GetAuthorizers
+            authorizer = apigw.get_authorizer(ApiId=api["ApiId"], AuthorizerId=item["AuthorizerId"])
         if authorizer and authorizer.get("JwtConfiguration"):
             audience = tuple(authorizer["JwtConfiguration"].get("Audience") or ())
         routes.append(

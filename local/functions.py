@@ -244,11 +244,15 @@ class LocalFunction:
         with self._lock:
             return sorted(w.pid for w in self._all if w.alive())
 
-    def warm(self) -> None:
-        """Start one environment now (the cold start happens before the first request)."""
+    def warm(self) -> dict[str, Any] | None:
+        """Start one environment now, before the first request; its init error, if any."""
         with self._slots:
             worker = self._take()
+            if worker.init_error is not None:
+                self._discard(worker)
+                return worker.init_error
             self._give_back(worker)
+            return None
 
     def invoke(self, event: Any) -> InvokeResult:
         request_id = str(uuid.uuid4())

@@ -205,9 +205,7 @@ class Poller:
             response = self.sqs.delete_message_batch(QueueUrl=s.queue_url, Entries=entries)
             for failure in response.get("Failed", []):
                 log.warning("could not delete a message: %s", failure.get("Message"))
-        if result.ok:
-            log.info("%s: batch of %d, %d kept for retry", s.function_name, len(batch), len(keep))
-        else:
+        if not result.ok:
             log.warning(
                 "%s: batch of %d failed (%s: %s); the messages return after the visibility timeout",
                 s.function_name,
@@ -215,3 +213,13 @@ class Poller:
                 (result.error or {}).get("errorType"),
                 (result.error or {}).get("errorMessage"),
             )
+        elif keep:
+            log.warning(
+                "%s: batch of %d, %d kept for retry after the visibility timeout: %s",
+                s.function_name,
+                len(batch),
+                len(keep),
+                ", ".join(sorted(keep)),
+            )
+        else:
+            log.info("%s: batch of %d done", s.function_name, len(batch))

@@ -1,0 +1,344 @@
+"""``make run``: the whole pipeline on loopback, provisioned by this repository's Terraform.
+
+1. The emulator (moto server) starts on 127.0.0.1:$MOTO_PORT, empty.
+2. ``terraform apply`` of the root module, pointed at it, into a fresh state
+   under ``$LOCAL_STACK_DIR/terraform/`` (the emulator starts empty, so the old
+   local state is deleted first). The SQS event source mapping is created
+   disabled: in the emulator an enabled one would consume the messages itself.
+3. What Terraform created is read back from the emulator: every function's
+   configuration, the HTTP API's routes, the mapping's settings.
+4. Each function runs in its own worker processes with its own environment
+   (``local.functions``); the HTTP front serves the API's routes on
+   127.0.0.1:$API_PORT (``local.front``); the poller delivers the queue to the
+   resize function with the mapping's settings (``local.poller``).
+
+Ctrl-C or SIGTERM stops everything, in reverse order, and leaves no process
+and no open port. Environment: ``MOTO_PORT`` (4566), ``API_PORT`` (8080),
+``LOCAL_STACK_DIR`` (``.local-stack``), ``LOCAL_TF_VARS`` (a JSON object of
+extra Terraform variables, e.g. ``{"resize_max_receive_count": 2}``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import shutil
+import signal
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from local.emulator import HOST, Emulator, port_open
+from local.front import Api, Front, load_api
+from local.functions import FAKE_CREDENTIALS, FunctionConfig, LocalFunction
+from local.poller import MappingSettings, Poller
+
+log = logging.getLogger("local.run")
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+LAMBDA_ZIP = REPO_ROOT / "build" / "lambda.zip"
+REGION = "us-east-1"
+API_WORKERS = 4  # concurrent environments per function behind the API
+
+
+class StackError(RuntimeError):
+    """The stack cannot start; the message says what to do."""
+
+
+def _env_port(name: str, default: int) -> int:
+    raw = os.environ.get(name, "").strip() or str(default)
+    if not raw.isdigit() or not 0 < int(raw) < 65536:
+        raise StackError(f"{name}={raw!r} is not a TCP port")
+    return int(raw)
+
+
+def _extra_tf_vars() -> dict[str, Any]:
+    raw = os.environ.get("LOCAL_TF_VARS", "").strip()
+    if not raw:
+        return {}
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise StackError(f"LOCAL_TF_VARS is not valid JSON: {exc.msg}") from None
+    if not isinstance(value, dict):
+        raise StackError("LOCAL_TF_VARS must be a JSON object of Terraform variables")
+    return value
+
+
+def isolate_from_real_aws() -> None:
+    """Fake credentials, fixed region, no profile or config file: nothing can reach AWS."""
+    for var in list(os.environ):
+        if var.startswith(("AWS_", "BOTO")):
+            del os.environ[var]
+    os.environ.update(FAKE_CREDENTIALS)
+    os.environ.update(
+        AWS_REGION=REGION,
+        AWS_DEFAULT_REGION=REGION,
+        AWS_CONFIG_FILE=os.devnull,
+        AWS_SHARED_CREDENTIALS_FILE=os.devnull,
+        AWS_EC2_METADATA_DISABLED="true",
+    )
+
+
+@dataclass
+class Stack:
+    """Everything ``make run`` starts, stopped in reverse order by ``stop()``."""
+
+    moto_port: int
+    api_port: int
+    state_dir: Path
+    tf_vars: dict[str, Any] = field(default_factory=dict)
+    emulator: Emulator | None = None
+    functions: dict[str, LocalFunction] = field(default_factory=dict)
+    front: Front | None = None
+    pollers: list[Poller] = field(default_factory=list)
+    api: Api | None = None
+    outputs: dict[str, Any] = field(default_factory=dict)
+    mappings: list[MappingSettings] = field(default_factory=list)
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://{HOST}:{self.moto_port}"
+
+    @property
+    def api_url(self) -> str:
+        return f"http://{HOST}:{self.api_port}"
+
+    def client(self, service: str) -> Any:
+        import boto3
+
+        return boto3.session.Session().client(service, endpoint_url=self.endpoint, region_name=REGION)
+
+    def start(self) -> None:
+        zip_path = Path(self.tf_vars.get("lambda_zip_path") or LAMBDA_ZIP)
+        if not zip_path.is_file():
+            raise StackError(f"{zip_path} is missing: run `make package` (`make run` does)")
+        for name, port in (("MOTO_PORT", self.moto_port), ("API_PORT", self.api_port)):
+            if port_open(port):
+                raise StackError(f"port {port} on {HOST} is already in use: set {name} to a free port")
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self._clean_state()
+
+        step = time.monotonic()
+        self.emulator = Emulator(self.moto_port, log_path=self.state_dir / "moto.log").start()
+        log.info("emulator up on %s (%.1f s)", self.endpoint, time.monotonic() - step)
+
+        step = time.monotonic()
+        self.outputs = self._apply()
+        log.info("terraform apply done (%.1f s)", time.monotonic() - step)
+
+        step = time.monotonic()
+        account = self.client("sts").get_caller_identity()["Account"]
+        self.api = load_api(self.client("apigatewayv2"), account)
+        lam, sqs = self.client("lambda"), self.client("sqs")
+        self.mappings = [
+            MappingSettings.from_api(m, sqs)
+            for m in _paginate(lam, "list_event_source_mappings", "EventSourceMappings")
+            if m.get("EventSourceArn", "").startswith("arn:aws:sqs:")
+        ]
+        names = sorted(self.api.functions() | {m.function_name for m in self.mappings})
+        for name in names:
+            config = FunctionConfig.from_api(lam.get_function_configuration(FunctionName=name))
+            workers = API_WORKERS if name in self.api.functions() else 1
+            self.functions[name] = LocalFunction(config, self.endpoint, max_workers=workers)
+        # Cold starts now, in parallel, so the first request is warm and a
+        # handler that cannot even import fails `make run`, not a request.
+        errors: list[str] = []
+
+        def warm(fn: LocalFunction) -> None:
+            try:
+                error = fn.warm()
+            except RuntimeError as exc:
+                errors.append(str(exc))
+                return
+            if error:
+                # As on Lambda, the stack still starts: each invocation reports the error.
+                log.error("%s cannot start: %s: %s", fn.name, error["errorType"], error["errorMessage"])
+
+        threads = [threading.Thread(target=warm, args=(fn,)) for fn in self.functions.values()]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        if errors:
+            raise StackError("; ".join(errors))
+        log.info("functions started: %s (%.1f s)", ", ".join(names), time.monotonic() - step)
+
+        self.front = Front(self.api, self._invoke, self.api_port).start()
+        for mapping in self.mappings:
+            if mapping.function_name in self.functions:
+                self.pollers.append(Poller(sqs, mapping, self._invoke).start())
+        self._write_description()
+
+    def _invoke(self, name: str, event: dict[str, Any]) -> Any:
+        return self.functions[name].invoke(event)
+
+    def _clean_state(self) -> None:
+        tf_dir = self.state_dir / "terraform"
+        for path in tf_dir.glob("terraform.tfstate*"):
+            path.unlink()
+        for name in ("stack.json", "moto.log", "terraform.log"):
+            with contextlib.suppress(FileNotFoundError):
+                (self.state_dir / name).unlink()
+
+    def _apply(self) -> dict[str, Any]:
+        from local.tf import Terraform, TerraformError
+
+        tf_dir = self.state_dir / "terraform"
+        variables = {
+            "aws_endpoint_url": self.endpoint,
+            "aws_region": REGION,
+            "environment": "local",
+            "resize_event_source_enabled": False,
+            "dynamodb_deletion_protection": False,
+            **self.tf_vars,
+        }
+        try:
+            tf = Terraform(REPO_ROOT, data_dir=tf_dir / "data", state=tf_dir / "terraform.tfstate")
+        except TerraformError as exc:
+            raise StackError(str(exc)) from None
+        try:
+            tf.init()
+            return tf.apply(variables)
+        except TerraformError as exc:
+            raise StackError(f"{exc}\n(the emulator's log: {self.state_dir / 'moto.log'})") from None
+        finally:
+            (self.state_dir / "terraform.log").write_text(tf.last_stdout + tf.last_stderr)
+
+    def pids(self) -> dict[str, list[int]]:
+        pids = {name: fn.pids() for name, fn in self.functions.items()}
+        if self.emulator and self.emulator.process:
+            pids["emulator"] = [self.emulator.process.pid]
+        return pids
+
+    def _write_description(self) -> None:
+        """``stack.json``: what is running where (for `make demo`, tests and curious humans)."""
+        description = {
+            "api_url": self.api_url,
+            "endpoint": self.endpoint,
+            "pid": os.getpid(),
+            "pids": self.pids(),
+            "routes": [r.key for r in self.api.routes] if self.api else [],
+            "outputs": self.outputs,
+        }
+        (self.state_dir / "stack.json").write_text(json.dumps(description, indent=2) + "\n")
+
+    def banner(self, seconds: float) -> str:
+        o = self.outputs
+        routes = ", ".join(r.key for r in self.api.routes) if self.api else ""
+        poll = "; ".join(
+            f"queue {m.queue_url.rsplit('/', 1)[-1]} -> {m.function_name} (batch {m.batch_size}, "
+            f"window {m.window_seconds} s{', partial batch responses' if m.report_failures else ''})"
+            for m in self.mappings
+        )
+        lines = [
+            f"Image pipeline running on loopback (ready in {seconds:.1f} s)",
+            "",
+            f"  API       {self.api_url}   {routes}",
+            f"  Emulator  {self.endpoint}   (moto; AWS_ENDPOINT_URL for aws cli / boto3, any fake keys)",
+            f"  Buckets   uploads {o.get('uploads_bucket_name', '?')}",
+            f"            resized {o.get('resized_bucket_name', '?')}",
+            f"  Table     {o.get('table_name', '?')}",
+            f"  Poller    {poll}",
+            f"  Logs      handlers below; emulator {self.state_dir / 'moto.log'}; "
+            f"terraform {self.state_dir / 'terraform.log'}",
+            "",
+            "Try it:",
+            f"  export API={self.api_url}",
+            "  curl -sS -X POST \"$API/images\" -H 'Content-Type: image/jpeg' --data-binary @photo.jpg",
+            '  curl -sS "$API/images/<id>"',
+            "",
+            "Ctrl-C stops everything.",
+        ]
+        return "\n".join(lines)
+
+    def healthy(self) -> bool:
+        return bool(self.emulator and self.emulator.process and self.emulator.process.poll() is None)
+
+    def stop(self) -> None:
+        """Stop everything that started, whatever stage start() reached."""
+        for poller in self.pollers:
+            poller.request_stop()
+        if self.front:
+            self.front.stop()
+            self.front = None
+        for fn in self.functions.values():
+            fn.close()
+        for poller in self.pollers:
+            poller.stop(5)
+        self.pollers = []
+        if self.emulator:
+            self.emulator.stop()
+            self.emulator = None
+
+
+def _paginate(client: Any, method: str, key: str) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = []
+    for page in client.get_paginator(method).paginate():
+        items.extend(page.get(key, []))
+    return items
+
+
+def _raise_interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+def main() -> int:
+    started = time.monotonic()
+    logging.basicConfig(
+        level=logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+        stream=sys.stderr,
+    )
+    logging.getLogger("botocore").setLevel(logging.WARNING)
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+    isolate_from_real_aws()
+    if shutil.which(os.environ.get("TERRAFORM") or "terraform") is None:
+        print("terraform is not on PATH: install Terraform >= 1.5 (or set TERRAFORM)", file=sys.stderr)
+        return 2
+    try:
+        stack = Stack(
+            moto_port=_env_port("MOTO_PORT", 4566),
+            api_port=_env_port("API_PORT", 8080),
+            state_dir=Path(os.environ.get("LOCAL_STACK_DIR") or REPO_ROOT / ".local-stack").resolve(),
+            tf_vars=_extra_tf_vars(),
+        )
+    except StackError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    code = 0
+    try:
+        stack.start()
+        print(stack.banner(time.monotonic() - started), flush=True)
+        while stack.healthy():
+            time.sleep(0.5)
+        log.error("the emulator exited; see %s", stack.state_dir / "moto.log")
+        code = 1
+    except KeyboardInterrupt:
+        print("\nstopping...", file=sys.stderr, flush=True)
+    except (StackError, OSError) as exc:
+        print(f"make run: {exc}", file=sys.stderr, flush=True)
+        code = 1
+    except Exception:
+        log.exception("make run failed")
+        code = 1
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        stack.stop()
+    busy = [str(p) for p in (stack.moto_port, stack.api_port) if port_open(p)]
+    if busy:
+        print(f"stopped; port(s) {', '.join(busy)} still answer: another program holds them", file=sys.stderr)
+    else:
+        print("stopped: every process ended, ports closed", file=sys.stderr, flush=True)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

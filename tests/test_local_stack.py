@@ -1,0 +1,342 @@
+"""`make run` for real: the local stack started as a subprocess, used over HTTP and S3, stopped.
+
+One stack per session (``python -m local.run`` on free ports, its own state
+directory, a short function timeout and maxReceiveCount 2 through
+LOCAL_TF_VARS so the dead-letter path takes seconds, not minutes). Uploads go
+through the HTTP front (direct and presigned), a direct S3 put with an awkward
+key goes through the bucket notification, a poison message goes round until the
+queue's redrive moves it to the DLQ; every rendition is downloaded and checked.
+The last test stops the stack with SIGINT and checks that no process and no
+port is left.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import boto3
+import pytest
+import requests
+from PIL import Image
+
+from imgpipe import keys
+from local.emulator import free_port, port_open
+from local.tf import REPO_ROOT, TerraformError, find_plugin_mirror, find_terraform
+from tests.images import photo_jpeg, rgba_png
+
+pytestmark = [pytest.mark.slow, pytest.mark.terraform]
+
+if find_terraform() is None:
+    pytest.skip("terraform is not on PATH: the local stack needs it", allow_module_level=True)
+try:
+    find_plugin_mirror()
+except TerraformError as exc:
+    pytest.skip(str(exc), allow_module_level=True)
+
+DEFAULTS = json.loads((REPO_ROOT / "lambda/imgpipe/default_renditions.json").read_text())
+MAX_RECEIVE_COUNT = 2
+TEST_TF_VARS = {"resize_timeout_seconds": 5, "resize_max_receive_count": MAX_RECEIVE_COUNT}
+START_TIMEOUT = 600  # terraform apply against the emulator: ~90 s here, more on a loaded machine
+DONE_TIMEOUT = 120
+MAGIC = {"jpeg": b"\xff\xd8\xff", "webp": b"RIFF", "avif": b"ftyp"}
+
+
+@dataclass
+class RunningStack:
+    process: subprocess.Popen
+    log: Path
+    moto_port: int
+    api_port: int
+    description: dict = field(default_factory=dict)
+
+    @property
+    def api(self) -> str:
+        return f"http://127.0.0.1:{self.api_port}"
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.moto_port}"
+
+    @property
+    def outputs(self) -> dict:
+        return self.description["outputs"]
+
+    def client(self, service: str):
+        return boto3.client(
+            service,
+            endpoint_url=self.endpoint,
+            region_name="us-east-1",
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        )
+
+    def descendants(self) -> set[int]:
+        """Every live process below the stack's own (from /proc, whatever their group)."""
+        parents: dict[int, int] = {}
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                try:
+                    stat = (entry / "stat").read_text()
+                except OSError:
+                    continue
+                parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+        found, frontier = set(), {self.process.pid}
+        while frontier:
+            children = {pid for pid, ppid in parents.items() if ppid in frontier}
+            found |= children
+            frontier = children
+        return found
+
+    def stop(self) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+            try:
+                return self.process.wait(60)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(10)
+                raise
+        return self.process.returncode
+
+
+@pytest.fixture(scope="session")
+def lambda_zip() -> Path:
+    """build/lambda.zip through the Makefile's file target (Terraform needs it to plan)."""
+    result = subprocess.run(["make", "-s", "build/lambda.zip"], cwd=REPO_ROOT, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    return REPO_ROOT / "build" / "lambda.zip"
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory, lambda_zip):
+    state_dir = tmp_path_factory.mktemp("local-stack")
+    moto_port, api_port = free_port(), free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "TF_VAR_"))}
+    env.update(
+        MOTO_PORT=str(moto_port),
+        API_PORT=str(api_port),
+        LOCAL_STACK_DIR=str(state_dir),
+        LOCAL_TF_VARS=json.dumps(TEST_TF_VARS),
+        PYTHONUNBUFFERED="1",
+    )
+    log = state_dir / "run.log"
+    with open(log, "wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "local.run"],
+            cwd=REPO_ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    running = RunningStack(process, log, moto_port, api_port)
+    try:
+        deadline = time.monotonic() + START_TIMEOUT
+        while b"Image pipeline running" not in log.read_bytes():
+            if process.poll() is not None:
+                pytest.fail(f"the local stack exited with {process.returncode}:\n{log.read_text()[-6000:]}")
+            if time.monotonic() > deadline:
+                pytest.fail(
+                    f"the local stack was not ready within {START_TIMEOUT} s:\n{log.read_text()[-6000:]}"
+                )
+            time.sleep(0.5)
+        running.description = json.loads((state_dir / "stack.json").read_text())
+        yield running
+    finally:
+        running.stop()
+
+
+def wait_for(stack: RunningStack, image_id: str, *, unknown_at_first: bool = False) -> dict:
+    """Poll GET /images/{id} until done or failed (a direct S3 put has no record until resized)."""
+    deadline = time.monotonic() + DONE_TIMEOUT
+    while True:
+        response = requests.get(f"{stack.api}/images/{image_id}", timeout=30)
+        if response.status_code == 404 and unknown_at_first:
+            status = "unknown"
+        else:
+            assert response.status_code == 200, response.text
+            body = response.json()
+            if body["status"] in ("done", "failed"):
+                return body
+            status = body["status"]
+        assert time.monotonic() < deadline, f"{image_id} still {status} after {DONE_TIMEOUT} s"
+        time.sleep(0.5)
+
+
+def check_renditions(stack: RunningStack, body: dict, source_size: tuple[int, int]) -> None:
+    """Every configured rendition exists, downloads from the emulator and is what it claims."""
+    assert body["status"] == "done", body.get("error")
+    got = {(r["name"], r["format"]) for r in body["renditions"]}
+    assert got == {(d["name"], f) for d in DEFAULTS for f in d["formats"]}
+    boxes = {d["name"]: d for d in DEFAULTS}
+    for rendition in body["renditions"]:
+        url = rendition["url"]
+        assert urlsplit(url).netloc == f"127.0.0.1:{stack.moto_port}"  # presigned against the emulator
+        response = requests.get(url, timeout=30)
+        assert response.status_code == 200, (rendition["name"], response.text[:300])
+        data = response.content
+        assert len(data) == rendition["bytes"]
+        assert MAGIC[rendition["format"]] in data[:12]
+        if rendition["format"] == "webp":
+            assert data[8:12] == b"WEBP"
+        with Image.open(io.BytesIO(data)) as im:
+            im.load()
+            assert im.size == (rendition["width"], rendition["height"])
+        box = boxes[rendition["name"]]
+        if box["fit"] == "cover":
+            expected = (min(box["width"], source_size[0]), min(box["height"], source_size[1]))
+            assert im.size == expected
+        else:
+            assert im.width <= box["width"] and im.height <= box["height"]
+            assert max(im.width / box["width"], im.height / box["height"]) > 0.99 or im.size == source_size
+            ratio = source_size[0] / source_size[1]
+            assert abs(im.width / im.height - ratio) < 0.02  # aspect kept
+
+
+def test_stack_prints_where_it_listens_and_binds_loopback_only(stack):
+    text = stack.log.read_text()
+    assert f"API       {stack.api}" in text
+    assert f"Emulator  {stack.endpoint}" in text
+    assert "curl -sS -X POST \"$API/images\" -H 'Content-Type: image/jpeg' --data-binary @photo.jpg" in text
+    listening = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            local, state = line.split()[1], line.split()[3]
+            if state == "0A":  # LISTEN
+                address, port = local.rsplit(":", 1)
+                listening.add((address, int(port, 16)))
+    ours = {(a, p) for a, p in listening if p in (stack.moto_port, stack.api_port)}
+    assert ours == {("0100007F", stack.moto_port), ("0100007F", stack.api_port)}  # 127.0.0.1 only
+
+
+def test_direct_upload_through_the_front_gets_every_rendition(stack):
+    data = photo_jpeg(1200, 900)
+    response = requests.post(
+        f"{stack.api}/images?filename=holiday.jpg",
+        data=data,
+        headers={"Content-Type": "image/jpeg"},
+        timeout=30,
+    )
+    assert response.status_code == 201, response.text
+    created = response.json()
+    assert response.headers["Location"] == f"/images/{created['id']}"
+    assert created["status"] == "pending" and created["original"]["filename"] == "holiday.jpg"
+    body = wait_for(stack, created["id"])
+    check_renditions(stack, body, (1200, 900))
+    assert body["original"]["width"] == 1200 and body["original"]["format"] == "jpeg"
+
+
+def test_presigned_upload_posts_the_form_to_the_emulator(stack):
+    data = rgba_png((900, 600))
+    response = requests.post(
+        f"{stack.api}/uploads",
+        json={"filename": "diagram.png", "content_type": "image/png", "size": len(data)},
+        timeout=30,
+    )
+    assert response.status_code == 201, response.text
+    created = response.json()
+    assert created["status"] == "awaiting_upload"
+    upload = created["upload"]
+    assert urlsplit(upload["url"]).netloc == f"127.0.0.1:{stack.moto_port}"
+    form = requests.post(
+        upload["url"],
+        data=upload["fields"],
+        files={"file": ("diagram.png", data, "image/png")},
+        timeout=30,
+    )
+    assert form.status_code in (200, 201, 204), form.text
+    body = wait_for(stack, created["id"])
+    check_renditions(stack, body, (900, 600))
+    assert body["original"]["format"] == "png"
+
+
+def test_direct_s3_put_with_an_awkward_key_is_processed(stack):
+    key = "photos/2024/My Cat+1 ü%.jpg"
+    s3 = stack.client("s3")
+    s3.put_object(
+        Bucket=stack.outputs["uploads_bucket_name"],
+        Key=key,
+        Body=photo_jpeg(640, 480),
+        ContentType="image/jpeg",
+    )
+    body = wait_for(stack, keys.id_for_key(key), unknown_at_first=True)
+    check_renditions(stack, body, (640, 480))
+    assert body["original"]["key"] == key
+
+
+def test_a_message_that_always_fails_ends_in_the_dlq_after_max_receive_count(stack):
+    sqs = stack.client("sqs")
+    poison = {
+        "Records": [
+            {
+                "eventVersion": "2.1",
+                "eventSource": "aws:s3",
+                "awsRegion": "us-east-1",
+                "eventName": "ObjectCreated:Put",
+                "s3": {
+                    "bucket": {
+                        "name": "no-such-bucket-anywhere",
+                        "arn": "arn:aws:s3:::no-such-bucket-anywhere",
+                    },
+                    "object": {"key": "ghost.jpg", "size": 1234},
+                },
+            }
+        ]
+    }
+    sent = sqs.send_message(QueueUrl=stack.outputs["queue_url"], MessageBody=json.dumps(poison))
+    deadline = time.monotonic() + 180
+    moved = []
+    while not moved:
+        assert time.monotonic() < deadline, "the poison message never reached the DLQ"
+        moved = sqs.receive_message(
+            QueueUrl=stack.outputs["dlq_url"], MessageSystemAttributeNames=["All"], WaitTimeSeconds=1
+        ).get("Messages", [])
+    assert [m["MessageId"] for m in moved] == [sent["MessageId"]]
+    assert json.loads(moved[0]["Body"]) == poison
+    # Delivered maxReceiveCount times by the poller, then moved on the next receive.
+    assert int(moved[0]["Attributes"]["ApproximateReceiveCount"]) > MAX_RECEIVE_COUNT
+    assert stack.log.read_text().count(sent["MessageId"]) >= MAX_RECEIVE_COUNT
+
+
+def test_front_speaks_api_gateway_errors(stack):
+    malformed = requests.get(f"{stack.api}/images/not-an-id", timeout=30)
+    assert malformed.status_code == 400 and malformed.json()["error"]["code"] == "bad_request"
+    unknown_route = requests.get(f"{stack.api}/nothing/here", timeout=30)
+    assert unknown_route.status_code == 404 and unknown_route.json() == {"message": "Not Found"}
+    too_big = requests.post(
+        f"{stack.api}/images",
+        data=b"\xff" * (10 * 1024 * 1024 + 1),
+        headers={"Content-Type": "image/jpeg"},
+        timeout=60,
+    )
+    assert too_big.status_code == 413
+
+
+def test_handler_logs_reach_the_stack_output(stack):
+    lines = [line for line in stack.log.read_text().splitlines() if line.startswith("{")]
+    services = {json.loads(line).get("service") for line in lines if line.endswith("}")}
+    assert len(services - {None}) >= 2  # both functions' structured logs
+
+
+def test_sigint_stops_everything_and_frees_the_ports(stack):
+    children = stack.descendants()
+    pids = stack.description["pids"]
+    recorded = {pid for group in pids.values() for pid in group}
+    assert recorded and recorded <= children | recorded  # the emulator and the workers, at least
+    assert set(pids["emulator"]) <= children
+    code = stack.stop()
+    assert code == 0, stack.log.read_text()[-3000:]
+    for pid in children | recorded:
+        assert not Path(f"/proc/{pid}").exists(), f"process {pid} outlived the stack"
+    assert not port_open(stack.moto_port) and not port_open(stack.api_port)
+    assert "stopped" in stack.log.read_text().splitlines()[-1]
