@@ -98,16 +98,17 @@ def targets_table(r: dict) -> list[str]:
 def cost_lines(r: dict) -> list[str]:
     c = r["cost"]
     columns = [
+        "time measured",
         "memory",
-        "billed duration per image",
-        "arm64 USD per million images",
+        "billed ms per image",
+        "arm64 USD per million",
         "x86_64 USD per million",
     ]
-    lines = [_row(columns), "|--:|--:|--:|--:|"]
+    lines = [_row(columns), "|---|--:|--:|--:|--:|"]
     for row in c["lambda"]:
         note = " (configured default)" if row["configured"] else ""
         usd = row["usd_per_million"]
-        cells = [f"{row['memory_mb']} MB{note}", f"{row['duration_ms']} ms", f"{usd['arm64']:.2f}"]
+        cells = [row["basis"], f"{row['memory_mb']} MB{note}", str(row["duration_ms"]), f"{usd['arm64']:.2f}"]
         lines.append(_row([*cells, f"{usd['x86_64']:.2f}"]))
     return lines
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import statistics
@@ -143,6 +144,25 @@ def _one(api_url: str, data: bytes, content_type: str, name: str, barrier: threa
     return {"error": f"{image_id} not done within {IMAGE_TIMEOUT:.0f} s"}
 
 
+REPORT_RE = re.compile(
+    r"REPORT RequestId: \S+\s+Function: (?P<name>\S+)\s+Duration: (?P<ms>[\d.]+) ms"
+    r".*?Max Memory Used: (?P<mb>\d+) MB"
+)
+
+
+def resize_reports(log_text: str) -> dict:
+    """The resize function's REPORT lines (the local stack prints Lambda's): batches, duration, memory."""
+    reports = [m for m in REPORT_RE.finditer(log_text) if "resize" in m.group("name")]
+    batches = [m for m in reports if float(m.group("ms")) >= 5]  # not the empty warm-up call
+    if not batches:
+        return {}
+    return {
+        "invocations": len(batches),
+        "total_ms": round(sum(float(m.group("ms")) for m in batches)),
+        "max_memory_used_mb": max(int(m.group("mb")) for m in reports),
+    }
+
+
 def measure(image: Path, content_type: str, uploads: int) -> dict:
     if not (ROOT / "local" / "run.py").exists():
         return {"error": "local/run.py does not exist"}
@@ -182,6 +202,9 @@ def measure(image: Path, content_type: str, uploads: int) -> dict:
     }
     if failed:
         out["failure_example"] = failed[0].get("error")
+    out["resize_function"] = resize_reports(stack.log_path.read_text(errors="replace"))
+    if out["resize_function"] and done:
+        out["resize_function"]["ms_per_image"] = round(out["resize_function"]["total_ms"] / len(done))
     if done:
         latencies = [r["latency_ms"] for r in done]
         span = max(r["done"] for r in done) - min(r["start"] for r in done)
