@@ -92,6 +92,7 @@ def machine() -> dict:
 
 def bench_image(image: corpus.CorpusImage, renditions, rounds: int, vips: methods.Vips) -> dict:
     data = image.path.read_bytes()
+    load_1min = round(os.getloadavg()[0], 2)  # other work on the machine skews the numbers: keep a note
     floor = methods.Floor(data, renditions)
 
     def run_vips(threads: int):
@@ -123,6 +124,7 @@ def bench_image(image: corpus.CorpusImage, renditions, rounds: int, vips: method
     mp = image.width * image.height / 1e6
     result = {
         **image.describe(),
+        "load_average_1min": load_1min,
         "ms": ms,
         "cpu_ms": cpu_ms,
         "engine_mp_per_s": round(mp / (ms["engine"] / 1000), 1),
