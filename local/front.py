@@ -21,7 +21,9 @@ integration (payload format 2.0):
   ``500 {"message":"Internal Server Error"}``; an integration that takes longer
   than its ``TimeoutInMillis`` is ``503 {"message":"Service Unavailable"}``;
 - answers CORS preflights and adds CORS headers from the API's
-  ``CorsConfiguration``.
+  ``CorsConfiguration``;
+- throttles with the ``$default`` stage's burst and rate limits:
+  ``429 {"message":"Too Many Requests"}``.
 
 JWT authorizers are enforced only as far as a token must be present and carry
 the configured audience; signatures are not verified locally.
@@ -50,6 +52,7 @@ from local.functions import InvokeResult
 log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 10 * 1024 * 1024  # API Gateway's payload limit
+DRAIN_LIMIT = 64 * 1024 * 1024  # larger refused bodies are not even read
 DEFAULT_INTEGRATION_TIMEOUT_MS = 30_000
 TEXT_TYPES = re.compile(r"^(text/[^;]+|application/(json|javascript|xml|graphql|[a-z0-9.-]+\+(json|xml)))$")
 _FUNCTION_IN_URI = re.compile(r"function:([A-Za-z0-9_-]+)")
@@ -126,6 +129,26 @@ class Cors:
         return "*" in self.allow_origins or origin in self.allow_origins
 
 
+class Throttle:
+    """API Gateway's token bucket: ``burst`` requests at once, refilled at ``rate`` per second."""
+
+    def __init__(self, rate: float, burst: int) -> None:
+        self.rate, self.burst = rate, burst
+        self._tokens = float(burst)
+        self._stamp = time.monotonic()
+        self._lock = threading.Lock()
+
+    def allow(self) -> bool:
+        with self._lock:
+            now = time.monotonic()
+            self._tokens = min(self.burst, self._tokens + (now - self._stamp) * self.rate)
+            self._stamp = now
+            if self._tokens >= 1:
+                self._tokens -= 1
+                return True
+            return False
+
+
 @dataclass(frozen=True)
 class Api:
     api_id: str
@@ -134,6 +157,7 @@ class Api:
     routes: tuple[Route, ...]
     cors: Cors | None = None
     stage: str = "$default"
+    throttle: Throttle | None = None
 
     def find(self, method: str, raw_path: str) -> tuple[Route, dict[str, str]] | None:
         for route in sorted(self.routes, key=Route.rank):
@@ -198,7 +222,12 @@ def load_api(apigw: Any, account_id: str, api_id: str | None = None) -> Api:
             max_age=c.get("MaxAge"),
             allow_credentials=bool(c.get("AllowCredentials")),
         )
-    return Api(api["ApiId"], api.get("Name", ""), account_id, tuple(routes), cors)
+    throttle = None
+    stages = {st["StageName"]: st for st in apigw.get_stages(ApiId=api["ApiId"]).get("Items", [])}
+    settings = (stages.get("$default") or {}).get("DefaultRouteSettings") or {}
+    if settings.get("ThrottlingRateLimit") is not None and settings.get("ThrottlingBurstLimit") is not None:
+        throttle = Throttle(float(settings["ThrottlingRateLimit"]), int(settings["ThrottlingBurstLimit"]))
+    return Api(api["ApiId"], api.get("Name", ""), account_id, tuple(routes), cors, throttle=throttle)
 
 
 def is_text(content_type: str | None) -> bool:
@@ -410,6 +439,8 @@ class _Handler(BaseHTTPRequestHandler):
         found = api.find(method, raw_path)
         if found is None:
             return _message(404, "Not Found")
+        if api.throttle is not None and not api.throttle.allow():
+            return _message(429, "Too Many Requests")
         route, params = found
         claims = None
         if route.authorization == "JWT":
@@ -465,6 +496,14 @@ class _Handler(BaseHTTPRequestHandler):
                 self.rfile.readline()
         length = int(self.headers.get("Content-Length") or 0)
         if length > MAX_BODY_BYTES:
+            # Read and drop what is reasonable, so the client sees the 413 rather
+            # than a connection reset from unread data; the connection then closes.
+            remaining = length if length <= DRAIN_LIMIT else 0
+            while remaining > 0:
+                chunk = self.rfile.read(min(remaining, 1 << 20))
+                if not chunk:
+                    break
+                remaining -= len(chunk)
             return None
         return self.rfile.read(length) if length else b""
 

@@ -230,7 +230,7 @@ class Stack:
 
     def banner(self, seconds: float) -> str:
         o = self.outputs
-        routes = ", ".join(r.key for r in self.api.routes) if self.api else ""
+        routes = ", ".join(sorted(r.key for r in self.api.routes)) if self.api else ""
         poll = "; ".join(
             f"queue {m.queue_url.rsplit('/', 1)[-1]} -> {m.function_name} (batch {m.batch_size}, "
             f"window {m.window_seconds} s{', partial batch responses' if m.report_failures else ''})"
@@ -297,6 +297,9 @@ def main() -> int:
         stream=sys.stderr,
     )
     logging.getLogger("botocore").setLevel(logging.WARNING)
+    # Explicitly: a shell starts background jobs with SIGINT ignored, and Python
+    # then installs no KeyboardInterrupt handler of its own.
+    signal.signal(signal.SIGINT, _raise_interrupt)
     signal.signal(signal.SIGTERM, _raise_interrupt)
     isolate_from_real_aws()
     if shutil.which(os.environ.get("TERRAFORM") or "terraform") is None:

@@ -19,7 +19,7 @@ import pytest
 import requests
 
 from local.emulator import port_open
-from local.front import MAX_BODY_BYTES, Api, Cors, Front, Route
+from local.front import MAX_BODY_BYTES, Api, Cors, Front, Route, Throttle
 from local.functions import FunctionConfig, LocalFunction
 from local.poller import MappingSettings, Poller, failed_ids
 
@@ -294,6 +294,20 @@ def test_front_answers_cors_preflight_for_allowed_origins(front):
     assert "Access-Control-Allow-Origin" not in other.headers
     simple = requests.get(f"{front.url}/plain", headers={"Origin": "https://app.example"}, timeout=10)
     assert simple.headers["Access-Control-Allow-Origin"] == "https://app.example"
+
+
+def test_front_throttles_with_the_stage_burst_and_rate():
+    fn = make_function("http")
+    api = Api("t1", "throttled", "123456789012", (Route("GET /plain", fn.name),), throttle=Throttle(0.01, 2))
+    server = Front(api, lambda name, event: fn.invoke(event), port=0).start()
+    try:
+        codes = [requests.get(f"{server.url}/plain", timeout=10).status_code for _ in range(3)]
+        limited = requests.get(f"{server.url}/plain", timeout=10)
+    finally:
+        server.stop()
+        fn.close()
+    assert codes == [200, 200, 429]
+    assert limited.json() == {"message": "Too Many Requests"}
 
 
 # -- the poller ----------------------------------------------------------------

@@ -130,8 +130,10 @@ def stack(tmp_path_factory, lambda_zip):
     )
     log = state_dir / "run.log"
     with open(log, "wb") as out:
+        # Started the way a shell starts a background job (SIGINT ignored), so the
+        # SIGINT at the end checks that the stack installs its own handler.
         process = subprocess.Popen(
-            [sys.executable, "-m", "local.run"],
+            ["/bin/sh", "-c", 'trap "" INT; exec "$0" -m local.run', sys.executable],
             cwd=REPO_ROOT,
             env=env,
             stdout=out,
