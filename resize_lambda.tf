@@ -43,6 +43,7 @@ resource "aws_lambda_function" "resize" {
       TABLE_NAME                   = aws_dynamodb_table.images.name
       RENDITIONS                   = local.renditions_json
       MAX_PIXELS                   = tostring(var.resize_max_pixels)
+      MAX_SOURCE_BYTES             = tostring(var.resize_max_source_bytes)
       JPEG_BACKGROUND              = var.jpeg_background
       WATERMARK_TEXT               = var.watermark_text
       WATERMARK_KEY                = var.watermark_key

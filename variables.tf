@@ -362,6 +362,17 @@ variable "resize_max_receive_count" {
   }
 }
 
+variable "resize_max_source_bytes" {
+  type        = number
+  description = "Largest original, in bytes, the resize function downloads (MAX_SOURCE_BYTES); larger ones fail with source_too_large."
+  default     = 104857600
+
+  validation {
+    condition     = var.resize_max_source_bytes >= 1
+    error_message = "resize_max_source_bytes must be positive."
+  }
+}
+
 variable "resize_memory_mb" {
   type        = number
   description = "Memory of the resize function, in MB (CPU scales with it)."

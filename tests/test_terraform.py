@@ -1,0 +1,430 @@
+"""The root module, applied for real: terraform apply against the emulator, then boto3.
+
+The module is applied once per session through pytest-terraform (the fixture in
+tests/terraform/pipeline/ calls the repository's root module), with the provider
+from the local mirror and fake credentials; every test then reads the applied
+resources back from the emulator. A second plan must show no changes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+from pathlib import Path
+from urllib.parse import unquote_plus
+
+import pytest
+
+from local.tf import REPO_ROOT, Terraform, TerraformError, find_plugin_mirror, find_terraform
+
+pytestmark = [pytest.mark.slow, pytest.mark.terraform]
+
+if find_terraform() is None:
+    pytest.skip("terraform is not on PATH: the Terraform tests need it", allow_module_level=True)
+try:
+    MIRROR = find_plugin_mirror()
+except TerraformError as exc:
+    pytest.skip(str(exc), allow_module_level=True)
+
+from pytest_terraform import terraform  # noqa: E402  (only importable usefully with terraform)
+
+FIXTURE_DIR = Path(__file__).parent / "terraform" / "pipeline"
+DEFAULT_RENDITIONS = json.loads((REPO_ROOT / "lambda/imgpipe/default_renditions.json").read_text())
+CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_REGION": "us-east-1",
+    "AWS_CONFIG_FILE": os.devnull,
+    "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+}
+
+terraform("pipeline", scope="session", teardown=terraform.TEARDOWN_OFF)
+
+
+@pytest.fixture(scope="session")
+def lambda_zip() -> Path:
+    """build/lambda.zip through the Makefile's file target (rebuilt only when stale)."""
+    result = subprocess.run(["make", "-s", "build/lambda.zip"], cwd=REPO_ROOT, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    return REPO_ROOT / "build" / "lambda.zip"
+
+
+@pytest.fixture(scope="session")
+def emulator(tmp_path_factory):
+    from local.emulator import running
+
+    with running(log_path=tmp_path_factory.mktemp("moto") / "moto.log") as emu:
+        yield emu
+
+
+@pytest.fixture(scope="session")
+def applied(request, emulator, lambda_zip, tmp_path_factory):
+    """Apply the fixture module (pytest-terraform) with the emulator's endpoint."""
+    cli_config = tmp_path_factory.mktemp("tfcli") / "terraformrc"
+    cli_config.write_text(
+        f"provider_installation {{\n  filesystem_mirror {{\n    path = {json.dumps(str(MIRROR))}\n  }}\n}}\n"
+    )
+    env = {
+        **CREDENTIALS,
+        "TF_CLI_CONFIG_FILE": str(cli_config),
+        "TF_VAR_aws_endpoint_url": emulator.endpoint,
+        "TF_VAR_lambda_zip_path": str(lambda_zip),
+    }
+    with pytest.MonkeyPatch.context() as mp:
+        for var in list(os.environ):
+            if var.startswith(("AWS_", "TF_VAR_")):
+                mp.delenv(var)
+        for key, value in env.items():
+            mp.setenv(key, value)
+        started = time.monotonic()
+        state = request.getfixturevalue("pipeline")
+        elapsed = time.monotonic() - started
+    print(f"terraform init + plan + apply against the emulator: {elapsed:.0f} s")
+    runner = state.terraform
+    return {"outputs": state.outputs["pipeline"]["value"], "runner": runner, "env": env}
+
+
+@pytest.fixture
+def out(applied) -> dict:
+    return applied["outputs"]
+
+
+@pytest.fixture
+def client(emulator, aws_credentials):
+    import boto3
+
+    def make(service: str):
+        return boto3.client(service, endpoint_url=emulator.endpoint, region_name="us-east-1")
+
+    return make
+
+
+def role_policy(client, role_name: str) -> dict[str, dict]:
+    """The role's inline policy statements by Sid."""
+    iam = client("iam")
+    (name,) = iam.list_role_policies(RoleName=role_name)["PolicyNames"]
+    doc = iam.get_role_policy(RoleName=role_name, PolicyName=name)["PolicyDocument"]
+    if isinstance(doc, str):
+        doc = json.loads(doc)
+    return {s["Sid"]: s for s in doc["Statement"]}
+
+
+def as_list(value) -> list:
+    return value if isinstance(value, list) else [value]
+
+
+def grants(statement: dict) -> tuple[set[str], set[str]]:
+    assert statement["Effect"] == "Allow"
+    return set(as_list(statement["Action"])), set(as_list(statement["Resource"]))
+
+
+def test_second_plan_shows_no_changes(applied):
+    runner = applied["runner"]
+    tf = Terraform(
+        workdir=FIXTURE_DIR,
+        data_dir=Path(runner.work_dir),
+        state=Path(runner.state_path),
+        env=applied["env"],
+    )
+    variables = {
+        "aws_endpoint_url": applied["env"]["TF_VAR_aws_endpoint_url"],
+        "lambda_zip_path": applied["env"]["TF_VAR_lambda_zip_path"],
+    }
+    assert tf.plan(variables) is False, tf.last_stdout[-4000:]
+
+
+def test_outputs_name_every_resource_a_client_or_the_local_stack_needs(out):
+    for name in (
+        "api_url",
+        "api_id",
+        "uploads_bucket_name",
+        "resized_bucket_name",
+        "queue_url",
+        "queue_arn",
+        "dlq_url",
+        "table_name",
+        "resize_function_name",
+        "upload_function_name",
+        "resize_event_source_mapping_uuid",
+    ):
+        assert out[name], name
+    assert out["uploads_bucket_name"] != out["resized_bucket_name"]
+    assert "123456789012" in out["uploads_bucket_name"]  # globally unique: carries the account id
+
+
+def test_uploads_bucket_notifies_the_queue_of_created_objects(out, client):
+    config = client("s3").get_bucket_notification_configuration(Bucket=out["uploads_bucket_name"])
+    (queue,) = config["QueueConfigurations"]
+    assert queue["QueueArn"] == out["queue_arn"]
+    assert queue["Events"] == ["s3:ObjectCreated:*"]
+    assert not config.get("LambdaFunctionConfigurations") and not config.get("TopicConfigurations")
+
+
+def test_an_uploaded_object_reaches_the_resize_queue(out, client):
+    s3, sqs = client("s3"), client("sqs")
+    s3.put_object(Bucket=out["uploads_bucket_name"], Key="originals/x/photo.jpg", Body=b"\xff\xd8\xff")
+    records = []
+    for _ in range(5):
+        for message in sqs.receive_message(
+            QueueUrl=out["queue_url"], MaxNumberOfMessages=10, WaitTimeSeconds=1
+        ).get("Messages", []):
+            sqs.delete_message(QueueUrl=out["queue_url"], ReceiptHandle=message["ReceiptHandle"])
+            # S3 also sends one s3:TestEvent (no Records) when the notification is set.
+            records += json.loads(message["Body"]).get("Records", [])
+        if records:
+            break
+    (record,) = records
+    assert record["eventName"].startswith("ObjectCreated:")
+    assert record["s3"]["bucket"]["name"] == out["uploads_bucket_name"]
+    # Keys in S3 events are URL-encoded, as on AWS.
+    assert unquote_plus(record["s3"]["object"]["key"]) == "originals/x/photo.jpg"
+
+
+def test_mapping_feeds_the_resize_function_with_partial_batch_responses(out, client):
+    mapping = client("lambda").get_event_source_mapping(UUID=out["resize_event_source_mapping_uuid"])
+    assert mapping["EventSourceArn"] == out["queue_arn"]
+    assert mapping["FunctionArn"].endswith(f":function:{out['resize_function_name']}")
+    assert mapping["BatchSize"] == 20
+    assert mapping["MaximumBatchingWindowInSeconds"] == 2
+    assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert mapping["ScalingConfig"] == {"MaximumConcurrency": 10}
+    # The fixture, like the local stack, applies resize_event_source_enabled = false.
+    assert mapping["State"] == "Disabled"
+
+
+def test_queue_redrives_to_the_dlq_and_outlives_the_function(out, client):
+    sqs = client("sqs")
+    attrs = sqs.get_queue_attributes(QueueUrl=out["queue_url"], AttributeNames=["All"])["Attributes"]
+    redrive = json.loads(attrs["RedrivePolicy"])
+    dlq_arn = sqs.get_queue_attributes(QueueUrl=out["dlq_url"], AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    assert redrive == {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": 3}
+    timeout = client("lambda").get_function_configuration(FunctionName=out["resize_function_name"])["Timeout"]
+    assert int(attrs["VisibilityTimeout"]) == 6 * timeout + 2  # plus the batching window
+    assert int(attrs["MaximumMessageSize"]) >= 65536
+    assert attrs["SqsManagedSseEnabled"] == "true"
+    dlq = sqs.get_queue_attributes(QueueUrl=out["dlq_url"], AttributeNames=["All"])["Attributes"]
+    assert dlq["MessageRetentionPeriod"] == "1209600"
+    assert dlq["SqsManagedSseEnabled"] == "true"
+
+
+def test_queue_policy_lets_only_s3_send_for_the_uploads_bucket_of_this_account(out, client):
+    attrs = client("sqs").get_queue_attributes(QueueUrl=out["queue_url"], AttributeNames=["Policy"])[
+        "Attributes"
+    ]
+    (statement,) = json.loads(attrs["Policy"])["Statement"]
+    assert statement["Effect"] == "Allow"
+    assert statement["Principal"] == {"Service": "s3.amazonaws.com"}
+    assert as_list(statement["Action"]) == ["sqs:SendMessage"]
+    assert as_list(statement["Resource"]) == [out["queue_arn"]]
+    assert statement["Condition"] == {
+        "ArnEquals": {"aws:SourceArn": f"arn:aws:s3:::{out['uploads_bucket_name']}"},
+        "StringEquals": {"aws:SourceAccount": "123456789012"},
+    }
+
+
+@pytest.mark.parametrize("bucket", ["uploads_bucket_name", "resized_bucket_name"])
+def test_buckets_are_private_versioned_and_encrypted(out, client, bucket):
+    s3 = client("s3")
+    name = out[bucket]
+    block = s3.get_public_access_block(Bucket=name)["PublicAccessBlockConfiguration"]
+    assert block == {
+        "BlockPublicAcls": True,
+        "IgnorePublicAcls": True,
+        "BlockPublicPolicy": True,
+        "RestrictPublicBuckets": True,
+    }
+    assert s3.get_bucket_versioning(Bucket=name)["Status"] == "Enabled"
+    (rule,) = s3.get_bucket_encryption(Bucket=name)["ServerSideEncryptionConfiguration"]["Rules"]
+    assert rule["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"
+    ownership = s3.get_bucket_ownership_controls(Bucket=name)["OwnershipControls"]["Rules"]
+    assert ownership == [{"ObjectOwnership": "BucketOwnerEnforced"}]
+    rules = {r["ID"]: r for r in s3.get_bucket_lifecycle_configuration(Bucket=name)["Rules"]}
+    assert rules["expire-noncurrent-versions"]["NoncurrentVersionExpiration"]["NoncurrentDays"] == 30
+    assert (
+        rules["abort-incomplete-multipart-uploads"]["AbortIncompleteMultipartUpload"]["DaysAfterInitiation"]
+        == 1
+    )
+
+
+def state_data(applied, type_: str, name: str) -> dict:
+    """Attributes of a data source of the root module, from the applied state."""
+    state = json.loads(Path(applied["runner"].state_path).read_text())
+    (resource,) = [
+        r
+        for r in state["resources"]
+        if r["mode"] == "data"
+        and r["type"] == type_
+        and r["name"] == name
+        and r.get("module") == "module.pipeline"
+    ]
+    return resource["instances"][0]["attributes"]
+
+
+@pytest.mark.parametrize(
+    ("document", "bucket"), [("uploads_bucket", "uploads"), ("resized_bucket", "resized")]
+)
+def test_bucket_policies_deny_every_request_without_tls(applied, out, client, document, bucket):
+    name = out[f"{bucket}_bucket_name"]
+    (statement,) = json.loads(state_data(applied, "aws_iam_policy_document", document)["json"])["Statement"]
+    assert statement == {
+        "Sid": "DenyInsecureTransport",
+        "Effect": "Deny",
+        "Principal": "*",
+        "Action": "s3:*",
+        "Resource": sorted([f"arn:aws:s3:::{name}", f"arn:aws:s3:::{name}/*"], reverse=True),
+        "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+    }
+    # Attached on AWS only: moto ignores the condition and would deny everything.
+    with pytest.raises(client("s3").exceptions.ClientError, match="NoSuchBucketPolicy"):
+        client("s3").get_bucket_policy(Bucket=name)
+
+
+def test_resize_role_grants_exactly_what_resizing_needs(out, client):
+    statements = role_policy(client, out["resize_function_name"])
+    uploads, resized = out["uploads_bucket_name"], out["resized_bucket_name"]
+    table_arn = client("dynamodb").describe_table(TableName=out["table_name"])["Table"]["TableArn"]
+    log_group = f"arn:aws:logs:us-east-1:123456789012:log-group:/aws/lambda/{out['resize_function_name']}:*"
+    assert {sid: grants(s) for sid, s in statements.items()} == {
+        "ReadOriginals": ({"s3:GetObject", "s3:GetObjectVersion"}, {f"arn:aws:s3:::{uploads}/*"}),
+        "WriteRenditions": ({"s3:PutObject"}, {f"arn:aws:s3:::{resized}/*"}),
+        "ConsumeResizeQueue": (
+            {
+                "sqs:ChangeMessageVisibility",
+                "sqs:DeleteMessage",
+                "sqs:GetQueueAttributes",
+                "sqs:ReceiveMessage",
+            },
+            {out["queue_arn"]},
+        ),
+        "UpdateImageRecords": ({"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"}, {table_arn}),
+        "WriteOwnLogs": ({"logs:CreateLogStream", "logs:PutLogEvents"}, {log_group}),
+    }
+
+
+def test_upload_role_grants_exactly_what_the_api_needs(out, client):
+    statements = role_policy(client, out["upload_function_name"])
+    uploads, resized = out["uploads_bucket_name"], out["resized_bucket_name"]
+    table_arn = client("dynamodb").describe_table(TableName=out["table_name"])["Table"]["TableArn"]
+    log_group = f"arn:aws:logs:us-east-1:123456789012:log-group:/aws/lambda/{out['upload_function_name']}:*"
+    assert {sid: grants(s) for sid, s in statements.items()} == {
+        "WriteOriginals": ({"s3:PutObject"}, {f"arn:aws:s3:::{uploads}/originals/*"}),
+        "ReadRenditions": ({"s3:GetObject"}, {f"arn:aws:s3:::{resized}/*"}),
+        "ReadWriteImageRecords": (
+            {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"},
+            {table_arn},
+        ),
+        "WriteOwnLogs": ({"logs:CreateLogStream", "logs:PutLogEvents"}, {log_group}),
+    }
+
+
+def test_no_role_grants_a_wildcard_action_or_resource(out, client):
+    for role in (out["resize_function_name"], out["upload_function_name"]):
+        for statement in role_policy(client, role).values():
+            actions, resources = grants(statement)
+            assert not [a for a in actions if a == "*" or a.endswith(":*")]
+            assert "*" not in resources
+
+
+def test_resize_function_environment_matches_the_contract(out, client):
+    config = client("lambda").get_function_configuration(FunctionName=out["resize_function_name"])
+    assert config["Handler"] == "resize_handler.handler"
+    assert config["Architectures"] == ["arm64"]
+    assert config["Runtime"] == "python3.12"
+    env = config["Environment"]["Variables"]
+    assert json.loads(env.pop("RENDITIONS")) == DEFAULT_RENDITIONS
+    assert env == {
+        "UPLOADS_BUCKET": out["uploads_bucket_name"],
+        "RESIZED_BUCKET": out["resized_bucket_name"],
+        "TABLE_NAME": out["table_name"],
+        "MAX_PIXELS": "100000000",
+        "MAX_SOURCE_BYTES": "104857600",
+        "JPEG_BACKGROUND": "#ffffff",
+        "WATERMARK_TEXT": "",
+        "WATERMARK_KEY": "",
+        "WATERMARK_POSITION": "bottom-right",
+        "WATERMARK_OPACITY": "0.5",
+        "WATERMARK_MARGIN": "0.02",
+        "WATERMARK_SCALE": "0.25",
+        "WATERMARK_MIN_SIZE": "300",
+        "LOG_LEVEL": "INFO",
+        "POWERTOOLS_SERVICE_NAME": "resize",
+        "POWERTOOLS_METRICS_NAMESPACE": "imgpipe-dev",
+    }
+
+
+def test_upload_function_environment_matches_the_contract(out, client):
+    config = client("lambda").get_function_configuration(FunctionName=out["upload_function_name"])
+    assert config["Handler"] == "upload_handler.handler"
+    assert config["Environment"]["Variables"] == {
+        "UPLOADS_BUCKET": out["uploads_bucket_name"],
+        "RESIZED_BUCKET": out["resized_bucket_name"],
+        "TABLE_NAME": out["table_name"],
+        "MAX_UPLOAD_BYTES": "4194304",
+        "MAX_PRESIGNED_BYTES": "52428800",
+        "PRESIGN_POST_EXPIRY_SECONDS": "900",
+        "RENDITION_URL_EXPIRY_SECONDS": "3600",
+        "LOG_LEVEL": "INFO",
+        "POWERTOOLS_SERVICE_NAME": "upload",
+        "POWERTOOLS_METRICS_NAMESPACE": "imgpipe-dev",
+    }
+
+
+def test_functions_log_to_their_own_groups_with_retention(out, client):
+    groups = client("logs").describe_log_groups(logGroupNamePrefix="/aws/lambda/")["logGroups"]
+    retention = {g["logGroupName"]: g.get("retentionInDays") for g in groups}
+    for function in (out["resize_function_name"], out["upload_function_name"]):
+        assert retention[f"/aws/lambda/{function}"] == 30
+
+
+def test_api_has_exactly_the_three_routes_proxied_to_the_upload_function(out, client):
+    api = client("apigatewayv2")
+    routes = api.get_routes(ApiId=out["api_id"])["Items"]
+    assert sorted(r["RouteKey"] for r in routes) == ["GET /images/{id}", "POST /images", "POST /uploads"]
+    assert {r["AuthorizationType"] for r in routes} == {"NONE"}
+    (integration,) = api.get_integrations(ApiId=out["api_id"])["Items"]
+    assert {r["Target"] for r in routes} == {f"integrations/{integration['IntegrationId']}"}
+    assert integration["IntegrationType"] == "AWS_PROXY"
+    assert integration["PayloadFormatVersion"] == "2.0"
+    assert out["upload_function_name"] in integration["IntegrationUri"]
+    stage = api.get_stage(ApiId=out["api_id"], StageName="$default")
+    assert stage["AutoDeploy"] is True
+    assert json.loads(stage["AccessLogSettings"]["Format"])["requestId"] == "$context.requestId"
+
+
+def test_api_may_invoke_the_upload_function_only_for_its_routes(out, client):
+    policy = json.loads(client("lambda").get_policy(FunctionName=out["upload_function_name"])["Policy"])
+    arns = sorted(s["Condition"]["ArnLike"]["AWS:SourceArn"] for s in policy["Statement"])
+    base = f"arn:aws:execute-api:us-east-1:123456789012:{out['api_id']}/*"
+    assert arns == [f"{base}/GET/images/*", f"{base}/POST/images", f"{base}/POST/uploads"]
+    assert {s["Principal"]["Service"] for s in policy["Statement"]} == {"apigateway.amazonaws.com"}
+
+
+def test_table_is_on_demand_keyed_by_id_with_point_in_time_recovery(out, client):
+    ddb = client("dynamodb")
+    table = ddb.describe_table(TableName=out["table_name"])["Table"]
+    assert table["KeySchema"] == [{"AttributeName": "id", "KeyType": "HASH"}]
+    assert table["BillingModeSummary"]["BillingMode"] == "PAY_PER_REQUEST"
+    assert table["SSEDescription"]["Status"] == "ENABLED"
+    backups = ddb.describe_continuous_backups(TableName=out["table_name"])["ContinuousBackupsDescription"]
+    assert backups["PointInTimeRecoveryDescription"]["PointInTimeRecoveryStatus"] == "ENABLED"
+
+
+def test_alarms_watch_the_dlq_queue_age_functions_and_api(out, client):
+    alarms = client("cloudwatch").describe_alarms(AlarmNamePrefix="imgpipe-dev")["MetricAlarms"]
+    watched = {(a["Namespace"], a["MetricName"]) for a in alarms}
+    assert watched == {
+        ("AWS/SQS", "ApproximateNumberOfMessagesVisible"),
+        ("AWS/SQS", "ApproximateAgeOfOldestMessage"),
+        ("AWS/Lambda", "Errors"),
+        ("AWS/Lambda", "Throttles"),
+        ("AWS/ApiGateway", "5xx"),
+    }
+    assert len(alarms) == 7  # errors and throttles for each of the two functions
+    topic = client("sns").get_topic_attributes(TopicArn=alarms[0]["AlarmActions"][0])["Attributes"]
+    assert topic["KmsMasterKeyId"]
+    assert {tuple(a["AlarmActions"]) for a in alarms} == {(topic["TopicArn"],)}
