@@ -16,6 +16,10 @@ does Lambda's part, reading the mapping's own settings back from the emulator:
   timeout ends, and the queue's redrive policy moves them to the dead-letter
   queue after ``maxReceiveCount`` receives (the emulator does that on receive,
   as SQS does).
+
+Lambda runs several batches of one mapping at once (up to the mapping's
+``ScalingConfig.MaximumConcurrency``); the stack starts that many pollers,
+capped at the machine's CPU count.
 """
 
 from __future__ import annotations
@@ -48,6 +52,7 @@ class MappingSettings:
     window_seconds: int = 0
     report_failures: bool = False
     region: str = "us-east-1"
+    max_concurrency: int | None = None
 
     @classmethod
     def from_api(cls, mapping: dict[str, Any], sqs: Any) -> MappingSettings:
@@ -63,6 +68,7 @@ class MappingSettings:
             window_seconds=int(mapping.get("MaximumBatchingWindowInSeconds") or 0),
             report_failures="ReportBatchItemFailures" in (mapping.get("FunctionResponseTypes") or ()),
             region=region,
+            max_concurrency=(mapping.get("ScalingConfig") or {}).get("MaximumConcurrency"),
         )
 
 
@@ -125,13 +131,14 @@ class Poller:
         sqs: Any,
         settings: MappingSettings,
         invoke: Callable[[str, dict[str, Any]], InvokeResult],
+        name: str = "",
     ) -> None:
         self.sqs = sqs
         self.settings = settings
         self.invoke = invoke
         self._stop = threading.Event()
         self._thread = threading.Thread(
-            target=self._run, name=f"poller-{settings.function_name}", daemon=True
+            target=self._run, name=name or f"poller-{settings.function_name}", daemon=True
         )
         self.batches = 0
 

@@ -142,9 +142,11 @@ class Stack:
             if m.get("EventSourceArn", "").startswith("arn:aws:sqs:")
         ]
         names = sorted(self.api.functions() | {m.function_name for m in self.mappings})
+        pollers = {m.uuid: pollers_for(m) for m in self.mappings}
         for name in names:
             config = FunctionConfig.from_api(lam.get_function_configuration(FunctionName=name))
-            workers = API_WORKERS if name in self.api.functions() else 1
+            workers = API_WORKERS if name in self.api.functions() else 0
+            workers += sum(pollers[m.uuid] for m in self.mappings if m.function_name == name)
             self.functions[name] = LocalFunction(config, self.endpoint, max_workers=workers)
         # Cold starts now, in parallel, so the first request is warm and a
         # handler that cannot even import fails `make run`, not a request.
@@ -171,8 +173,9 @@ class Stack:
 
         self.front = Front(self.api, self._invoke, self.api_port).start()
         for mapping in self.mappings:
-            if mapping.function_name in self.functions:
-                self.pollers.append(Poller(sqs, mapping, self._invoke).start())
+            for i in range(pollers[mapping.uuid]):
+                name = f"poller-{mapping.function_name}-{i}"
+                self.pollers.append(Poller(self.client("sqs"), mapping, self._invoke, name).start())
         self._write_description()
 
     def _invoke(self, name: str, event: dict[str, Any]) -> Any:
@@ -232,7 +235,8 @@ class Stack:
         o = self.outputs
         routes = ", ".join(sorted(r.key for r in self.api.routes)) if self.api else ""
         poll = "; ".join(
-            f"queue {m.queue_url.rsplit('/', 1)[-1]} -> {m.function_name} (batch {m.batch_size}, "
+            f"queue {m.queue_url.rsplit('/', 1)[-1]} -> {m.function_name} ({pollers_for(m)} pollers, "
+            f"batch {m.batch_size}, "
             f"window {m.window_seconds} s{', partial batch responses' if m.report_failures else ''})"
             for m in self.mappings
         )
@@ -275,6 +279,11 @@ class Stack:
         if self.emulator:
             self.emulator.stop()
             self.emulator = None
+
+
+def pollers_for(mapping: MappingSettings) -> int:
+    """Concurrent batches for a mapping: its MaximumConcurrency, at most one per CPU."""
+    return max(1, min(mapping.max_concurrency or 2, os.cpu_count() or 1))
 
 
 def _paginate(client: Any, method: str, key: str) -> list[dict[str, Any]]:
