@@ -100,6 +100,7 @@ class Stack:
     api: Api | None = None
     outputs: dict[str, Any] = field(default_factory=dict)
     mappings: list[MappingSettings] = field(default_factory=list)
+    launched: bool = False
 
     @property
     def endpoint(self) -> str:
@@ -121,6 +122,7 @@ class Stack:
         for name, port in (("MOTO_PORT", self.moto_port), ("API_PORT", self.api_port)):
             if port_open(port):
                 raise StackError(f"port {port} on {HOST} is already in use: set {name} to a free port")
+        self.launched = True
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self._clean_state()
 
@@ -344,6 +346,8 @@ def main() -> int:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         stack.stop()
+    if not stack.launched:
+        return code
     busy = [str(p) for p in (stack.moto_port, stack.api_port) if port_open(p)]
     if busy:
         print(f"stopped; port(s) {', '.join(busy)} still answer: another program holds them", file=sys.stderr)
