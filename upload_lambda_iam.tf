@@ -20,9 +20,11 @@ data "aws_iam_policy_document" "upload" {
   }
 
   statement {
-    sid       = "ReadWriteImageRecords"
-    effect    = "Allow"
-    actions   = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"]
+    sid    = "ReadWriteImageRecords"
+    effect = "Allow"
+    # DeleteItem: POST /images writes the record before the object, and removes
+    # it again when the S3 write fails, so no record is left stuck at "pending".
+    actions   = ["dynamodb:DeleteItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"]
     resources = [aws_dynamodb_table.images.arn]
   }
 

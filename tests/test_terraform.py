@@ -315,7 +315,7 @@ def test_upload_role_grants_exactly_what_the_api_needs(out, client):
         "WriteOriginals": ({"s3:PutObject"}, {f"arn:aws:s3:::{uploads}/originals/*"}),
         "ReadRenditions": ({"s3:GetObject"}, {f"arn:aws:s3:::{resized}/*"}),
         "ReadWriteImageRecords": (
-            {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"},
+            {"dynamodb:DeleteItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"},
             {table_arn},
         ),
         "WriteOwnLogs": ({"logs:CreateLogStream", "logs:PutLogEvents"}, {log_group}),
