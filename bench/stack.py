@@ -176,7 +176,10 @@ def measure(image: Path, content_type: str, uploads: int) -> dict:
         results: list[dict] = [{} for _ in range(uploads)]
 
         def client(i: int) -> None:
-            results[i] = _one(stack.api_url, data, content_type, image.name, barrier)
+            try:
+                results[i] = _one(stack.api_url, data, content_type, image.name, barrier)
+            except OSError as exc:  # a refused or reset connection is a result too
+                results[i] = {"error": f"{type(exc).__name__}: {exc}"}
 
         threads = [threading.Thread(target=client, args=(i,)) for i in range(uploads)]
         for thread in threads:
