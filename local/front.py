@@ -545,6 +545,9 @@ class _Handler(BaseHTTPRequestHandler):
 class FrontServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    # socketserver's default listen backlog is 5: a burst of concurrent uploads
+    # (make bench sends 20 at once) would overflow it and see connections reset.
+    request_queue_size = 128
 
     def __init__(self, host: str, port: int, api: Api, invoke: Invoker) -> None:
         self.api = api
