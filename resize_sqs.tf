@@ -2,20 +2,21 @@
 #
 # Apply time: after creating a queue or setting an attribute, the provider polls
 # GetQueueAttributes until it has seen every attribute it sent come back six
-# times in a row, five seconds apart (waitQueueAttributesPropagated in the
-# provider's internal/service/sqs): at least 25 s per queue and per policy
-# resource, on AWS and on the emulator alike. An attribute that never comes back
-# makes it wait out the whole 3-minute timeout and fail: that was
-# RedriveAllowPolicy, which the emulator (moto 5.2) does not implement. So:
-#   - every attribute is set explicitly, to the value SQS reports back;
-#   - the DLQ's redrive allow policy is inline, with the queue's ARN computed
-#     from its name (no cycle), and left out against the emulator;
-#   - the DLQ and the queue are created in parallel; the redrive policy and then
-#     the access policy (upload_s3_iam.tf) follow as their own resources. Their
-#     JSON is compared as JSON (the queue's inline redrive_policy compares text,
-#     and the emulator spaces its JSON differently, so a second plan would never
-#     be empty), and the access policy goes last because the emulator drops a
-#     queue's Policy on any SetQueueAttributes call that does not repeat it.
+# times in a row, at least five seconds apart (waitQueueAttributesPropagated in
+# the provider's internal/service/sqs/queue.go): at least 25 s for every
+# aws_sqs_queue, aws_sqs_queue_policy and aws_sqs_queue_redrive_policy, on AWS
+# and on the emulator alike. So each queue is one resource, with every attribute
+# (redrive policy, redrive allow policy, access policy) inline and sent in its
+# CreateQueue call: one wait per queue. The resize queue still waits for the DLQ
+# (SQS rejects a RedrivePolicy whose target does not exist): two waits, ~50 s.
+# ARNs that would make a cycle (the DLQ's allow policy names the resize queue,
+# the queue's access policy names itself) are computed from the names.
+#
+# Every attribute is set explicitly, to the value SQS reports back, so the wait
+# can succeed and a second plan is empty. Against the emulator this relies on
+# local/moto_server.py, which makes moto return compact RedrivePolicy JSON (the
+# provider compares the queue's inline redrive_policy as text), keep a queue's
+# Policy across SetQueueAttributes, and store RedriveAllowPolicy, as SQS does.
 
 locals {
   queue_arn = "arn:${local.partition}:sqs:${local.region}:${local.account_id}:${local.queue_name}"
@@ -37,11 +38,8 @@ resource "aws_sqs_queue" "resize_dlq" {
   kms_master_key_id                 = var.kms_key_arn
   kms_data_key_reuse_period_seconds = local.use_kms ? 300 : null
 
-  # Only the resize queue may use this queue as its dead-letter queue. Not
-  # against the emulator: moto 5.2 does not implement RedriveAllowPolicy (it
-  # drops it on CreateQueue and rejects it in GetQueueAttributes with
-  # InvalidAttributeName), so the provider's wait above could never succeed.
-  redrive_allow_policy = local.emulated ? null : jsonencode({
+  # Only the resize queue may use this queue as its dead-letter queue.
+  redrive_allow_policy = jsonencode({
     redrivePermission = "byQueue"
     sourceQueueArns   = [local.queue_arn]
   })
@@ -59,18 +57,11 @@ resource "aws_sqs_queue" "resize" {
   kms_master_key_id                 = var.kms_key_arn
   kms_data_key_reuse_period_seconds = local.use_kms ? 300 : null
 
-  lifecycle {
-    # Owned by aws_sqs_queue_redrive_policy.resize below; the queue would
-    # otherwise see the policy it reads back as a change of its own.
-    ignore_changes = [redrive_policy]
-  }
-}
-
-resource "aws_sqs_queue_redrive_policy" "resize" {
-  queue_url = aws_sqs_queue.resize.id
-
   redrive_policy = jsonencode({
     deadLetterTargetArn = aws_sqs_queue.resize_dlq.arn
     maxReceiveCount     = var.resize_max_receive_count
   })
+
+  # S3 may send to it on behalf of the uploads bucket (upload_s3_iam.tf).
+  policy = data.aws_iam_policy_document.resize_queue.json
 }

@@ -129,12 +129,11 @@ resource "aws_s3_bucket_policy" "uploads" {
 resource "aws_s3_bucket_notification" "uploads" {
   bucket = aws_s3_bucket.uploads.id
 
+  # S3 checks on this PUT that the queue policy lets it send: the policy is the
+  # queue's own argument, set when the queue is created.
   queue {
     id        = "resize"
     queue_arn = aws_sqs_queue.resize.arn
     events    = ["s3:ObjectCreated:*"]
   }
-
-  # S3 checks on this PUT that the queue policy lets it send.
-  depends_on = [aws_sqs_queue_policy.resize]
 }

@@ -1,13 +1,16 @@
 # The design's "S3 IAM role": in AWS, S3 event notifications are authorised by a
 # resource policy on the queue, not by a role. S3 may send to the resize queue
-# only on behalf of the uploads bucket in this account.
+# only on behalf of the uploads bucket in this account. The policy is the queue's
+# own `policy` argument (resize_sqs.tf says why), so both ARNs here are computed
+# from names: the queue's to avoid a cycle, the bucket's so the queue need not
+# wait for the bucket.
 
 data "aws_iam_policy_document" "resize_queue" {
   statement {
     sid       = "AllowUploadsBucketNotifications"
     effect    = "Allow"
     actions   = ["sqs:SendMessage"]
-    resources = [aws_sqs_queue.resize.arn]
+    resources = [local.queue_arn]
 
     principals {
       type        = "Service"
@@ -17,7 +20,7 @@ data "aws_iam_policy_document" "resize_queue" {
     condition {
       test     = "ArnEquals"
       variable = "aws:SourceArn"
-      values   = [aws_s3_bucket.uploads.arn]
+      values   = ["arn:${local.partition}:s3:::${local.uploads_bucket_name}"]
     }
 
     condition {
@@ -26,12 +29,4 @@ data "aws_iam_policy_document" "resize_queue" {
       values   = [local.account_id]
     }
   }
-}
-
-resource "aws_sqs_queue_policy" "resize" {
-  queue_url = aws_sqs_queue.resize.id
-  policy    = data.aws_iam_policy_document.resize_queue.json
-
-  # Set after the redrive policy (resize_sqs.tf says why).
-  depends_on = [aws_sqs_queue_redrive_policy.resize]
 }

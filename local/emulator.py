@@ -1,6 +1,7 @@
 """Start and stop the embedded AWS emulator (moto server) on loopback.
 
-The server runs as a child process in its own process group, bound to
+The server (``local.moto_server``: moto's, with the SQS fixes described there)
+runs as a child process in its own process group, bound to
 127.0.0.1. ``stop()`` ends the group and waits, so nothing is left behind.
 """
 
@@ -20,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 HOST = "127.0.0.1"
+REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 def free_port() -> int:
@@ -51,7 +53,10 @@ class Emulator:
         log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
         env = {**os.environ, "MOTO_ALLOW_NONEXISTENT_REGION": "false", "PYTHONUNBUFFERED": "1"}
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "moto.server", "-H", HOST, "-p", str(self.port)],
+            # moto's server with SQS made to answer as AWS does (local/moto_server.py);
+            # run from the repository root, so that `local` is this repository's.
+            [sys.executable, "-m", "local.moto_server", "-H", HOST, "-p", str(self.port)],
+            cwd=REPO_ROOT,
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,

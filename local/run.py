@@ -256,7 +256,8 @@ class Stack:
             "",
             "Try it:",
             f"  export API={self.api_url}",
-            "  curl -sS -X POST \"$API/images\" -H 'Content-Type: image/jpeg' --data-binary @examples/photo.jpg",
+            "  curl -sS -X POST \"$API/images\" -H 'Content-Type: image/jpeg'"
+            " --data-binary @examples/photo.jpg",
             '  curl -sS "$API/images/<id>"',
             "",
             "Ctrl-C stops everything.",

@@ -209,7 +209,8 @@ def test_stack_prints_where_it_listens_and_binds_loopback_only(stack):
     text = stack.log.read_text()
     assert f"API       {stack.api}" in text
     assert f"Emulator  {stack.endpoint}" in text
-    assert "curl -sS -X POST \"$API/images\" -H 'Content-Type: image/jpeg' --data-binary @examples/photo.jpg" in text
+    curl = "curl -sS -X POST \"$API/images\" -H 'Content-Type: image/jpeg' --data-binary @examples/photo.jpg"
+    assert curl in text
     listening = set()
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         for line in Path(table).read_text().splitlines()[1:]:
