@@ -70,3 +70,28 @@ def lambda_context():
 def load_event(name: str) -> dict:
     """A sample event from tests/events/."""
     return json.loads((EVENTS / name).read_text())
+
+
+def create_pipeline_resources(uploads: str, resized: str, table: str) -> None:
+    """The buckets (uploads versioned) and the image table, as Terraform makes them."""
+    import boto3
+
+    s3 = boto3.client("s3")
+    for bucket in (uploads, resized):
+        s3.create_bucket(Bucket=bucket)
+    s3.put_bucket_versioning(Bucket=uploads, VersioningConfiguration={"Status": "Enabled"})
+    boto3.client("dynamodb").create_table(
+        TableName=table,
+        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+
+
+@pytest.fixture(scope="module")
+def emulator():
+    """A moto server on a free loopback port for the module's tests, stopped by pid after."""
+    from local.emulator import running
+
+    with running() as emu:
+        yield emu

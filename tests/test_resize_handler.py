@@ -13,7 +13,7 @@ import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError, ReadTimeoutError
 from PIL import Image
 
-from conftest import load_event
+from conftest import create_pipeline_resources, load_event
 from imgpipe import keys, records
 from imgpipe.errors import ConfigError, SourceNotFound, TransientError
 from imgpipe.resize_config import from_env
@@ -89,16 +89,7 @@ def pipeline(aws, monkeypatch, lambda_context):
     monkeypatch.setenv("TABLE_NAME", TABLE)
     for var in ENV_VARS:
         monkeypatch.delenv(var, raising=False)
-    s3 = boto3.client("s3")
-    for bucket in (UPLOADS, RESIZED):
-        s3.create_bucket(Bucket=bucket)
-    s3.put_bucket_versioning(Bucket=UPLOADS, VersioningConfiguration={"Status": "Enabled"})
-    boto3.client("dynamodb").create_table(
-        TableName=TABLE,
-        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
-        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
-        BillingMode="PAY_PER_REQUEST",
-    )
+    create_pipeline_resources(UPLOADS, RESIZED, TABLE)
     resize_handler.reset()
     yield Pipeline(lambda_context)
     resize_handler.reset()

@@ -16,9 +16,10 @@ from urllib.parse import quote_plus
 import boto3
 import pytest
 import requests
-from conftest import load_event
 from PIL import Image
 from urllib3 import encode_multipart_formdata
+
+from conftest import create_pipeline_resources, load_event
 
 UPLOADS = "imgpipe-test-uploads"
 RESIZED = "imgpipe-test-resized"
@@ -39,16 +40,7 @@ def image_bytes(fmt: str = "PNG", size: tuple[int, int] = (40, 30), color=(200, 
 
 
 def create_resources() -> None:
-    s3 = boto3.client("s3")
-    for bucket in (UPLOADS, RESIZED):
-        s3.create_bucket(Bucket=bucket)
-    s3.put_bucket_versioning(Bucket=UPLOADS, VersioningConfiguration={"Status": "Enabled"})
-    boto3.client("dynamodb").create_table(
-        TableName=TABLE,
-        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
-        BillingMode="PAY_PER_REQUEST",
-    )
+    create_pipeline_resources(UPLOADS, RESIZED, TABLE)
 
 
 @pytest.fixture

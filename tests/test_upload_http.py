@@ -14,10 +14,9 @@ import json
 import boto3
 import pytest
 import requests
-from conftest import LambdaContext
 from PIL import Image
 
-from local.emulator import running
+from conftest import LambdaContext, create_pipeline_resources
 from local.front import Api, Front, Route
 from local.functions import InvokeResult
 
@@ -26,12 +25,6 @@ pytestmark = pytest.mark.slow
 UPLOADS = "imgpipe-front-uploads"
 RESIZED = "imgpipe-front-resized"
 TABLE = "imgpipe-front-images"
-
-
-@pytest.fixture(scope="module")
-def emulator():
-    with running() as emu:
-        yield emu
 
 
 @pytest.fixture
@@ -45,14 +38,7 @@ def base_url(emulator, aws_credentials, monkeypatch):
     monkeypatch.setenv("TABLE_NAME", TABLE)
     monkeypatch.setenv("MAX_UPLOAD_BYTES", "100000")
     aws.reset()
-    for bucket in (UPLOADS, RESIZED):
-        boto3.client("s3").create_bucket(Bucket=bucket)
-    boto3.client("dynamodb").create_table(
-        TableName=TABLE,
-        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
-        BillingMode="PAY_PER_REQUEST",
-    )
+    create_pipeline_resources(UPLOADS, RESIZED, TABLE)
     import upload_handler
 
     upload_handler.settings.cache_clear()

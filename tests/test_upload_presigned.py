@@ -19,23 +19,16 @@ from urllib.parse import quote_plus
 import boto3
 import pytest
 import requests
-from conftest import load_event
 from PIL import Image
 
+from conftest import create_pipeline_resources, load_event
 from imgpipe.renditions import default_renditions
-from local.emulator import running
 
 pytestmark = pytest.mark.slow
 
 UPLOADS = "imgpipe-http-uploads"
 RESIZED = "imgpipe-http-resized"
 TABLE = "imgpipe-http-images"
-
-
-@pytest.fixture(scope="module")
-def emulator():
-    with running() as emu:
-        yield emu
 
 
 @pytest.fixture
@@ -48,16 +41,7 @@ def api(emulator, aws_credentials, monkeypatch):
     monkeypatch.setenv("RESIZED_BUCKET", RESIZED)
     monkeypatch.setenv("TABLE_NAME", TABLE)
     aws.reset()
-    s3 = boto3.client("s3")
-    for bucket in (UPLOADS, RESIZED):
-        s3.create_bucket(Bucket=bucket)
-    s3.put_bucket_versioning(Bucket=UPLOADS, VersioningConfiguration={"Status": "Enabled"})
-    boto3.client("dynamodb").create_table(
-        TableName=TABLE,
-        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
-        BillingMode="PAY_PER_REQUEST",
-    )
+    create_pipeline_resources(UPLOADS, RESIZED, TABLE)
     import upload_handler
 
     upload_handler.settings.cache_clear()
