@@ -245,16 +245,16 @@ def process_object(obj: s3_events.S3Object, current: State) -> str:
         if obj.version_id:
             params["VersionId"] = obj.version_id
         response = _call(f"get {where}", _s3().get_object, **params)
+        version = response.get("VersionId") or obj.version_id
         length = response.get("ContentLength")
         if length is not None and length > config.max_source_bytes:
             response["Body"].close()
-            original.update(size=length, version_id=response.get("VersionId") or obj.version_id)
+            original.update(size=length, version_id=version)
             raise SourceTooLarge(
                 f"the object is {length} bytes; the limit (MAX_SOURCE_BYTES) is {config.max_source_bytes}"
             )
         data = _call(f"read {where}", response["Body"].read)
         fetched = True
-        version = response.get("VersionId") or obj.version_id
         detected = mime_type(data) or response.get("ContentType")
         original.update(
             size=len(data),
@@ -277,61 +277,68 @@ def process_object(obj: s3_events.S3Object, current: State) -> str:
             _call(
                 f"mark {image_id} failed", records.mark_failed, table, image_id, merged, exc.code, exc.message
             )
-        duration = round((time.perf_counter() - started) * 1000, 1)
-        metrics.add_metric(name="ImagesFailed", unit=MetricUnit.Count, value=1)
-        logger.warning(
+        _report(
+            "warning",
             "image failed",
-            extra={
-                **log,
-                "outcome": "failed",
-                "error_code": exc.code,
-                "error": exc.message,
-                "duration_ms": duration,
-            },
+            "ImagesFailed",
+            started,
+            log,
+            outcome="failed",
+            error_code=exc.code,
+            error=exc.message,
         )
         return "failed"
     except TransientError as exc:
-        duration = round((time.perf_counter() - started) * 1000, 1)
-        metrics.add_metric(name="ImagesRetried", unit=MetricUnit.Count, value=1)
-        logger.warning(
+        _report(
+            "warning",
             "image will be retried",
-            extra={
-                **log,
-                "outcome": "retry",
-                "error_code": exc.code,
-                "error": exc.message,
-                "duration_ms": duration,
-            },
+            "ImagesRetried",
+            started,
+            log,
+            outcome="retry",
+            error_code=exc.code,
+            error=exc.message,
         )
         raise
     except Exception as exc:
-        duration = round((time.perf_counter() - started) * 1000, 1)
-        metrics.add_metric(name="ImagesErrored", unit=MetricUnit.Count, value=1)
-        logger.exception(
+        _report(
+            "exception",
             "image errored",
-            extra={**log, "outcome": "error", "error": type(exc).__name__, "duration_ms": duration},
+            "ImagesErrored",
+            started,
+            log,
+            outcome="error",
+            error=type(exc).__name__,
         )
         raise
-    duration = round((time.perf_counter() - started) * 1000, 1)
     output_bytes = sum(r["bytes"] for r in renditions)
-    metrics.add_metric(name="ImagesProcessed", unit=MetricUnit.Count, value=1)
+    duration = _report(
+        "info",
+        "image processed",
+        "ImagesProcessed",
+        started,
+        log,
+        outcome="done",
+        format=result.source_format,
+        width=result.width,
+        height=result.height,
+        outputs=len(renditions),
+        output_bytes=output_bytes,
+    )
     metrics.add_metric(name="SourceBytes", unit=MetricUnit.Bytes, value=original["size"])
     metrics.add_metric(name="OutputBytes", unit=MetricUnit.Bytes, value=output_bytes)
     metrics.add_metric(name="ProcessingMs", unit=MetricUnit.Milliseconds, value=duration)
-    logger.info(
-        "image processed",
-        extra={
-            **log,
-            "outcome": "done",
-            "format": result.source_format,
-            "width": result.width,
-            "height": result.height,
-            "outputs": len(renditions),
-            "output_bytes": output_bytes,
-            "duration_ms": duration,
-        },
-    )
     return "done"
+
+
+def _report(
+    level: str, message: str, metric: str, started: float, log: dict[str, Any], **fields: Any
+) -> float:
+    """The one log line and the outcome's count metric for an image; returns its duration in ms."""
+    duration = round((time.perf_counter() - started) * 1000, 1)
+    metrics.add_metric(name=metric, unit=MetricUnit.Count, value=1)
+    getattr(logger, level)(message, extra={**log, **fields, "duration_ms": duration})
+    return duration
 
 
 def record_handler(record) -> None:
