@@ -88,6 +88,19 @@ def create_pipeline_resources(uploads: str, resized: str, table: str) -> None:
     )
 
 
+def use_emulator(emulator, monkeypatch, uploads: str, resized: str, table: str) -> None:
+    """Empty the emulator, point the handlers' clients at it and create the pipeline's resources."""
+    from imgpipe import aws
+
+    emulator.reset()
+    monkeypatch.setenv("AWS_ENDPOINT_URL", emulator.endpoint)
+    monkeypatch.setenv("UPLOADS_BUCKET", uploads)
+    monkeypatch.setenv("RESIZED_BUCKET", resized)
+    monkeypatch.setenv("TABLE_NAME", table)
+    aws.reset()
+    create_pipeline_resources(uploads, resized, table)
+
+
 @pytest.fixture(scope="module")
 def emulator():
     """A moto server on a free loopback port for the module's tests, stopped by pid after."""

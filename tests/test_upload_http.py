@@ -16,7 +16,7 @@ import pytest
 import requests
 from PIL import Image
 
-from conftest import LambdaContext, create_pipeline_resources
+from conftest import LambdaContext, use_emulator
 from local.front import Api, Front, Route
 from local.functions import InvokeResult
 
@@ -31,14 +31,8 @@ TABLE = "imgpipe-front-images"
 def base_url(emulator, aws_credentials, monkeypatch):
     from imgpipe import aws
 
-    emulator.reset()
-    monkeypatch.setenv("AWS_ENDPOINT_URL", emulator.endpoint)
-    monkeypatch.setenv("UPLOADS_BUCKET", UPLOADS)
-    monkeypatch.setenv("RESIZED_BUCKET", RESIZED)
-    monkeypatch.setenv("TABLE_NAME", TABLE)
     monkeypatch.setenv("MAX_UPLOAD_BYTES", "100000")
-    aws.reset()
-    create_pipeline_resources(UPLOADS, RESIZED, TABLE)
+    use_emulator(emulator, monkeypatch, UPLOADS, RESIZED, TABLE)
     import upload_handler
 
     upload_handler.settings.cache_clear()

@@ -21,7 +21,7 @@ import pytest
 import requests
 from PIL import Image
 
-from conftest import create_pipeline_resources, load_event
+from conftest import load_event, use_emulator
 from imgpipe.renditions import default_renditions
 
 pytestmark = pytest.mark.slow
@@ -35,13 +35,7 @@ TABLE = "imgpipe-http-images"
 def api(emulator, aws_credentials, monkeypatch):
     from imgpipe import aws
 
-    emulator.reset()
-    monkeypatch.setenv("AWS_ENDPOINT_URL", emulator.endpoint)
-    monkeypatch.setenv("UPLOADS_BUCKET", UPLOADS)
-    monkeypatch.setenv("RESIZED_BUCKET", RESIZED)
-    monkeypatch.setenv("TABLE_NAME", TABLE)
-    aws.reset()
-    create_pipeline_resources(UPLOADS, RESIZED, TABLE)
+    use_emulator(emulator, monkeypatch, UPLOADS, RESIZED, TABLE)
     import upload_handler
 
     upload_handler.settings.cache_clear()
