@@ -93,10 +93,10 @@ resource "aws_s3_bucket_lifecycle_configuration" "resized" {
   depends_on = [aws_s3_bucket_versioning.resized]
 }
 
-# Not against the emulator: moto evaluates bucket policies on object requests
-# but ignores their conditions (it knows no aws:SecureTransport), so this Deny
-# would refuse every object request there. The document is still rendered (and
-# checked by the tests) in every mode.
+# Not against the emulator: it serves plain HTTP on loopback, where this
+# TLS-only Deny would rightly refuse every request (and moto, which knows no
+# aws:SecureTransport, would refuse them even over TLS). The document is still
+# rendered (and checked by the tests) in every mode.
 resource "aws_s3_bucket_policy" "resized" {
   count = local.emulated ? 0 : 1
 
