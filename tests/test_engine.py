@@ -8,6 +8,7 @@ import random
 import pytest
 from PIL import Image
 
+from imgpipe import engine
 from imgpipe.engine import EngineOptions, geometry, render, render_images
 from imgpipe.errors import PermanentError
 from imgpipe.renditions import Rendition, default_renditions
@@ -246,6 +247,44 @@ def test_progressive_jpeg_is_decoded_with_dct_scaling():
     info, ims = render_images(data, [SMALL])
     assert (info.width, info.height) == (1600, 1200)
     assert ims["small"].size == (200, 150)
+
+
+@pytest.mark.parametrize("orientation", [1, 6])
+def test_jpeg_is_decoded_at_three_eighths_when_that_holds_the_largest_rendition(orientation):
+    # 4300x2900 for a 1600 px rendition (0.372 px per source px): 3/8 is 1613x1088, the
+    # fewest pixels that hold it; 1/2 (2150x1450) was the smallest scale before.
+    data = images.oriented_jpeg(orientation, 4300, 2900)
+    source = engine._decode_source(data, default_renditions(), EngineOptions()).source
+    assert source.image.size == ((1088, 1613) if orientation == 6 else (1613, 1088))
+    assert (source.sx, source.sy) == (3 / 8, 3 / 8)
+    result = render(data, default_renditions())
+    sizes = {o.name: (o.width, o.height) for o in result.outputs}
+    assert sizes == {"thumb": (200, 200), "medium": (800, 540), "large": (1600, 1079)}
+    for output in result.outputs:
+        if output.name != "thumb":  # the thumb's centre crop has no quadrants to see
+            im = decoded(output)
+            assert im.size == sizes[output.name]
+            assert_upright(im)
+
+
+def test_three_eighths_shows_the_same_picture_as_a_full_decode():
+    # Exactly 3/8 of the original (the last pixel is partial: left out): 41.6 dB against a
+    # LANCZOS resize of the full decode (1/2 gives 40.5 dB); a wrong scale or offset gives < 25.
+    data = images.photo_jpeg(4300, 2900)
+    source = engine._decode_source(data, default_renditions(), EngineOptions()).source
+    w, h = source.image.size[0] - 1, source.image.size[1] - 1
+    full = Image.open(io.BytesIO(data))
+    full = full.resize((w, h), Image.Resampling.LANCZOS, box=(0, 0, w * 8 / 3, h * 8 / 3))
+    assert images.psnr(source.image.crop((0, 0, w, h)), full) >= 40
+
+
+def test_without_libjpeg_turbo_the_jpeg_is_decoded_at_one_half(monkeypatch):
+    monkeypatch.setattr(engine, "_DCT_EIGHTHS", (1, 2, 4))
+    data = images.photo_jpeg(4300, 2900)
+    source = engine._decode_source(data, default_renditions(), EngineOptions()).source
+    assert source.image.size == (2150, 1450)
+    _, ims = render_images(data, default_renditions())
+    assert ims["large"].size == (1600, 1079)
 
 
 def test_cmyk_jpeg_colours_come_out_right():
