@@ -184,8 +184,10 @@ class Terraform:
     def apply(self, variables: dict[str, Any]) -> dict[str, Any]:
         """Apply with these variables; the outputs as plain values."""
         self.state.parent.mkdir(parents=True, exist_ok=True)
-        self.run("apply", "-auto-approve", *self._common(variables))
-        return self.output()
+        applied = self.run("apply", "-auto-approve", *self._common(variables))
+        outputs = self.output()
+        self.last_stdout, self.last_stderr = applied.stdout, applied.stderr  # the apply's, for its log
+        return outputs
 
     def plan(self, variables: dict[str, Any]) -> bool:
         """True when the plan has changes (``-detailed-exitcode``)."""
