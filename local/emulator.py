@@ -3,11 +3,15 @@
 The server (``local.moto_server``: moto's, with the SQS fixes described there)
 runs as a child process in its own process group, bound to
 127.0.0.1. ``stop()`` ends the group and waits, so nothing is left behind.
+Given a ``snapshot`` file it starts from that state when the file holds a
+usable one (``restored()`` says whether it did) and ``save_snapshot()`` writes
+the current state there (``local.snapshot``).
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import socket
@@ -41,6 +45,7 @@ def port_open(port: int, host: str = HOST) -> bool:
 class Emulator:
     port: int
     log_path: Path | None = None
+    snapshot: Path | None = None
     process: subprocess.Popen | None = field(default=None, repr=False)
 
     @property
@@ -52,10 +57,13 @@ class Emulator:
             raise RuntimeError(f"port {self.port} on {HOST} is already in use: set MOTO_PORT to a free port")
         log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
         env = {**os.environ, "MOTO_ALLOW_NONEXISTENT_REGION": "false", "PYTHONUNBUFFERED": "1"}
+        command = [sys.executable, "-m", "local.moto_server", "-H", HOST, "-p", str(self.port)]
+        if self.snapshot is not None:
+            command += ["--snapshot", str(self.snapshot)]
         self.process = subprocess.Popen(
             # moto's server with SQS made to answer as AWS does (local/moto_server.py);
             # run from the repository root, so that `local` is this repository's.
-            [sys.executable, "-m", "local.moto_server", "-H", HOST, "-p", str(self.port)],
+            command,
             cwd=REPO_ROOT,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -76,6 +84,21 @@ class Emulator:
                 time.sleep(0.1)
         self.stop()
         raise RuntimeError(f"moto server did not answer on {self.endpoint} within {timeout:.0f}s")
+
+    def _snapshot_call(self, method: str) -> dict:
+        req = urllib.request.Request(f"{self.endpoint}/_local/snapshot", method=method)  # noqa: S310
+        with urllib.request.urlopen(req, timeout=120) as resp:  # noqa: S310
+            return json.loads(resp.read())
+
+    def restored(self) -> bool:
+        """Whether the server started from its snapshot file."""
+        return self.snapshot is not None and bool(self._snapshot_call("GET").get("restored"))
+
+    def save_snapshot(self) -> int:
+        """Write everything the server holds to its snapshot file; the file's size in bytes."""
+        if self.snapshot is None:
+            raise RuntimeError("the emulator was started without a snapshot file")
+        return int(self._snapshot_call("POST")["saved"])
 
     def reset(self) -> None:
         """Drop every resource the emulator holds."""
@@ -98,8 +121,10 @@ class Emulator:
 
 
 @contextlib.contextmanager
-def running(port: int | None = None, log_path: Path | None = None) -> Iterator[Emulator]:
-    emulator = Emulator(port or free_port(), log_path).start()
+def running(
+    port: int | None = None, log_path: Path | None = None, snapshot: Path | None = None
+) -> Iterator[Emulator]:
+    emulator = Emulator(port or free_port(), log_path, snapshot).start()
     try:
         yield emulator
     finally:

@@ -16,13 +16,26 @@ AWS in three ways that matter to this repository's Terraform:
 The patches wrap moto's own methods (``Queue.attributes``,
 ``Queue._set_attributes``, ``SQSBackend.get_queue_attributes``); everything else
 is moto's server, unchanged.
+
+With ``--snapshot FILE`` the server starts from that file's state when it holds
+a usable snapshot (``local.snapshot``), and ``/_local/snapshot`` answers:
+``GET`` says whether it did (``{"restored": true}``), ``POST`` saves the
+current state to the file (call it while nothing else is being served).
 """
 
 from __future__ import annotations
 
+import argparse
 import json
+import os
+import signal
 import sys
+import threading
+from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import Any
+
+from local import snapshot
 
 REDRIVE_ALLOW_POLICY = "RedriveAllowPolicy"
 
@@ -74,11 +87,65 @@ def _patch_sqs() -> None:
     backend_cls.get_queue_attributes = get_queue_attributes
 
 
-def main(argv: list[str] | None = None) -> None:
-    _patch_sqs()
-    from moto.server import main as moto_main
+SNAPSHOT_PATH = "/_local/snapshot"
 
-    moto_main(argv)
+
+class SnapshotControl:
+    """WSGI middleware: ``/_local/snapshot`` here, every other request to moto."""
+
+    def __init__(self, app: Callable[..., Iterable[bytes]], path: Path | None, restored: bool) -> None:
+        self.app, self.path, self.restored = app, path, restored
+        self._lock = threading.Lock()
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        if environ.get("PATH_INFO") != SNAPSHOT_PATH:
+            return self.app(environ, start_response)
+        method = environ.get("REQUEST_METHOD")
+        if self.path is None:
+            status, body = "404 Not Found", {"error": "started without --snapshot"}
+        elif method == "GET":
+            status, body = "200 OK", {"restored": self.restored}
+        elif method == "POST":
+            with self._lock:
+                snapshot.save(self.path)
+            status, body = "200 OK", {"saved": self.path.stat().st_size}
+        else:
+            status, body = "405 Method Not Allowed", {"error": f"{method} is not allowed"}
+        data = json.dumps(body).encode()
+        start_response(status, [("Content-Type", "application/json"), ("Content-Length", str(len(data)))])
+        return [data]
+
+
+def _exit(signum: int, frame: Any) -> None:
+    sys.exit(0)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """moto's server (as ``moto.server.main`` runs it), patched, optionally from a snapshot."""
+    parser = argparse.ArgumentParser(prog="python -m local.moto_server")
+    parser.add_argument("-H", "--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    parser.add_argument("-p", "--port", type=int, default=5000, help="port to listen on")
+    parser.add_argument(
+        "--snapshot", type=Path, help="start from this snapshot if usable; POST /_local/snapshot saves to it"
+    )
+    args = parser.parse_args(argv)
+    _patch_sqs()
+    from moto.moto_server import werkzeug_app
+    from werkzeug.serving import run_simple
+
+    os.environ.setdefault("MOTO_PORT", str(args.port))
+    restored = args.snapshot is not None and snapshot.load(args.snapshot)
+    signal.signal(signal.SIGINT, _exit)
+    signal.signal(signal.SIGTERM, _exit)
+    app = werkzeug_app.DomainDispatcherApplication(werkzeug_app.create_backend_app)
+    app.debug = True  # type: ignore[attr-defined]  # as moto.server does
+    run_simple(
+        args.host,
+        args.port,
+        SnapshotControl(app, args.snapshot, restored),
+        threaded=True,
+        request_handler=werkzeug_app.MotoRequestHandler,
+    )
 
 
 if __name__ == "__main__":

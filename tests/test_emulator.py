@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from urllib.parse import unquote_plus
 
 import boto3
 import pytest
@@ -69,3 +70,103 @@ def test_emulator_answers_sqs_attributes_as_aws_does():
             "Attributes"
         ]
         assert named == {"RedriveAllowPolicy": allow}
+
+
+def _client(emu, service: str):
+    return boto3.client(
+        service,
+        endpoint_url=emu.endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+
+
+def test_a_snapshot_brings_back_every_resource_working(tmp_path):
+    """What `make run` saves after its apply comes back whole in the next emulator, and still works."""
+    path = tmp_path / "emulator.snapshot"
+    with running(snapshot=path) as emu:
+        assert emu.restored() is False  # no file yet: an empty emulator
+        sqs, s3, kms, ddb = (_client(emu, s) for s in ("sqs", "s3", "kms", "dynamodb"))
+        dlq_url = sqs.create_queue(QueueName="dlq")["QueueUrl"]
+        dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"][
+            "QueueArn"
+        ]
+        redrive = json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": 2}, separators=(",", ":"))
+        url = sqs.create_queue(QueueName="q", Attributes={"RedrivePolicy": redrive})["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        s3.create_bucket(Bucket="uploads")
+        s3.put_bucket_notification_configuration(
+            Bucket="uploads",
+            NotificationConfiguration={
+                "QueueConfigurations": [{"QueueArn": arn, "Events": ["s3:ObjectCreated:*"]}]
+            },
+        )
+        sqs.purge_queue(QueueUrl=url)  # the s3:TestEvent
+        key_id = kms.create_key(KeySpec="RSA_2048", KeyUsage="SIGN_VERIFY")["KeyMetadata"]["KeyId"]
+        signature = kms.sign(KeyId=key_id, Message=b"m", SigningAlgorithm="RSASSA_PSS_SHA_256")["Signature"]
+        ddb.create_table(
+            TableName="images",
+            AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+            KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        assert emu.save_snapshot() == path.stat().st_size > 0
+    with running(snapshot=path) as emu:
+        assert emu.restored() is True
+        sqs, s3, kms, ddb = (_client(emu, s) for s in ("sqs", "s3", "kms", "dynamodb"))
+        url = sqs.get_queue_url(QueueName="q")["QueueUrl"]
+        assert (
+            sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]["RedrivePolicy"]
+            == redrive
+        )
+        s3.put_object(Bucket="uploads", Key="originals/a b.jpg", Body=b"x")  # the notification still fires
+        messages = sqs.receive_message(QueueUrl=url, WaitTimeSeconds=5)["Messages"]
+        key = json.loads(messages[0]["Body"])["Records"][0]["s3"]["object"]["key"]
+        assert unquote_plus(key) == "originals/a b.jpg"
+        verified = kms.verify(
+            KeyId=key_id, Message=b"m", Signature=signature, SigningAlgorithm="RSASSA_PSS_SHA_256"
+        )
+        assert verified["SignatureValid"]  # the same private key
+        assert ddb.describe_table(TableName="images")["Table"]["TableStatus"] == "ACTIVE"
+
+
+def test_a_snapshot_from_another_moto_or_a_damaged_one_is_not_used(tmp_path, monkeypatch):
+    from local import snapshot
+
+    assert snapshot.loads(b"not a pickle") is False
+    assert snapshot.load(tmp_path / "missing") is False
+    blob = snapshot.dumps()
+    monkeypatch.setattr(snapshot, "_fingerprint", lambda: {"format": snapshot.FORMAT, "moto": "0.0.0"})
+    assert snapshot.loads(blob) is False
+
+
+def _pair(state_dir, stack, serial: int = 7) -> None:
+    """A Terraform state and the snapshot saved with it, as a successful run leaves them."""
+    from local.run import SNAPSHOT, SNAPSHOT_META
+
+    tf_state = state_dir / "terraform" / "terraform.tfstate"
+    tf_state.parent.mkdir(exist_ok=True)
+    tf_state.write_text(json.dumps({"lineage": "abc", "serial": serial}))
+    (state_dir / SNAPSHOT).write_bytes(b"snapshot")
+    (state_dir / SNAPSHOT_META).write_text(json.dumps(stack._state_identity()))
+
+
+@pytest.mark.parametrize("change", ["none", "state applied since", "other port", "fresh"])
+def test_make_run_uses_a_snapshot_only_with_the_state_it_was_saved_with(tmp_path, change):
+    from local.run import SNAPSHOT, SNAPSHOT_META, Stack
+
+    saved = Stack(moto_port=4566, api_port=8080, state_dir=tmp_path)
+    _pair(tmp_path, saved)
+    tf_state = tmp_path / "terraform" / "terraform.tfstate"
+    now = saved
+    if change == "state applied since":
+        tf_state.write_text(json.dumps({"lineage": "abc", "serial": 8}))  # an apply that saved no snapshot
+    elif change == "other port":
+        now = Stack(moto_port=4567, api_port=8080, state_dir=tmp_path)  # the state's queue URLs name 4566
+    elif change == "fresh":
+        now = Stack(moto_port=4566, api_port=8080, state_dir=tmp_path, fresh=True)  # LOCAL_STACK_FRESH=1
+    kept = now._prepare_state()
+    assert kept is (change == "none")
+    files = (tf_state, tmp_path / SNAPSHOT, tmp_path / SNAPSHOT_META)
+    assert all(f.exists() for f in files) if kept else not any(f.exists() for f in files)
