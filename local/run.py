@@ -1,10 +1,16 @@
 """``make run``: the whole pipeline on loopback, provisioned by this repository's Terraform.
 
-1. The emulator (moto server) starts on 127.0.0.1:$MOTO_PORT, empty.
-2. ``terraform apply`` of the root module, pointed at it, into a fresh state
-   under ``$LOCAL_STACK_DIR/terraform/`` (the emulator starts empty, so the old
-   local state is deleted first). The SQS event source mapping is created
-   disabled: in the emulator an enabled one would consume the messages itself.
+1. The emulator (moto server) starts on 127.0.0.1:$MOTO_PORT: from the
+   snapshot the last successful run saved (``local.snapshot``) when there is
+   one that belongs to the Terraform state beside it, else empty (and the old
+   local state is deleted).
+2. ``terraform apply`` of the root module, pointed at it, with its state under
+   ``$LOCAL_STACK_DIR/terraform/``. From nothing this takes about 70 s, all of
+   it the provider's fixed waits; from a snapshot Terraform reads everything
+   back, finds it as declared and applies only what changed since (about
+   12 s). The emulator's state is then saved for the next run. The SQS event
+   source mapping is created disabled: in the emulator an enabled one would
+   consume the messages itself.
 3. What Terraform created is read back from the emulator: every function's
    configuration, the HTTP API's routes, the mapping's settings.
 4. Each function runs in its own worker processes with its own environment
@@ -13,9 +19,12 @@
    resize function with the mapping's settings (``local.poller``).
 
 Ctrl-C or SIGTERM stops everything, in reverse order, and leaves no process
-and no open port. Environment: ``MOTO_PORT`` (4566), ``API_PORT`` (8080),
-``LOCAL_STACK_DIR`` (``.local-stack``), ``LOCAL_TF_VARS`` (a JSON object of
-extra Terraform variables, e.g. ``{"resize_max_receive_count": 2}``).
+and no open port. Buckets, queues and the table start empty on every run (the
+snapshot is taken right after the apply). Environment: ``MOTO_PORT`` (4566),
+``API_PORT`` (8080), ``LOCAL_STACK_DIR`` (``.local-stack``), ``LOCAL_TF_VARS``
+(a JSON object of extra Terraform variables, e.g.
+``{"resize_max_receive_count": 2}``), ``LOCAL_STACK_FRESH=1`` (ignore the
+snapshot: provision from nothing).
 """
 
 from __future__ import annotations
@@ -44,6 +53,8 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 LAMBDA_ZIP = REPO_ROOT / "build" / "lambda.zip"
 REGION = "us-east-1"
 API_WORKERS = 4  # concurrent environments per function behind the API
+SNAPSHOT = "emulator.snapshot"  # the emulator's state after the last successful apply
+SNAPSHOT_META = "emulator.snapshot.json"  # which endpoint and Terraform state it belongs to
 
 
 class StackError(RuntimeError):
@@ -101,6 +112,9 @@ class Stack:
     outputs: dict[str, Any] = field(default_factory=dict)
     mappings: list[MappingSettings] = field(default_factory=list)
     launched: bool = False
+    fresh: bool = False  # provision from nothing even when a snapshot fits
+    restored: bool = False  # the emulator started from the last run's snapshot
+    apply_summary: str = ""
 
     @property
     def endpoint(self) -> str:
@@ -124,15 +138,27 @@ class Stack:
                 raise StackError(f"port {port} on {HOST} is already in use: set {name} to a free port")
         self.launched = True
         self.state_dir.mkdir(parents=True, exist_ok=True)
-        self._clean_state()
+        warm = self._prepare_state()
 
         step = time.monotonic()
-        self.emulator = Emulator(self.moto_port, log_path=self.state_dir / "moto.log").start()
-        log.info("emulator up on %s (%.1f s)", self.endpoint, time.monotonic() - step)
+        self.emulator = Emulator(
+            self.moto_port, log_path=self.state_dir / "moto.log", snapshot=self.state_dir / SNAPSHOT
+        ).start()
+        self.restored = warm and self.emulator.restored()
+        if warm and not self.restored:
+            self._forget_state()  # the snapshot did not load (another moto?): provision from nothing
+        how = "from the last run's snapshot" if self.restored else "empty"
+        log.info("emulator up on %s, %s (%.1f s)", self.endpoint, how, time.monotonic() - step)
 
         step = time.monotonic()
-        self.outputs = self._apply()
-        log.info("terraform apply done (%.1f s)", time.monotonic() - step)
+        try:
+            self.outputs = self._apply()
+        except BaseException:
+            self._forget_state(keep_terraform=True)  # half-applied: the next run starts from nothing
+            raise
+        self.emulator.save_snapshot()
+        self._write_snapshot_meta()
+        log.info("terraform apply done (%.1f s): %s", time.monotonic() - step, self.apply_summary)
 
         step = time.monotonic()
         account = self.client("sts").get_caller_identity()["Account"]
@@ -183,13 +209,43 @@ class Stack:
     def _invoke(self, name: str, event: dict[str, Any]) -> Any:
         return self.functions[name].invoke(event)
 
-    def _clean_state(self) -> None:
-        tf_dir = self.state_dir / "terraform"
-        for path in tf_dir.glob("terraform.tfstate*"):
-            path.unlink()
+    @property
+    def _tf_state(self) -> Path:
+        return self.state_dir / "terraform" / "terraform.tfstate"
+
+    def _state_identity(self) -> dict[str, Any]:
+        """What ties a snapshot to its Terraform state: the endpoint, the state's lineage and serial."""
+        try:
+            state = json.loads(self._tf_state.read_text())
+        except (OSError, ValueError):
+            return {}
+        return {"endpoint": self.endpoint, "lineage": state.get("lineage"), "serial": state.get("serial")}
+
+    def _prepare_state(self) -> bool:
+        """Keep the last snapshot and its Terraform state when they belong together; else drop both."""
         for name in ("stack.json", "moto.log", "terraform.log"):
             with contextlib.suppress(FileNotFoundError):
                 (self.state_dir / name).unlink()
+        try:
+            meta = json.loads((self.state_dir / SNAPSHOT_META).read_text())
+        except (OSError, ValueError):
+            meta = None
+        identity = self._state_identity()
+        if not self.fresh and identity and meta == identity and (self.state_dir / SNAPSHOT).is_file():
+            return True
+        self._forget_state()
+        return False
+
+    def _forget_state(self, keep_terraform: bool = False) -> None:
+        for name in (SNAPSHOT, SNAPSHOT_META):
+            with contextlib.suppress(FileNotFoundError):
+                (self.state_dir / name).unlink()
+        if not keep_terraform:
+            for path in self._tf_state.parent.glob("terraform.tfstate*"):
+                path.unlink()
+
+    def _write_snapshot_meta(self) -> None:
+        (self.state_dir / SNAPSHOT_META).write_text(json.dumps(self._state_identity(), indent=2) + "\n")
 
     def _apply(self) -> dict[str, Any]:
         from local.tf import Terraform, TerraformError
@@ -209,7 +265,10 @@ class Stack:
             raise StackError(str(exc)) from None
         try:
             tf.init()
-            return tf.apply(variables)
+            outputs = tf.apply(variables)
+            summary = [line for line in tf.last_stdout.splitlines() if line.startswith("Apply complete!")]
+            self.apply_summary = summary[-1].removeprefix("Apply complete! ") if summary else ""
+            return outputs
         except TerraformError as exc:
             raise StackError(f"{exc}\n(the emulator's log: {self.state_dir / 'moto.log'})") from None
         finally:
@@ -323,6 +382,7 @@ def main() -> int:
             api_port=_env_port("API_PORT", 8080),
             state_dir=Path(os.environ.get("LOCAL_STACK_DIR") or REPO_ROOT / ".local-stack").resolve(),
             tf_vars=_extra_tf_vars(),
+            fresh=os.environ.get("LOCAL_STACK_FRESH", "").strip() not in ("", "0"),
         )
     except StackError as exc:
         print(exc, file=sys.stderr)

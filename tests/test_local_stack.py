@@ -116,19 +116,18 @@ def lambda_zip() -> Path:
     return REPO_ROOT / "build" / "lambda.zip"
 
 
-@pytest.fixture(scope="session")
-def stack(tmp_path_factory, lambda_zip):
-    state_dir = tmp_path_factory.mktemp("local-stack")
-    moto_port, api_port = free_port(), free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "TF_VAR_"))}
+def start_stack(state_dir: Path, moto_port: int, api_port: int, **extra_env: str) -> RunningStack:
+    """``python -m local.run`` as `make run` starts it, waited for until it prints its banner."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "TF_VAR_", "LOCAL_"))}
     env.update(
         MOTO_PORT=str(moto_port),
         API_PORT=str(api_port),
         LOCAL_STACK_DIR=str(state_dir),
         LOCAL_TF_VARS=json.dumps(TEST_TF_VARS),
         PYTHONUNBUFFERED="1",
+        **extra_env,
     )
-    log = state_dir / "run.log"
+    log = state_dir / f"run-{time.time_ns()}.log"
     with open(log, "wb") as out:
         # Started the way a shell starts a background job (SIGINT ignored), so the
         # SIGINT at the end checks that the stack installs its own handler.
@@ -153,6 +152,17 @@ def stack(tmp_path_factory, lambda_zip):
                 )
             time.sleep(0.5)
         running.description = json.loads((state_dir / "stack.json").read_text())
+    except BaseException:
+        running.stop()
+        raise
+    return running
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory, lambda_zip):
+    state_dir = tmp_path_factory.mktemp("local-stack")
+    running = start_stack(state_dir, free_port(), free_port())
+    try:
         yield running
     finally:
         running.stop()
@@ -343,3 +353,30 @@ def test_sigint_stops_everything_and_frees_the_ports(stack):
         assert not Path(f"/proc/{pid}").exists(), f"process {pid} outlived the stack"
     assert not port_open(stack.moto_port) and not port_open(stack.api_port)
     assert "stopped" in stack.log.read_text().splitlines()[-1]
+
+
+def test_a_second_run_starts_from_the_snapshot_and_changes_nothing(stack):
+    """The second `make run` restores the emulator; Terraform reads it back, changes nothing, and it works."""
+    stack.stop()  # idempotent: the test before stopped it already when run in order
+    state_dir = stack.log.parent
+    assert (state_dir / "emulator.snapshot").is_file()
+    first = stack.description
+    again = start_stack(state_dir, stack.moto_port, stack.api_port)
+    try:
+        text = again.log.read_text()
+        assert "from the last run's snapshot" in text
+        assert "Resources: 0 added, 0 changed, 0 destroyed." in text  # nothing re-created
+        assert again.outputs == first["outputs"] and again.description["routes"] == first["routes"]
+        headers = {"Content-Type": "image/jpeg"}
+        response = requests.post(
+            f"{again.api}/images", data=photo_jpeg(800, 600), headers=headers, timeout=30
+        )
+        assert response.status_code == 201, response.text
+        check_renditions(again, wait_for(again, response.json()["id"]), (800, 600))
+        children = again.descendants()
+    finally:
+        code = again.stop()
+    assert code == 0, again.log.read_text()[-3000:]
+    for pid in children:
+        assert not Path(f"/proc/{pid}").exists(), f"process {pid} outlived the stack"
+    assert not port_open(again.moto_port) and not port_open(again.api_port)
