@@ -278,9 +278,13 @@ def test_three_eighths_shows_the_same_picture_as_a_full_decode():
     assert images.psnr(source.image.crop((0, 0, w, h)), full) >= 40
 
 
-def test_without_libjpeg_turbo_the_jpeg_is_decoded_at_one_half(monkeypatch):
-    monkeypatch.setattr(engine, "_DCT_EIGHTHS", (1, 2, 4))
-    data = images.photo_jpeg(4300, 2900)
+@pytest.mark.parametrize("case", ["no libjpeg-turbo", "4:2:2"])
+def test_otherwise_the_jpeg_is_decoded_at_one_half(case, monkeypatch):
+    if case == "no libjpeg-turbo":
+        monkeypatch.setattr(engine, "_LIBJPEG_TURBO", False)
+        data = images.photo_jpeg(4300, 2900)
+    else:
+        data = images.photo_jpeg(4300, 2900, subsampling="4:2:2")
     source = engine._decode_source(data, default_renditions(), EngineOptions()).source
     assert source.image.size == (2150, 1450)
     _, ims = render_images(data, default_renditions())

@@ -65,10 +65,10 @@ CASCADE_GAP = 2.0 * 0.99
 # depend only on the output row, and reach across strip borders into the source).
 STRIP_MIN_PIXELS = 400_000
 DRAFT_GAP = 1.0  # JPEG DCT scaling keeps >= 1x the largest rendition's needed resolution
-# JPEG DCT scales, in eighths: 1/8, 1/4, 3/8 and 1/2. 3/8 needs libjpeg-turbo (see _dct_scale); it
+# JPEG DCT scales, in eighths: 1/8, 1/4, 3/8 and 1/2. 3/8 needs libjpeg-turbo (_dct_scale); it
 # takes the large rendition of a 16 MP photo from a 1992 px decode instead of 2656 px (seeding,
 # 5312x2988): 25 % less decode and resize CPU, 50.4 dB instead of 52.8 dB.
-_DCT_EIGHTHS = (1, 2, 3, 4) if getattr(Image.core, "HAVE_LIBJPEGTURBO", False) else (1, 2, 4)
+_LIBJPEG_TURBO = bool(getattr(Image.core, "HAVE_LIBJPEGTURBO", False))
 
 # Encoder settings, measured for time and size on photos at 1600 px: WebP method 2
 # is about 2x faster than the default 4 for 3-6 % more bytes; AVIF speed 8 is
@@ -200,12 +200,29 @@ def _open(data: bytes, fmt: str) -> ImageFile.ImageFile:
         raise CorruptImage(f"the {fmt} header cannot be parsed: {exc}") from None
 
 
-def _dct_eighths(needed: float) -> int:
+def _dct_eighths(im: ImageFile.ImageFile, needed: float) -> int:
     """The fewest eighths (1, 2, 3, 4 or 8) of a JPEG's size that keep ``needed`` px per source px."""
-    for eighths in _DCT_EIGHTHS:
-        if eighths / 8 >= needed * DRAFT_GAP:
+    for eighths in (1, 2, 3, 4):
+        if eighths / 8 >= needed * DRAFT_GAP and (eighths != 3 or _three_eighths_fits(im)):
             return eighths
     return 8
+
+
+def _three_eighths_fits(im: ImageFile.ImageFile) -> bool:
+    """Whether ``im`` can decode at 3/8 (``_dct_scale``) without losing more than 1/2 does.
+
+    Only with libjpeg-turbo; one JPEG tile, not yet scaled; grayscale, 4:4:4 or
+    4:2:0. 4:2:2 chroma loses 3 dB more at 3/8 than at 1/2 on the synthetic photo
+    (38.4 dB, under the 40 dB floor; 4:4:4 and 4:2:0: 41 dB), so it takes 1/2.
+    """
+    if not _LIBJPEG_TURBO or len(im.tile) != 1 or im.decoderconfig:
+        return False
+    tile = im.tile[0]
+    if tile[0] != "jpeg" or tuple(tile[1]) != (0, 0, *im.size):
+        return False
+    from PIL.JpegImagePlugin import get_sampling
+
+    return getattr(im, "layers", 0) == 1 or get_sampling(im) in (0, 2)
 
 
 def _dct_scale(im: ImageFile.ImageFile, eighths: int) -> bool:
@@ -217,13 +234,9 @@ def _dct_scale(im: ImageFile.ImageFile, eighths: int) -> bool:
     # Pillow's draft() offers 1/2, 1/4 and 1/8. Its decoder hands the scale to libjpeg as
     # scale_denom, and libjpeg-turbo decodes scale_denom 3 at 3/8 (the smallest M/8 >= 1/3):
     # ceil(size * 3 / 8) pixels, the size set here as draft() sets its own. (IJG libjpeg 6b
-    # would decode 1/2, wider than the tile: hence only with libjpeg-turbo, _DCT_EIGHTHS.)
-    if len(im.tile) != 1 or im.decoderconfig:
-        return False
-    tile = im.tile[0]
-    if tile[0] != "jpeg" or tuple(tile[1]) != (0, 0, width, height):
-        return False
+    # would decode 1/2, wider than the tile: hence only with libjpeg-turbo.)
     size = ((width * 3 + 7) // 8, (height * 3 + 7) // 8)
+    tile = im.tile[0]
     im.tile = [ImageFile._Tile(tile[0], (0, 0, *size), tile[2], tile[3])]
     im._size = size
     im.decoderconfig = (3, 0)
@@ -363,7 +376,7 @@ def _decode_source(data: bytes, renditions: Sequence[Rendition], opts: EngineOpt
         geos = {r.name: geometry(r, up_w, up_h) for r in renditions}
         eighths = 8
         if fmt == "jpeg" and geos:
-            eighths = _dct_eighths(max(g.scale for g in geos.values()))
+            eighths = _dct_eighths(im, max(g.scale for g in geos.values()))
             if eighths < 8 and not _dct_scale(im, eighths):
                 eighths = 8
         icc = im.info.get("icc_profile")
