@@ -149,6 +149,11 @@ class Stack:
             self._forget_state()  # the snapshot did not load (another moto?): provision from nothing
         how = "from the last run's snapshot" if self.restored else "empty"
         log.info("emulator up on %s, %s (%.1f s)", self.endpoint, how, time.monotonic() - step)
+        if not self.restored:
+            log.info(
+                "terraform apply from nothing: about 70 s, most of it the AWS provider's fixed waits "
+                "(see README, Apply time); the next run starts from a snapshot and takes about 15 s"
+            )
 
         step = time.monotonic()
         try:
