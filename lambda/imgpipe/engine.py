@@ -203,17 +203,18 @@ def _open(data: bytes, fmt: str) -> ImageFile.ImageFile:
 def _dct_eighths(im: ImageFile.ImageFile, needed: float) -> int:
     """The fewest eighths (1, 2, 3, 4 or 8) of a JPEG's size that keep ``needed`` px per source px."""
     for eighths in (1, 2, 3, 4):
-        if eighths / 8 >= needed * DRAFT_GAP and (eighths != 3 or _three_eighths_fits(im)):
+        if eighths / 8 >= needed * DRAFT_GAP and (eighths != 3 or _three_eighths_fits(im, needed)):
             return eighths
     return 8
 
 
-def _three_eighths_fits(im: ImageFile.ImageFile) -> bool:
-    """Whether ``im`` can decode at 3/8 (``_dct_scale``) without losing more than 1/2 does.
+def _three_eighths_fits(im: ImageFile.ImageFile, needed: float) -> bool:
+    """Whether ``im`` can decode at 3/8 (``_dct_scale``) and keep >= 40 dB.
 
-    Only with libjpeg-turbo; one JPEG tile, not yet scaled; grayscale, 4:4:4 or
-    4:2:0. 4:2:2 chroma loses 3 dB more at 3/8 than at 1/2 on the synthetic photo
-    (38.4 dB, under the 40 dB floor; 4:4:4 and 4:2:0: 41 dB), so it takes 1/2.
+    Only with libjpeg-turbo, for one JPEG tile not yet scaled. Grayscale, 4:4:4
+    and 4:2:0 keep 41 dB on the synthetic photo even where LANCZOS has almost
+    nothing left to do after 3/8 (1.0x). 4:2:2 chroma loses 3 dB more there
+    (38.4 dB; 1/2: 41.7 dB), so it takes 3/8 only with >= 1.4x left (41.8 dB).
     """
     if not _LIBJPEG_TURBO or len(im.tile) != 1 or im.decoderconfig:
         return False
@@ -222,7 +223,10 @@ def _three_eighths_fits(im: ImageFile.ImageFile) -> bool:
         return False
     from PIL.JpegImagePlugin import get_sampling
 
-    return getattr(im, "layers", 0) == 1 or get_sampling(im) in (0, 2)
+    sampling = get_sampling(im)
+    if getattr(im, "layers", 0) == 1 or sampling in (0, 2):
+        return True
+    return sampling == 1 and needed * DRAFT_GAP * 1.4 <= 3 / 8
 
 
 def _dct_scale(im: ImageFile.ImageFile, eighths: int) -> bool:
