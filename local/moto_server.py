@@ -106,9 +106,12 @@ class SnapshotControl:
         elif method == "GET":
             status, body = "200 OK", {"restored": self.restored}
         elif method == "POST":
-            with self._lock:
-                snapshot.save(self.path)
-            status, body = "200 OK", {"saved": self.path.stat().st_size}
+            try:
+                with self._lock:
+                    snapshot.save(self.path)
+                status, body = "200 OK", {"saved": self.path.stat().st_size}
+            except Exception as exc:  # reported to the caller, who goes on without one
+                status, body = "500 Internal Server Error", {"error": f"{type(exc).__name__}: {exc}"}
         else:
             status, body = "405 Method Not Allowed", {"error": f"{method} is not allowed"}
         data = json.dumps(body).encode()

@@ -161,8 +161,12 @@ class Stack:
         except BaseException:
             self._forget_state(keep_terraform=True)  # half-applied: the next run starts from nothing
             raise
-        self.emulator.save_snapshot()
-        self._write_snapshot_meta()
+        try:
+            self.emulator.save_snapshot()
+            self._write_snapshot_meta()
+        except (OSError, ValueError) as exc:  # only the next start is slower: say so and go on
+            log.warning("the emulator's state could not be saved, the next run starts from nothing: %s", exc)
+            self._forget_state(keep_terraform=True)
         log.info("terraform apply done (%.1f s): %s", time.monotonic() - step, self.apply_summary)
 
         step = time.monotonic()

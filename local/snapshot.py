@@ -140,8 +140,9 @@ def loads(blob: bytes) -> bool:
 
 def save(path: Path) -> None:
     """``dumps`` to ``path`` atomically (a reader never sees half a snapshot)."""
+    blob = dumps()  # first: a state that cannot be pickled leaves any older file alone
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(dumps())
+    tmp.write_bytes(blob)
     os.replace(tmp, path)
 
 

@@ -170,3 +170,20 @@ def test_make_run_uses_a_snapshot_only_with_the_state_it_was_saved_with(tmp_path
     assert kept is (change == "none")
     files = (tf_state, tmp_path / SNAPSHOT, tmp_path / SNAPSHOT_META)
     assert all(f.exists() for f in files) if kept else not any(f.exists() for f in files)
+
+
+def test_snapshot_control_reports_a_failed_save_and_passes_other_requests_to_moto(tmp_path):
+    from werkzeug.test import Client
+    from werkzeug.wrappers import Response
+
+    from local.moto_server import SnapshotControl
+
+    def moto(environ, start_response):
+        return Response("moto")(environ, start_response)
+
+    control = Client(SnapshotControl(moto, tmp_path / "missing-dir" / "emulator.snapshot", restored=False))
+    assert control.get("/_local/snapshot").json == {"restored": False}
+    failed = control.post("/_local/snapshot")
+    assert failed.status_code == 500 and "FileNotFoundError" in failed.json["error"]
+    assert control.get("/any/other/path").get_data(as_text=True) == "moto"
+    assert Client(SnapshotControl(moto, None, restored=False)).get("/_local/snapshot").status_code == 404
