@@ -1,7 +1,8 @@
 """The image engine: bytes in, renditions out. Pure Pillow, no AWS.
 
 One decode per source, at the smallest JPEG DCT scale that still holds the
-largest rendition; renditions are cut largest to smallest, each from the
+largest rendition (big PNGs inflate on one thread while another un-filters:
+``pngdecode``); renditions are cut largest to smallest, each from the
 smallest image already made that keeps at least ``CASCADE_GAP`` times its
 resolution; big resizes run in parallel strips and encoding in a small thread
 pool (Pillow releases the GIL while resizing and encoding).
@@ -37,6 +38,7 @@ from typing import TYPE_CHECKING
 
 from PIL import Image, ImageFile, UnidentifiedImageError
 
+from imgpipe import pngdecode
 from imgpipe.detect import sniff
 from imgpipe.errors import CorruptImage, NotAnImage, TooManyPixels, UnsupportedFormat
 from imgpipe.renditions import CONTENT_TYPES, Rendition
@@ -355,8 +357,26 @@ class _Decoded:
     geos: dict[str, Geometry]
 
 
-def _decode_source(data: bytes, renditions: Sequence[Rendition], opts: EngineOptions) -> _Decoded:
-    """Decode once (DCT-scaled for JPEG), in stored orientation, in a mode LANCZOS can resize."""
+def _decode_png(im: ImageFile.ImageFile, data: bytes, pool: ThreadPoolExecutor) -> None:
+    """A big plain PNG decoded on two threads (``pngdecode``: the same pixels); others left as they are."""
+    chunks = pngdecode.idat_chunks(im, data)
+    if chunks is not None:
+        try:
+            pngdecode.decode(im, chunks, pool)
+        except pngdecode.DecodeError as exc:
+            raise CorruptImage(f"png data cannot be decoded: {exc}") from None
+
+
+def _decode_source(
+    data: bytes,
+    renditions: Sequence[Rendition],
+    opts: EngineOptions,
+    pool: ThreadPoolExecutor | None = None,
+) -> _Decoded:
+    """Decode once (DCT-scaled for JPEG), in stored orientation, in a mode LANCZOS can resize.
+
+    With a ``pool`` (two threads or more), big PNGs inflate on it while this thread un-filters.
+    """
     if not data:
         raise NotAnImage("the object is empty (0 bytes)")
     fmt = sniff(data)
@@ -369,6 +389,8 @@ def _decode_source(data: bytes, renditions: Sequence[Rendition], opts: EngineOpt
             raise TooManyPixels(
                 f"{stored_w}x{stored_h} is {stored_w * stored_h} pixels, over the limit of {opts.max_pixels}"
             )
+        if fmt == "png" and pool is not None:
+            _decode_png(im, data, pool)  # before getexif(), which loads a PNG to look for a late eXIf
         try:
             orientation = int(im.getexif().get(0x0112, 1) or 1)
         except _DECODE_ERRORS:
@@ -588,12 +610,12 @@ def render(data: bytes, renditions: Sequence[Rendition], opts: EngineOptions | N
     ``unsupported_format``).
     """
     opts = opts or EngineOptions()
-    decoded = _decode_source(data, renditions, opts)
-    info = decoded.info
     futures: dict[tuple[str, str], Future[bytes]] = {}
     sizes: dict[str, tuple[int, int]] = {}
     workers = _threads(opts)
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="engine") as pool:
+        decoded = _decode_source(data, renditions, opts, pool if workers >= 2 else None)
+        info = decoded.info
 
         def submit(rendition: Rendition, im: Image.Image) -> None:
             sizes[rendition.name] = im.size
