@@ -115,7 +115,7 @@ class EngineOptions:
     max_pixels: int = 100_000_000
     background: tuple[int, int, int] = (255, 255, 255)
     watermark: Watermark | None = field(default=None, compare=False)
-    threads: int = 0  # threads for encoding and strip resizing; 0 = one per CPU, at most 4
+    threads: int = 0  # threads for encoding, strip resizing, PNG inflating; 0 = one per CPU, at most 4
 
 
 @dataclass(frozen=True)
