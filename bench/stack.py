@@ -178,7 +178,7 @@ def measure(image: Path, content_type: str, uploads: int) -> dict:
         def client(i: int) -> None:
             try:
                 results[i] = _one(stack.api_url, data, content_type, image.name, barrier)
-            except OSError as exc:  # a refused or reset connection is a result too
+            except Exception as exc:  # a refused connection, a bad body...: every upload is counted
                 results[i] = {"error": f"{type(exc).__name__}: {exc}"}
 
         threads = [threading.Thread(target=client, args=(i,)) for i in range(uploads)]
