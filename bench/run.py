@@ -334,7 +334,8 @@ def print_report(results: dict) -> None:
             )
         print(
             f"local stack: {st['done']}/{st['uploads']} done, upload-to-done p50 {st['latency_p50_ms']} ms, "
-            f"p95 {st['latency_p95_ms']} ms, {st['images_per_s']} images/s ({st['image']})"
+            f"p95 {st['latency_p95_ms']} ms, {st['images_per_s']} images/s ({st['image']}); "
+            f"ready in {st['ready_s']} s from nothing, {st.get('ready_warm_s', 'n/a')} s from its snapshot"
         )
     else:
         print(f"local stack: {st}")

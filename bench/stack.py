@@ -171,7 +171,9 @@ def measure(image: Path, content_type: str, uploads: int) -> dict:
     stack = LocalStack()
     data = image.read_bytes()
     try:
-        ready_s = stack.start()
+        ready_s = stack.start()  # new free ports: no snapshot fits, so this one provisions from nothing
+        stack.stop()
+        ready_warm_s = stack.start()  # the same ports again: from the snapshot the first start saved
         barrier = threading.Barrier(uploads)
         results: list[dict] = [{} for _ in range(uploads)]
 
@@ -202,6 +204,7 @@ def measure(image: Path, content_type: str, uploads: int) -> dict:
         "errors": errors[:3],
         "poll_seconds": POLL_SECONDS,
         "ready_s": round(ready_s, 1),
+        "ready_warm_s": round(ready_warm_s, 1),
     }
     if failed:
         out["failure_example"] = failed[0].get("error")
