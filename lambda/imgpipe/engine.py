@@ -63,8 +63,10 @@ REDUCING_GAP = 1.25
 # 1% for rounding to whole pixels: a 1600x900 large feeds an 800x450 medium).
 CASCADE_GAP = 2.0 * 0.99
 # Resizes to at least this many output pixels are cut into horizontal strips,
-# resized in parallel: the result is the same, pixel for pixel (LANCZOS weights
-# depend only on the output row, and reach across strip borders into the source).
+# resized in parallel (LANCZOS weights depend only on the output row, and reach
+# across strip borders into the source). Each strip's box is computed in floating
+# point, so a sample centre can round differently: a few pixels in a million
+# differ by one level (46 of 1.7 million on a 12 MP photo), never more.
 STRIP_MIN_PIXELS = 400_000
 DRAFT_GAP = 1.0  # JPEG DCT scaling keeps >= 1x the largest rendition's needed resolution
 # JPEG DCT scales, in eighths: 1/8, 1/4, 3/8 and 1/2. 3/8 needs libjpeg-turbo (_dct_scale); it
