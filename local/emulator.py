@@ -23,9 +23,26 @@ import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 HOST = "127.0.0.1"
+REGION = "us-east-1"
 REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def client(endpoint: str, service: str) -> Any:
+    """A boto3 client for ``service`` on the emulator at ``endpoint``: fake keys, REGION, not the shell's."""
+    import boto3
+
+    from local.functions import FAKE_CREDENTIALS
+
+    return boto3.client(
+        service,
+        endpoint_url=endpoint,
+        region_name=REGION,
+        aws_access_key_id=FAKE_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=FAKE_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+    )
 
 
 def free_port() -> int:
@@ -84,6 +101,10 @@ class Emulator:
                 time.sleep(0.1)
         self.stop()
         raise RuntimeError(f"moto server did not answer on {self.endpoint} within {timeout:.0f}s")
+
+    def client(self, service: str) -> Any:
+        """A boto3 client for ``service`` on this emulator (``client``)."""
+        return client(self.endpoint, service)
 
     def _snapshot_call(self, method: str) -> dict:
         req = urllib.request.Request(f"{self.endpoint}/_local/snapshot", method=method)  # noqa: S310

@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from local.emulator import HOST, Emulator, port_open
+from local.emulator import HOST, REGION, Emulator, client, port_open
 from local.front import Api, Front, load_api
 from local.functions import FAKE_CREDENTIALS, FunctionConfig, LocalFunction
 from local.poller import MappingSettings, Poller
@@ -51,7 +51,6 @@ log = logging.getLogger("local.run")
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 LAMBDA_ZIP = REPO_ROOT / "build" / "lambda.zip"
-REGION = "us-east-1"
 API_WORKERS = 4  # concurrent environments per function behind the API
 SNAPSHOT = "emulator.snapshot"  # the emulator's state after the last successful apply
 SNAPSHOT_META = "emulator.snapshot.json"  # which endpoint and Terraform state it belongs to
@@ -125,9 +124,7 @@ class Stack:
         return f"http://{HOST}:{self.api_port}"
 
     def client(self, service: str) -> Any:
-        import boto3
-
-        return boto3.session.Session().client(service, endpoint_url=self.endpoint, region_name=REGION)
+        return client(self.endpoint, service)
 
     def start(self) -> None:
         zip_path = Path(self.tf_vars.get("lambda_zip_path") or LAMBDA_ZIP)

@@ -6,7 +6,6 @@ import json
 import os
 from urllib.parse import unquote_plus
 
-import boto3
 import pytest
 
 from local.emulator import port_open, running
@@ -16,7 +15,7 @@ pytestmark = pytest.mark.slow
 
 def test_emulator_serves_s3_on_loopback_and_stops_cleanly():
     with running() as emu:
-        s3 = boto3.client("s3", endpoint_url=emu.endpoint)
+        s3 = emu.client("s3")
         s3.create_bucket(Bucket="probe")
         s3.put_object(Bucket="probe", Key="a b+c.txt", Body=b"hello")
         assert s3.get_object(Bucket="probe", Key="a b+c.txt")["Body"].read() == b"hello"
@@ -29,13 +28,7 @@ def test_emulator_serves_s3_on_loopback_and_stops_cleanly():
 def test_emulator_answers_sqs_attributes_as_aws_does():
     """local/moto_server.py: compact RedrivePolicy, Policy kept, RedriveAllowPolicy stored."""
     with running() as emu:
-        sqs = boto3.client(
-            "sqs",
-            endpoint_url=emu.endpoint,
-            region_name="us-east-1",
-            aws_access_key_id="testing",
-            aws_secret_access_key="testing",
-        )
+        sqs = emu.client("sqs")
         dlq_url = sqs.create_queue(QueueName="dlq")["QueueUrl"]
         dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"][
             "QueueArn"
@@ -72,22 +65,12 @@ def test_emulator_answers_sqs_attributes_as_aws_does():
         assert named == {"RedriveAllowPolicy": allow}
 
 
-def _client(emu, service: str):
-    return boto3.client(
-        service,
-        endpoint_url=emu.endpoint,
-        region_name="us-east-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
-
-
 def test_a_snapshot_brings_back_every_resource_working(tmp_path):
     """What `make run` saves after its apply comes back whole in the next emulator, and still works."""
     path = tmp_path / "emulator.snapshot"
     with running(snapshot=path) as emu:
         assert emu.restored() is False  # no file yet: an empty emulator
-        sqs, s3, kms, ddb = (_client(emu, s) for s in ("sqs", "s3", "kms", "dynamodb"))
+        sqs, s3, kms, ddb = (emu.client(s) for s in ("sqs", "s3", "kms", "dynamodb"))
         dlq_url = sqs.create_queue(QueueName="dlq")["QueueUrl"]
         dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"][
             "QueueArn"
@@ -114,7 +97,7 @@ def test_a_snapshot_brings_back_every_resource_working(tmp_path):
         assert emu.save_snapshot() == path.stat().st_size > 0
     with running(snapshot=path) as emu:
         assert emu.restored() is True
-        sqs, s3, kms, ddb = (_client(emu, s) for s in ("sqs", "s3", "kms", "dynamodb"))
+        sqs, s3, kms, ddb = (emu.client(s) for s in ("sqs", "s3", "kms", "dynamodb"))
         url = sqs.get_queue_url(QueueName="q")["QueueUrl"]
         assert (
             sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]["RedrivePolicy"]

@@ -23,12 +23,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import boto3
 import pytest
 import requests
 from PIL import Image
 
 from imgpipe import keys
+from local.emulator import client as emulator_client
 from local.emulator import free_port, port_open
 from local.tf import REPO_ROOT, TerraformError, find_plugin_mirror, find_terraform
 from tests.images import photo_jpeg, rgba_png
@@ -71,13 +71,7 @@ class RunningStack:
         return self.description["outputs"]
 
     def client(self, service: str):
-        return boto3.client(
-            service,
-            endpoint_url=self.endpoint,
-            region_name="us-east-1",
-            aws_access_key_id="testing",
-            aws_secret_access_key="testing",
-        )
+        return emulator_client(self.endpoint, service)
 
     def descendants(self) -> set[int]:
         """Every live process below the stack's own (from /proc, whatever their group)."""
