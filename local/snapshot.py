@@ -40,7 +40,8 @@ from pathlib import Path
 from typing import Any
 
 FORMAT = 1
-_LOCK_TYPES = (type(threading.Lock()), type(threading.RLock()))
+_LOCK = type(threading.Lock())
+_RLOCK = type(threading.RLock())
 
 
 def _fingerprint() -> dict[str, Any]:
@@ -79,15 +80,18 @@ class _Pickler(pickle.Pickler):
     def reducer_override(self, obj: Any) -> Any:
         if isinstance(obj, threading.Condition):
             return _new_condition, ()
-        if isinstance(obj, _LOCK_TYPES):
-            return (_new_rlock, ()) if isinstance(obj, type(threading.RLock())) else (_new_lock, ())
+        if isinstance(obj, _RLOCK):
+            return _new_rlock, ()
+        if isinstance(obj, _LOCK):
+            return _new_lock, ()
         if isinstance(obj, weakref.WeakValueDictionary):
             return _weak_values, (dict(obj.items()),)
-        factory = getattr(obj, "default_factory", None)
-        if isinstance(obj, collections.defaultdict) and getattr(factory, "__name__", "") == "<lambda>":
-            empty = factory()  # moto's `defaultdict(lambda: {})`: the same as `dict`
-            if type(empty) in (dict, list, set) and not empty:
-                return _defaultdict, (type(empty), dict(obj))
+        if isinstance(obj, collections.defaultdict):
+            factory = obj.default_factory
+            if getattr(factory, "__name__", "") == "<lambda>":
+                empty = factory()  # moto's `defaultdict(lambda: {})`: the same as `dict`
+                if type(empty) in (dict, list, set) and not empty:
+                    return _defaultdict, (type(empty), dict(obj))
         private_bytes = getattr(obj, "private_bytes", None)
         if private_bytes is not None and type(obj).__module__.startswith("cryptography."):
             from cryptography.hazmat.primitives import serialization
