@@ -7,10 +7,14 @@ allows nearly unlimited throughput), more than one copy of a message might be
 delivered out of order. Standard queues provide best-effort ordering which
 ensures that messages are generally delivered in the same order as they're
 sent." (Amazon SQS Developer Guide, "Amazon SQS standard queues"), and Lambda
-says the same of its SQS event source: "the event source mapping might
-occasionally receive the same message from the queue twice, even if no function
-error occurs" (Lambda Developer Guide, "Using Lambda with Amazon SQS"). With
-this mode on, each message the poller receives is, at the given rate each:
+says the same of its event sources: "Lambda event source mappings process each
+event at least once, and duplicate processing of records can occur." (Lambda
+Developer Guide, "How Lambda processes records from stream and queue-based
+event sources"). A message received and not deleted comes back: "After the
+visibility timeout, the messages become visible to Lambda again" (Lambda
+Developer Guide, "Creating and configuring an Amazon SQS event source
+mapping"). With this mode on, each message the poller receives is, at the
+given rate each:
 
 - **duplicated**: delivered twice, either twice in the same batch or once more
   in another batch, which any poller of the mapping may take at the same time;

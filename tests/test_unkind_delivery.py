@@ -2,10 +2,11 @@
 
 AWS: "Standard queues support at-least-once message delivery. However,
 occasionally [...] more than one copy of a message might be delivered out of
-order." (SQS Developer Guide, "Amazon SQS standard queues"). A message
-received and not deleted "remains in the queue" and becomes visible again when
-the visibility timeout ends (SQS Developer Guide, "Amazon SQS visibility
-timeout"). The mode does all of that on purpose and loses nothing.
+order." (SQS Developer Guide, "Amazon SQS standard queues"); a message
+received and not deleted comes back: "After the visibility timeout, the
+messages become visible to Lambda again" (Lambda Developer Guide, "Creating
+and configuring an Amazon SQS event source mapping"). The mode does all of
+that on purpose and loses nothing.
 """
 
 from __future__ import annotations
