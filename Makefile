@@ -17,6 +17,8 @@ TF_PLUGIN_MIRROR ?= $(firstword $(wildcard /opt/tf-plugins $(HOME)/.terraform.d/
 MOTO_PORT ?= 4566
 #: API_PORT: local HTTP API port (make run)
 API_PORT ?= 8080
+#: UNKIND: 1 = make run's queue poller duplicates, reorders, delays and redelivers as SQS may (docs/local-stack-delivery.md)
+UNKIND ?=
 PYTEST_ARGS ?=
 
 export PYTHON TF_PLUGIN_MIRROR MOTO_PORT API_PORT ARCH LAMBDA_RUNTIME
@@ -110,7 +112,7 @@ bench: $(BENCH_VENV)/.installed $(if $(BENCH_CORPUS),,bench/corpus/.fetched) bui
 
 .PHONY: run
 run: $(VENV)/.installed build/lambda.zip ## the whole pipeline on 127.0.0.1 (emulator + terraform apply + API + queue poller); Ctrl-C stops it
-	$(PY) -m local.run
+	$(if $(UNKIND),LOCAL_UNKIND_DELIVERY=$(UNKIND) )$(PY) -m local.run
 
 .PHONY: demo
 demo: $(VENV)/.installed ## upload a sample image through both routes of a running `make run` and print the rendition urls

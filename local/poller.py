@@ -20,6 +20,10 @@ does Lambda's part, reading the mapping's own settings back from the emulator:
 Lambda runs several batches of one mapping at once (up to the mapping's
 ``ScalingConfig.MaximumConcurrency``); the stack starts that many pollers,
 capped at the machine's CPU count.
+
+With ``unkind`` (``local.unkind``, ``make run UNKIND=1``) the pollers of a
+mapping deliver as a standard queue may: duplicated, reordered, delayed, and
+redelivered after the visibility timeout; never losing a message.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from local.functions import MAX_PAYLOAD_BYTES, InvokeResult
+from local.unkind import UnkindDelivery
 
 log = logging.getLogger(__name__)
 
@@ -132,10 +137,12 @@ class Poller:
         settings: MappingSettings,
         invoke: Callable[[str, dict[str, Any]], InvokeResult],
         name: str = "",
+        unkind: UnkindDelivery | None = None,
     ) -> None:
         self.sqs = sqs
         self.settings = settings
         self.invoke = invoke
+        self.unkind = unkind
         self._stop = threading.Event()
         self._thread = threading.Thread(
             target=self._run, name=name or f"poller-{settings.function_name}", daemon=True
@@ -143,6 +150,8 @@ class Poller:
         self.batches = 0
 
     def start(self) -> Poller:
+        if self.unkind:
+            self.unkind.attach()
         self._thread.start()
         return self
 
@@ -156,25 +165,43 @@ class Poller:
         self._thread.join(timeout)
 
     def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                batch = self._collect()
-                if batch:
-                    self._deliver(batch)
-            except Exception:
-                if self._stop.is_set():
-                    return
-                log.exception("poller for %s failed; retrying", self.settings.function_name)
-                self._stop.wait(1)
+        try:
+            while not self._stop.is_set():
+                try:
+                    self._round()
+                except Exception:
+                    if self._stop.is_set():
+                        return
+                    log.exception("poller for %s failed; retrying", self.settings.function_name)
+                    self._stop.wait(1)
+        finally:
+            if self.unkind:
+                self.unkind.detach()
 
-    def _collect(self) -> list[dict[str, Any]]:
+    def _round(self) -> None:
+        size = self.settings.batch_size
+        if not self.unkind:
+            batch, leave = self._collect(size), set()
+        else:
+            # Held messages due now go first; receive only what fits beside them, so
+            # none waits past its visibility timeout behind fresh ones.
+            room, holding = self.unkind.room(size), self.unkind.holding()
+            received = self._collect(room, wait=0 if holding else LONG_POLL_SECONDS) if room else []
+            batch, leave = self.unkind.prepare(received, size)
+            if not batch and holding:
+                self._stop.wait(0.05)  # a held message is not due yet
+        if batch:
+            self._deliver(batch, leave)
+
+    def _collect(self, limit: int, wait: int = LONG_POLL_SECONDS) -> list[dict[str, Any]]:
         s = self.settings
         batch: list[dict[str, Any]] = []
         size = 0
         deadline: float | None = None
-        while len(batch) < s.batch_size and not self._stop.is_set():
+        first_wait = wait
+        while len(batch) < limit and not self._stop.is_set():
             if deadline is None:
-                wait = LONG_POLL_SECONDS
+                wait = first_wait
             else:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
@@ -182,11 +209,13 @@ class Poller:
                 wait = min(LONG_POLL_SECONDS, math.ceil(remaining))
             messages = self.sqs.receive_message(
                 QueueUrl=s.queue_url,
-                MaxNumberOfMessages=min(10, s.batch_size - len(batch)),
+                MaxNumberOfMessages=min(10, limit - len(batch)),
                 WaitTimeSeconds=wait,
                 MessageSystemAttributeNames=["All"],
                 MessageAttributeNames=["All"],
             ).get("Messages", [])
+            if not batch and not messages and self.unkind:
+                break  # back to the caller after each empty poll: held messages may be due
             for message in messages:
                 batch.append(message)
                 size += len(message["Body"]) + 1024
@@ -198,14 +227,17 @@ class Poller:
                 break
         return batch
 
-    def _deliver(self, batch: list[dict[str, Any]]) -> None:
+    def _deliver(self, batch: list[dict[str, Any]], leave: set[str] = frozenset()) -> None:
+        """Invoke with the batch; delete what succeeded, but for ``leave`` (unkind redeliveries)."""
         s = self.settings
         event = {"Records": [sqs_record(m, s.queue_arn, s.region) for m in batch]}
         ids = [m["MessageId"] for m in batch]
         result = self.invoke(s.function_name, event)
         self.batches += 1
         keep = failed_ids(result, ids, s.report_failures)
-        done = [m for m in batch if m["MessageId"] not in keep]
+        # A message twice in the batch is deleted once: its receipt handle is the same.
+        kept = keep | leave
+        done = list({m["ReceiptHandle"]: m for m in batch if m["MessageId"] not in kept}.values())
         for start in range(0, len(done), 10):
             chunk = done[start : start + 10]
             entries = [{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(chunk)]

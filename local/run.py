@@ -24,7 +24,9 @@ snapshot is taken right after the apply). Environment: ``MOTO_PORT`` (4566),
 ``API_PORT`` (8080), ``LOCAL_STACK_DIR`` (``.local-stack``), ``LOCAL_TF_VARS``
 (a JSON object of extra Terraform variables, e.g.
 ``{"resize_max_receive_count": 2}``), ``LOCAL_STACK_FRESH=1`` (ignore the
-snapshot: provision from nothing).
+snapshot: provision from nothing), ``LOCAL_UNKIND_DELIVERY=1`` (``make run
+UNKIND=1``: the poller delivers as unkindly as SQS may; ``LOCAL_UNKIND_SEED``,
+``LOCAL_UNKIND_RATE``, ``LOCAL_UNKIND_MAX_DELAY``; see ``local.unkind``).
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ from local.emulator import HOST, REGION, Emulator, client, port_open
 from local.front import Api, Front, load_api
 from local.functions import FAKE_CREDENTIALS, FunctionConfig, LocalFunction
 from local.poller import MappingSettings, Poller
+from local.unkind import UnkindDelivery, UnkindSettings, UnkindSettingsError
 
 log = logging.getLogger("local.run")
 
@@ -54,6 +57,7 @@ LAMBDA_ZIP = REPO_ROOT / "build" / "lambda.zip"
 API_WORKERS = 4  # concurrent environments per function behind the API
 SNAPSHOT = "emulator.snapshot"  # the emulator's state after the last successful apply
 SNAPSHOT_META = "emulator.snapshot.json"  # which endpoint and Terraform state it belongs to
+_KIND_DELIVERY = "kind: each message once, in order (make run UNKIND=1 delivers as unkindly as SQS may)"
 
 
 class StackError(RuntimeError):
@@ -114,6 +118,7 @@ class Stack:
     fresh: bool = False  # provision from nothing even when a snapshot fits
     restored: bool = False  # the emulator started from the last run's snapshot
     apply_summary: str = ""
+    unkind: UnkindSettings | None = None  # make run UNKIND=1: SQS's at-least-once, on purpose
 
     @property
     def endpoint(self) -> str:
@@ -207,9 +212,11 @@ class Stack:
 
         self.front = Front(self.api, self._invoke, self.api_port).start()
         for mapping in self.mappings:
+            unkind = UnkindDelivery.for_queue(self.unkind, sqs, mapping.queue_url) if self.unkind else None
             for i in range(pollers[mapping.uuid]):
                 name = f"poller-{mapping.function_name}-{i}"
-                self.pollers.append(Poller(self.client("sqs"), mapping, self._invoke, name).start())
+                poller = Poller(self.client("sqs"), mapping, self._invoke, name, unkind=unkind)
+                self.pollers.append(poller.start())
         self._write_description()
 
     def _invoke(self, name: str, event: dict[str, Any]) -> Any:
@@ -316,6 +323,7 @@ class Stack:
             f"            resized {o.get('resized_bucket_name', '?')}",
             f"  Table     {o.get('table_name', '?')}",
             f"  Poller    {poll}",
+            f"  Delivery  {self.unkind.describe() if self.unkind else _KIND_DELIVERY}",
             f"  Logs      handlers below; emulator {self.state_dir / 'moto.log'}; "
             f"terraform {self.state_dir / 'terraform.log'}",
             "",
@@ -389,8 +397,9 @@ def main() -> int:
             state_dir=Path(os.environ.get("LOCAL_STACK_DIR") or REPO_ROOT / ".local-stack").resolve(),
             tf_vars=_extra_tf_vars(),
             fresh=os.environ.get("LOCAL_STACK_FRESH", "").strip() not in ("", "0"),
+            unkind=UnkindSettings.from_env(),
         )
-    except StackError as exc:
+    except (StackError, UnkindSettingsError) as exc:
         print(exc, file=sys.stderr)
         return 2
     code = 0

@@ -1,0 +1,150 @@
+"""S3 in the emulator made to answer as AWS does where this repository depends on it.
+
+``local.moto_server`` calls ``patch()`` once, before moto serves anything.
+moto 5.2.5 differs from S3 in two ways the pipeline depends on:
+
+1. **Event records.** moto's ``_get_s3_event`` (moto/s3/notifications.py)
+   gives ``s3.object`` only ``key``, ``size`` and ``eTag``. S3 also sends
+   ``versionId`` ("object version if bucket is versioning-enabled, otherwise
+   null": the uploads bucket is versioned) and ``sequencer``: "The sequencer
+   key provides a way to determine the sequence of events. Event notifications
+   aren't guaranteed to arrive in the same order that the events occurred.
+   However, notifications from events that create objects (PUTs) and delete
+   objects contain a sequencer. It can be used to determine the order of events
+   for a given object key." and "The sequencers can be of different lengths.
+   So, to compare these values, first right pad the shorter value with zeros,
+   and then do a lexicographical comparison." (Amazon S3 User Guide,
+   "Event message structure"). Here every record carries the version id of
+   the object written, and a sequencer that grows with every event, so it
+   grows per key as S3's does: 18 uppercase hex digits, the shape of S3's own
+   (``0055AED6DCD90281E5`` in that page), from the clock in nanoseconds, so it
+   keeps growing across a restart from a snapshot.
+2. **User-defined metadata.** "Within the PUT request header, the
+   user-defined metadata is limited to 2 KB in size. The size of user-defined
+   metadata is measured by taking the sum of the number of bytes in the UTF-8
+   encoding of each key and value" (User Guide, "Working with object
+   metadata"). moto stores any size. Here PutObject, CopyObject with
+   ``x-amz-metadata-directive: REPLACE``, CreateMultipartUpload and a browser
+   POST upload over the limit fail, before anything is stored, with S3's
+   ``MetadataTooLarge`` (400, "Your metadata headers exceed the maximum allowed
+   metadata size"; Amazon S3 API Reference, "Error responses"). A key is
+   counted as the name after ``x-amz-meta-``, as the SDKs' ``Metadata`` maps
+   name it.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterable
+from typing import Any
+
+USER_METADATA_LIMIT = 2048  # bytes: keys and values, UTF-8
+META_PREFIX = "x-amz-meta-"
+
+_sequencer_lock = threading.Lock()
+_last_sequencer = 0
+
+
+def next_sequencer() -> str:
+    """A sequencer greater than every one given before: hex, 18 digits, uppercase, as S3's."""
+    global _last_sequencer
+    with _sequencer_lock:
+        _last_sequencer = max(_last_sequencer + 1, time.time_ns())
+        return f"{_last_sequencer:018X}"
+
+
+def _wire_bytes(text: str) -> int:
+    # A WSGI server hands header values over as latin-1 text of the bytes sent
+    # (PEP 3333), so latin-1 gives those bytes back; form fields are UTF-8 text.
+    try:
+        return len(text.encode("latin-1"))
+    except UnicodeEncodeError:
+        return len(text.encode("utf-8"))
+
+
+def user_metadata_size(fields: Iterable[tuple[Any, Any]]) -> int:
+    """Bytes of user-defined metadata among header or form fields, as S3 counts them."""
+    size = 0
+    for name, value in fields:
+        if isinstance(name, str) and name.lower().startswith(META_PREFIX):
+            text = value[0] if isinstance(value, list) else value
+            size += _wire_bytes(name[len(META_PREFIX) :]) + _wire_bytes(str(text))
+    return size
+
+
+def _metadata_error() -> Exception:
+    from moto.s3.exceptions import S3ClientError
+
+    error = S3ClientError(
+        "MetadataTooLarge", "Your metadata headers exceed the maximum allowed metadata size"
+    )
+    error.code = "MetadataTooLarge"
+    return error
+
+
+def check_user_metadata(fields: Iterable[tuple[Any, Any]]) -> None:
+    """Raise S3's MetadataTooLarge when the fields' user-defined metadata passes 2 KB."""
+    if user_metadata_size(fields) > USER_METADATA_LIMIT:
+        raise _metadata_error()
+
+
+def _patch_event_records() -> None:
+    from moto.s3 import notifications
+
+    original = notifications._get_s3_event
+
+    def _get_s3_event(event_name: str, bucket: Any, key: Any, notification_id: str) -> dict[str, Any]:
+        event = original(event_name, bucket, key, notification_id)
+        record = event["Records"][0]["s3"]["object"]
+        version = getattr(key, "version_id", None)
+        if version and version != "null":
+            record["versionId"] = version
+        # One event, one sequencer, whatever number of destinations it goes to.
+        sequencers = key.__dict__.setdefault("_local_sequencers", {})
+        if event_name not in sequencers:
+            sequencers[event_name] = next_sequencer()
+        record["sequencer"] = sequencers[event_name]
+        return event
+
+    notifications._get_s3_event = _get_s3_event
+
+
+def _patch_metadata_limit() -> None:
+    from moto.s3.responses import S3Response
+
+    put_object = S3Response.put_object
+    copy_object = S3Response.copy_object
+    key_post = S3Response._key_response_post
+    bucket_post = S3Response._bucket_response_post
+
+    def checked_put_object(self: Any) -> Any:
+        check_user_metadata(self.headers.items())
+        return put_object(self)
+
+    def checked_copy_object(self: Any) -> Any:
+        if str(self.headers.get("x-amz-metadata-directive", "")).upper() == "REPLACE":
+            check_user_metadata(self.headers.items())
+        return copy_object(self)
+
+    def checked_key_post(self: Any, request: Any, body: bytes, bucket: str, query: dict, key: str) -> Any:
+        if "uploads" in query:  # CreateMultipartUpload: the object's metadata is given here
+            check_user_metadata(request.headers.items())
+        return key_post(self, request, body, bucket, query, key)
+
+    def checked_bucket_post(self: Any, request: Any, bucket_name: str) -> Any:
+        form = getattr(self, "form_data", None)
+        if form:  # a browser POST upload: the metadata comes as form fields
+            check_user_metadata(form.items())
+        return bucket_post(self, request, bucket_name)
+
+    S3Response.put_object = checked_put_object
+    S3Response.copy_object = checked_copy_object
+    S3Response._key_response_post = checked_key_post
+    S3Response._bucket_response_post = checked_bucket_post
+
+
+def patch() -> None:
+    """Make moto's S3 answer as S3 does in the two ways described above."""
+    _patch_event_records()
+    _patch_metadata_limit()
