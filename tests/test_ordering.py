@@ -188,6 +188,33 @@ def test_a_duplicate_delivery_of_a_done_version_renders_once(pipeline, outcomes,
     assert len(pipeline.outputs(keys.id_for_key("dup/once.png"))) == len(DEFAULT_OUTPUTS)
 
 
+def test_a_duplicate_that_fails_while_the_same_version_is_done_leaves_it_done(
+    pipeline, outcomes, monkeypatch
+):
+    """Two deliveries of one version render at once; one is done, then the other fails (a deadline, say)."""
+    import resize_handler
+    from imgpipe.errors import CorruptImage
+
+    key = "dup/flaky.png"
+    record = pipeline.upload(key, png(RED))
+    (obj,) = s3_events.parse_body(record["body"])
+    real_render = resize_handler.render
+
+    def render(*args, **kwargs):
+        monkeypatch.setattr(resize_handler, "render", real_render)
+        assert resize_handler.process_object(obj, resize_handler.state()) == "done"
+        raise CorruptImage("this delivery failed")
+
+    monkeypatch.setattr(resize_handler, "render", render)
+    assert pipeline.invoke(record) == {"batchItemFailures": []}
+
+    item = pipeline.item(keys.id_for_key(key))
+    assert item["status"] == "done" and "error" not in item
+    assert set(pipeline.outputs(keys.id_for_key(key))) == {r["key"] for r in item["renditions"]}
+    assert len(item["renditions"]) == len(DEFAULT_OUTPUTS)
+    assert outcomes() == ["done", "duplicate"]
+
+
 # --- an API image keeps its first original ---
 
 

@@ -78,23 +78,31 @@ class Conflict(Exception):
         self.record = record
 
 
-def _guard(source: Source) -> tuple[str, dict[str, str], dict[str, Any]]:
-    """The condition under which a write for ``source`` may change a record."""
-    names = {"#id": "id", "#sequencer": "sequencer"}
+def _guard(source: Source, failing: bool = False) -> tuple[str, dict[str, str], dict[str, Any]]:
+    """The condition under which a write for ``source`` may change a record.
+
+    A failure never replaces a ``done`` record of the same version: a duplicate
+    delivery that fails (a deadline, say) must not undo the one that succeeded.
+    (``#status``, ``#version`` and ``:version`` are set by every guarded write too.)
+    """
+    names = {"#id": "id", "#sequencer": "sequencer", "#status": "status"}
     values: dict[str, Any] = {":sequencer": source.sequencer}
-    newest = "attribute_not_exists(#sequencer) OR #sequencer <= :sequencer"
-    if not source.bound:
-        return f"attribute_not_exists(#id) OR {newest}", names, values
-    names.update({"#original": "original", "#key": "key", "#status": "status"})
-    values.update({":key": source.key, ":done": "done", ":failed": "failed"})
-    same_key = "attribute_not_exists(#original.#key) OR #original.#key = :key"
-    same_version = "NOT #status IN (:done, :failed)"
+    clauses = ["attribute_not_exists(#sequencer) OR #sequencer <= :sequencer"]
     if source.version:
         names["#version"] = "version"
         values[":version"] = source.version
-        same_version += " OR #version = :version"
-    expr = f"({newest}) AND ({same_key}) AND ({same_version})"
-    return f"attribute_not_exists(#id) OR ({expr})", names, values
+    if source.bound:
+        names.update({"#original": "original", "#key": "key"})
+        values.update({":key": source.key, ":done": "done", ":failed": "failed"})
+        clauses.append("attribute_not_exists(#original.#key) OR #original.#key = :key")
+        same_version = " OR #version = :version" if source.version else ""
+        clauses.append(f"NOT #status IN (:done, :failed){same_version}")
+    if failing and source.version:
+        values[":done"] = "done"
+        clauses.append("NOT (#status = :done AND #version = :version)")
+    if len(clauses) == 1:
+        return f"attribute_not_exists(#id) OR {clauses[0]}", names, values
+    return "attribute_not_exists(#id) OR (" + " AND ".join(f"({c})" for c in clauses) + ")", names, values
 
 
 def _update(
@@ -103,6 +111,7 @@ def _update(
     sets: dict[str, Any],
     remove: tuple[str, ...] = (),
     source: Source | None = None,
+    failing: bool = False,
 ) -> dict[str, Any]:
     """Apply the update; with ``source``, only under its guard. Returns the record as it was."""
     if source is not None:
@@ -119,7 +128,7 @@ def _update(
         expr += " REMOVE " + ", ".join(f"#{k}" for k in remove)
     params: dict[str, Any] = {"ReturnValues": "ALL_OLD"}
     if source is not None:
-        condition, guard_names, guard_values = _guard(source)
+        condition, guard_names, guard_values = _guard(source, failing)
         names.update(guard_names)
         values.update(guard_values)
         params.update(ConditionExpression=condition, ReturnValuesOnConditionCheckFailure="ALL_OLD")
@@ -180,4 +189,4 @@ def mark_failed(
     """Record the error; returns the renditions the record listed before (now dropped)."""
     original = {k: v for k, v in original.items() if v is not None}
     sets = {"status": "failed", "original": original, "error": {"code": code, "message": message[:300]}}
-    return _update(table, image_id, sets, ("renditions",), source).get("renditions") or []
+    return _update(table, image_id, sets, ("renditions",), source, failing=True).get("renditions") or []
