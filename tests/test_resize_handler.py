@@ -288,7 +288,7 @@ def test_non_create_events_are_skipped(pipeline):
     assert len(pipeline.outputs()) == 6
 
 
-def test_duplicate_delivery_rewrites_the_same_objects(pipeline):
+def test_duplicate_delivery_leaves_the_same_objects(pipeline):
     record = pipeline.upload("dup/photo.jpg", images.oriented_jpeg(1))
     assert pipeline.invoke(record) == {"batchItemFailures": []}
     first = pipeline.outputs()
