@@ -59,7 +59,7 @@ output "resize_log_group_name" {
 }
 
 output "resized_bucket_name" {
-  description = "Name of the bucket that holds the renditions ({id}/{rendition}.{ext})."
+  description = "Name of the bucket that holds the renditions ({id}/{tag}/{rendition}.{ext})."
   value       = aws_s3_bucket.resized.id
 }
 

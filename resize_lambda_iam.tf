@@ -30,6 +30,14 @@ data "aws_iam_policy_document" "resize" {
   }
 
   statement {
+    # The renditions of a version that lost to a newer one (docs/ordering.md).
+    sid       = "DeleteSupersededRenditions"
+    effect    = "Allow"
+    actions   = ["s3:DeleteObject"]
+    resources = ["${aws_s3_bucket.resized.arn}/*"]
+  }
+
+  statement {
     sid    = "ConsumeResizeQueue"
     effect = "Allow"
     actions = [

@@ -1,5 +1,6 @@
 # The resized bucket (the design's "resized-images"): renditions at
-# {id}/{rendition}.{ext}. Private; clients get presigned GET URLs from the API.
+# {id}/{tag}/{rendition}.{ext}, one tag per source version (docs/ordering.md).
+# Private; clients get presigned GET URLs from the API.
 
 data "aws_iam_policy_document" "resized_bucket" {
   statement {

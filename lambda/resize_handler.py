@@ -22,13 +22,13 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote, unquote
+from urllib.parse import unquote
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 
-from imgpipe import keys, records, s3_events
+from imgpipe import keys, metadata, ordering, records, s3_events
 from imgpipe.detect import mime_type
 from imgpipe.engine import EngineOptions, RenderResult, render
 from imgpipe.errors import ConfigError, PermanentError, SourceNotFound, SourceTooLarge, TransientError
@@ -39,13 +39,17 @@ logger = Logger()  # service: POWERTOOLS_SERVICE_NAME; level: LOG_LEVEL
 metrics = Metrics()  # namespace: POWERTOOLS_METRICS_NAMESPACE
 processor = BatchProcessor(EventType.SQS, raise_on_entire_batch_failure=False)
 
-# Renditions of API uploads live under a fresh random id per upload: their bytes
-# never change, so caches may keep them for a year. Any other key can be
-# overwritten in place (same key -> same id -> same output keys), so those
-# renditions are cached for a day only.
+# Every source version has its own rendition keys ({id}/{tag}/...), so the bytes
+# under a rendition key never change: caches may keep them for a year.
 CACHE_CONTROL_IMMUTABLE = "public, max-age=31536000, immutable"
-CACHE_CONTROL_REWRITABLE = "public, max-age=86400"
 PUT_THREADS = 4
+
+# Events the record says must not change the image (docs/ordering.md).
+_PASSED_OVER = {
+    ordering.SUPERSEDED: ("info", "event superseded by a newer version", "ImagesSuperseded"),
+    ordering.REFUSED: ("warning", "object refused: its image is bound to another original", "ImagesRefused"),
+    ordering.DUPLICATE: ("info", "duplicate event: this version is already done", "DuplicateEvents"),
+}
 
 # Error codes worth retrying, from S3 and DynamoDB.
 _TRANSIENT_CODES = frozenset(
@@ -181,22 +185,19 @@ def _filename(key: str, metadata: dict[str, str]) -> str:
     return unquote(encoded) if encoded else key.rsplit("/", 1)[-1]
 
 
-def _cache_control(key: str) -> str:
-    api_upload = key.startswith(keys.ORIGINALS_PREFIX) and keys.id_for_key(key) == key.split("/")[1]
-    return CACHE_CONTROL_IMMUTABLE if api_upload else CACHE_CONTROL_REWRITABLE
-
-
 def _put_outputs(
-    config: ResizeConfig, image_id: str, obj: s3_events.S3Object, result: RenderResult, version: str | None
+    config: ResizeConfig,
+    image_id: str,
+    obj: s3_events.S3Object,
+    result: RenderResult,
+    version: str | None,
+    source: ordering.Source,
 ) -> list[dict[str, Any]]:
     s3 = _s3()
-    metadata = {"source-key": quote(obj.key, safe="/"), "image-id": image_id}
-    if version:
-        metadata["source-version"] = version
-    cache_control = _cache_control(obj.key)
+    user_metadata = metadata.rendition_metadata(obj.key, image_id, version)
 
     def put(output) -> dict[str, Any]:
-        key = keys.rendition_key(image_id, output.name, EXTENSIONS[output.format])
+        key = keys.rendition_key(image_id, output.name, EXTENSIONS[output.format], source.tag)
         _call(
             f"put s3://{config.resized_bucket}/{key}",
             s3.put_object,
@@ -204,8 +205,8 @@ def _put_outputs(
             Key=key,
             Body=output.data,
             ContentType=output.content_type,
-            CacheControl=cache_control,
-            Metadata=metadata,
+            CacheControl=CACHE_CONTROL_IMMUTABLE,
+            Metadata=user_metadata,
         )
         return {
             "name": output.name,
@@ -220,6 +221,67 @@ def _put_outputs(
         return list(pool.map(put, result.outputs))
 
 
+def _delete_renditions(config: ResizeConfig, rendition_keys: list[str], reason: str) -> None:
+    """Best effort: an object left behind costs storage, never correctness (no record lists it)."""
+    if not rendition_keys:
+        return
+    s3 = _s3()
+
+    def delete(key: str) -> str | None:
+        try:
+            s3.delete_object(Bucket=config.resized_bucket, Key=key)
+        except Exception:
+            return key
+        return None
+
+    with ThreadPoolExecutor(max_workers=PUT_THREADS, thread_name_prefix="delete") as pool:
+        left = [key for key in pool.map(delete, rendition_keys) if key]
+    if left:
+        metrics.add_metric(name="RenditionsNotDeleted", unit=MetricUnit.Count, value=len(left))
+        logger.warning("renditions left behind", extra={"keys": left, "reason": reason})
+
+
+def _commit(
+    config: ResizeConfig,
+    table: Any,
+    image_id: str,
+    original: dict[str, Any],
+    renditions: list[dict[str, Any]],
+    source: ordering.Source,
+) -> None:
+    """Record the renditions, unless another version won meanwhile: then delete them again."""
+    try:
+        replaced = _call(
+            f"mark {image_id} done",
+            records.mark_done,
+            table,
+            image_id,
+            original,
+            renditions,
+            source=source,
+        )
+    except records.Conflict:
+        _delete_renditions(config, [r["key"] for r in renditions], "another version won while rendering")
+        raise
+    _delete_replaced(config, replaced, renditions)
+
+
+def _delete_replaced(
+    config: ResizeConfig, replaced: list[dict[str, Any]], kept: list[dict[str, Any]]
+) -> None:
+    """The renditions of the older version the record listed before this write."""
+    keep = {r["key"] for r in kept}
+    stale = [r["key"] for r in replaced if r.get("key") and r["key"] not in keep]
+    _delete_renditions(config, stale, "replaced by a newer version")
+
+
+def _passed_over(reason: str, started: float, log: dict[str, Any]) -> str:
+    """Log and count an event that must not change its image; returns the outcome."""
+    level, message, metric = _PASSED_OVER[reason]
+    _report(level, message, metric, started, log, outcome=reason)
+    return reason
+
+
 def _known_original(table: Any, image_id: str, original: dict[str, Any]) -> dict[str, Any]:
     """The record's original merged under what this event says (keeps an API upload's filename)."""
     try:
@@ -230,53 +292,124 @@ def _known_original(table: Any, image_id: str, original: dict[str, Any]) -> dict
     return {**existing.get("original", {}), **{k: v for k, v in original.items() if v is not None}}
 
 
+def _where(obj: s3_events.S3Object) -> str:
+    return f"s3://{obj.bucket}/{obj.key}" + (f"?versionId={obj.version_id}" if obj.version_id else "")
+
+
+def _get(
+    obj: s3_events.S3Object, source: ordering.Source
+) -> tuple[dict[str, Any], str | None, ordering.Source]:
+    """GET the version the event names; the response, its version id, and the source it identifies."""
+    params = {"Bucket": obj.bucket, "Key": obj.key}
+    if obj.version_id:
+        params["VersionId"] = obj.version_id
+    response = _call(f"get {_where(obj)}", _s3().get_object, **params)
+    version = response.get("VersionId") or obj.version_id
+    return response, version, source.identified(version, response.get("ETag"))
+
+
+def _read(
+    config: ResizeConfig,
+    obj: s3_events.S3Object,
+    response: dict[str, Any],
+    original: dict[str, Any],
+    version: str | None,
+) -> bytes:
+    """The object's bytes, unless it is over MAX_SOURCE_BYTES; ``original`` learns what S3 said."""
+    length = response.get("ContentLength")
+    if length is not None and length > config.max_source_bytes:
+        response["Body"].close()
+        original.update(size=length, version_id=version)
+        raise SourceTooLarge(
+            f"the object is {length} bytes; the limit (MAX_SOURCE_BYTES) is {config.max_source_bytes}"
+        )
+    data = _call(f"read {_where(obj)}", response["Body"].read)
+    original.update(
+        size=len(data),
+        version_id=version,
+        filename=_filename(obj.key, response.get("Metadata") or {}),
+        content_type=mime_type(data) or response.get("ContentType"),
+    )
+    return data
+
+
+def _record_failure(
+    config: ResizeConfig,
+    table: Any,
+    image_id: str,
+    original: dict[str, Any],
+    exc: PermanentError,
+    source: ordering.Source,
+) -> str | None:
+    """Record a permanent failure; the outcome instead when another version owns the record."""
+    try:
+        replaced = _call(
+            f"mark {image_id} failed",
+            records.mark_failed,
+            table,
+            image_id,
+            original,
+            exc.code,
+            exc.message,
+            source=source,
+        )
+    except records.Conflict as conflict:
+        return ordering.verdict(conflict.record, source) or ordering.SUPERSEDED
+    _delete_replaced(config, replaced, [])
+    return None
+
+
 def process_object(obj: s3_events.S3Object, current: State) -> str:
-    """Render one object; returns the outcome ("done" or "failed"), raises TransientError to retry."""
+    """Render one version of an object; returns the outcome, raises TransientError to retry.
+
+    The outcome is ``done`` or ``failed``; ``skipped`` for a folder marker; or,
+    when the image's record says this event must not change it
+    (docs/ordering.md), ``superseded``, ``refused`` or ``duplicate``.
+    """
     config = current.config
     started = time.perf_counter()
     image_id = keys.id_for_key(obj.key)
     table = _table(config)
-    where = f"s3://{obj.bucket}/{obj.key}" + (f"?versionId={obj.version_id}" if obj.version_id else "")
     original: dict[str, Any] = {"key": obj.key, "size": obj.size, "version_id": obj.version_id}
     log = {"key": obj.key, "image_id": image_id, "version_id": obj.version_id, "event_size": obj.size}
+    if obj.folder_marker:
+        logger.info("event skipped", extra={**log, "outcome": "skipped", "reason": "an S3 console folder"})
+        return "skipped"
+    source = ordering.Source.of(obj.key, obj.sequencer, obj.version_id)
+    log["sequencer"] = obj.sequencer
     fetched = False
     try:
-        params = {"Bucket": obj.bucket, "Key": obj.key}
-        if obj.version_id:
-            params["VersionId"] = obj.version_id
-        response = _call(f"get {where}", _s3().get_object, **params)
-        version = response.get("VersionId") or obj.version_id
-        length = response.get("ContentLength")
-        if length is not None and length > config.max_source_bytes:
-            response["Body"].close()
-            original.update(size=length, version_id=version)
-            raise SourceTooLarge(
-                f"the object is {length} bytes; the limit (MAX_SOURCE_BYTES) is {config.max_source_bytes}"
-            )
-        data = _call(f"read {where}", response["Body"].read)
+        if table is not None:
+            reason = ordering.verdict(_call(f"read {image_id}", records.get, table, image_id), source)
+            if reason:
+                return _passed_over(reason, started, log)
+        response, version, source = _get(obj, source)
+        data = _read(config, obj, response, original, version)
         fetched = True
-        detected = mime_type(data) or response.get("ContentType")
-        original.update(
-            size=len(data),
-            version_id=version,
-            filename=_filename(obj.key, response.get("Metadata") or {}),
-            content_type=detected,
-        )
         log["bytes"] = len(data)
         if table is not None:
-            _call(f"mark {image_id} processing", records.mark_processing, table, image_id, original)
+            _call(
+                f"mark {image_id} processing",
+                records.mark_processing,
+                table,
+                image_id,
+                original,
+                source=source,
+            )
         result = render(data, config.renditions, current.options)
         del data
         original.update(width=result.width, height=result.height, format=result.source_format)
-        renditions = _put_outputs(config, image_id, obj, result, version)
+        renditions = _put_outputs(config, image_id, obj, result, version, source)
         if table is not None:
-            _call(f"mark {image_id} done", records.mark_done, table, image_id, original, renditions)
+            _commit(config, table, image_id, original, renditions, source)
+    except records.Conflict as conflict:
+        return _passed_over(ordering.verdict(conflict.record, source) or ordering.SUPERSEDED, started, log)
     except PermanentError as exc:
         if table is not None:
             merged = original if fetched else _known_original(table, image_id, original)
-            _call(
-                f"mark {image_id} failed", records.mark_failed, table, image_id, merged, exc.code, exc.message
-            )
+            reason = _record_failure(config, table, image_id, merged, exc, source)
+            if reason:
+                return _passed_over(reason, started, log)
         _report(
             "warning",
             "image failed",
@@ -311,6 +444,13 @@ def process_object(obj: s3_events.S3Object, current: State) -> str:
             error=type(exc).__name__,
         )
         raise
+    return _processed(started, log, result, renditions, original["size"])
+
+
+def _processed(
+    started: float, log: dict[str, Any], result: RenderResult, renditions: list[dict[str, Any]], size: int
+) -> str:
+    """Log and count a done image."""
     output_bytes = sum(r["bytes"] for r in renditions)
     duration = _report(
         "info",
@@ -325,7 +465,7 @@ def process_object(obj: s3_events.S3Object, current: State) -> str:
         outputs=len(renditions),
         output_bytes=output_bytes,
     )
-    metrics.add_metric(name="SourceBytes", unit=MetricUnit.Bytes, value=original["size"])
+    metrics.add_metric(name="SourceBytes", unit=MetricUnit.Bytes, value=size)
     metrics.add_metric(name="OutputBytes", unit=MetricUnit.Bytes, value=output_bytes)
     metrics.add_metric(name="ProcessingMs", unit=MetricUnit.Milliseconds, value=duration)
     return "done"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import itertools
 import json
 import random
 import uuid
@@ -34,6 +35,8 @@ ENV_VARS = (
     "WATERMARK_MIN_SIZE",
 )
 DEFAULT_OUTPUTS = {f"{n}.{e}" for n in ("thumb", "medium", "large") for e in ("webp", "jpg")}
+# S3 sequencers grow with each event of a key; these grow with each upload of the suite.
+SEQUENCERS = (f"{n:018X}" for n in itertools.count(0x0065F2A1B2C3D4E5F6))
 
 
 class Pipeline:
@@ -45,10 +48,15 @@ class Pipeline:
     def upload(self, key: str, data: bytes, metadata: dict | None = None) -> dict:
         """Put an original and return the SQS record S3 would send for it."""
         response = self.s3.put_object(Bucket=UPLOADS, Key=key, Body=data, Metadata=metadata or {})
-        return self.record(key, len(data), response.get("VersionId"))
+        return self.record(key, len(data), response.get("VersionId"), sequencer=next(SEQUENCERS))
 
     def record(
-        self, key: str, size: int, version_id: str | None, event_name: str = "ObjectCreated:Put"
+        self,
+        key: str,
+        size: int,
+        version_id: str | None,
+        event_name: str = "ObjectCreated:Put",
+        sequencer: str | None = None,
     ) -> dict:
         template = load_event("s3_put_sqs.json")["Records"][0]
         body = json.loads(template["body"])
@@ -61,6 +69,8 @@ class Pipeline:
             s3["object"]["versionId"] = version_id
         else:
             s3["object"].pop("versionId", None)
+        if sequencer:
+            s3["object"]["sequencer"] = sequencer
         return {**template, "messageId": str(uuid.uuid4()), "body": json.dumps(body)}
 
     def invoke(self, *sqs_records: dict) -> dict:
@@ -71,6 +81,11 @@ class Pipeline:
     def outputs(self, image_id: str | None = None) -> dict[str, dict]:
         listed = self.s3.list_objects_v2(Bucket=RESIZED).get("Contents", [])
         return {o["Key"]: o for o in listed if image_id is None or o["Key"].startswith(f"{image_id}/")}
+
+    def rendition(self, image_id: str, name: str) -> str:
+        """The key of one rendition (``thumb.webp``) of the image, as its record lists it."""
+        (key,) = [r["key"] for r in self.item(image_id)["renditions"] if r["key"].endswith(f"/{name}")]
+        return key
 
     def get(self, key: str) -> tuple[dict, bytes]:
         response = self.s3.get_object(Bucket=RESIZED, Key=key)
@@ -124,13 +139,15 @@ def test_direct_upload_makes_every_rendition_with_headers_metadata_and_record(pi
 
     image_id = keys.id_for_key(key)
     outputs = pipeline.outputs()
-    assert set(outputs) == {f"{image_id}/{name}" for name in DEFAULT_OUTPUTS}
+    # Each version of a source has its own keys, {id}/{tag}/{name}, so every rendition is immutable.
+    tag = keys.version_tag(version)
+    assert set(outputs) == {f"{image_id}/{tag}/{name}" for name in DEFAULT_OUTPUTS}
     sizes = {"thumb": (200, 200), "medium": (800, 400), "large": (1600, 800)}
     for output_key in outputs:
-        name, ext = output_key.split("/")[1].split(".")
+        name, ext = output_key.rsplit("/", 1)[1].split(".")
         response, body = pipeline.get(output_key)
         assert response["ContentType"] == {"jpg": "image/jpeg", "webp": "image/webp"}[ext]
-        assert response["CacheControl"] == "public, max-age=86400"
+        assert response["CacheControl"] == "public, max-age=31536000, immutable"
         assert response["Metadata"] == {
             "source-key": quote(key, safe="/"),
             "source-version": version,
@@ -181,8 +198,8 @@ def test_keys_with_spaces_unicode_plus_and_percent(pipeline, key):
     assert pipeline.invoke(record) == {"batchItemFailures": []}
     image_id = keys.id_for_key(key)
     outputs = pipeline.outputs(image_id)
-    assert {k.split("/", 1)[1] for k in outputs} == DEFAULT_OUTPUTS
-    response, _ = pipeline.get(f"{image_id}/thumb.webp")
+    assert {k.rsplit("/", 1)[1] for k in outputs} == DEFAULT_OUTPUTS
+    response, _ = pipeline.get(pipeline.rendition(image_id, "thumb.webp"))
     assert unquote(response["Metadata"]["source-key"]) == key
     assert pipeline.item(image_id)["original"]["key"] == key
 
@@ -214,8 +231,9 @@ def test_api_upload_keeps_its_record_and_filename(pipeline):
         500,
         "png",
     )
-    assert {r["key"] for r in item["renditions"]} == {f"{image_id}/{name}" for name in DEFAULT_OUTPUTS}
-    response, _ = pipeline.get(f"{image_id}/large.webp")
+    tag = keys.version_tag(item["original"]["version_id"])
+    assert {r["key"] for r in item["renditions"]} == {f"{image_id}/{tag}/{name}" for name in DEFAULT_OUTPUTS}
+    response, _ = pipeline.get(pipeline.rendition(image_id, "large.webp"))
     assert response["CacheControl"] == "public, max-age=31536000, immutable"
 
 
@@ -237,7 +255,7 @@ def test_old_version_is_rendered_from_the_version_in_the_event(pipeline):
     first = pipeline.upload(key, images.encode(Image.new("RGB", (400, 400), (255, 0, 0)), "PNG"))
     pipeline.upload(key, images.encode(Image.new("RGB", (400, 400), (0, 0, 255)), "PNG"))
     assert pipeline.invoke(first) == {"batchItemFailures": []}
-    _, body = pipeline.get(f"{keys.id_for_key(key)}/thumb.jpg")
+    _, body = pipeline.get(pipeline.rendition(keys.id_for_key(key), "thumb.jpg"))
     assert opened(body).getpixel((100, 100))[0] > 200  # red: the version the event named
 
 
@@ -248,7 +266,7 @@ def test_unversioned_event_reads_the_current_object(pipeline):
     del body["Records"][0]["s3"]["object"]["versionId"]
     record["body"] = json.dumps(body)
     assert pipeline.invoke(record) == {"batchItemFailures": []}
-    response, _ = pipeline.get(f"{keys.id_for_key(key)}/thumb.jpg")
+    response, _ = pipeline.get(pipeline.rendition(keys.id_for_key(key), "thumb.jpg"))
     assert response["Metadata"]["source-version"]  # the version S3 returned
 
 
@@ -270,7 +288,7 @@ def test_non_create_events_are_skipped(pipeline):
     assert len(pipeline.outputs()) == 6
 
 
-def test_duplicate_delivery_rewrites_the_same_objects(pipeline):
+def test_duplicate_delivery_leaves_the_same_objects(pipeline):
     record = pipeline.upload("dup/photo.jpg", images.oriented_jpeg(1))
     assert pipeline.invoke(record) == {"batchItemFailures": []}
     first = pipeline.outputs()
@@ -502,11 +520,11 @@ def test_watermark_image_from_the_uploads_bucket(pipeline, monkeypatch):
     photo = pipeline.upload("grey.png", images.encode(Image.new("RGB", (1600, 1200), (128, 128, 128)), "PNG"))
     assert pipeline.invoke(mark_record, photo) == {"batchItemFailures": []}
     assert pipeline.outputs(keys.id_for_key("brand/mark.png")) == {}  # the watermark itself is skipped
-    _, large = pipeline.get(f"{keys.id_for_key('grey.png')}/large.webp")
+    _, large = pipeline.get(pipeline.rendition(keys.id_for_key("grey.png"), "large.webp"))
     im = opened(large).convert("RGB")
     assert im.getpixel((24 + 50, 24 + 50))[0] > 230  # red mark, 2% margin of 1200
     assert im.getpixel((1500, 1100)) == pytest.approx((128, 128, 128), abs=3)
-    _, thumb = pipeline.get(f"{keys.id_for_key('grey.png')}/thumb.webp")
+    _, thumb = pipeline.get(pipeline.rendition(keys.id_for_key("grey.png"), "thumb.webp"))
     assert opened(thumb).convert("RGB").getpixel((5, 5)) == pytest.approx((128, 128, 128), abs=3)
 
 
@@ -521,7 +539,7 @@ def test_text_watermark_from_the_environment(pipeline, monkeypatch):
     monkeypatch.setenv("WATERMARK_TEXT", "© Example")
     photo = pipeline.upload("text.png", images.encode(Image.new("RGB", (1600, 1200), (128, 128, 128)), "PNG"))
     assert pipeline.invoke(photo) == {"batchItemFailures": []}
-    _, large = pipeline.get(f"{keys.id_for_key('text.png')}/large.webp")
+    _, large = pipeline.get(pipeline.rendition(keys.id_for_key("text.png"), "large.webp"))
     im = opened(large).convert("L")
     corner = im.crop((1200, 1000, 1600, 1200)).getextrema()
     assert corner[1] - corner[0] > 60  # text strokes in the bottom-right corner

@@ -292,6 +292,7 @@ def test_resize_role_grants_exactly_what_resizing_needs(out, client):
     assert {sid: grants(s) for sid, s in statements.items()} == {
         "ReadOriginals": ({"s3:GetObject", "s3:GetObjectVersion"}, {f"arn:aws:s3:::{uploads}/*"}),
         "WriteRenditions": ({"s3:PutObject"}, {f"arn:aws:s3:::{resized}/*"}),
+        "DeleteSupersededRenditions": ({"s3:DeleteObject"}, {f"arn:aws:s3:::{resized}/*"}),
         "ConsumeResizeQueue": (
             {
                 "sqs:ChangeMessageVisibility",

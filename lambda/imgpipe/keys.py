@@ -5,13 +5,15 @@ Uploads bucket
   anything else                   direct uploads with any key are processed too
 
 Resized bucket
-  ``{id}/{rendition}.{ext}``      e.g. ``Xy3..._Q/thumb.webp``
+  ``{id}/{tag}/{rendition}.{ext}``   e.g. ``Xy3..._Q/kP0c2Lr9QdWm/thumb.webp``
 
 ``id`` is 22 URL-safe characters. API uploads get a random one
 (``secrets.token_urlsafe(16)``); any other key gets one derived from the key
-(``base64url(sha256(key))[:22]``), so the same source object always maps to the
-same id and the same output keys: a duplicate delivery rewrites them and never
-adds objects.
+(``base64url(sha256(key))[:22]``), so the same source key always maps to the
+same id. ``tag`` is 12 URL-safe characters derived from the source version
+(``base64url(sha256(version))[:12]``): each version of a source has its own
+output keys, so the bytes under a rendition key never change, and an older
+version's renditions can never replace a newer one's (see docs/ordering.md).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ ID_RE = re.compile(r"^[A-Za-z0-9_-]{22}$")
 _API_KEY_RE = re.compile(r"^originals/([A-Za-z0-9_-]{22})/[^/]+$")
 _UNSAFE = re.compile(r"[^A-Za-z0-9._ -]+")
 MAX_FILENAME = 128
+TAG_LENGTH = 12
 
 
 def new_id() -> str:
@@ -38,13 +41,17 @@ def is_valid_id(value: str) -> bool:
     return bool(ID_RE.match(value))
 
 
+def is_api_key(key: str) -> bool:
+    """``originals/{id}/{filename}``: the layout the upload API writes."""
+    return bool(_API_KEY_RE.match(key))
+
+
 def id_for_key(key: str) -> str:
     """The image id for an uploads-bucket key (API layout or any other key)."""
     match = _API_KEY_RE.match(key)
     if match:
         return match.group(1)
-    digest = hashlib.sha256(key.encode("utf-8")).digest()
-    return base64.urlsafe_b64encode(digest).decode("ascii")[:22]
+    return _digest(key, 22)
 
 
 def sanitize_filename(name: str | None, default: str = "image") -> str:
@@ -65,5 +72,16 @@ def original_key(image_id: str, filename: str) -> str:
     return f"{ORIGINALS_PREFIX}{image_id}/{sanitize_filename(filename)}"
 
 
-def rendition_key(image_id: str, name: str, ext: str) -> str:
-    return f"{image_id}/{name}.{ext}"
+def _digest(text: str, length: int) -> str:
+    digest = hashlib.sha256(text.encode("utf-8")).digest()
+    return base64.urlsafe_b64encode(digest).decode("ascii")[:length]
+
+
+def version_tag(version: str) -> str:
+    """The short, URL-safe name of one source version in its rendition keys."""
+    return _digest(version, TAG_LENGTH)
+
+
+def rendition_key(image_id: str, name: str, ext: str, tag: str | None = None) -> str:
+    """``{id}/{tag}/{name}.{ext}``; without a tag, the layout of records written before tags."""
+    return f"{image_id}/{tag}/{name}.{ext}" if tag else f"{image_id}/{name}.{ext}"

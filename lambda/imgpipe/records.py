@@ -8,12 +8,19 @@ Shape (attribute names are the public API's names)::
                      and once processed: width, height, format
     renditions   L   [{name, format, key, width, height, bytes}], when done
     error        M   {code, message}, only when failed
+    sequencer    S   the S3 sequencer of the version it describes, right-padded
+                     with zeros to 64 characters (see ordering.py)
+    version      S   that version: its version id (else ETag:sequencer)
     created_at   S   ISO 8601 UTC, set once
     updated_at   S   ISO 8601 UTC, every write
 
 The upload API creates the record (``pending`` or ``awaiting_upload``); the
 resize Lambda moves it to ``processing`` then ``done`` or ``failed``, creating
-it when a direct S3 upload never went through the API.
+it when a direct S3 upload never went through the API. Given the ``Source`` it
+speaks for, each of the resize Lambda's writes is conditional: it fails with
+``Conflict`` (and changes nothing) when the record holds a newer sequencer, or,
+for an API upload's key, another original key or, once done or failed,
+another version.
 """
 
 from __future__ import annotations
@@ -21,6 +28,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
+
+from imgpipe.ordering import Source
 
 STATUSES = ("awaiting_upload", "pending", "processing", "done", "failed")
 
@@ -61,7 +70,54 @@ def get(table: Any, image_id: str) -> dict[str, Any] | None:
     return to_plain(item) if item else None
 
 
-def _update(table: Any, image_id: str, sets: dict[str, Any], remove: tuple[str, ...] = ()) -> None:
+class Conflict(Exception):
+    """A conditional write refused: ``record`` is what the table holds (``None`` if unknown)."""
+
+    def __init__(self, image_id: str, record: dict[str, Any] | None) -> None:
+        super().__init__(f"the record of {image_id} holds a newer or another source version")
+        self.record = record
+
+
+def _guard(source: Source, failing: bool = False) -> tuple[str, dict[str, str], dict[str, Any]]:
+    """The condition under which a write for ``source`` may change a record.
+
+    A failure never replaces a ``done`` record of the same version: a duplicate
+    delivery that fails (a deadline, say) must not undo the one that succeeded.
+    (``#status``, ``#version`` and ``:version`` are set by every guarded write too.)
+    """
+    names = {"#id": "id", "#sequencer": "sequencer", "#status": "status"}
+    values: dict[str, Any] = {":sequencer": source.sequencer}
+    clauses = ["attribute_not_exists(#sequencer) OR #sequencer <= :sequencer"]
+    if source.version:
+        names["#version"] = "version"
+        values[":version"] = source.version
+    if source.bound:
+        names.update({"#original": "original", "#key": "key"})
+        values.update({":key": source.key, ":done": "done", ":failed": "failed"})
+        clauses.append("attribute_not_exists(#original.#key) OR #original.#key = :key")
+        same_version = " OR #version = :version" if source.version else ""
+        clauses.append(f"NOT #status IN (:done, :failed){same_version}")
+    if failing and source.version:
+        values[":done"] = "done"
+        clauses.append("NOT (#status = :done AND #version = :version)")
+    if len(clauses) == 1:
+        return f"attribute_not_exists(#id) OR {clauses[0]}", names, values
+    return "attribute_not_exists(#id) OR (" + " AND ".join(f"({c})" for c in clauses) + ")", names, values
+
+
+def _update(
+    table: Any,
+    image_id: str,
+    sets: dict[str, Any],
+    remove: tuple[str, ...] = (),
+    source: Source | None = None,
+    failing: bool = False,
+) -> dict[str, Any]:
+    """Apply the update; with ``source``, only under its guard. Returns the record as it was."""
+    if source is not None:
+        sets = {**sets, "sequencer": source.sequencer}
+        if source.version:
+            sets["version"] = source.version
     sets = {**sets, "updated_at": now()}
     names = {f"#{k}": k for k in [*sets, *remove, "created_at"]}
     values = {f":{k}": v for k, v in sets.items()}
@@ -70,27 +126,67 @@ def _update(table: Any, image_id: str, sets: dict[str, Any], remove: tuple[str, 
     expr += ", #created_at = if_not_exists(#created_at, :created_at)"
     if remove:
         expr += " REMOVE " + ", ".join(f"#{k}" for k in remove)
-    table.update_item(
-        Key={"id": image_id},
-        UpdateExpression=expr,
-        ExpressionAttributeNames=names,
-        ExpressionAttributeValues=values,
-    )
+    params: dict[str, Any] = {"ReturnValues": "ALL_OLD"}
+    if source is not None:
+        condition, guard_names, guard_values = _guard(source, failing)
+        names.update(guard_names)
+        values.update(guard_values)
+        params.update(ConditionExpression=condition, ReturnValuesOnConditionCheckFailure="ALL_OLD")
+    try:
+        response = table.update_item(
+            Key={"id": image_id},
+            UpdateExpression=expr,
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=values,
+            **params,
+        )
+    except table.meta.client.exceptions.ConditionalCheckFailedException as exc:
+        raise Conflict(image_id, _deserialized(exc.response.get("Item"))) from None
+    return to_plain(response.get("Attributes") or {})
 
 
-def mark_processing(table: Any, image_id: str, original: dict[str, Any]) -> None:
+def _deserialized(item: dict[str, Any] | None) -> dict[str, Any] | None:
+    """An item in DynamoDB's wire format (as an error carries it) as plain values."""
+    if not item:
+        return None
+    from boto3.dynamodb.types import TypeDeserializer
+
+    deserializer = TypeDeserializer()
+    return to_plain({name: deserializer.deserialize(value) for name, value in item.items()})
+
+
+def mark_processing(
+    table: Any, image_id: str, original: dict[str, Any], *, source: Source | None = None
+) -> None:
     """Upsert: a direct S3 upload with no API record gets one here."""
     original = {k: v for k, v in original.items() if v is not None}
-    _update(table, image_id, {"status": "processing", "original": original}, ("error",))
+    _update(table, image_id, {"status": "processing", "original": original}, ("error",), source)
 
 
-def mark_done(table: Any, image_id: str, original: dict[str, Any], renditions: list[dict[str, Any]]) -> None:
+def mark_done(
+    table: Any,
+    image_id: str,
+    original: dict[str, Any],
+    renditions: list[dict[str, Any]],
+    *,
+    source: Source | None = None,
+) -> list[dict[str, Any]]:
+    """Record the renditions; returns those the record listed before (now replaced)."""
     original = {k: v for k, v in original.items() if v is not None}
     sets = {"status": "done", "original": original, "renditions": renditions}
-    _update(table, image_id, sets, ("error",))
+    return _update(table, image_id, sets, ("error",), source).get("renditions") or []
 
 
-def mark_failed(table: Any, image_id: str, original: dict[str, Any], code: str, message: str) -> None:
+def mark_failed(
+    table: Any,
+    image_id: str,
+    original: dict[str, Any],
+    code: str,
+    message: str,
+    *,
+    source: Source | None = None,
+) -> list[dict[str, Any]]:
+    """Record the error; returns the renditions the record listed before (now dropped)."""
     original = {k: v for k, v in original.items() if v is not None}
     sets = {"status": "failed", "original": original, "error": {"code": code, "message": message[:300]}}
-    _update(table, image_id, sets, ("renditions",))
+    return _update(table, image_id, sets, ("renditions",), source, failing=True).get("renditions") or []

@@ -35,6 +35,11 @@ class S3Object:
         """True for ``ObjectCreated:*`` (Put, Post, Copy, CompleteMultipartUpload)."""
         return self.event_name.removeprefix("s3:").startswith("ObjectCreated:")
 
+    @property
+    def folder_marker(self) -> bool:
+        """The empty ``photos/`` object the S3 console's "Create folder" writes: not an image."""
+        return self.key.endswith("/") and self.size == 0
+
 
 def is_test_event(doc: dict) -> bool:
     return doc.get("Event") == "s3:TestEvent"

@@ -1,0 +1,345 @@
+"""Newest version wins, an API image keeps its first original, and other events that must not change an image.
+
+S3 delivers event notifications at least once and in no particular order; the
+``sequencer`` of two events of one key says which happened later ("first right
+pad the shorter value with zeros, and then do a lexicographical comparison",
+Amazon S3 User Guide, "Event message structure"). See docs/ordering.md.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from urllib.parse import unquote
+
+import pytest
+from PIL import Image
+
+from imgpipe import keys, ordering, records, s3_events
+from tests import images
+from tests import test_resize_handler as base
+from tests.test_resize_handler import DEFAULT_OUTPUTS, opened
+
+pipeline = base.pipeline  # the resize handler tests' fixture: moto, the buckets, the table
+
+RED, BLUE = (220, 20, 20), (20, 20, 220)
+# Of different lengths, as S3's may be: right-padded, the shorter is the later one.
+OLDER_SEQUENCER, NEWER_SEQUENCER = "0065F2A1B2C3D4E5F6A0", "0065F2A1B2C3D4E5F7"
+
+
+def png(colour: tuple[int, int, int]) -> bytes:
+    return images.encode(Image.new("RGB", (400, 300), colour), "PNG")
+
+
+def versions(pipeline, key: str) -> tuple[dict, dict]:
+    """Two versions of ``key`` (red, then blue) and their events, sequenced as S3 would."""
+    old = pipeline.upload(key, png(RED))
+    new = pipeline.upload(key, png(BLUE))
+    return with_sequencer(old, OLDER_SEQUENCER), with_sequencer(new, NEWER_SEQUENCER)
+
+
+def with_sequencer(record: dict, sequencer: str) -> dict:
+    body = json.loads(record["body"])
+    body["Records"][0]["s3"]["object"]["sequencer"] = sequencer
+    return {**record, "body": json.dumps(body)}
+
+
+def version_of(record: dict) -> str:
+    return json.loads(record["body"])["Records"][0]["s3"]["object"]["versionId"]
+
+
+def tag_of(record: dict) -> str:
+    return keys.version_tag(version_of(record))
+
+
+@pytest.fixture
+def outcomes(monkeypatch):
+    """The per-image outcomes the resize function logs, in order."""
+    import resize_handler
+
+    stream = io.StringIO()
+    # Powertools' handler holds the stdout it found at import; point it at a buffer.
+    monkeypatch.setattr(resize_handler.logger.registered_handler, "stream", stream)
+
+    def read() -> list[str]:
+        lines = [json.loads(line) for line in stream.getvalue().splitlines() if line.startswith("{")]
+        return [line["outcome"] for line in lines if "outcome" in line]
+
+    return read
+
+
+@pytest.fixture
+def calls(monkeypatch):
+    """Counts of the S3 reads and writes the resize function makes."""
+    from imgpipe import aws
+
+    client = aws.client("s3")
+    counts = {"get_object": 0, "put_object": 0, "delete_object": 0}
+
+    def counting(name):
+        real = getattr(client, name)
+
+        def call(**kwargs):
+            counts[name] += 1
+            return real(**kwargs)
+
+        return call
+
+    for name in counts:
+        monkeypatch.setattr(client, name, counting(name))
+    return counts
+
+
+def assert_newer_version_won(pipeline, key: str, new: dict) -> None:
+    image_id = keys.id_for_key(key)
+    item = pipeline.item(image_id)
+    assert item["status"] == "done"
+    assert item["original"]["version_id"] == version_of(new)
+    tag = tag_of(new)
+    assert {r["key"] for r in item["renditions"]} == {f"{image_id}/{tag}/{n}" for n in DEFAULT_OUTPUTS}
+    assert set(pipeline.outputs(image_id)) == {r["key"] for r in item["renditions"]}  # nothing older left
+    _, body = pipeline.get(pipeline.rendition(image_id, "thumb.jpg"))
+    assert opened(body).getpixel((100, 100))[2] > 200  # blue: the newer version
+
+
+# --- newest version wins ---
+
+
+@pytest.mark.parametrize("order", ["older first", "newer first"])
+def test_two_versions_in_either_order_end_with_the_newer_versions_renditions_and_record(
+    pipeline, outcomes, order
+):
+    key = "photos/overwritten twice.png"
+    old, new = versions(pipeline, key)
+    events = [old, new] if order == "older first" else [new, old]
+    for event in events:
+        assert pipeline.invoke(event) == {"batchItemFailures": []}
+    assert_newer_version_won(pipeline, key, new)
+    assert outcomes() == (["done", "done"] if order == "older first" else ["done", "superseded"])
+
+
+def test_an_old_event_after_the_new_one_is_done_renders_nothing_and_changes_nothing(
+    pipeline, outcomes, calls, capsys
+):
+    key = "late.png"
+    old, new = versions(pipeline, key)
+    assert pipeline.invoke(new) == {"batchItemFailures": []}
+    before = pipeline.item(keys.id_for_key(key))
+    calls.update(get_object=0, put_object=0)
+    capsys.readouterr()
+
+    assert pipeline.invoke(old) == {"batchItemFailures": []}
+
+    assert calls["get_object"] == calls["put_object"] == 0  # not even fetched
+    assert pipeline.item(keys.id_for_key(key)) == before
+    assert_newer_version_won(pipeline, key, new)
+    assert outcomes()[-1] == "superseded"
+    emf = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
+    assert emf[-1]["ImagesSuperseded"] == [1.0]
+
+
+def test_older_render_finishing_after_the_newer_is_done_leaves_the_newer_and_deletes_its_own(
+    pipeline, outcomes, monkeypatch
+):
+    """The race the conditional write closes: both read an empty record, the older writes last."""
+    import resize_handler
+
+    key = "race.png"
+    old, new = versions(pipeline, key)
+    real_mark_done = records.mark_done
+    interleaved = []
+
+    def mark_done(table, image_id, original, renditions, **kwargs):
+        if not interleaved:  # the older version, its renditions written: let the newer run to done
+            interleaved.append(renditions)
+            (obj,) = s3_events.parse_body(new["body"])
+            assert resize_handler.process_object(obj, resize_handler.state()) == "done"
+        return real_mark_done(table, image_id, original, renditions, **kwargs)
+
+    monkeypatch.setattr(records, "mark_done", mark_done)
+    assert pipeline.invoke(old) == {"batchItemFailures": []}
+
+    (older_renditions,) = interleaved
+    assert {r["key"].split("/")[1] for r in older_renditions} == {tag_of(old)}
+    assert_newer_version_won(pipeline, key, new)  # and the older's renditions are gone
+    assert outcomes() == ["done", "superseded"]
+
+
+def test_a_newer_version_that_fails_removes_the_older_renditions(pipeline):
+    key = "then-broken.png"
+    good = pipeline.upload(key, png(RED))
+    assert pipeline.invoke(good) == {"batchItemFailures": []}
+    broken = pipeline.upload(key, b"not an image any more")
+    assert pipeline.invoke(broken) == {"batchItemFailures": []}
+    item = pipeline.item(keys.id_for_key(key))
+    assert item["status"] == "failed" and item["error"]["code"] == "not_an_image"
+    assert item["original"]["version_id"] == version_of(broken)
+    assert pipeline.outputs(keys.id_for_key(key)) == {}  # no rendition of the older version is left
+
+
+def test_a_duplicate_delivery_of_a_done_version_renders_once(pipeline, outcomes, calls):
+    record = pipeline.upload("dup/once.png", png(RED))
+    again = {**record, "messageId": "another-delivery-of-the-same-event"}
+    assert pipeline.invoke(record, again) == {"batchItemFailures": []}
+    assert pipeline.invoke(record) == {"batchItemFailures": []}
+    assert calls["get_object"] == 1
+    assert calls["put_object"] == len(DEFAULT_OUTPUTS)
+    assert outcomes() == ["done", "duplicate", "duplicate"]
+    assert len(pipeline.outputs(keys.id_for_key("dup/once.png"))) == len(DEFAULT_OUTPUTS)
+
+
+def test_a_duplicate_that_fails_while_the_same_version_is_done_leaves_it_done(
+    pipeline, outcomes, monkeypatch
+):
+    """Two deliveries of one version render at once; one is done, then the other fails (a deadline, say)."""
+    import resize_handler
+    from imgpipe.errors import CorruptImage
+
+    key = "dup/flaky.png"
+    record = pipeline.upload(key, png(RED))
+    (obj,) = s3_events.parse_body(record["body"])
+    real_render = resize_handler.render
+
+    def render(*args, **kwargs):
+        monkeypatch.setattr(resize_handler, "render", real_render)
+        assert resize_handler.process_object(obj, resize_handler.state()) == "done"
+        raise CorruptImage("this delivery failed")
+
+    monkeypatch.setattr(resize_handler, "render", render)
+    assert pipeline.invoke(record) == {"batchItemFailures": []}
+
+    item = pipeline.item(keys.id_for_key(key))
+    assert item["status"] == "done" and "error" not in item
+    assert set(pipeline.outputs(keys.id_for_key(key))) == {r["key"] for r in item["renditions"]}
+    assert len(item["renditions"]) == len(DEFAULT_OUTPUTS)
+    assert outcomes() == ["done", "duplicate"]
+
+
+# --- an API image keeps its first original ---
+
+
+def api_image(pipeline, filename: str = "mine.png") -> tuple[str, str]:
+    """An image id and key as the upload API records them before the upload."""
+    image_id = keys.new_id()
+    key = keys.original_key(image_id, filename)
+    records.put_new(
+        pipeline.table,
+        records.new_record(
+            image_id, "pending", {"key": key, "filename": filename, "content_type": "image/png"}
+        ),
+    )
+    return image_id, key
+
+
+def test_api_image_refuses_an_object_under_another_name_before_and_after_it_is_processed(
+    pipeline, outcomes, capsys
+):
+    image_id, key = api_image(pipeline)
+    intruder = f"originals/{image_id}/not-mine.png"
+    assert pipeline.invoke(pipeline.upload(intruder, png(BLUE))) == {"batchItemFailures": []}
+    assert pipeline.item(image_id)["status"] == "pending"
+    assert pipeline.outputs(image_id) == {}
+
+    mine = pipeline.upload(key, png(RED), {"image-id": image_id, "filename": "mine.png"})
+    assert pipeline.invoke(mine) == {"batchItemFailures": []}
+    done = pipeline.item(image_id)
+    served = {k: v["ETag"] for k, v in pipeline.outputs(image_id).items()}
+    assert pipeline.invoke(pipeline.upload(intruder, png(BLUE))) == {"batchItemFailures": []}
+
+    assert pipeline.item(image_id) == done
+    assert done["original"]["key"] == key
+    assert {k: v["ETag"] for k, v in pipeline.outputs(image_id).items()} == served
+    assert outcomes() == ["refused", "done", "refused"]
+    emf = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
+    assert sum(doc.get("ImagesRefused", [0])[0] for doc in emf) == 2
+
+
+def test_api_image_refuses_a_second_version_of_its_key(pipeline, outcomes):
+    image_id, key = api_image(pipeline)
+    first = pipeline.upload(key, png(RED), {"image-id": image_id, "filename": "mine.png"})
+    assert pipeline.invoke(first) == {"batchItemFailures": []}
+    done = pipeline.item(image_id)
+    served = {k: v["ETag"] for k, v in pipeline.outputs(image_id).items()}
+
+    # A presigned POST form can be used again until it expires: same key, a new version.
+    second = pipeline.upload(key, png(BLUE), {"image-id": image_id, "filename": "mine.png"})
+    assert pipeline.invoke(second) == {"batchItemFailures": []}
+
+    assert pipeline.item(image_id) == done
+    assert {k: v["ETag"] for k, v in pipeline.outputs(image_id).items()} == served
+    _, body = pipeline.get(pipeline.rendition(image_id, "thumb.jpg"))
+    assert opened(body).getpixel((100, 100))[0] > 200  # still the first (red) original
+    assert outcomes() == ["done", "refused"]
+
+
+def test_a_key_outside_the_api_layout_keeps_newest_version_wins(pipeline):
+    key = f"originals/{keys.new_id()}/nested/not-the-api-layout.png"
+    old, new = versions(pipeline, key)
+    for event in (old, new):
+        assert pipeline.invoke(event) == {"batchItemFailures": []}
+    assert_newer_version_won(pipeline, key, new)
+
+
+# --- edges ---
+
+
+def test_s3_console_folder_marker_is_skipped_not_a_failed_image(pipeline, outcomes):
+    record = pipeline.upload("photos/", b"")  # what the console's "Create folder" writes
+    assert pipeline.invoke(record) == {"batchItemFailures": []}
+    assert pipeline.item(keys.id_for_key("photos/")) is None
+    assert pipeline.outputs() == {}
+    assert outcomes() == ["skipped"]
+
+
+def test_a_1024_byte_non_ascii_key_gets_renditions_with_metadata_within_2_kb(pipeline):
+    """AWS: keys up to 1,024 bytes of UTF-8; user metadata at most 2 KB, counted as the UTF-8
+    bytes of each name and value. Percent-encoded, this key alone is 3 KB."""
+    key = "albüm/" + "ж" * 506 + "a.png"
+    assert len(key.encode("utf-8")) == 1024
+    record = pipeline.upload(key, png(RED))
+    assert pipeline.invoke(record) == {"batchItemFailures": []}
+
+    image_id = keys.id_for_key(key)
+    assert pipeline.item(image_id)["status"] == "done"
+    outputs = pipeline.outputs(image_id)
+    assert len(outputs) == len(DEFAULT_OUTPUTS)
+    for output_key in outputs:
+        meta = pipeline.get(output_key)[0]["Metadata"]
+        assert sum(len(n.encode()) + len(v.encode()) for n, v in meta.items()) <= 2000
+        assert meta["image-id"] == image_id and meta["source-version"] == version_of(record)
+        assert meta["source-key-truncated"] == "true"
+        assert len(unquote(meta["source-key"])) > 100 and key.startswith(unquote(meta["source-key"]))
+
+
+# --- the rules themselves ---
+
+
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [
+        ("0055AED6DCD90281E5", "0055AED6DCD90281E6"),
+        ("0065F2A1B2C3D4E5F6A0", "0065F2A1B2C3D4E5F7"),
+        ("0055AED6DCD90281E5", "0055AED6DCD90281E500"),
+        ("FF", "0100"),
+        ("", "00"),
+    ],
+)
+def test_padded_sequencers_compare_as_s3_says(a, b):
+    """ "The sequencers can be of different lengths. So, to compare these values, first right pad
+    the shorter value with zeros, and then do a lexicographical comparison." (S3 User Guide)"""
+    width = max(len(a), len(b))
+    expected = (a.ljust(width, "0") > b.ljust(width, "0")) - (a.ljust(width, "0") < b.ljust(width, "0"))
+    got = (ordering.padded(a) > ordering.padded(b)) - (ordering.padded(a) < ordering.padded(b))
+    assert got == expected
+    assert len(ordering.padded(a)) == ordering.SEQUENCER_WIDTH
+
+
+def test_versions_without_a_version_id_get_tags_from_etag_and_sequencer():
+    """Unversioned (or suspended: version id ``null``) buckets: ETag and sequencer name a version."""
+    first = ordering.Source.of("k.png", "00AB", "null").identified("null", '"etag-1"')
+    second = ordering.Source.of("k.png", "00AC", None).identified(None, '"etag-2"')
+    assert first.tag != second.tag
+    assert ordering.Source.of("k.png", "00AB", None).identified("v1", '"e"').tag == keys.version_tag("v1")
+    for tag in (first.tag, second.tag):
+        assert len(tag) == 12
+        assert all(c.isalnum() or c in "-_" for c in tag)
