@@ -19,8 +19,9 @@
    resize function with the mapping's settings (``local.poller``).
 
 Ctrl-C or SIGTERM stops everything, in reverse order, and leaves no process
-and no open port. Buckets, queues and the table start empty on every run (the
-snapshot is taken right after the apply). Environment: ``MOTO_PORT`` (4566),
+and no open port; a ``kill -9`` takes the children with it
+(``local.processes``). Buckets, queues and the table start empty on every run
+(the snapshot is taken right after the apply). Environment: ``MOTO_PORT`` (4566),
 ``API_PORT`` (8080), ``LOCAL_STACK_DIR`` (``.local-stack``), ``LOCAL_TF_VARS``
 (a JSON object of extra Terraform variables, e.g.
 ``{"resize_max_receive_count": 2}``), ``LOCAL_STACK_FRESH=1`` (ignore the
