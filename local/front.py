@@ -619,6 +619,8 @@ class Front:
             expose_tracebacks=False,
         )
         self.server.channel_class = _GatewayChannel
+        # "Task queue depth is N" on every burst of uploads: queuing is the point, not news.
+        logging.getLogger("waitress.queue").setLevel(logging.ERROR)
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._serve, name="front", daemon=True)
 

@@ -174,3 +174,22 @@ def test_a_binary_upload_reaches_the_function_only_while_its_base64_event_fits_6
     too_big = requests.post(f"{front.url}/items", data=b"\xff" * (largest + 3), headers=headers, timeout=30)
     assert too_big.status_code == 413 and too_big.json() == {"message": "Request Too Long"}
     assert recorder.events == []  # never invoked
+
+
+def test_a_burst_of_concurrent_uploads_is_queued_not_reset(front, recorder):
+    """make bench sends 20 uploads at once; the listen backlog and the handling threads absorb 30."""
+    data = b"\xff\xd8\xff" + bytes(200_000)
+    results: list[int] = []
+
+    def upload() -> None:
+        response = requests.post(
+            f"{front.url}/items", data=data, headers={"Content-Type": "image/jpeg"}, timeout=60
+        )
+        results.append(response.status_code)
+
+    threads = [threading.Thread(target=upload) for _ in range(30)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert results == [201] * 30 and len(recorder.events) == 30
