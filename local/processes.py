@@ -61,8 +61,6 @@ def stop_with_parent() -> None:
     """Ask for SIGTERM when our own parent (``make``) dies, so a ``kill -9`` of it stops the stack."""
     if _PRCTL is not None:
         _PRCTL(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
-        if os.getppid() == 1:
-            os.kill(os.getpid(), signal.SIGTERM)
 
 
 @dataclass(frozen=True)
