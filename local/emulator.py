@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from local.processes import die_with_parent
+
 HOST = "127.0.0.1"
 REGION = "us-east-1"
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -87,6 +89,7 @@ class Emulator:
             stdin=subprocess.DEVNULL,
             env=env,
             start_new_session=True,
+            preexec_fn=die_with_parent(),  # a kill -9 of `make run` takes the emulator with it
         )
         if log is not subprocess.DEVNULL:
             log.close()

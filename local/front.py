@@ -13,8 +13,11 @@ integration (payload format 2.0):
   ``queryStringParameters``, ``pathParameters``, ``requestContext`` (with
   ``http`` and a fresh ``requestId``), ``body`` and ``isBase64Encoded`` (true for
   any body that is not text);
-- refuses bodies over 10 MB with 413 like API Gateway, and events over Lambda's
-  6 MB payload limit with 413 too;
+- refuses bodies over 10 MB (API Gateway's payload quota) with
+  ``413 {"message":"Request Entity Too Large"}`` as soon as the headers say so,
+  and events over Lambda's 6 MB synchronous request limit (a binary body over
+  about 4.7 MB, once base64-encoded) with ``413 {"message":"Request Too Long"}``,
+  the answer API Gateway gives when Lambda refuses the invocation as too large;
 - turns the function's response back into HTTP: ``statusCode``, ``headers``,
   ``cookies`` (one ``Set-Cookie`` each), base64 bodies decoded; a response
   without ``statusCode`` is JSON with 200; a function error is
@@ -25,8 +28,15 @@ integration (payload format 2.0):
 - throttles with the ``$default`` stage's burst and rate limits:
   ``429 {"message":"Too Many Requests"}``.
 
-JWT authorizers are enforced only as far as a token must be present and carry
-the configured audience; signatures are not verified locally.
+- enforces JWT authorizers as API Gateway does (``local.jwt_authorizer``):
+  signature against the issuer's JWKS, ``iss``, ``aud``/``client_id``,
+  ``exp``, ``nbf``, ``iat`` and the route's scopes.
+
+HTTP itself is waitress's (a maintained WSGI server): it validates the framing
+(a ``Content-Length`` that is not a number is ``400 {"message":"Bad Request"}``
+at once), buffers each request whole before a thread handles it (a client that
+hangs up mid-body never causes an invocation, and half-sent requests hold no
+thread), and closes connections idle for ``idle_timeout`` seconds.
 """
 
 from __future__ import annotations
@@ -43,16 +53,24 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from email.utils import formatdate
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http import HTTPStatus
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from local.functions import InvokeResult
+from waitress import wasyncore
+from waitress.channel import HTTPChannel
+from waitress.server import create_server
+from waitress.task import ErrorTask
+
+from local.functions import MAX_PAYLOAD_BYTES, InvokeResult
+from local.jwt_authorizer import Denied, JwtAuthorizer, JwtVerifier
 
 log = logging.getLogger(__name__)
 
-MAX_BODY_BYTES = 10 * 1024 * 1024  # API Gateway's payload limit
-DRAIN_LIMIT = 64 * 1024 * 1024  # larger refused bodies are not even read
+MAX_BODY_BYTES = 10 * 1024 * 1024  # API Gateway HTTP API's request payload quota
+MAX_EVENT_BYTES = MAX_PAYLOAD_BYTES  # Lambda's synchronous invocation request limit
+IDLE_TIMEOUT = 30  # seconds a connection may sit idle or half-sent before it is closed
+FRONT_THREADS = 16  # requests handled at once; the rest wait, fully read, in order
 DEFAULT_INTEGRATION_TIMEOUT_MS = 30_000
 TEXT_TYPES = re.compile(r"^(text/[^;]+|application/(json|javascript|xml|graphql|[a-z0-9.-]+\+(json|xml)))$")
 _FUNCTION_IN_URI = re.compile(r"function:([A-Za-z0-9_-]+)")
@@ -69,7 +87,8 @@ class Route:
     payload_version: str = "2.0"
     timeout_ms: int = DEFAULT_INTEGRATION_TIMEOUT_MS
     authorization: str = "NONE"
-    audience: tuple[str, ...] = ()
+    authorizer: JwtAuthorizer | None = None
+    scopes: tuple[str, ...] = ()  # the route's AuthorizationScopes
 
     @property
     def method(self) -> str:
@@ -195,12 +214,11 @@ def load_api(apigw: Any, account_id: str, api_id: str | None = None) -> Api:
         if not found:
             log.warning("route %s: no function in %s", item["RouteKey"], integration.get("IntegrationUri"))
             continue
-        audience: tuple[str, ...] = ()
         authorizer = None
         if item.get("AuthorizerId"):  # the emulator has GetAuthorizer but not GetAuthorizers
-            authorizer = apigw.get_authorizer(ApiId=api["ApiId"], AuthorizerId=item["AuthorizerId"])
-        if authorizer and authorizer.get("JwtConfiguration"):
-            audience = tuple(authorizer["JwtConfiguration"].get("Audience") or ())
+            authorizer = _jwt_authorizer(
+                apigw.get_authorizer(ApiId=api["ApiId"], AuthorizerId=item["AuthorizerId"])
+            )
         routes.append(
             Route(
                 key=item["RouteKey"],
@@ -208,7 +226,8 @@ def load_api(apigw: Any, account_id: str, api_id: str | None = None) -> Api:
                 payload_version=integration.get("PayloadFormatVersion") or "1.0",
                 timeout_ms=int(integration.get("TimeoutInMillis") or DEFAULT_INTEGRATION_TIMEOUT_MS),
                 authorization=item.get("AuthorizationType") or "NONE",
-                audience=audience,
+                authorizer=authorizer,
+                scopes=tuple(item.get("AuthorizationScopes") or ()),
             )
         )
     cors = None
@@ -228,6 +247,18 @@ def load_api(apigw: Any, account_id: str, api_id: str | None = None) -> Api:
     if settings.get("ThrottlingRateLimit") is not None and settings.get("ThrottlingBurstLimit") is not None:
         throttle = Throttle(float(settings["ThrottlingRateLimit"]), int(settings["ThrottlingBurstLimit"]))
     return Api(api["ApiId"], api.get("Name", ""), account_id, tuple(routes), cors, throttle=throttle)
+
+
+def _jwt_authorizer(authorizer: dict[str, Any]) -> JwtAuthorizer | None:
+    config = authorizer.get("JwtConfiguration")
+    if authorizer.get("AuthorizerType") != "JWT" or not config:
+        return None
+    sources = authorizer.get("IdentitySource") or ["$request.header.Authorization"]
+    return JwtAuthorizer(
+        issuer=config.get("Issuer") or "",
+        audience=tuple(config.get("Audience") or ()),
+        identity_source=sources[0],
+    )
 
 
 def is_text(content_type: str | None) -> bool:
@@ -257,6 +288,7 @@ def build_event(
     protocol: str,
     req_id: str,
     claims: dict[str, Any] | None = None,
+    scopes: list[str] | None = None,
 ) -> dict[str, Any]:
     """An HTTP API payload format 2.0 event."""
     merged: dict[str, str] = {}
@@ -309,7 +341,7 @@ def build_event(
     if path_params:
         event["pathParameters"] = path_params
     if claims is not None:
-        event["requestContext"]["authorizer"] = {"jwt": {"claims": claims, "scopes": None}}
+        event["requestContext"]["authorizer"] = {"jwt": {"claims": claims, "scopes": scopes}}
     if body:
         if is_text(merged.get("content-type")):
             try:
@@ -338,7 +370,7 @@ def to_response(result: InvokeResult) -> Response:
     """The HTTP response API Gateway makes of a payload 2.0 function result."""
     if not result.ok:
         if (result.error or {}).get("errorType") == "RequestEntityTooLargeException":
-            return _message(413, "Request Entity Too Large")
+            return _message(413, "Request Too Long")
         return _message(500, "Internal Server Error")
     payload = result.payload
     if not (isinstance(payload, dict) and "statusCode" in payload):
@@ -365,92 +397,96 @@ def to_response(result: InvokeResult) -> Response:
     return Response(status, headers, data)
 
 
-def _jwt_claims(authorization: str | None, audience: tuple[str, ...]) -> dict[str, Any] | None:
-    """The token's claims when present and meant for ``audience`` (signature not checked)."""
-    if not authorization:
-        return None
-    token = authorization.removeprefix("Bearer ").strip()
-    parts = token.split(".")
-    if len(parts) != 3:
-        return None
-    try:
-        claims = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
-    except (ValueError, binascii.Error):
-        return None
-    if not isinstance(claims, dict):
-        return None
-    aud = claims.get("aud")
-    auds = set(aud) if isinstance(aud, list) else {aud, claims.get("client_id")}
-    if audience and not auds & set(audience):
-        return None
-    exp = claims.get("exp")
-    if isinstance(exp, int | float) and exp < time.time():
-        return None
-    return {k: v if isinstance(v, str) else json.dumps(v) for k, v in claims.items()}
+@dataclass(frozen=True)
+class Request:
+    """One request as waitress delivered it: complete, its body read to the last byte."""
+
+    method: str
+    raw_path: str
+    raw_query: str
+    headers: list[tuple[str, str]]
+    body: bytes
+    source_ip: str
+    protocol: str
+
+    @classmethod
+    def from_environ(cls, environ: dict[str, Any]) -> Request:
+        split = urlsplit(environ.get("REQUEST_URI") or "/")
+        headers = [
+            (key[5:].replace("_", "-").lower(), value)
+            for key, value in environ.items()
+            if key.startswith("HTTP_")
+        ]
+        for key in ("CONTENT_TYPE", "CONTENT_LENGTH"):
+            if environ.get(key):
+                headers.append((key.replace("_", "-").lower(), environ[key]))
+        return cls(
+            method=environ["REQUEST_METHOD"].upper(),
+            raw_path=split.path or "/",
+            raw_query=split.query,
+            headers=headers,
+            body=environ["wsgi.input"].read(),
+            source_ip=environ.get("REMOTE_ADDR", ""),
+            protocol=environ.get("SERVER_PROTOCOL", "HTTP/1.1"),
+        )
+
+    def header(self, name: str) -> str | None:
+        return next((v for k, v in self.headers if k == name), None)
 
 
-class _Handler(BaseHTTPRequestHandler):
-    server: FrontServer
-    protocol_version = "HTTP/1.1"
-    server_version = "local-apigateway"
-    sys_version = ""
+class FrontApp:
+    """The WSGI application: API Gateway's routing, authorizer, limits and Lambda proxy integration."""
 
-    def do_request(self) -> None:
-        front = self.server
-        req_id = request_id()
+    def __init__(self, api: Api, invoke: Invoker, verifier: JwtVerifier | None = None) -> None:
+        self.api = api
+        self.invoke = invoke
+        self.verifier = verifier or JwtVerifier()
+        self.executor = concurrent.futures.ThreadPoolExecutor(max_workers=16, thread_name_prefix="invoke")
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
         started = time.monotonic()
-        method = self.command.upper()
-        split = urlsplit(self.path)
-        raw_path, raw_query = split.path or "/", split.query
-        response = self._serve(front, req_id, method, raw_path, raw_query)
+        req_id = request_id()
+        request = Request.from_environ(environ)
+        response = self.serve(request, req_id)
         response.headers.append(("apigw-requestid", req_id))
-        self._cors_headers(front.api, response)
-        self.send_response(response.status)
-        for name, value in response.headers:
-            if name.lower() not in ("content-length", "connection", "transfer-encoding"):
-                self.send_header(name, value)
-        self.send_header("Content-Length", str(len(response.body)))
-        self.send_header("Date", formatdate(usegmt=True))
-        self.end_headers()
-        if method != "HEAD":
-            self.wfile.write(response.body)
+        _cors_headers(self.api.cors, request, response)
+        headers = [
+            (name, value)
+            for name, value in response.headers
+            if name.lower() not in ("content-length", "connection", "transfer-encoding")
+        ]
+        headers.append(("Content-Length", str(len(response.body))))
+        start_response(f"{response.status} {_reason(response.status)}", headers)
         log.info(
             "%s %s %s -> %d (%d bytes, %.0f ms, request %s)",
-            self.client_address[0],
-            method,
-            raw_path,
+            request.source_ip,
+            request.method,
+            request.raw_path,
             response.status,
             len(response.body),
             (time.monotonic() - started) * 1000,
             req_id,
         )
+        return [] if request.method == "HEAD" else [response.body]
 
-    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = do_request
-
-    def _serve(self, front: FrontServer, req_id: str, method: str, raw_path: str, raw_query: str) -> Response:
-        body = self._read_body()
-        if body is None:
-            self.close_connection = True
-            return _message(413, "Request Entity Too Large")
-        api = front.api
-        preflight = self._preflight(api, method)
+    def serve(self, request: Request, req_id: str) -> Response:
+        api = self.api
+        preflight = _preflight(api.cors, request)
         if preflight is not None:
             return preflight
-        found = api.find(method, raw_path)
+        found = api.find(request.method, request.raw_path)
         if found is None:
             return _message(404, "Not Found")
         if api.throttle is not None and not api.throttle.allow():
             return _message(429, "Too Many Requests")
         route, params = found
-        claims = None
+        claims: dict[str, Any] | None = None
+        scopes: list[str] | None = None
         if route.authorization == "JWT":
-            claims = _jwt_claims(self.headers.get("Authorization"), route.audience)
-            if claims is None:
-                return Response(
-                    401,
-                    [("Content-Type", "application/json"), ("www-authenticate", "Bearer")],
-                    json.dumps({"message": "Unauthorized"}).encode(),
-                )
+            granted = self._authorize(route, request)
+            if isinstance(granted, Response):
+                return granted
+            claims, scopes = granted
         if route.payload_version != "2.0":
             log.error(
                 "route %s uses payload format %s; the local front serves 2.0",
@@ -462,121 +498,160 @@ class _Handler(BaseHTTPRequestHandler):
             api,
             route,
             params,
-            method=method,
-            raw_path=raw_path,
-            raw_query=raw_query,
-            headers=list(self.headers.items()),
-            body=body,
-            source_ip=self.client_address[0],
-            protocol=self.request_version,
+            method=request.method,
+            raw_path=request.raw_path,
+            raw_query=request.raw_query,
+            headers=request.headers,
+            body=request.body,
+            source_ip=request.source_ip,
+            protocol=request.protocol,
             req_id=req_id,
             claims=claims,
+            scopes=scopes,
         )
-        future = front.executor.submit(front.invoke, route.function, event)
+        if len(json.dumps(event).encode("utf-8")) > MAX_EVENT_BYTES:
+            # Lambda refuses the Invoke (RequestEntityTooLargeException); the function never runs.
+            return _message(413, "Request Too Long")
+        future = self.executor.submit(self.invoke, route.function, event)
         try:
             result = future.result(timeout=route.timeout_ms / 1000)
         except concurrent.futures.TimeoutError:
             return _message(503, "Service Unavailable")
         return to_response(result)
 
-    def _read_body(self) -> bytes | None:
-        """The request body, or None when it exceeds API Gateway's 10 MB."""
-        if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
-            chunks, total = [], 0
-            while True:
-                size = int(self.rfile.readline().split(b";", 1)[0].strip() or b"0", 16)
-                if size == 0:
-                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
-                        pass
-                    return b"".join(chunks)
-                total += size
-                if total > MAX_BODY_BYTES:
-                    return None
-                chunks.append(self.rfile.read(size))
-                self.rfile.readline()
-        length = int(self.headers.get("Content-Length") or 0)
-        if length > MAX_BODY_BYTES:
-            # Read and drop what is reasonable, so the client sees the 413 rather
-            # than a connection reset from unread data; the connection then closes.
-            remaining = length if length <= DRAIN_LIMIT else 0
-            while remaining > 0:
-                chunk = self.rfile.read(min(remaining, 1 << 20))
-                if not chunk:
-                    break
-                remaining -= len(chunk)
-            return None
-        return self.rfile.read(length) if length else b""
-
-    def _preflight(self, api: Api, method: str) -> Response | None:
-        cors = api.cors
-        origin = self.headers.get("Origin")
-        wanted = self.headers.get("Access-Control-Request-Method")
-        if method != "OPTIONS" or cors is None or not origin or not wanted:
-            return None
-        response = Response(204)
-        if cors.origin_allowed(origin) and (
-            "*" in cors.allow_methods or wanted.upper() in cors.allow_methods
-        ):
-            response.headers += [
-                ("Access-Control-Allow-Methods", ",".join(cors.allow_methods)),
-                ("Access-Control-Allow-Headers", ",".join(cors.allow_headers)),
-            ]
-            if cors.max_age is not None:
-                response.headers.append(("Access-Control-Max-Age", str(cors.max_age)))
-        return response
-
-    def _cors_headers(self, api: Api, response: Response) -> None:
-        cors = api.cors
-        origin = self.headers.get("Origin")
-        if cors is None or not origin or not cors.origin_allowed(origin):
-            return
-        allow = "*" if "*" in cors.allow_origins and not cors.allow_credentials else origin
-        response.headers.append(("Access-Control-Allow-Origin", allow))
-        if cors.allow_credentials:
-            response.headers.append(("Access-Control-Allow-Credentials", "true"))
-        if cors.expose_headers:
-            response.headers.append(("Access-Control-Expose-Headers", ",".join(cors.expose_headers)))
-        response.headers.append(("Vary", "Origin"))
-
-    def log_message(self, format: str, *args: Any) -> None:
-        log.debug(format, *args)
+    def _authorize(
+        self, route: Route, request: Request
+    ) -> tuple[dict[str, Any], list[str] | None] | Response:
+        authorizer = route.authorizer or JwtAuthorizer(issuer="", audience=())
+        headers = {name: value for name, value in request.headers}
+        query = dict(parse_qsl(request.raw_query, keep_blank_values=True))
+        outcome = self.verifier.authorize(authorizer, route.scopes, authorizer.token(headers, query))
+        if isinstance(outcome, Denied):
+            response = _message(outcome.status, outcome.message)
+            response.headers.append(("www-authenticate", outcome.www_authenticate))
+            return response
+        return outcome.claims, outcome.scopes
 
 
-class FrontServer(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-    # socketserver's default listen backlog is 5: a burst of concurrent uploads
-    # (make bench sends 20 at once) would overflow it and see connections reset.
-    request_queue_size = 128
+def _reason(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Unknown"
 
-    def __init__(self, host: str, port: int, api: Api, invoke: Invoker) -> None:
-        self.api = api
-        self.invoke = invoke
-        self.executor = concurrent.futures.ThreadPoolExecutor(max_workers=16, thread_name_prefix="invoke")
-        super().__init__((host, port), _Handler)
+
+def _preflight(cors: Cors | None, request: Request) -> Response | None:
+    origin = request.header("origin")
+    wanted = request.header("access-control-request-method")
+    if request.method != "OPTIONS" or cors is None or not origin or not wanted:
+        return None
+    response = Response(204)
+    if cors.origin_allowed(origin) and ("*" in cors.allow_methods or wanted.upper() in cors.allow_methods):
+        response.headers += [
+            ("Access-Control-Allow-Methods", ",".join(cors.allow_methods)),
+            ("Access-Control-Allow-Headers", ",".join(cors.allow_headers)),
+        ]
+        if cors.max_age is not None:
+            response.headers.append(("Access-Control-Max-Age", str(cors.max_age)))
+    return response
+
+
+def _cors_headers(cors: Cors | None, request: Request, response: Response) -> None:
+    origin = request.header("origin")
+    if cors is None or not origin or not cors.origin_allowed(origin):
+        return
+    allow = "*" if "*" in cors.allow_origins and not cors.allow_credentials else origin
+    response.headers.append(("Access-Control-Allow-Origin", allow))
+    if cors.allow_credentials:
+        response.headers.append(("Access-Control-Allow-Credentials", "true"))
+    if cors.expose_headers:
+        response.headers.append(("Access-Control-Expose-Headers", ",".join(cors.expose_headers)))
+    response.headers.append(("Vary", "Origin"))
+
+
+class _GatewayErrorTask(ErrorTask):
+    """waitress's answer to a request it refuses, in API Gateway's words: ``{"message": ...}``."""
+
+    def execute(self) -> None:
+        error = self.request.error
+        body = json.dumps({"message": error.reason}).encode()
+        self.status = f"{error.code} {error.reason}"
+        self.response_headers.extend(
+            [("Content-Type", "application/json"), ("apigw-requestid", request_id())]
+        )
+        self.set_close_on_finish()
+        self.content_length = len(body)
+        self.write(body)
+
+
+class _GatewayChannel(HTTPChannel):
+    error_task_class = _GatewayErrorTask
 
 
 class Front:
-    """The HTTP front on ``host:port`` (port 0 picks a free one), served from a thread."""
+    """The HTTP front on ``host:port`` (port 0 picks a free one), served by waitress from a thread."""
 
-    def __init__(self, api: Api, invoke: Invoker, port: int, host: str = "127.0.0.1") -> None:
-        self.server = FrontServer(host, port, api, invoke)
-        self._thread = threading.Thread(target=self.server.serve_forever, name="front", daemon=True)
+    def __init__(
+        self,
+        api: Api,
+        invoke: Invoker,
+        port: int,
+        host: str = "127.0.0.1",
+        *,
+        idle_timeout: int = IDLE_TIMEOUT,
+        verifier: JwtVerifier | None = None,
+    ) -> None:
+        self.app = FrontApp(api, invoke, verifier)
+        self.server = create_server(
+            self.app,
+            host=host,
+            port=port,
+            threads=FRONT_THREADS,
+            # a burst of concurrent uploads (make bench sends 20 at once) waits in the backlog
+            backlog=128,
+            connection_limit=1000,
+            channel_timeout=idle_timeout,
+            cleanup_interval=1,
+            # one byte over API Gateway's 10 MB is refused as soon as the headers announce it
+            max_request_body_size=MAX_BODY_BYTES + 1,
+            asyncore_use_poll=True,  # select() stops at 1024 descriptors
+            ident="",
+            expose_tracebacks=False,
+        )
+        self.server.channel_class = _GatewayChannel
+        # "Task queue depth is N" on every burst of uploads: queuing is the point, not news.
+        logging.getLogger("waitress.queue").setLevel(logging.ERROR)
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._serve, name="front", daemon=True)
+
+    @property
+    def api(self) -> Api:
+        return self.app.api
 
     @property
     def port(self) -> int:
-        return self.server.server_address[1]
+        return int(self.server.effective_port)
 
     @property
     def url(self) -> str:
-        return f"http://{self.server.server_address[0]}:{self.port}"
+        return f"http://{self.server.effective_host}:{self.port}"
 
     def start(self) -> Front:
         self._thread.start()
         return self
 
+    def _serve(self) -> None:
+        socket_map = self.server._map
+        try:
+            while not self._stopping.is_set():
+                wasyncore.loop(timeout=0.5, map=socket_map, use_poll=True, count=1)
+        finally:
+            for dispatcher in list(socket_map.values()):
+                dispatcher.close()
+
     def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.server.executor.shutdown(wait=False, cancel_futures=True)
+        self._stopping.set()
+        self.server.trigger.pull_trigger()
         self._thread.join(5)
+        self.server.task_dispatcher.shutdown(cancel_pending=True, timeout=5)
+        self.app.executor.shutdown(wait=False, cancel_futures=True)

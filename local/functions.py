@@ -135,6 +135,8 @@ class _Worker:
     """One execution environment: a process and the parent's end of its pipe."""
 
     def __init__(self, config: FunctionConfig, env: dict[str, str], task_root: Path) -> None:
+        from local.processes import die_with_parent  # the stack's side only: workers import no `local`
+
         self.config = config
         parent_sock, child_sock = socket.socketpair()
         self.conn = Connection(parent_sock.detach())
@@ -148,6 +150,7 @@ class _Worker:
                 pass_fds=(child_fd,),
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,  # Ctrl-C goes to the stack; the stack stops its workers
+                preexec_fn=die_with_parent(),  # and a kill -9 of the stack takes them with it
             )
         finally:
             os.close(child_fd)

@@ -19,8 +19,9 @@
    resize function with the mapping's settings (``local.poller``).
 
 Ctrl-C or SIGTERM stops everything, in reverse order, and leaves no process
-and no open port. Buckets, queues and the table start empty on every run (the
-snapshot is taken right after the apply). Environment: ``MOTO_PORT`` (4566),
+and no open port; a ``kill -9`` takes the children with it
+(``local.processes``). Buckets, queues and the table start empty on every run
+(the snapshot is taken right after the apply). Environment: ``MOTO_PORT`` (4566),
 ``API_PORT`` (8080), ``LOCAL_STACK_DIR`` (``.local-stack``), ``LOCAL_TF_VARS``
 (a JSON object of extra Terraform variables, e.g.
 ``{"resize_max_receive_count": 2}``), ``LOCAL_STACK_FRESH=1`` (ignore the
@@ -31,6 +32,7 @@ UNKIND=1``: the poller delivers as unkindly as SQS may; ``LOCAL_UNKIND_SEED``,
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import json
 import logging
@@ -38,12 +40,12 @@ import os
 import shutil
 import signal
 import sys
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from local import processes
 from local.emulator import HOST, REGION, Emulator, client, port_open
 from local.front import Api, Front, load_api
 from local.functions import FAKE_CREDENTIALS, FunctionConfig, LocalFunction
@@ -119,6 +121,7 @@ class Stack:
     restored: bool = False  # the emulator started from the last run's snapshot
     apply_summary: str = ""
     unkind: UnkindSettings | None = None  # make run UNKIND=1: SQS's at-least-once, on purpose
+    _warmers: concurrent.futures.ThreadPoolExecutor | None = None
 
     @property
     def endpoint(self) -> str:
@@ -135,9 +138,7 @@ class Stack:
         zip_path = Path(self.tf_vars.get("lambda_zip_path") or LAMBDA_ZIP)
         if not zip_path.is_file():
             raise StackError(f"{zip_path} is missing: run `make package` (`make run` does)")
-        for name, port in (("MOTO_PORT", self.moto_port), ("API_PORT", self.api_port)):
-            if port_open(port):
-                raise StackError(f"port {port} on {HOST} is already in use: set {name} to a free port")
+        self.claim_ports()
         self.launched = True
         self.state_dir.mkdir(parents=True, exist_ok=True)
         warm = self._prepare_state()
@@ -146,6 +147,7 @@ class Stack:
         self.emulator = Emulator(
             self.moto_port, log_path=self.state_dir / "moto.log", snapshot=self.state_dir / SNAPSHOT
         ).start()
+        processes.write_pid_file(self.state_dir, self.emulator.process.pid, self.moto_port)
         self.restored = warm and self.emulator.restored()
         if warm and not self.restored:
             self._forget_state()  # the snapshot did not load (another moto?): provision from nothing
@@ -201,11 +203,10 @@ class Stack:
                 # As on Lambda, the stack still starts: each invocation reports the error.
                 log.error("%s cannot start: %s: %s", fn.name, error["errorType"], error["errorMessage"])
 
-        threads = [threading.Thread(target=warm, args=(fn,)) for fn in self.functions.values()]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
+        # A worker dies with the thread that started it (local.processes): warm them
+        # from threads that live as long as the stack, not from short-lived ones.
+        self._warmers = concurrent.futures.ThreadPoolExecutor(len(self.functions) or 1, "warm")
+        concurrent.futures.wait([self._warmers.submit(warm, fn) for fn in self.functions.values()])
         if errors:
             raise StackError("; ".join(errors))
         log.info("functions started: %s (%.1f s)", ", ".join(names), time.monotonic() - step)
@@ -218,6 +219,25 @@ class Stack:
                 poller = Poller(self.client("sqs"), mapping, self._invoke, name, unkind=unkind)
                 self.pollers.append(poller.start())
         self._write_description()
+
+    def claim_ports(self) -> None:
+        """Free MOTO_PORT from a stale emulator of ours; say who holds a port otherwise."""
+        if port_open(self.moto_port):
+            stale = processes.stale_emulator(self.moto_port, self.state_dir)
+            if stale is None:
+                raise StackError(processes.busy_message(self.moto_port, "MOTO_PORT"))
+            log.warning(
+                "port %d: replacing a stale emulator (pid %d) left by an earlier `make run`",
+                self.moto_port,
+                stale.pid,
+            )
+            processes.terminate(stale.pid)
+            deadline = time.monotonic() + 10
+            while port_open(self.moto_port) and time.monotonic() < deadline:
+                time.sleep(0.1)
+        for name, port in (("MOTO_PORT", self.moto_port), ("API_PORT", self.api_port)):
+            if port_open(port):
+                raise StackError(processes.busy_message(port, name))
 
     def _invoke(self, name: str, event: dict[str, Any]) -> Any:
         return self.functions[name].invoke(event)
@@ -352,9 +372,13 @@ class Stack:
         for poller in self.pollers:
             poller.stop(5)
         self.pollers = []
+        if self._warmers:
+            self._warmers.shutdown(wait=False)
+            self._warmers = None
         if self.emulator:
             self.emulator.stop()
             self.emulator = None
+            processes.remove_pid_file(self.state_dir)
 
 
 def pollers_for(mapping: MappingSettings) -> int:
@@ -386,6 +410,7 @@ def main() -> int:
     # then installs no KeyboardInterrupt handler of its own.
     signal.signal(signal.SIGINT, _raise_interrupt)
     signal.signal(signal.SIGTERM, _raise_interrupt)
+    processes.stop_with_parent()  # a kill -9 of `make` stops the stack, as Ctrl-C would
     isolate_from_real_aws()
     if shutil.which(os.environ.get("TERRAFORM") or "terraform") is None:
         print("terraform is not on PATH: install Terraform >= 1.5 (or set TERRAFORM)", file=sys.stderr)

@@ -1,0 +1,126 @@
+"""`make run` killed with SIGKILL leaves no process and no port behind (issue 12.13).
+
+The stack is started as in test_local_stack.py, then killed with ``kill -9``:
+its emulator and function workers must be gone within seconds, both ports
+free, and the next start on the same ports must work. The same holds when it
+is ``make`` (the stack's parent) that is killed: the stack stops as on Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from local.emulator import free_port, port_open
+from local.processes import holder
+from local.tf import REPO_ROOT
+from tests.test_local_stack import TEST_TF_VARS, RunningStack, lambda_zip, start_stack  # noqa: F401
+
+pytestmark = [pytest.mark.slow, pytest.mark.terraform]
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state not in ("Z", "X")
+
+
+def left_after(pids: set[int], seconds: float) -> set[int]:
+    deadline = time.monotonic() + seconds
+    while any(alive(p) for p in pids) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return {p for p in pids if alive(p)}
+
+
+def assert_free(*ports: int) -> None:
+    deadline = time.monotonic() + 5
+    while any(port_open(p) for p in ports) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    for port in ports:
+        assert not port_open(port), f"port {port} still answers: {holder(port)}"
+
+
+def kill_leftovers(pids: set[int]) -> None:
+    for pid in pids:
+        if alive(pid):
+            os.kill(pid, signal.SIGKILL)
+
+
+def start_under_make(state_dir: Path, moto_port: int, api_port: int) -> RunningStack:
+    """The stack with a parent that stays, as `make run` has (a shell that does not exec it)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "TF_VAR_", "LOCAL_"))}
+    env.update(
+        MOTO_PORT=str(moto_port),
+        API_PORT=str(api_port),
+        LOCAL_STACK_DIR=str(state_dir),
+        LOCAL_TF_VARS=json.dumps(TEST_TF_VARS),
+        PYTHONUNBUFFERED="1",
+    )
+    log = state_dir / f"make-{time.time_ns()}.log"
+    with open(log, "wb") as out:
+        process = subprocess.Popen(
+            ["/bin/sh", "-c", '"$0" -m local.run; echo "local.run exited: $?"', sys.executable],
+            cwd=REPO_ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    running = RunningStack(process, log, moto_port, api_port)
+    deadline = time.monotonic() + 600
+    while b"Image pipeline running" not in log.read_bytes():
+        assert process.poll() is None and time.monotonic() < deadline, log.read_text()[-4000:]
+        time.sleep(0.5)
+    return running
+
+
+def test_kill_9_of_make_run_leaves_nothing_behind_and_the_next_run_starts(tmp_path_factory, lambda_zip):  # noqa: F811
+    state_dir = tmp_path_factory.mktemp("killed-stack")
+    moto_port, api_port = free_port(), free_port()
+
+    first = start_stack(state_dir, moto_port, api_port)
+    children = first.descendants()
+    recorded = {pid for group in first.description["pids"].values() for pid in group}
+    try:
+        workers = recorded - set(first.description["pids"]["emulator"])
+        time.sleep(1)
+        assert workers and all(
+            alive(p) for p in workers
+        )  # warmed workers outlive the threads that warmed them
+        first.process.send_signal(signal.SIGKILL)
+        first.process.wait(10)
+        assert left_after(children | recorded, 10) == set()
+        assert_free(moto_port, api_port)
+    finally:
+        kill_leftovers(children | recorded)
+
+    second = start_under_make(state_dir, moto_port, api_port)
+    stack_pids = second.descendants()
+    try:
+        second.process.send_signal(signal.SIGKILL)  # `make` killed: the stack stops as on Ctrl-C
+        second.process.wait(10)
+        assert left_after(stack_pids, 60) == set()
+        assert "stopped: every process ended, ports closed" in second.log.read_text()
+        assert_free(moto_port, api_port)
+    finally:
+        kill_leftovers(stack_pids)
+
+    third = start_stack(state_dir, moto_port, api_port)
+    try:
+        assert "from the last run's snapshot" in third.log.read_text()
+        missing = requests.get(f"{third.api}/nothing/here", timeout=30)
+        assert missing.status_code == 404 and missing.json() == {"message": "Not Found"}
+    finally:
+        assert third.stop() == 0, third.log.read_text()[-3000:]
+    assert_free(moto_port, api_port)
