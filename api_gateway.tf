@@ -8,7 +8,7 @@ locals {
     "POST /uploads"    = "POST/uploads"
     "GET /images/{id}" = "GET/images/*"
   }
-  api_jwt = var.api_jwt_issuer != null
+  api_jwt = var.api_auth == "jwt"
 }
 
 resource "aws_apigatewayv2_api" "images" {
@@ -26,6 +26,23 @@ resource "aws_apigatewayv2_api" "images" {
       allow_headers  = ["authorization", "content-type"]
       expose_headers = ["location"]
       max_age        = 3600
+    }
+  }
+
+  # The authorization choice must be explicit and complete (api_auth itself is
+  # validated in variables.tf; these relate it to the issuer and audience).
+  lifecycle {
+    precondition {
+      condition     = var.api_auth != "jwt" || var.api_jwt_issuer != null
+      error_message = "api_auth = \"jwt\" needs api_jwt_issuer (the token issuer's https:// URL) and api_jwt_audience."
+    }
+    precondition {
+      condition     = var.api_auth != "open" || var.api_jwt_issuer == null
+      error_message = "api_jwt_issuer is set but api_auth = \"open\": set api_auth = \"jwt\" to require tokens, or remove api_jwt_issuer."
+    }
+    precondition {
+      condition     = var.api_jwt_issuer == null || length(var.api_jwt_audience) > 0
+      error_message = "api_jwt_audience must name at least one audience (client id) when api_jwt_issuer is set: API Gateway's JWT authorizer accepts a token only when its aud (or client_id) is in the list, so an empty list lets no token pass."
     }
   }
 }
@@ -54,7 +71,7 @@ resource "aws_apigatewayv2_integration" "upload" {
 }
 
 resource "aws_apigatewayv2_route" "upload" {
-  #checkov:skip=CKV_AWS_309:authorization is optional by design: set api_jwt_issuer to put a JWT authorizer on every route
+  #checkov:skip=CKV_AWS_309:authorization is an explicit choice: api_auth = "jwt" puts a JWT authorizer on every route, "open" is documented in docs/api-security.md
   for_each = local.api_routes
 
   api_id             = aws_apigatewayv2_api.images.id

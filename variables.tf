@@ -20,6 +20,17 @@ variable "alarm_oldest_message_age_seconds" {
   }
 }
 
+variable "api_auth" {
+  type        = string
+  description = "Who may call the API, chosen explicitly (no default): \"jwt\" = every route needs a token from api_jwt_issuer for one of api_jwt_audience, and each image belongs to the token's subject; \"open\" = anyone who knows the URL may upload and read images by id, bounded only by api_rate_limit, api_burst_limit and the size limits (docs/api-security.md)."
+  default     = null
+
+  validation {
+    condition     = contains(["jwt", "open"], coalesce(var.api_auth, "unset"))
+    error_message = "api_auth must be set: \"jwt\" (a JWT authorizer on every route; also set api_jwt_issuer and api_jwt_audience) or \"open\" (no authorization: anyone who knows the URL may upload; see docs/api-security.md)."
+  }
+}
+
 variable "api_burst_limit" {
   type        = number
   description = "HTTP API stage throttling: burst limit (requests)."
@@ -44,13 +55,18 @@ variable "api_cors_allowed_origins" {
 
 variable "api_jwt_audience" {
   type        = list(string)
-  description = "Audiences (client ids) accepted by the JWT authorizer. Used only with api_jwt_issuer."
+  description = "Audiences (client ids) the JWT authorizer accepts: a token's aud (or client_id) must be one of them. Required, at least one, with api_jwt_issuer: an empty list lets no token pass on AWS."
   default     = []
+
+  validation {
+    condition     = length(var.api_jwt_audience) <= 50 && alltrue([for a in var.api_jwt_audience : length(trimspace(a)) > 0])
+    error_message = "api_jwt_audience takes at most 50 audiences (API Gateway's limit per authorizer), none empty."
+  }
 }
 
 variable "api_jwt_issuer" {
   type        = string
-  description = "Issuer URL of a JWT authorizer (e.g. a Cognito user pool or any OIDC provider). null = the API needs no authorization."
+  description = "Issuer URL of the JWT authorizer (e.g. a Cognito user pool or any OIDC provider); set it with api_auth = \"jwt\". null = no authorizer (api_auth = \"open\")."
   default     = null
 
   validation {
@@ -223,12 +239,12 @@ variable "max_presigned_bytes" {
 
 variable "max_upload_bytes" {
   type        = number
-  description = "Largest body POST /images accepts, in bytes (MAX_UPLOAD_BYTES). The Lambda event limit is 6 MB and bodies arrive base64-encoded."
+  description = "Largest image POST /images accepts, in bytes (MAX_UPLOAD_BYTES), at most 4603904: a synchronous Lambda request must be smaller than 6 MiB, and API Gateway passes the body base64-encoded (4/3 larger) with the headers. Larger files go through POST /uploads."
   default     = 4194304
 
   validation {
-    condition     = var.max_upload_bytes >= 1 && var.max_upload_bytes <= 4500000
-    error_message = "max_upload_bytes must be 1..4500000: base64 grows the body by a third and a Lambda event may not exceed 6 MB."
+    condition     = var.max_upload_bytes >= 1 && var.max_upload_bytes <= 4603904
+    error_message = "max_upload_bytes must be 1..4603904: base64-encoded in a multipart body, with the request's headers, a larger image would not fit Lambda's 6 MiB synchronous request, and API Gateway would answer instead of the function."
   }
 }
 
@@ -256,23 +272,23 @@ variable "noncurrent_version_expiration_days" {
 
 variable "presign_post_expiry_seconds" {
   type        = number
-  description = "Lifetime of a presigned POST from POST /uploads, in seconds (PRESIGN_POST_EXPIRY_SECONDS)."
+  description = "Lifetime of a presigned POST from POST /uploads, in seconds (PRESIGN_POST_EXPIRY_SECONDS), at most 3600: the form is signed with the upload function's temporary role credentials, and S3 refuses it once they expire, whatever lifetime it states."
   default     = 900
 
   validation {
-    condition     = var.presign_post_expiry_seconds >= 60 && var.presign_post_expiry_seconds <= 604800
-    error_message = "presign_post_expiry_seconds must be 60..604800 (7 days, SigV4's limit)."
+    condition     = var.presign_post_expiry_seconds >= 60 && var.presign_post_expiry_seconds <= 3600
+    error_message = "presign_post_expiry_seconds must be 60..3600: the form is signed with the Lambda role's temporary credentials, which AWS does not promise beyond that (docs/api-security.md)."
   }
 }
 
 variable "rendition_url_expiry_seconds" {
   type        = number
-  description = "Lifetime of the presigned rendition URLs in GET /images/{id}, in seconds (RENDITION_URL_EXPIRY_SECONDS)."
+  description = "Lifetime of the presigned rendition URLs in GET /images/{id}, in seconds (RENDITION_URL_EXPIRY_SECONDS), at most 3600: they are signed with the upload function's temporary role credentials, and S3 refuses them once those expire; clients ask GET /images/{id} again for fresh links."
   default     = 3600
 
   validation {
-    condition     = var.rendition_url_expiry_seconds >= 1 && var.rendition_url_expiry_seconds <= 604800
-    error_message = "rendition_url_expiry_seconds must be 1..604800 (7 days, SigV4's limit)."
+    condition     = var.rendition_url_expiry_seconds >= 1 && var.rendition_url_expiry_seconds <= 3600
+    error_message = "rendition_url_expiry_seconds must be 1..3600: the URLs are signed with the Lambda role's temporary credentials, which AWS does not promise beyond that (docs/api-security.md)."
   }
 }
 

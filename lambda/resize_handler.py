@@ -180,9 +180,13 @@ def _watermark(config: ResizeConfig):
 
 
 def _filename(key: str, metadata: dict[str, str]) -> str:
-    """The client's filename for API uploads (percent-encoded metadata), else the key's last part."""
+    """The client's filename (percent-encoded metadata), else the key's last part.
+
+    Sanitised by the same rule as the API's: direct uploads choose their key and
+    metadata freely.
+    """
     encoded = metadata.get("filename")
-    return unquote(encoded) if encoded else key.rsplit("/", 1)[-1]
+    return keys.sanitize_filename(unquote(encoded) if encoded else key.rsplit("/", 1)[-1])
 
 
 def _put_outputs(

@@ -3,8 +3,9 @@
 Routes: ``POST /images`` (direct upload), ``POST /uploads`` (presigned S3
 POST), ``GET /images/{id}`` (status and rendition links). Parsing and response
 shapes live in ``imgpipe.api``, the AWS calls in ``imgpipe.uploads``; this
-module wires them to the routes. Logs are JSON with the request ids; they
-never hold bodies or presigned URLs.
+module wires them to the routes. Behind a JWT authorizer, an image belongs to
+the token's subject and nobody else sees it (docs/api-security.md). Logs are
+JSON with the request ids; they never hold bodies or presigned URLs.
 """
 
 from __future__ import annotations
@@ -41,6 +42,10 @@ def json_response(status: int, body: dict[str, Any], headers: dict[str, str] | N
     )
 
 
+def _subject() -> str | None:
+    return api.caller_subject(app.current_event.raw_event.get("requestContext"))
+
+
 def _created(record: dict[str, Any], body: dict[str, Any]) -> Response:
     link = api.self_link(record["id"])
     return json_response(201, {**body, "links": {"self": link}}, {"Location": link})
@@ -50,12 +55,13 @@ def _created(record: dict[str, Any], body: dict[str, Any]) -> Response:
 def post_image() -> Response:
     cfg = settings()
     event = app.current_event
+    owner = _subject()
     data = api.decode_body(event.body, event.is_base64_encoded)
     query = event.query_string_parameters or {}
     upload = api.parse_image_upload(
         data, api.header(event.headers, "content-type"), query.get("filename"), cfg.max_upload_bytes
     )
-    record = uploads.store_original(aws.client("s3"), aws.table(cfg.table_name), cfg, upload)
+    record = uploads.store_original(aws.client("s3"), aws.table(cfg.table_name), cfg, upload, owner)
     logger.info(
         "image stored",
         extra={
@@ -73,10 +79,11 @@ def post_image() -> Response:
 def post_upload() -> Response:
     cfg = settings()
     event = app.current_event
+    owner = _subject()
     data = api.decode_body(event.body, event.is_base64_encoded)
     request = api.parse_presign_request(data, cfg.max_presigned_bytes)
     record, upload = uploads.create_presigned_upload(
-        aws.client("s3"), aws.table(cfg.table_name), cfg, request
+        aws.client("s3"), aws.table(cfg.table_name), cfg, request, owner
     )
     logger.info(
         "presigned upload created",
@@ -92,12 +99,15 @@ def post_upload() -> Response:
 @app.get("/images/<image_id>")
 def get_image(image_id: str) -> Response:
     cfg = settings()
+    subject = _subject()
     image_id = api.parse_image_id(image_id)
     record = records.get(aws.table(cfg.table_name), image_id)
-    if record is None:
+    # Someone else's image answers exactly as an unknown id does.
+    if record is None or not api.visible_to(record, subject):
         raise api.not_found(f"no image with id {image_id}")
     s3 = aws.client("s3")
-    view = api.image_view(record, lambda key: uploads.rendition_url(s3, cfg, key))
+    hidden = (cfg.uploads_bucket, cfg.resized_bucket, cfg.table_name)
+    view = api.image_view(record, lambda key: uploads.rendition_url(s3, cfg, key), hidden)
     return json_response(200, view)
 
 

@@ -290,6 +290,8 @@ class Stack:
             "environment": "local",
             "resize_event_source_enabled": False,
             "dynamodb_deletion_protection": False,
+            # The local API is open (loopback only) unless LOCAL_TF_VARS names an issuer.
+            "api_auth": "jwt" if self.tf_vars.get("api_jwt_issuer") else "open",
             **self.tf_vars,
         }
         try:

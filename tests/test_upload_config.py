@@ -58,17 +58,19 @@ def test_missing_required_variable_is_named(name, value):
     ("name", "value", "message"),
     [
         ("MAX_UPLOAD_BYTES", "4MiB", r"MAX_UPLOAD_BYTES: '4MiB' is not an integer"),
-        ("MAX_UPLOAD_BYTES", "0", r"MAX_UPLOAD_BYTES: 0 is not in 1\.\.4718592"),
-        ("MAX_UPLOAD_BYTES", "4718593", r"MAX_UPLOAD_BYTES: 4718593 is not in"),
+        ("MAX_UPLOAD_BYTES", "0", r"MAX_UPLOAD_BYTES: 0 is not in 1\.\.4603904"),
+        # Larger images no longer fit a 6 MiB Lambda invoke once base64-encoded in a multipart body.
+        ("MAX_UPLOAD_BYTES", "4603905", r"MAX_UPLOAD_BYTES: 4603905 is not in"),
+        ("MAX_UPLOAD_BYTES", "4718592", r"MAX_UPLOAD_BYTES: 4718592 is not in"),
         ("MAX_PRESIGNED_BYTES", "-1", r"MAX_PRESIGNED_BYTES: -1 is not in 1\.\."),
         ("MAX_PRESIGNED_BYTES", str(5 * 1024**3 + 1), r"MAX_PRESIGNED_BYTES: 5368709121 is not in"),
         ("PRESIGN_POST_EXPIRY_SECONDS", "1.5", r"PRESIGN_POST_EXPIRY_SECONDS: '1\.5' is not an integer"),
-        (
-            "PRESIGN_POST_EXPIRY_SECONDS",
-            "604801",
-            r"PRESIGN_POST_EXPIRY_SECONDS: 604801 is not in 1\.\.604800",
-        ),
+        # Signed with the function's temporary role credentials: S3 refuses the
+        # URL once they expire, so no lifetime beyond one hour is promised.
+        ("PRESIGN_POST_EXPIRY_SECONDS", "3601", r"PRESIGN_POST_EXPIRY_SECONDS: 3601 is not in 1\.\.3600"),
+        ("PRESIGN_POST_EXPIRY_SECONDS", "604800", r"PRESIGN_POST_EXPIRY_SECONDS: 604800 is not in"),
         ("RENDITION_URL_EXPIRY_SECONDS", "0", r"RENDITION_URL_EXPIRY_SECONDS: 0 is not in"),
+        ("RENDITION_URL_EXPIRY_SECONDS", "86400", r"RENDITION_URL_EXPIRY_SECONDS: 86400 is not in 1\.\.3600"),
     ],
 )
 def test_bad_values_are_refused_with_name_and_value(name, value, message):
@@ -80,10 +82,12 @@ def test_limits_at_their_aws_bounds_are_accepted():
     cfg = UploadConfig.from_env(
         {
             **REQUIRED,
-            "MAX_UPLOAD_BYTES": "4718592",
+            "MAX_UPLOAD_BYTES": "4603904",
             "MAX_PRESIGNED_BYTES": str(5 * 1024**3),
-            "PRESIGN_POST_EXPIRY_SECONDS": "604800",
+            "PRESIGN_POST_EXPIRY_SECONDS": "3600",
+            "RENDITION_URL_EXPIRY_SECONDS": "3600",
         }
     )
-    assert cfg.max_upload_bytes == 4718592
+    assert cfg.max_upload_bytes == 4603904
+    assert cfg.presign_post_expiry_seconds == cfg.rendition_url_expiry_seconds == 3600
     assert cfg.max_presigned_bytes == 5 * 1024**3

@@ -10,7 +10,8 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Callable, Mapping
+import re
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,14 +21,36 @@ from python_multipart.multipart import MultipartParser, MultipartState, parse_op
 from imgpipe import keys
 from imgpipe.detect import MIME_TYPES, sniff
 from imgpipe.renditions import EXTENSIONS
+from imgpipe.upload_config import MULTIPART_OVERHEAD
 
 ALLOWED_TYPES = tuple(sorted(set(MIME_TYPES.values())))
-# Room for the multipart envelope (boundaries, part headers, small extra
-# fields) on top of the image itself.
-MULTIPART_OVERHEAD = 64 * 1024
 MAX_PARTS = 32
 ORIGINAL_FIELDS = ("key", "size", "content_type", "filename", "width", "height", "format")
 RENDITION_FIELDS = ("name", "format", "width", "height", "bytes")
+# What a failed image says when its recorded message cannot be shown as is.
+PUBLIC_MESSAGES = {
+    "not_an_image": "the file is not an image",
+    "unsupported_format": "the image format is not supported",
+    "too_many_pixels": "the image has more pixels than this service decodes",
+    "source_too_large": "the file is larger than this service processes",
+    "corrupt_image": "the image data is corrupt or truncated",
+    "source_not_found": "the uploaded file no longer exists",
+}
+GENERIC_FAILURE = "the image could not be processed"
+_CODE = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+_MEDIA_TYPE = re.compile(r"\b(?:image|application|text|audio|video|multipart)/[a-z0-9.+*-]+", re.IGNORECASE)
+# What a public message must never carry: URIs (s3://bucket/key), ARNs,
+# account ids, AWS endpoints, SDK and Python error text, paths and object keys.
+_INTERNALS = re.compile(
+    r"[a-z][a-z0-9+.-]*://"
+    r"|\barn:"
+    r"|(?<!\d)\d{12}(?!\d)"
+    r"|amazonaws\.com"
+    r"|when calling the \w+ operation"
+    r"|traceback|\bfile \""
+    r"|[/\\]",
+    re.IGNORECASE,
+)
 
 
 class ApiError(Exception):
@@ -61,6 +84,10 @@ def payload_too_large(message: str) -> ApiError:
 
 def unsupported_media_type(message: str) -> ApiError:
     return ApiError(415, "unsupported_media_type", message)
+
+
+def forbidden(message: str) -> ApiError:
+    return ApiError(403, "forbidden", message)
 
 
 def self_link(image_id: str) -> str:
@@ -259,6 +286,10 @@ def parse_presign_request(data: bytes, max_bytes: int) -> PresignRequest:
         doc = json.loads(data)
     except (UnicodeDecodeError, ValueError):
         raise bad_request("the body is not valid JSON") from None
+    except RecursionError:
+        # The decoder recurses per nesting level: a deep enough body exhausts
+        # Python's stack. Nothing this route takes nests at all.
+        raise bad_request("the body is not valid JSON: it nests too deeply") from None
     if not isinstance(doc, dict):
         raise bad_request('expected a JSON object {"filename", "content_type", "size"}')
     missing = [name for name in ("filename", "content_type", "size") if name not in doc]
@@ -279,6 +310,51 @@ def parse_presign_request(data: bytes, max_bytes: int) -> PresignRequest:
     return PresignRequest(keys.sanitize_filename(filename), mtype, size)
 
 
+def caller_subject(request_context: Mapping[str, Any] | None) -> str | None:
+    """The JWT subject of an authorized request (payload 2.0); None on an open API.
+
+    With a JWT authorizer on the route API Gateway always passes the token's
+    claims; a token without ``sub`` is refused, since images belong to it.
+    """
+    authorizer = (request_context or {}).get("authorizer") or {}
+    jwt = authorizer.get("jwt") if isinstance(authorizer, Mapping) else None
+    if not jwt:
+        return None
+    subject = (jwt.get("claims") or {}).get("sub")
+    if not isinstance(subject, str) or not subject:
+        raise forbidden("the token has no subject (sub claim); images belong to the token's subject")
+    return subject
+
+
+def visible_to(record: Mapping[str, Any], subject: str | None) -> bool:
+    """An image is seen only by its owner: the JWT subject that uploaded it, or
+    nobody's (``None``) for images without one, which only an open API shows."""
+    return record.get("owner") == subject
+
+
+def reveals_internals(message: str, hidden: Iterable[str] = ()) -> bool:
+    """Whether ``message`` names a bucket, account, ARN, path or other internals."""
+    lowered = message.lower()
+    if any(name and name.lower() in lowered for name in hidden):
+        return True
+    return bool(_INTERNALS.search(_MEDIA_TYPE.sub("", message)))
+
+
+def public_error(error: Mapping[str, Any], hidden: Iterable[str] = ()) -> dict[str, str]:
+    """A recorded ``{code, message}`` as clients may see it.
+
+    The message is shown only when it reveals nothing internal (see
+    ``reveals_internals``); otherwise the code's own fixed message replaces it.
+    """
+    code = error.get("code")
+    if not isinstance(code, str) or not _CODE.match(code):
+        code = "internal"
+    message = error.get("message")
+    if not isinstance(message, str) or not message.strip() or reveals_internals(message, hidden):
+        message = PUBLIC_MESSAGES.get(code, GENERIC_FAILURE)
+    return {"code": code, "message": message}
+
+
 def parse_image_id(value: str) -> str:
     if not keys.is_valid_id(value):
         raise bad_request("malformed image id: expected 22 URL-safe characters")
@@ -286,11 +362,20 @@ def parse_image_id(value: str) -> str:
 
 
 def original_view(original: Mapping[str, Any]) -> dict[str, Any]:
-    return {name: original[name] for name in ORIGINAL_FIELDS if name in original}
+    view = {name: original[name] for name in ORIGINAL_FIELDS if name in original}
+    if "filename" in view:
+        # One rule for every route: records written before it get it here too.
+        view["filename"] = keys.sanitize_filename(str(view["filename"]))
+    return view
 
 
-def image_view(record: Mapping[str, Any], rendition_url: Callable[[str], str]) -> dict[str, Any]:
-    """The ``GET /images/{id}`` body for a record; ``rendition_url(key)`` presigns."""
+def image_view(
+    record: Mapping[str, Any], rendition_url: Callable[[str], str], hidden: Iterable[str] = ()
+) -> dict[str, Any]:
+    """The ``GET /images/{id}`` body for a record; ``rendition_url(key)`` presigns.
+
+    ``hidden`` are names (buckets, table) that an error message must not show.
+    """
     image_id = record["id"]
     view: dict[str, Any] = {
         "id": image_id,
@@ -306,7 +391,7 @@ def image_view(record: Mapping[str, Any], rendition_url: Callable[[str], str]) -
         item["url"] = rendition_url(key)
         view["renditions"].append(item)
     if record["status"] == "failed" and record.get("error"):
-        view["error"] = {"code": record["error"].get("code"), "message": record["error"].get("message")}
+        view["error"] = public_error(record["error"], hidden)
     view["created_at"] = record.get("created_at")
     view["updated_at"] = record.get("updated_at")
     return view

@@ -14,14 +14,34 @@ from dataclasses import dataclass
 from imgpipe.errors import ConfigError
 
 MIB = 1024 * 1024
-# The Lambda request payload limit is 6 MB (6291456 bytes) and API Gateway
-# hands binary bodies over base64-encoded (4/3 larger), so no direct upload
-# above 3/4 of that can ever arrive.
-MAX_DIRECT_BYTES = 6291456 * 3 // 4
+# Lambda refuses a synchronous invoke whose request payload (the whole event
+# JSON) is not smaller than 6 MiB ("Request must be smaller than 6291456 bytes
+# for the InvokeFunction operation"; Lambda quotas: 6 MB per synchronous
+# request). API Gateway (payload 2.0) hands a binary body over base64-encoded,
+# 4/3 larger, beside the headers and the request context. An HTTP API takes at
+# most 10240 bytes of request line and headers, which the event carries in
+# more than one copy and JSON-escaped: EVENT_ENVELOPE_BYTES keeps room for that.
+LAMBDA_SYNC_REQUEST_BYTES = 6 * MIB
+EVENT_ENVELOPE_BYTES = 64 * 1024
+# The largest request body that still reaches the function: 4,669,440 bytes.
+# Above it API Gateway answers on its own, and the function never runs.
+MAX_DIRECT_BODY_BYTES = (LAMBDA_SYNC_REQUEST_BYTES - EVENT_ENVELOPE_BYTES) * 3 // 4
+# Room for the multipart envelope (boundaries, part headers, small extra
+# fields) on top of the image itself.
+MULTIPART_OVERHEAD = 64 * 1024
+# MAX_UPLOAD_BYTES may be at most 4,603,904 bytes: an image of that size still
+# reaches the function in a multipart body, and a body a little larger reaches
+# it too, so the client gets this API's 413 payload_too_large, not API Gateway's.
+MAX_DIRECT_BYTES = MAX_DIRECT_BODY_BYTES - MULTIPART_OVERHEAD
 # S3 takes at most 5 GiB in one POST.
 MAX_POST_OBJECT_BYTES = 5 * 1024 * MIB
-# SigV4 presigned URLs and POST policies live at most 7 days.
-MAX_EXPIRY_SECONDS = 7 * 24 * 3600
+# Presigned URLs and POST forms are signed with the function's role
+# credentials, and S3 refuses them once those credentials expire, whatever
+# expiry was asked for. Lambda follows neither the role's maximum session
+# duration nor any published lifetime for its credentials, and an execution
+# environment can be hours old when it signs. One hour (the default IAM role
+# session) is the longest lifetime this service promises.
+MAX_EXPIRY_SECONDS = 3600
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,8 @@ Clients are passed in (the handler takes them from ``imgpipe.aws``), so tests
 drive these functions against moto. Records are written before objects: the
 S3 notification may reach the resize Lambda at once, and it must find the
 API's record (``put_new`` never overwrites one the resize Lambda created).
+Behind a JWT authorizer a record carries ``owner``, the token's subject; the
+resize Lambda's updates leave that attribute alone.
 """
 
 from __future__ import annotations
@@ -24,7 +26,14 @@ def object_metadata(image_id: str, filename: str) -> dict[str, str]:
     return {"image-id": image_id, "filename": quote(filename, safe="")}
 
 
-def store_original(s3: Any, table: Any, cfg: UploadConfig, upload: ImageUpload) -> dict[str, Any]:
+def owned(record: dict[str, Any], owner: str | None) -> dict[str, Any]:
+    """The record with its owner (the JWT subject), or unowned on an open API."""
+    return {**record, "owner": owner} if owner else record
+
+
+def store_original(
+    s3: Any, table: Any, cfg: UploadConfig, upload: ImageUpload, owner: str | None = None
+) -> dict[str, Any]:
     """Record a direct upload as ``pending`` and write its bytes; returns the record."""
     image_id = keys.new_id()
     key = keys.original_key(image_id, upload.filename)
@@ -34,7 +43,7 @@ def store_original(s3: Any, table: Any, cfg: UploadConfig, upload: ImageUpload) 
         "content_type": upload.content_type,
         "filename": upload.filename,
     }
-    record = records.new_record(image_id, "pending", original)
+    record = owned(records.new_record(image_id, "pending", original), owner)
     records.put_new(table, record)
     try:
         s3.put_object(
@@ -53,7 +62,7 @@ def store_original(s3: Any, table: Any, cfg: UploadConfig, upload: ImageUpload) 
 
 
 def create_presigned_upload(
-    s3: Any, table: Any, cfg: UploadConfig, request: PresignRequest
+    s3: Any, table: Any, cfg: UploadConfig, request: PresignRequest, owner: str | None = None
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Record an ``awaiting_upload`` image and presign the S3 POST that uploads it.
 
@@ -82,7 +91,7 @@ def create_presigned_upload(
         "content_type": request.content_type,
         "filename": request.filename,
     }
-    record = records.new_record(image_id, "awaiting_upload", original)
+    record = owned(records.new_record(image_id, "awaiting_upload", original), owner)
     records.put_new(table, record)
     upload = {"url": post["url"], "fields": post["fields"], "expires_at": policy_expiration(post["fields"])}
     return record, upload

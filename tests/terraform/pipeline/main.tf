@@ -18,6 +18,7 @@ module "pipeline" {
 
   aws_endpoint_url             = var.aws_endpoint_url
   lambda_zip_path              = var.lambda_zip_path
+  api_auth                     = "open"
   dynamodb_deletion_protection = false
   resize_event_source_enabled  = false
 
