@@ -35,7 +35,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from local import snapshot
+from local import moto_iam, snapshot
 
 REDRIVE_ALLOW_POLICY = "RedriveAllowPolicy"
 
@@ -145,7 +145,7 @@ def main(argv: list[str] | None = None) -> None:
     run_simple(
         args.host,
         args.port,
-        SnapshotControl(app, args.snapshot, restored),
+        SnapshotControl(moto_iam.install(app), args.snapshot, restored),
         threaded=True,
         request_handler=werkzeug_app.MotoRequestHandler,
     )
