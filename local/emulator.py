@@ -18,6 +18,7 @@ the Lambda service does.
 from __future__ import annotations
 
 import contextlib
+import datetime
 import json
 import os
 import signal
@@ -89,6 +90,32 @@ def lambda_credentials(
         "AWS_SESSION_TOKEN": found["SessionToken"],
         "expiration": str(found["Expiration"]),
     }
+
+
+def role_client(endpoint: str, service: str, role_arn: str, session_name: str) -> Any:
+    """A boto3 client that acts as ``role_arn`` assumed by Lambda, assuming it again before it expires.
+
+    For what Lambda itself does with a function's role: the SQS event source
+    mapping reads and deletes messages with the function's execution role.
+    """
+    import boto3
+    from botocore.credentials import RefreshableCredentials
+    from botocore.session import get_session
+
+    def fetch() -> dict[str, str]:
+        keys = lambda_credentials(endpoint, role_arn, session_name)
+        expiry = datetime.datetime.fromtimestamp(float(keys["expiration"]), datetime.UTC)
+        return {
+            "access_key": keys["AWS_ACCESS_KEY_ID"],
+            "secret_key": keys["AWS_SECRET_ACCESS_KEY"],
+            "token": keys["AWS_SESSION_TOKEN"],
+            "expiry_time": expiry.isoformat(),
+        }
+
+    botocore_session = get_session()
+    botocore_session._credentials = RefreshableCredentials.create_from_metadata(fetch(), fetch, "lambda")
+    session = boto3.Session(botocore_session=botocore_session, region_name=REGION)
+    return session.client(service, endpoint_url=endpoint)
 
 
 def free_port() -> int:

@@ -10,14 +10,20 @@ turns this on after creating its administrator: ``local.emulator``), but
    resource is the table's ARN, as in IAM.
 2. Batch SQS calls are checked as ``sqs:DeleteMessageBatch`` (and so on);
    IAM authorises them with the single-message action (``sqs:DeleteMessage``).
-3. A presigned URL or POST (no ``Authorization`` header) makes moto fail with
+   A denial of a JSON-protocol call (DynamoDB, SQS) comes as the service's
+   JSON error (DynamoDB: HTTP 400 ``AccessDeniedException``), where moto sends
+   IAM's XML, which the SDK cannot read.
+3. A bodiless request (a REST GET such as Lambda's GetFunction) fails moto's
+   signature check: moto hashes its query, or its headers when it has none,
+   as the payload. Here the payload is empty, as signed.
+4. A presigned URL or POST (no ``Authorization`` header) makes moto fail with
    HTTP 500. Here it is authorised as its signer (the credential in the query
    or form), on the object's ARN for a POST, as S3 does; the signature itself
    is not verified. A request with no credentials at all is denied.
-4. A trust policy with a ``Service`` principal makes ``sts:AssumeRole`` fail
+5. A trust policy with a ``Service`` principal makes ``sts:AssumeRole`` fail
    with HTTP 500; here a user or role caller is simply not that principal
    (AccessDenied, as in IAM).
-5. S3 answers 404 for a missing key whatever the caller may do. AWS answers
+6. S3 answers 404 for a missing key whatever the caller may do. AWS answers
    403 AccessDenied when the caller lacks ``s3:ListBucket`` on the bucket
    ("If you don't have the s3:ListBucket permission, Amazon S3 returns an
    HTTP status code 403", GetObject and HeadObject API reference).
@@ -49,6 +55,13 @@ IAM_ACTIONS = {
     "sqs:DeleteMessageBatch": "sqs:DeleteMessage",
     "sqs:SendMessageBatch": "sqs:SendMessage",
     "sqs:ChangeMessageVisibilityBatch": "sqs:ChangeMessageVisibility",
+}
+
+# JSON-protocol services: (__type, HTTP status) of their AccessDenied answer. (SQS also sends
+# the query-compatible code "AccessDenied" in a header that moto's error path cannot set.)
+JSON_DENIALS = {
+    "dynamodb": ("com.amazonaws.dynamodb.v20120810#AccessDeniedException", 400),
+    "sqs": ("com.amazon.coral.service#AccessDeniedException", 403),
 }
 
 _calls: collections.deque[dict[str, Any]] = collections.deque(maxlen=20000)
@@ -126,7 +139,9 @@ def _authenticate_and_authorize_action(self: Any, iam_request_cls: type, resourc
         account_id=self.current_account,
         method=self.method,
         path=path,
-        data=self.data,
+        # moto re-encodes "data" as the payload when there is no raw body: right for a form
+        # POST, wrong for a bodiless GET (its query, or its headers when it has none).
+        data=self.data if self.raw_body or self.form_data else {},
         body=self.raw_body,
         headers=headers,
         action=self._get_action(),
@@ -139,8 +154,22 @@ def _authenticate_and_authorize_action(self: Any, iam_request_cls: type, resourc
         request.check_action_permitted(resource)
     except Exception:
         _record(request._access_key.arn, request._action, resource, False)
+        if getattr(self, "service_name", None) in JSON_DENIALS:
+            _deny_json(self.service_name, request._access_key.arn, request._action, resource)
         raise
     _record(request._access_key.arn, request._action, resource, True)
+
+
+def _deny_json(service: str, principal: str, action: str, resource: str) -> None:
+    """The service's own JSON-protocol answer, where moto sends IAM's XML (which SDKs cannot parse)."""
+    from moto.core.exceptions import JsonRESTError
+
+    error_type, status = JSON_DENIALS[service]
+    error = JsonRESTError(
+        error_type, f"User: {principal} is not authorized to perform: {action} on resource: {resource}"
+    )
+    error.code = status
+    raise error
 
 
 def _deny_anonymous(iam_request_cls: type, response: Any) -> None:

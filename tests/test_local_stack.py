@@ -71,7 +71,8 @@ class RunningStack:
         return self.description["outputs"]
 
     def client(self, service: str):
-        return emulator_client(self.endpoint, service)
+        """As the stack's administrator: the emulator enforces IAM (docs/local-stack-iam.md)."""
+        return emulator_client(self.endpoint, service, self.description.get("credentials"))
 
     def descendants(self) -> set[int]:
         """Every live process below the stack's own (from /proc, whatever their group)."""
