@@ -57,7 +57,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 TASK_ROOT = REPO_ROOT / "lambda"
 MAX_PAYLOAD_BYTES = 6 * 1024 * 1024  # synchronous invocation request and response
 INIT_TIMEOUT = 10.0  # Lambda's init phase limit for on-demand functions
-CREDENTIALS_MARGIN = 300.0  # seconds of validity a new environment's credentials must have beyond its timeout
+CREDENTIALS_MARGIN = 300.0  # assume the role again for a new environment when less validity is left
 FAKE_CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": "testing",
     "AWS_SECRET_ACCESS_KEY": "testing",
