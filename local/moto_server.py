@@ -14,8 +14,9 @@ AWS in three ways that matter to this repository's Terraform:
    name is an ``InvalidAttributeName`` error; SQS stores and returns it.
 
 The patches wrap moto's own methods (``Queue.attributes``,
-``Queue._set_attributes``, ``SQSBackend.get_queue_attributes``); everything else
-is moto's server, unchanged.
+``Queue._set_attributes``, ``SQSBackend.get_queue_attributes``). IAM is checked
+as AWS checks it (``local.moto_iam``, in force once the emulator enforces IAM);
+everything else is moto's server, unchanged.
 
 With ``--snapshot FILE`` the server starts from that file's state when it holds
 a usable snapshot (``local.snapshot``), and ``/_local/snapshot`` answers:
