@@ -23,7 +23,9 @@ turns this on after creating its administrator: ``local.emulator``), but
 5. A trust policy with a ``Service`` principal makes ``sts:AssumeRole`` fail
    with HTTP 500; here a user or role caller is simply not that principal
    (AccessDenied, as in IAM).
-6. S3 answers 404 for a missing key whatever the caller may do. AWS answers
+6. Expired temporary credentials keep working; here they are refused
+   (``ExpiredToken``), as by AWS.
+7. S3 answers 404 for a missing key whatever the caller may do. AWS answers
    403 AccessDenied when the caller lacks ``s3:ListBucket`` on the bucket
    ("If you don't have the s3:ListBucket permission, Amazon S3 returns an
    HTTP status code 403", GetObject and HeadObject API reference).
@@ -133,6 +135,7 @@ def _authenticate_and_authorize_action(self: Any, iam_request_cls: type, resourc
         headers["Authorization"] = f"AWS4-HMAC-SHA256 Credential={credential}, Signature="
         if token:
             headers["X-Amz-Security-Token"] = token
+    _refuse_expired(iam_request_cls, self.current_account, headers)
     query = urlparse(self.uri).query
     path = self.raw_path + (f"?{query}" if query else "")
     request = iam_request_cls(
@@ -170,6 +173,29 @@ def _deny_json(service: str, principal: str, action: str, resource: str) -> None
     )
     error.code = status
     raise error
+
+
+def _refuse_expired(iam_request_cls: type, account: str, headers: dict[str, str]) -> None:
+    """Temporary credentials past their expiration are refused (ExpiredToken), as by AWS."""
+    from moto.core.exceptions import JsonRESTError
+    from moto.core.utils import utcnow
+    from moto.iam.access_control import S3IAMRequest
+    from moto.s3.exceptions import S3ClientError
+    from moto.sts.models import sts_backends
+
+    key_id = headers["Authorization"].partition("Credential=")[2].partition("/")[0]
+    if not key_id.startswith("ASIA"):
+        return
+    for partition in sts_backends.get(account, {}):
+        for assumed in sts_backends[account][partition].assumed_roles:
+            if assumed.access_key_id == key_id and assumed.expiration <= utcnow():
+                if iam_request_cls is S3IAMRequest:
+                    raise S3ClientError("ExpiredToken", "The provided token has expired.")
+                error = JsonRESTError(
+                    "ExpiredTokenException", "The security token included in the request is expired"
+                )
+                error.code = 400
+                raise error
 
 
 def _deny_anonymous(iam_request_cls: type, response: Any) -> None:

@@ -8,6 +8,7 @@ against the running local stack in test_local_stack.py.
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 import requests
@@ -166,3 +167,25 @@ def test_a_signed_get_without_body_or_query_is_accepted(strict):
     api_id = api.create_api(Name="strict", ProtocolType="HTTP")["ApiId"]
     assert api.get_api(ApiId=api_id)["Name"] == "strict"
     assert api.get_apis(MaxResults="5")["Items"]  # a bodiless GET with a query
+
+
+def test_expired_role_credentials_are_refused(strict):
+    # STS: temporary credentials stop working at their expiration (S3 answers 400 ExpiredToken).
+    arn = strict.client("iam").create_role(
+        RoleName="short", AssumeRolePolicyDocument=json.dumps(LAMBDA_TRUST)
+    )
+    strict.client("iam").put_role_policy(
+        RoleName="short",
+        PolicyName="short",
+        PolicyDocument=json.dumps(
+            {"Version": "2012-10-17", "Statement": [allow(["s3:ListBucket"], f"arn:aws:s3:::{BUCKET}")]}
+        ),
+    )
+    s3 = client(
+        strict.endpoint, "s3", lambda_credentials(strict.endpoint, arn["Role"]["Arn"], "fn", duration=1)
+    )
+    assert s3.list_objects_v2(Bucket=BUCKET)["KeyCount"] == 1
+    time.sleep(1.2)
+    with pytest.raises(ClientError) as expired:
+        s3.list_objects_v2(Bucket=BUCKET)
+    assert code_of(expired.value) == (400, "ExpiredToken")
