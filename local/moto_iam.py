@@ -7,7 +7,7 @@ turns this on after creating its administrator: ``local.emulator``), but
 
 1. DynamoDB requests are checked against the resource ``*``, so a statement
    scoped to a table ARN never matches and every call is denied. Here the
-   resource is the table's ARN, as in IAM.
+   resource is the table's ARN (an index's for a Query or Scan of one), as in IAM.
 2. Batch SQS calls are checked as ``sqs:DeleteMessageBatch`` (and so on);
    IAM authorises them with the single-message action (``sqs:DeleteMessage``).
    A denial of a JSON-protocol call (DynamoDB, SQS) comes as the service's
@@ -98,9 +98,12 @@ def _table_arn(response: Any, resource: str) -> str:
     table = params.get("TableName") if isinstance(params, dict) else None
     if not table:
         return resource
-    if table.startswith("arn:"):
-        return table
-    return f"arn:{response.partition}:dynamodb:{response.region}:{response.current_account}:table/{table}"
+    arn = table
+    if not table.startswith("arn:"):
+        arn = f"arn:{response.partition}:dynamodb:{response.region}:{response.current_account}:table/{table}"
+    # A Query or Scan of an index is authorised on the index's ARN.
+    index = params.get("IndexName")
+    return f"{arn}/index/{index}" if index else arn
 
 
 def _resource(response: Any, resource: str) -> str:

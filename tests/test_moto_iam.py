@@ -105,6 +105,46 @@ def test_a_statement_scoped_to_a_table_arn_allows_exactly_its_actions(strict):
     assert "dynamodb:PutItem" in denied.value.response["Error"]["Message"]
 
 
+def test_a_query_of_an_index_is_authorised_on_the_index_arn(strict):
+    # IAM: Query on a secondary index needs dynamodb:Query on arn:...:table/NAME/index/INDEX.
+    admin = strict.client("dynamodb")
+    admin.create_table(
+        TableName="indexed",
+        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+        AttributeDefinitions=[
+            {"AttributeName": "id", "AttributeType": "S"},
+            {"AttributeName": "owner", "AttributeType": "S"},
+        ],
+        GlobalSecondaryIndexes=[
+            {
+                "IndexName": "by-owner",
+                "KeySchema": [{"AttributeName": "owner", "KeyType": "HASH"}],
+                "Projection": {"ProjectionType": "ALL"},
+            }
+        ],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    arn = admin.describe_table(TableName="indexed")["Table"]["TableArn"]
+    ddb = client(
+        strict.endpoint,
+        "dynamodb",
+        role(strict, "by-owner", [allow(["dynamodb:Query"], f"{arn}/index/by-owner")]),
+    )
+    query = {
+        "KeyConditionExpression": "#o = :o",
+        "ExpressionAttributeNames": {"#o": "owner"},
+        "ExpressionAttributeValues": {":o": {"S": "me"}},
+    }
+    assert ddb.query(TableName="indexed", IndexName="by-owner", **query)["Count"] == 0
+    with pytest.raises(ClientError) as denied:
+        ddb.query(
+            TableName="indexed",
+            KeyConditionExpression="id = :i",
+            ExpressionAttributeValues={":i": {"S": "a"}},
+        )
+    assert code_of(denied.value) == (400, "AccessDeniedException")
+
+
 def test_batch_deletes_are_authorised_by_sqs_delete_message(strict):
     # IAM: DeleteMessageBatch needs sqs:DeleteMessage (the SQS API permissions reference).
     sqs_admin = strict.client("sqs")
