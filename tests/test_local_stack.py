@@ -339,7 +339,8 @@ NOT_SEEN_LOCALLY = {
     "logs:CreateLogStream": "Lambda's runtime writes the logs with the role; the local runtime prints them",
     "logs:PutLogEvents": "Lambda's runtime writes the logs with the role; the local runtime prints them",
     "sqs:GetQueueAttributes": "Lambda's event source mapping reads queue attributes; the stack does, once",
-    "s3:GetObjectVersion": "S3 events that carry a versionId; the emulator's notifications carry none",
+    "s3:GetObjectVersion": "called only for S3 events that carry a versionId (moto's own carry none)",
+    "s3:DeleteObject": "renditions of a version that lost to a newer one: only under a race",
     "dynamodb:DeleteItem": "the upload function removes its record only when storing the original fails",
 }
 
