@@ -22,6 +22,17 @@ data "aws_iam_policy_document" "resize" {
     resources = ["${aws_s3_bucket.uploads.arn}/*"]
   }
 
+  # Without s3:ListBucket, S3 answers a missing object (a deleted original, a
+  # WATERMARK_KEY that does not exist) with 403 AccessDenied instead of 404
+  # NoSuchKey (GetObject API reference), and the handler could not tell
+  # "gone" from "forbidden".
+  statement {
+    sid       = "ListOriginals"
+    effect    = "Allow"
+    actions   = ["s3:ListBucket"]
+    resources = [aws_s3_bucket.uploads.arn]
+  }
+
   statement {
     sid       = "WriteRenditions"
     effect    = "Allow"
@@ -37,22 +48,19 @@ data "aws_iam_policy_document" "resize" {
     resources = ["${aws_s3_bucket.resized.arn}/*"]
   }
 
+  # What Lambda's SQS event source mapping does with this role (Lambda
+  # developer guide, "Execution role permissions" for Amazon SQS).
   statement {
-    sid    = "ConsumeResizeQueue"
-    effect = "Allow"
-    actions = [
-      "sqs:ChangeMessageVisibility",
-      "sqs:DeleteMessage",
-      "sqs:GetQueueAttributes",
-      "sqs:ReceiveMessage",
-    ]
+    sid       = "ConsumeResizeQueue"
+    effect    = "Allow"
+    actions   = ["sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ReceiveMessage"]
     resources = [local.queue_arn]
   }
 
   statement {
     sid       = "UpdateImageRecords"
     effect    = "Allow"
-    actions   = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"]
+    actions   = ["dynamodb:GetItem", "dynamodb:UpdateItem"]
     resources = [aws_dynamodb_table.images.arn]
   }
 

@@ -24,7 +24,7 @@ data "aws_iam_policy_document" "upload" {
     effect = "Allow"
     # DeleteItem: POST /images writes the record before the object, and removes
     # it again when the S3 write fails, so no record is left stuck at "pending".
-    actions   = ["dynamodb:DeleteItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"]
+    actions   = ["dynamodb:DeleteItem", "dynamodb:GetItem", "dynamodb:PutItem"]
     resources = [aws_dynamodb_table.images.arn]
   }
 

@@ -6,11 +6,19 @@ runs as a child process in its own process group, bound to
 Given a ``snapshot`` file it starts from that state when the file holds a
 usable one (``restored()`` says whether it did) and ``save_snapshot()`` writes
 the current state there (``local.snapshot``).
+
+With ``strict=True`` the emulator enforces IAM as AWS does (``local.moto_iam``;
+docs/local-stack-iam.md): it starts open, the administrator identity is
+created (IAM user ``ADMIN_USER``, an allow-everything inline policy, a fresh
+access key: ``admin``), then every request must be signed by a known identity
+whose policies allow it. ``lambda_credentials()`` assumes a function's role as
+the Lambda service does.
 """
 
 from __future__ import annotations
 
 import contextlib
+import datetime
 import json
 import os
 import signal
@@ -30,21 +38,86 @@ from local.processes import die_with_parent
 HOST = "127.0.0.1"
 REGION = "us-east-1"
 REPO_ROOT = Path(__file__).resolve().parent.parent
+ADMIN_USER = "local-admin"
+ADMIN_POLICY = {
+    "Version": "2012-10-17",
+    "Statement": [{"Sid": "Administrator", "Effect": "Allow", "Action": "*", "Resource": "*"}],
+}
 
 
-def client(endpoint: str, service: str) -> Any:
-    """A boto3 client for ``service`` on the emulator at ``endpoint``: fake keys, REGION, not the shell's."""
+def client(endpoint: str, service: str, credentials: dict[str, str] | None = None) -> Any:
+    """A boto3 client for ``service`` on the emulator at ``endpoint``, in REGION, never the shell's keys.
+
+    ``credentials`` are environment-style (``AWS_ACCESS_KEY_ID``, ...); without
+    them the fake keys, which only an emulator that does not enforce IAM accepts.
+    """
     import boto3
 
     from local.functions import FAKE_CREDENTIALS
 
+    keys = credentials or FAKE_CREDENTIALS
     return boto3.client(
         service,
         endpoint_url=endpoint,
         region_name=REGION,
-        aws_access_key_id=FAKE_CREDENTIALS["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=FAKE_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+        aws_access_key_id=keys["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=keys["AWS_SECRET_ACCESS_KEY"],
+        aws_session_token=keys.get("AWS_SESSION_TOKEN") or None,
     )
+
+
+def _post(url: str, body: bytes, content_type: str) -> dict:
+    req = urllib.request.Request(url, data=body, method="POST", headers={"Content-Type": content_type})  # noqa: S310
+    with urllib.request.urlopen(req, timeout=30) as resp:  # noqa: S310
+        return json.loads(resp.read() or b"{}")
+
+
+def lambda_credentials(
+    endpoint: str, role_arn: str, session_name: str, duration: int = 3600
+) -> dict[str, str]:
+    """The role's temporary credentials as Lambda gets them (environment-style, with ``expiration``).
+
+    Lambda, not the function, assumes the execution role; the role's trust
+    policy must let ``lambda.amazonaws.com`` do so (local.moto_iam).
+    """
+    body = json.dumps({"RoleArn": role_arn, "RoleSessionName": session_name, "DurationSeconds": duration})
+    try:
+        found = _post(f"{endpoint}/_local/lambda/assume-role", body.encode(), "application/json")
+    except urllib.error.HTTPError as exc:
+        detail = json.loads(exc.read() or b"{}").get("error", exc.reason)
+        raise RuntimeError(f"{session_name}: {detail}") from None
+    return {
+        "AWS_ACCESS_KEY_ID": found["AccessKeyId"],
+        "AWS_SECRET_ACCESS_KEY": found["SecretAccessKey"],
+        "AWS_SESSION_TOKEN": found["SessionToken"],
+        "expiration": str(found["Expiration"]),
+    }
+
+
+def role_client(endpoint: str, service: str, role_arn: str, session_name: str) -> Any:
+    """A boto3 client that acts as ``role_arn`` assumed by Lambda, assuming it again before it expires.
+
+    For what Lambda itself does with a function's role: the SQS event source
+    mapping reads and deletes messages with the function's execution role.
+    """
+    import boto3
+    from botocore.credentials import RefreshableCredentials
+    from botocore.session import get_session
+
+    def fetch() -> dict[str, str]:
+        keys = lambda_credentials(endpoint, role_arn, session_name)
+        expiry = datetime.datetime.fromtimestamp(float(keys["expiration"]), datetime.UTC)
+        return {
+            "access_key": keys["AWS_ACCESS_KEY_ID"],
+            "secret_key": keys["AWS_SECRET_ACCESS_KEY"],
+            "token": keys["AWS_SESSION_TOKEN"],
+            "expiry_time": expiry.isoformat(),
+        }
+
+    botocore_session = get_session()
+    botocore_session._credentials = RefreshableCredentials.create_from_metadata(fetch(), fetch, "lambda")
+    session = boto3.Session(botocore_session=botocore_session, region_name=REGION)
+    return session.client(service, endpoint_url=endpoint)
 
 
 def free_port() -> int:
@@ -65,7 +138,9 @@ class Emulator:
     port: int
     log_path: Path | None = None
     snapshot: Path | None = None
+    strict: bool = False
     process: subprocess.Popen | None = field(default=None, repr=False)
+    admin: dict[str, str] | None = field(default=None, repr=False)
 
     @property
     def endpoint(self) -> str:
@@ -99,15 +174,51 @@ class Emulator:
                 raise RuntimeError(f"moto server exited with code {self.process.returncode}")
             try:
                 with urllib.request.urlopen(f"{self.endpoint}/moto-api/", timeout=1):  # noqa: S310
-                    return self
+                    pass
             except (urllib.error.URLError, ConnectionError, TimeoutError):
                 time.sleep(0.1)
+                continue
+            if self.strict:
+                self.enforce_iam()
+            return self
         self.stop()
         raise RuntimeError(f"moto server did not answer on {self.endpoint} within {timeout:.0f}s")
 
     def client(self, service: str) -> Any:
-        """A boto3 client for ``service`` on this emulator (``client``)."""
-        return client(self.endpoint, service)
+        """A boto3 client for ``service`` on this emulator (``client``), as the administrator when strict."""
+        return client(self.endpoint, service, self.admin)
+
+    def enforce_iam(self) -> dict[str, str]:
+        """Create (or find) the administrator, give it a new access key, then turn IAM enforcement on.
+
+        Runs while the emulator is still open (moto authorises nothing until
+        then); a restored snapshot already holds the user, whose old keys are
+        replaced. ``admin`` holds the key afterwards.
+        """
+        iam = client(self.endpoint, "iam")
+        with contextlib.suppress(iam.exceptions.EntityAlreadyExistsException):
+            iam.create_user(UserName=ADMIN_USER)
+        iam.put_user_policy(
+            UserName=ADMIN_USER, PolicyName="administrator", PolicyDocument=json.dumps(ADMIN_POLICY)
+        )
+        for key in iam.list_access_keys(UserName=ADMIN_USER)["AccessKeyMetadata"]:
+            iam.delete_access_key(UserName=ADMIN_USER, AccessKeyId=key["AccessKeyId"])
+        key = iam.create_access_key(UserName=ADMIN_USER)["AccessKey"]
+        # From now on every request is authenticated and authorised (moto's reset-auth: no free requests).
+        _post(f"{self.endpoint}/moto-api/reset-auth", b"0", "text/plain")
+        self.admin = {
+            "AWS_ACCESS_KEY_ID": key["AccessKeyId"],
+            "AWS_SECRET_ACCESS_KEY": key["SecretAccessKey"],
+        }
+        return self.admin
+
+    def lambda_credentials(self, role_arn: str, session_name: str, duration: int = 3600) -> dict[str, str]:
+        return lambda_credentials(self.endpoint, role_arn, session_name, duration)
+
+    def iam_calls(self) -> list[dict[str, Any]]:
+        """Every authorisation the emulator decided (principal, action, resource, allowed)."""
+        with urllib.request.urlopen(f"{self.endpoint}/_local/iam/calls", timeout=30) as resp:  # noqa: S310
+            return json.loads(resp.read())["calls"]
 
     def _snapshot_call(self, method: str) -> dict:
         req = urllib.request.Request(f"{self.endpoint}/_local/snapshot", method=method)  # noqa: S310
@@ -146,9 +257,9 @@ class Emulator:
 
 @contextlib.contextmanager
 def running(
-    port: int | None = None, log_path: Path | None = None, snapshot: Path | None = None
+    port: int | None = None, log_path: Path | None = None, snapshot: Path | None = None, strict: bool = False
 ) -> Iterator[Emulator]:
-    emulator = Emulator(port or free_port(), log_path, snapshot).start()
+    emulator = Emulator(port or free_port(), log_path, snapshot, strict).start()
     try:
         yield emulator
     finally:

@@ -5,8 +5,17 @@ configuration that Terraform created (``lambda get_function_configuration``)
 becomes a ``LocalFunction``: a small pool of execution environments, each a
 separate Python process started with exactly that function's environment
 (its ``Environment.Variables``, Lambda's reserved variables, the emulator
-endpoint and fake credentials), the Lambda source root as its task root and
+endpoint and credentials), the Lambda source root as its task root and
 working directory, and its handler imported at start (the init phase).
+
+Credentials: given a ``credentials`` provider (the local stack's: the
+function's execution role assumed as Lambda assumes it, ``local.emulator``),
+each environment gets the role's temporary credentials in
+``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY`` and ``AWS_SESSION_TOKEN``, as
+on Lambda. No invocation starts in an environment whose credentials could
+expire before its timeout: that environment is retired and a new one starts
+with fresh credentials (assumed again when fewer than ``CREDENTIALS_MARGIN``
+seconds are left). Without a provider, fake keys.
 
 Semantics kept from Lambda:
 
@@ -38,6 +47,7 @@ import threading
 import time
 import traceback
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -47,6 +57,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 TASK_ROOT = REPO_ROOT / "lambda"
 MAX_PAYLOAD_BYTES = 6 * 1024 * 1024  # synchronous invocation request and response
 INIT_TIMEOUT = 10.0  # Lambda's init phase limit for on-demand functions
+CREDENTIALS_MARGIN = 300.0  # assume the role again for a new environment when less validity is left
 FAKE_CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": "testing",
     "AWS_SECRET_ACCESS_KEY": "testing",
@@ -61,6 +72,7 @@ class FunctionConfig:
     name: str
     arn: str
     handler: str
+    role: str = ""
     runtime: str = "python3.12"
     timeout: int = 3
     memory_mb: int = 128
@@ -72,6 +84,7 @@ class FunctionConfig:
             name=config["FunctionName"],
             arn=config["FunctionArn"],
             handler=config["Handler"],
+            role=config.get("Role") or "",
             runtime=config.get("Runtime") or "python3.12",
             timeout=int(config.get("Timeout") or 3),
             memory_mb=int(config.get("MemorySize") or 128),
@@ -98,14 +111,18 @@ class InvokeResult:
 
 
 def lambda_environment(
-    config: FunctionConfig, endpoint_url: str, task_root: Path = TASK_ROOT
+    config: FunctionConfig,
+    endpoint_url: str,
+    task_root: Path = TASK_ROOT,
+    credentials: dict[str, str] | None = None,
 ) -> dict[str, str]:
     """The process environment of one execution environment of ``config``.
 
     Built from scratch (nothing leaks in from the developer's shell, in
     particular no real AWS credentials or profile): Lambda's reserved
     variables, then the function's own variables, then the emulator endpoint
-    and fake credentials, which the function must not override locally.
+    and the credentials (fake ones when none are given), which the function
+    must not override locally.
     """
     env = {
         "PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"),
@@ -126,7 +143,8 @@ def lambda_environment(
         "AWS_DEFAULT_REGION": config.region,
     }
     env.update({k: str(v) for k, v in config.environment.items()})
-    env.update(FAKE_CREDENTIALS)
+    keys = credentials or FAKE_CREDENTIALS
+    env.update({k: keys[k] for k in FAKE_CREDENTIALS if keys.get(k)})
     env["AWS_ENDPOINT_URL"] = endpoint_url
     return env
 
@@ -134,10 +152,13 @@ def lambda_environment(
 class _Worker:
     """One execution environment: a process and the parent's end of its pipe."""
 
-    def __init__(self, config: FunctionConfig, env: dict[str, str], task_root: Path) -> None:
+    def __init__(
+        self, config: FunctionConfig, env: dict[str, str], task_root: Path, expires_at: float = float("inf")
+    ) -> None:
         from local.processes import die_with_parent  # the stack's side only: workers import no `local`
 
         self.config = config
+        self.expires_at = expires_at  # wall-clock time its credentials expire
         parent_sock, child_sock = socket.socketpair()
         self.conn = Connection(parent_sock.detach())
         child_fd = child_sock.detach()
@@ -229,8 +250,11 @@ class LocalFunction:
         max_workers: int = 2,
         task_root: Path = TASK_ROOT,
         extra_env: dict[str, str] | None = None,
+        credentials: Callable[[], dict[str, str]] | None = None,
     ) -> None:
         self.config = config
+        self._credentials = credentials  # environment-style keys plus "expiration" (epoch seconds)
+        self._current: dict[str, str] | None = None
         self.env = {**lambda_environment(config, endpoint_url, task_root), **(extra_env or {})}
         self.task_root = task_root
         self._slots = threading.BoundedSemaphore(max_workers)
@@ -291,18 +315,42 @@ class LocalFunction:
         with self._lock:
             if self._closed:
                 raise RuntimeError(f"{self.name}: stopped")
+            retired = []
             while self._idle:
                 worker = self._idle.pop()
-                if worker.alive():
-                    return worker
+                if worker.alive() and self._fresh(worker.expires_at):
+                    break
                 self._all.discard(worker)
-        worker = _Worker(self.config, self.env, self.task_root)
+                retired.append(worker)
+            else:
+                worker = None
+        for old in retired:
+            old.close()
+        if worker is not None:
+            return worker
+        env, expires_at = self._environment()
+        worker = _Worker(self.config, env, self.task_root, expires_at)
         with self._lock:
             if self._closed:
                 worker.close()
                 raise RuntimeError(f"{self.name}: stopped")
             self._all.add(worker)
         return worker
+
+    def _fresh(self, expires_at: float) -> bool:
+        """Whether credentials expiring then outlast an invocation started now."""
+        return expires_at - time.time() > self.config.timeout + 1
+
+    def _environment(self) -> tuple[dict[str, str], float]:
+        """A new environment's variables with current credentials (assumed again when near expiry)."""
+        if self._credentials is None:
+            return self.env, float("inf")
+        with self._lock:
+            current = self._current
+            if current is None or float(current["expiration"]) - time.time() < CREDENTIALS_MARGIN:
+                current = self._current = self._credentials()
+        keys = {k: current[k] for k in FAKE_CREDENTIALS}
+        return {**self.env, **keys}, float(current["expiration"])
 
     def _give_back(self, worker: _Worker) -> None:
         with self._lock:

@@ -14,9 +14,10 @@ AWS in three ways that matter to this repository's Terraform:
    name is an ``InvalidAttributeName`` error; SQS stores and returns it.
 
 The patches wrap moto's own methods (``Queue.attributes``,
-``Queue._set_attributes``, ``SQSBackend.get_queue_attributes``); everything else
-is moto's server, unchanged, but for S3's event records and metadata limit
-(``local.moto_s3``).
+``Queue._set_attributes``, ``SQSBackend.get_queue_attributes``). IAM is checked
+as AWS checks it (``local.moto_iam``, in force once the emulator enforces IAM),
+and S3's event records and metadata limit follow AWS (``local.moto_s3``);
+everything else is moto's server, unchanged.
 
 With ``--snapshot FILE`` the server starts from that file's state when it holds
 a usable snapshot (``local.snapshot``), and ``/_local/snapshot`` answers:
@@ -36,7 +37,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from local import moto_s3, snapshot
+from local import moto_iam, moto_s3, snapshot
 
 REDRIVE_ALLOW_POLICY = "RedriveAllowPolicy"
 
@@ -147,7 +148,7 @@ def main(argv: list[str] | None = None) -> None:
     run_simple(
         args.host,
         args.port,
-        SnapshotControl(app, args.snapshot, restored),
+        SnapshotControl(moto_iam.install(app), args.snapshot, restored),
         threaded=True,
         request_handler=werkzeug_app.MotoRequestHandler,
     )

@@ -14,7 +14,8 @@
 3. What Terraform created is read back from the emulator: every function's
    configuration, the HTTP API's routes, the mapping's settings.
 4. Each function runs in its own worker processes with its own environment
-   (``local.functions``); the HTTP front serves the API's routes on
+   and its execution role's credentials (``local.functions``); the HTTP
+   front serves the API's routes on
    127.0.0.1:$API_PORT (``local.front``); the poller delivers the queue to the
    resize function with the mapping's settings (``local.poller``).
 
@@ -34,6 +35,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
+import functools
 import json
 import logging
 import os
@@ -46,7 +48,7 @@ from pathlib import Path
 from typing import Any
 
 from local import processes
-from local.emulator import HOST, REGION, Emulator, client, port_open
+from local.emulator import HOST, REGION, Emulator, client, port_open, role_client
 from local.front import Api, Front, load_api
 from local.functions import FAKE_CREDENTIALS, FunctionConfig, LocalFunction
 from local.poller import MappingSettings, Poller
@@ -132,7 +134,8 @@ class Stack:
         return f"http://{HOST}:{self.api_port}"
 
     def client(self, service: str) -> Any:
-        return client(self.endpoint, service)
+        """A client acting as the administrator (IAM is enforced: docs/local-stack-iam.md)."""
+        return client(self.endpoint, service, self.emulator.admin if self.emulator else None)
 
     def start(self) -> None:
         zip_path = Path(self.tf_vars.get("lambda_zip_path") or LAMBDA_ZIP)
@@ -144,9 +147,9 @@ class Stack:
         warm = self._prepare_state()
 
         step = time.monotonic()
-        self.emulator = Emulator(
-            self.moto_port, log_path=self.state_dir / "moto.log", snapshot=self.state_dir / SNAPSHOT
-        ).start()
+        snapshot = self.state_dir / SNAPSHOT
+        log_path = self.state_dir / "moto.log"
+        self.emulator = Emulator(self.moto_port, log_path=log_path, snapshot=snapshot, strict=True).start()
         processes.write_pid_file(self.state_dir, self.emulator.process.pid, self.moto_port)
         self.restored = warm and self.emulator.restored()
         if warm and not self.restored:
@@ -188,7 +191,11 @@ class Stack:
             config = FunctionConfig.from_api(lam.get_function_configuration(FunctionName=name))
             workers = API_WORKERS if name in self.api.functions() else 0
             workers += sum(pollers[m.uuid] for m in self.mappings if m.function_name == name)
-            self.functions[name] = LocalFunction(config, self.endpoint, max_workers=workers)
+            # As on Lambda: each environment runs with the function's own execution role.
+            credentials = functools.partial(self.emulator.lambda_credentials, config.role, name)
+            self.functions[name] = LocalFunction(
+                config, self.endpoint, max_workers=workers, credentials=credentials
+            )
         # Cold starts now, in parallel, so the first request is warm and a
         # handler that cannot even import fails `make run`, not a request.
         errors: list[str] = []
@@ -216,7 +223,10 @@ class Stack:
             unkind = UnkindDelivery.for_queue(self.unkind, sqs, mapping.queue_url) if self.unkind else None
             for i in range(pollers[mapping.uuid]):
                 name = f"poller-{mapping.function_name}-{i}"
-                poller = Poller(self.client("sqs"), mapping, self._invoke, name, unkind=unkind)
+                # Lambda's event source mapping reads the queue with the function's role.
+                role = self.functions[mapping.function_name].config.role
+                queue = role_client(self.endpoint, "sqs", role, mapping.function_name)
+                poller = Poller(queue, mapping, self._invoke, name, unkind=unkind)
                 self.pollers.append(poller.start())
         self._write_description()
 
@@ -294,8 +304,10 @@ class Stack:
             "api_auth": "jwt" if self.tf_vars.get("api_jwt_issuer") else "open",
             **self.tf_vars,
         }
+        # Terraform applies as the administrator; an IAM user's key has no session token.
+        admin = {**(self.emulator.admin or {}), "AWS_SESSION_TOKEN": ""} if self.emulator else {}
         try:
-            tf = Terraform(REPO_ROOT, data_dir=tf_dir / "data", state=tf_dir / "terraform.tfstate")
+            tf = Terraform(REPO_ROOT, data_dir=tf_dir / "data", state=tf_dir / "terraform.tfstate", env=admin)
         except TerraformError as exc:
             raise StackError(str(exc)) from None
         try:
@@ -324,11 +336,13 @@ class Stack:
             "pids": self.pids(),
             "routes": [r.key for r in self.api.routes] if self.api else [],
             "outputs": self.outputs,
+            "credentials": self.emulator.admin if self.emulator else None,
         }
         (self.state_dir / "stack.json").write_text(json.dumps(description, indent=2) + "\n")
 
     def banner(self, seconds: float) -> str:
         o = self.outputs
+        admin = (self.emulator.admin if self.emulator else None) or {}
         routes = ", ".join(sorted(r.key for r in self.api.routes)) if self.api else ""
         poll = "; ".join(
             f"queue {m.queue_url.rsplit('/', 1)[-1]} -> {m.function_name} ({pollers_for(m)} pollers, "
@@ -340,7 +354,9 @@ class Stack:
             f"Image pipeline running on loopback (ready in {seconds:.1f} s)",
             "",
             f"  API       {self.api_url}   {routes}",
-            f"  Emulator  {self.endpoint}   (moto; AWS_ENDPOINT_URL for aws cli / boto3, any fake keys)",
+            f"  Emulator  {self.endpoint}   (moto, IAM enforced; AWS_ENDPOINT_URL for aws cli / boto3)",
+            f"            administrator: AWS_ACCESS_KEY_ID={admin.get('AWS_ACCESS_KEY_ID', '?')} "
+            f"AWS_SECRET_ACCESS_KEY={admin.get('AWS_SECRET_ACCESS_KEY', '?')}",
             f"  Buckets   uploads {o.get('uploads_bucket_name', '?')}",
             f"            resized {o.get('resized_bucket_name', '?')}",
             f"  Table     {o.get('table_name', '?')}",

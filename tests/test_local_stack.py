@@ -19,17 +19,19 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import quote_plus, urlsplit
 
 import pytest
 import requests
+from botocore.exceptions import ClientError
 from PIL import Image
 
 from imgpipe import keys
 from local.emulator import client as emulator_client
-from local.emulator import free_port, port_open
+from local.emulator import free_port, lambda_credentials, port_open
 from local.tf import REPO_ROOT, TerraformError, find_plugin_mirror, find_terraform
 from tests.images import photo_jpeg, rgba_png
 
@@ -71,7 +73,8 @@ class RunningStack:
         return self.description["outputs"]
 
     def client(self, service: str):
-        return emulator_client(self.endpoint, service)
+        """As the stack's administrator: the emulator enforces IAM (docs/local-stack-iam.md)."""
+        return emulator_client(self.endpoint, service, self.description.get("credentials"))
 
     def descendants(self) -> set[int]:
         """Every live process below the stack's own (from /proc, whatever their group)."""
@@ -327,6 +330,200 @@ def test_front_speaks_api_gateway_errors(stack):
         timeout=60,
     )
     assert too_big.status_code == 413
+
+
+# -- IAM as AWS enforces it (docs/local-stack-iam.md) ------------------------------
+
+# Granted actions a local run cannot call, and why; every other grant must be called.
+NOT_SEEN_LOCALLY = {
+    "logs:CreateLogStream": "Lambda's runtime writes the logs with the role; the local runtime prints them",
+    "logs:PutLogEvents": "Lambda's runtime writes the logs with the role; the local runtime prints them",
+    "sqs:GetQueueAttributes": "Lambda's event source mapping reads queue attributes; the stack does, once",
+    "s3:GetObjectVersion": "called only for S3 events that carry a versionId (moto's own carry none)",
+    "s3:DeleteObject": "renditions of a version that lost to a newer one: only under a race",
+    "dynamodb:DeleteItem": "the upload function removes its record only when storing the original fails",
+}
+
+
+def function_role(stack: RunningStack, function: str) -> tuple[str, str]:
+    """The function's execution role (name, ARN), from its configuration as Lambda reads it."""
+    arn = stack.client("lambda").get_function_configuration(FunctionName=function)["Role"]
+    return arn.rsplit("/", 1)[-1], arn
+
+
+def role_without(stack: RunningStack, function: str, sid: str) -> str:
+    """A copy of the function's Terraform-declared role without statement ``sid``; its ARN."""
+    iam = stack.client("iam")
+    name, _ = function_role(stack, function)
+    copy = f"{name}-no-{sid}"[:64]
+    trust = iam.get_role(RoleName=name)["Role"]["AssumeRolePolicyDocument"]
+    try:
+        arn = iam.create_role(
+            RoleName=copy, AssumeRolePolicyDocument=trust if isinstance(trust, str) else json.dumps(trust)
+        )["Role"]["Arn"]
+    except iam.exceptions.EntityAlreadyExistsException:
+        return iam.get_role(RoleName=copy)["Role"]["Arn"]
+    removed = 0
+    for policy in iam.list_role_policies(RoleName=name)["PolicyNames"]:
+        document = iam.get_role_policy(RoleName=name, PolicyName=policy)["PolicyDocument"]
+        document = json.loads(document) if isinstance(document, str) else document
+        kept = [s for s in document["Statement"] if s.get("Sid") != sid]
+        removed += len(document["Statement"]) - len(kept)
+        iam.put_role_policy(
+            RoleName=copy, PolicyName=policy, PolicyDocument=json.dumps({**document, "Statement": kept})
+        )
+    assert removed == 1, f"{name} has no statement {sid}"
+    return arn
+
+
+def s3_record(bucket: str, key: str) -> dict:
+    """The SQS record S3 sends for a new object (no versionId, as the emulator sends it)."""
+    template = json.loads((REPO_ROOT / "tests/events/s3_put_sqs.json").read_text())["Records"][0]
+    body = json.loads(template["body"])
+    s3 = body["Records"][0]["s3"]
+    s3["bucket"].update(name=bucket, arn=f"arn:aws:s3:::{bucket}")
+    s3["object"].update(key=quote_plus(key), size=1234)
+    s3["object"].pop("versionId", None)
+    return {**template, "messageId": str(uuid.uuid4()), "body": json.dumps(body)}
+
+
+def iam_calls(stack: RunningStack) -> list[dict]:
+    return requests.get(f"{stack.endpoint}/_local/iam/calls", timeout=30).json()["calls"]
+
+
+def role_of(principal: str) -> str:
+    """The role name of an assumed-role principal ARN (``...:assumed-role/NAME/session``), else ''."""
+    return principal.split(":assumed-role/", 1)[1].split("/", 1)[0] if ":assumed-role/" in principal else ""
+
+
+@pytest.fixture
+def as_resize(stack, monkeypatch):
+    """The resize handler in this process, configured as deployed, with a role's credentials."""
+    import resize_handler
+    from imgpipe import aws
+
+    function = stack.outputs["resize_function_name"]
+    deployed = stack.client("lambda").get_function_configuration(FunctionName=function)
+    variables = deployed["Environment"]["Variables"]
+
+    def use(role_arn: str, **env: str):
+        keys_ = lambda_credentials(stack.endpoint, role_arn, function)
+        credentials = {
+            k: keys_[k] for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
+        }
+        for name, value in {**variables, **env, **credentials, "AWS_ENDPOINT_URL": stack.endpoint}.items():
+            monkeypatch.setenv(name, value)
+        monkeypatch.delenv("AWS_SECURITY_TOKEN", raising=False)
+        aws.reset()
+        resize_handler.reset()
+        return resize_handler
+
+    yield use
+    aws.reset()
+    resize_handler.reset()
+
+
+def record_of(stack: RunningStack, key: str) -> dict:
+    item = stack.client("dynamodb").get_item(
+        TableName=stack.outputs["table_name"], Key={"id": {"S": keys.id_for_key(key)}}, ConsistentRead=True
+    )
+    return item.get("Item") or {}
+
+
+def test_the_declared_resize_role_tells_a_missing_original_from_a_forbidden_one(stack, as_resize):
+    # AWS GetObject: "If you don't have the s3:ListBucket permission, Amazon S3 returns an HTTP status
+    # code 403 ('access denied') error"; with it, 404. The ListOriginals statement makes source_not_found
+    # possible on AWS; without it the message is retried into the DLQ (issue 11, finding 2.1).
+    from tests.conftest import LambdaContext
+
+    function, uploads = stack.outputs["resize_function_name"], stack.outputs["uploads_bucket_name"]
+    handler = as_resize(function_role(stack, function)[1])
+    gone = f"gone/{uuid.uuid4().hex}.jpg"
+    assert handler.handler({"Records": [s3_record(uploads, gone)]}, LambdaContext()) == {
+        "batchItemFailures": []
+    }
+    assert record_of(stack, gone)["error"]["M"]["code"]["S"] == "source_not_found"
+
+    handler = as_resize(role_without(stack, function, "ListOriginals"))
+    forbidden = f"gone/{uuid.uuid4().hex}.jpg"
+    handler.handler({"Records": [s3_record(uploads, forbidden)]}, LambdaContext())
+    assert (
+        record_of(stack, forbidden).get("error", {}).get("M", {}).get("code", {}).get("S")
+        != "source_not_found"
+    )
+    probes = [c for c in iam_calls(stack) if role_of(c["principal"]).endswith("-no-ListOriginals")]
+    assert {(c["action"], c["allowed"]) for c in probes if c["resource"].endswith(forbidden)} == {
+        ("s3:GetObject", True)
+    }
+    assert ("s3:ListBucket", False) in {(c["action"], c["allowed"]) for c in probes}
+
+
+def test_a_missing_watermark_is_a_config_error_naming_watermark_key(stack, as_resize):
+    # As above: the watermark read needs s3:ListBucket on the uploads bucket to see 404, not 403.
+    from imgpipe.errors import ConfigError
+
+    function = stack.outputs["resize_function_name"]
+    missing = {"WATERMARK_KEY": f"brand/{uuid.uuid4().hex}.png", "WATERMARK_TEXT": ""}
+    handler = as_resize(function_role(stack, function)[1], **missing)
+    with pytest.raises(ConfigError, match="WATERMARK_KEY"):
+        handler.state()
+    handler = as_resize(role_without(stack, function, "ListOriginals"), **missing)
+    with pytest.raises(ClientError) as denied:
+        handler.state()
+    assert denied.value.response["Error"]["Code"] == "AccessDenied"
+
+
+@pytest.mark.parametrize(
+    ("sid", "action"),
+    [
+        ("ReadOriginals", "s3:GetObject"),
+        ("WriteRenditions", "s3:PutObject"),
+        ("UpdateImageRecords", "dynamodb:UpdateItem"),
+    ],
+)
+def test_the_resize_role_without_one_statement_is_denied_what_it_allowed(stack, as_resize, sid, action):
+    # IAM: an action no statement allows is denied (AccessDenied), as a grant missing from the HCL is on AWS.
+    from tests.conftest import LambdaContext
+
+    function, uploads = stack.outputs["resize_function_name"], stack.outputs["uploads_bucket_name"]
+    key = f"grants/{sid}/{uuid.uuid4().hex}.jpg"
+    stack.client("s3").put_object(
+        Bucket=uploads, Key=key, Body=photo_jpeg(320, 240), ContentType="image/jpeg"
+    )
+    handler = as_resize(role_without(stack, function, sid))
+    handler.handler({"Records": [s3_record(uploads, key)]}, LambdaContext())
+    mine = [c for c in iam_calls(stack) if role_of(c["principal"]).endswith(f"-no-{sid}")]
+    assert (action, False) in {(c["action"], c["allowed"]) for c in mine}
+    assert (action, True) not in {(c["action"], c["allowed"]) for c in mine}
+
+
+def test_each_role_grants_what_its_function_calls_and_nothing_more(stack):
+    # Least privilege (issue 11, finding 2.8): every call a function made on the pipeline's resources
+    # was allowed by its Terraform policy, and every action the policy grants was called.
+    o = stack.outputs
+    table_arn = stack.client("dynamodb").describe_table(TableName=o["table_name"])["Table"]["TableArn"]
+    ours = (
+        f"arn:aws:s3:::{o['uploads_bucket_name']}",
+        f"arn:aws:s3:::{o['resized_bucket_name']}",
+        table_arn,
+        o["queue_arn"],
+    )
+    calls = iam_calls(stack)
+    iam = stack.client("iam")
+    for output in ("resize_function_name", "upload_function_name"):
+        name, _ = function_role(stack, o[output])
+        made = [c for c in calls if role_of(c["principal"]) == name and c["resource"].startswith(ours)]
+        assert [c for c in made if not c["allowed"]] == []
+        granted = set()
+        for policy in iam.list_role_policies(RoleName=name)["PolicyNames"]:
+            document = iam.get_role_policy(RoleName=name, PolicyName=policy)["PolicyDocument"]
+            document = json.loads(document) if isinstance(document, str) else document
+            for statement in document["Statement"]:
+                actions = statement["Action"]
+                granted |= {actions} if isinstance(actions, str) else set(actions)
+        called = {c["action"] for c in made}
+        assert called <= granted
+        assert sorted(granted - called - set(NOT_SEEN_LOCALLY)) == [], output
 
 
 def test_handler_logs_reach_the_stack_output(stack):

@@ -291,18 +291,14 @@ def test_resize_role_grants_exactly_what_resizing_needs(out, client):
     log_group = f"arn:aws:logs:us-east-1:123456789012:log-group:/aws/lambda/{out['resize_function_name']}:*"
     assert {sid: grants(s) for sid, s in statements.items()} == {
         "ReadOriginals": ({"s3:GetObject", "s3:GetObjectVersion"}, {f"arn:aws:s3:::{uploads}/*"}),
+        "ListOriginals": ({"s3:ListBucket"}, {f"arn:aws:s3:::{uploads}"}),
         "WriteRenditions": ({"s3:PutObject"}, {f"arn:aws:s3:::{resized}/*"}),
         "DeleteSupersededRenditions": ({"s3:DeleteObject"}, {f"arn:aws:s3:::{resized}/*"}),
         "ConsumeResizeQueue": (
-            {
-                "sqs:ChangeMessageVisibility",
-                "sqs:DeleteMessage",
-                "sqs:GetQueueAttributes",
-                "sqs:ReceiveMessage",
-            },
+            {"sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ReceiveMessage"},
             {out["queue_arn"]},
         ),
-        "UpdateImageRecords": ({"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"}, {table_arn}),
+        "UpdateImageRecords": ({"dynamodb:GetItem", "dynamodb:UpdateItem"}, {table_arn}),
         "WriteOwnLogs": ({"logs:CreateLogStream", "logs:PutLogEvents"}, {log_group}),
     }
 
@@ -316,7 +312,7 @@ def test_upload_role_grants_exactly_what_the_api_needs(out, client):
         "WriteOriginals": ({"s3:PutObject"}, {f"arn:aws:s3:::{uploads}/originals/*"}),
         "ReadRenditions": ({"s3:GetObject"}, {f"arn:aws:s3:::{resized}/*"}),
         "ReadWriteImageRecords": (
-            {"dynamodb:DeleteItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"},
+            {"dynamodb:DeleteItem", "dynamodb:GetItem", "dynamodb:PutItem"},
             {table_arn},
         ),
         "WriteOwnLogs": ({"logs:CreateLogStream", "logs:PutLogEvents"}, {log_group}),
