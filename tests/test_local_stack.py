@@ -478,7 +478,7 @@ def test_a_missing_watermark_is_a_config_error_naming_watermark_key(stack, as_re
     [
         ("ReadOriginals", "s3:GetObject"),
         ("WriteRenditions", "s3:PutObject"),
-        ("UpdateImageRecords", "dynamodb:UpdateItem"),
+        ("UpdateImageRecords", "dynamodb:GetItem"),  # the record is read first (docs/ordering.md)
     ],
 )
 def test_the_resize_role_without_one_statement_is_denied_what_it_allowed(stack, as_resize, sid, action):
