@@ -17,10 +17,13 @@ Geometry (never upscales):
              50x50 centre square), never enlarged.
 
 EXIF orientation is applied to every output (the pixels come out upright) and
-EXIF, XMP and GPS are never written. The source's ICC profile is copied to the
-outputs unchanged when it describes the output's colour space (RGB, or GRAY for
-grayscale JPEG); CMYK sources are converted to sRGB through their profile when
-they carry one, and get no profile (sRGB is the web's default).
+EXIF, XMP and GPS are never written. Colour: an RGB source with a usable ICC
+profile is converted to sRGB and its outputs carry a compact sRGB profile,
+never the source's bytes (``icc``); CMYK sources are converted to sRGB through
+their profile when they carry one, and get no profile (sRGB is the web's default).
+
+What an image may cost is checked from its header before decoding
+(``limits``: pixels, row width, memory, JPEG scans).
 """
 
 from __future__ import annotations
@@ -38,9 +41,10 @@ from typing import TYPE_CHECKING
 
 from PIL import Image, ImageFile, UnidentifiedImageError
 
-from imgpipe import pngdecode
+from imgpipe import icc as colour
+from imgpipe import limits, pngdecode
 from imgpipe.detect import sniff
-from imgpipe.errors import CorruptImage, NotAnImage, TooManyPixels, UnsupportedFormat
+from imgpipe.errors import CorruptImage, NotAnImage, UnsupportedFormat
 from imgpipe.renditions import CONTENT_TYPES, Rendition
 
 if TYPE_CHECKING:
@@ -118,6 +122,8 @@ class EngineOptions:
     background: tuple[int, int, int] = (255, 255, 255)
     watermark: Watermark | None = field(default=None, compare=False)
     threads: int = 0  # threads for encoding, strip resizing, PNG inflating; 0 = one per CPU, at most 4
+    memory_budget: int | None = None  # bytes a decode may need (limits.memory_budget); None: unchecked
+    max_scans: int = limits.MAX_JPEG_SCANS
 
 
 @dataclass(frozen=True)
@@ -196,8 +202,6 @@ def _open(data: bytes, fmt: str) -> ImageFile.ImageFile:
         formats = [name]
     try:
         return Image.open(io.BytesIO(data), formats=formats)
-    except Image.DecompressionBombError as exc:
-        raise TooManyPixels(str(exc)) from None
     except UnidentifiedImageError:
         raise CorruptImage(f"the {fmt} header cannot be parsed") from None
     except _DECODE_ERRORS as exc:
@@ -254,8 +258,6 @@ def _dct_scale(im: ImageFile.ImageFile, eighths: int) -> bool:
 def _decode(im: ImageFile.ImageFile, fmt: str) -> Image.Image:
     try:
         im.load()
-    except Image.DecompressionBombError as exc:
-        raise TooManyPixels(str(exc)) from None
     except OSError as exc:
         text = str(exc)
         if "decoder" in text and "not available" in text:
@@ -333,15 +335,15 @@ def _stored_box(geo: Geometry, swap: bool, full_w: int, full_h: int, src: _Sourc
 
 
 @contextlib.contextmanager
-def _pixel_limit(max_pixels: int) -> Iterator[None]:
-    """Pillow's decompression-bomb check set to our limit while we open and decode.
+def _pixel_limit() -> Iterator[None]:
+    """Pillow's own decompression-bomb check off while we open and decode.
 
-    Our own check (``max_pixels``, on the header's size, before decoding) is the
-    one that counts; Pillow's global is restored afterwards so other code keeps
-    its default.
+    Our checks (``limits``, on the header, before decoding) are the ones that
+    count and state the configured limits; Pillow's would refuse at twice its
+    global with its own numbers. The global is restored afterwards.
     """
     saved = Image.MAX_IMAGE_PIXELS
-    Image.MAX_IMAGE_PIXELS = max_pixels
+    Image.MAX_IMAGE_PIXELS = None
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
@@ -384,13 +386,15 @@ def _decode_source(
     fmt = sniff(data)
     if fmt is None:
         raise NotAnImage("the bytes are not a supported image (JPEG, PNG, WebP, GIF, TIFF, AVIF, HEIC)")
-    with _pixel_limit(opts.max_pixels):
+    if fmt == "jpeg":
+        limits.check_scans(data, opts.max_scans)
+    with _pixel_limit():
         im = _open(data, fmt)
         stored_w, stored_h = im.size
-        if stored_w * stored_h > opts.max_pixels:
-            raise TooManyPixels(
-                f"{stored_w}x{stored_h} is {stored_w * stored_h} pixels, over the limit of {opts.max_pixels}"
-            )
+        limits.check_pixels(stored_w, stored_h, opts.max_pixels)
+        limits.check_rows(im)
+        if fmt != "jpeg" and opts.memory_budget is not None:
+            limits.check_memory(im, fmt, opts.memory_budget - len(data))
         if fmt == "png" and pool is not None:
             _decode_png(im, data, pool)  # before getexif(), which loads a PNG to look for a late eXIf
         try:
@@ -407,6 +411,8 @@ def _decode_source(
             eighths = _dct_eighths(im, max(g.scale for g in geos.values()))
             if eighths < 8 and not _dct_scale(im, eighths):
                 eighths = 8
+            if opts.memory_budget is not None:
+                limits.check_memory(im, fmt, opts.memory_budget - len(data))  # at the DCT-scaled size
         icc = im.info.get("icc_profile")
         im = _decode(im, fmt)
     if eighths < 8:
@@ -619,10 +625,13 @@ def render(data: bytes, renditions: Sequence[Rendition], opts: EngineOptions | N
         decoded = _decode_source(data, renditions, opts, pool if workers >= 2 else None)
         info = decoded.info
 
+        plan = colour.plan(info.icc_profile, decoded.source.image.mode)
+
         def submit(rendition: Rendition, im: Image.Image) -> None:
             sizes[rendition.name] = im.size
+            im = plan.apply(im)
             for fmt in rendition.formats:
-                job = pool.submit(encode, im, fmt, rendition.quality, opts.background, info.icc_profile)
+                job = pool.submit(encode, im, fmt, rendition.quality, opts.background, plan.profile)
                 futures[(rendition.name, fmt)] = job
 
         try:
