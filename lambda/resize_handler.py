@@ -103,6 +103,7 @@ class State:
 
     config: ResizeConfig
     options: EngineOptions
+    renderer: sandbox.Renderer
 
 
 @functools.cache
@@ -110,11 +111,13 @@ def state() -> State:
     config = from_env()
     budget = limits.memory_budget(config.memory_mb)
     options = EngineOptions(config.max_pixels, config.background, _watermark(config), memory_budget=budget)
-    return State(config, options)
+    return State(config, options, sandbox.Renderer(config.memory_mb))
 
 
 def reset() -> None:
     """Forget the cold-start state (tests change the environment between cases)."""
+    if state.cache_info().currsize:
+        state().renderer.close()
     state.cache_clear()
 
 
@@ -385,9 +388,8 @@ def _render(data: bytes, current: State) -> RenderResult:
     context, box = _context.get(), _timebox.get()
     remaining = context.get_remaining_time_in_millis() if context is not None else 60_000
     seconds, whole = (box or TimeBox.from_remaining(remaining)).render_seconds(remaining)
-    memory = sandbox.memory_left(config.memory_mb)
     try:
-        return sandbox.run(render, data, config.renditions, current.options, seconds=seconds, memory=memory)
+        return current.renderer.call(render, data, config.renditions, current.options, seconds=seconds)
     except sandbox.Timeout:
         if whole:
             message = f"rendering took longer than {seconds:.0f} s, the limit for one image"

@@ -28,7 +28,10 @@ def srgb_profile() -> ImageCms.ImageCmsProfile:
 
 @functools.cache
 def srgb_bytes() -> bytes:
-    return srgb_profile().tobytes()
+    """LittleCMS's sRGB profile, its creation date zeroed so every output carries the same 588 bytes."""
+    data = bytearray(srgb_profile().tobytes())
+    data[24:36] = bytes(12)  # dateTimeNumber; the profile ID (84..99) is left unset (zeros) by LittleCMS
+    return bytes(data)
 
 
 @dataclass(frozen=True)
