@@ -19,6 +19,7 @@ Fork is safe here because the handler runs no other threads while it forks.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import pickle
@@ -173,6 +174,7 @@ class Renderer:
         raise value
 
     def close(self) -> None:
+        atexit.unregister(self.close)
         if self._pid:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(self._pid, signal.SIGKILL)
@@ -189,6 +191,7 @@ class Renderer:
             _serve(Connection(theirs.detach()), memory)
         theirs.close()
         self._pid, self._conn = pid, Connection(mine.detach())
+        atexit.register(self.close)  # the child goes (and is reaped) when this process exits
         return self._conn
 
     def _reap(self) -> str:
