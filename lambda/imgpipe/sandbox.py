@@ -8,9 +8,9 @@ it the whole SQS batch).
 
 ``Renderer`` keeps one child per execution environment and sends it each
 render over a socket: a fresh fork per image cost 50 ms more CPU on a 12 MP
-JPEG (20,000 page faults: the child's heap is copy-on-write), a warm child
-about 1 ms (docs/hostile-inputs.md). A child that is killed or fails is
-replaced at the next render. ``run`` forks once for one call.
+JPEG (20,000 page faults: the child's heap is copy-on-write); a reused child
+costs only the transfer, 6-7 ms for 3 MB each way (docs/hostile-inputs.md).
+A child that is killed or fails is replaced at the next render.
 
 Lambda allows child processes but has no /dev/shm, so ``multiprocessing``'s
 queues and pools fail there; this uses ``os.fork`` and a socket pair only.
@@ -24,16 +24,13 @@ import contextlib
 import os
 import pickle
 import resource
-import select
 import signal
 import socket
 import sys
-import time
 from collections.abc import Callable
 from multiprocessing.connection import Connection
 from typing import Any
 
-_READ_BYTES = 1 << 20
 # RLIMIT_DATA counts every writable private mapping as soon as it is made: each thread's 8 MB
 # stack counts whole, though a render touches a few pages of it. Room for the engine's threads.
 _STACKS_ALLOWANCE = 64 << 20
@@ -71,69 +68,6 @@ def _portable(exc: BaseException) -> BaseException:
         return exc
     except Exception:
         return RuntimeError(f"{type(exc).__name__}: {exc}")
-
-
-def _child(write_fd: int, fn: Callable[..., Any], args: tuple, memory: int | None) -> None:
-    code = _CHILD_FAILED
-    try:
-        signal.signal(signal.SIGINT, signal.SIG_DFL)
-        _limit_memory(memory)
-        try:
-            answer: tuple[str, Any] = ("ok", fn(*args))
-        except BaseException as exc:  # every outcome goes back to the parent
-            answer = ("error", _portable(exc))
-        payload = pickle.dumps(answer, protocol=pickle.HIGHEST_PROTOCOL)
-        view = memoryview(payload)
-        while view:
-            view = view[os.write(write_fd, view) :]
-        code = 0
-    finally:
-        os._exit(code)
-
-
-def _read_all(fd: int, deadline: float) -> bytes | None:
-    """Everything the child writes, or None if the deadline passes first."""
-    chunks = []
-    while True:
-        left = deadline - time.monotonic()
-        if left <= 0:
-            return None
-        ready, _, _ = select.select([fd], [], [], left)
-        if not ready:
-            return None
-        chunk = os.read(fd, _READ_BYTES)
-        if not chunk:
-            return b"".join(chunks)
-        chunks.append(chunk)
-
-
-def run(fn: Callable[..., Any], *args: Any, seconds: float, memory: int | None = None) -> Any:
-    """``fn(*args)`` in a child: its result, its exception, ``Timeout`` or ``Crashed``."""
-    read_fd, write_fd = os.pipe()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    pid = os.fork()
-    if pid == 0:
-        os.close(read_fd)
-        _child(write_fd, fn, args, memory)
-    os.close(write_fd)
-    try:
-        payload = _read_all(read_fd, time.monotonic() + seconds)
-    finally:
-        os.close(read_fd)
-    if payload is None:
-        os.kill(pid, signal.SIGKILL)
-        os.waitpid(pid, 0)
-        raise Timeout(f"killed after {seconds:.1f} s")
-    _, status = os.waitpid(pid, 0)
-    if not payload:
-        if os.WIFSIGNALED(status):
-            raise Crashed(f"the render process died of signal {os.WTERMSIG(status)}")
-        raise Crashed(f"the render process exited with status {os.waitstatus_to_exitcode(status)}")
-    kind, value = pickle.loads(payload)  # noqa: S301 - written by our own forked child
-    if kind == "error":
-        raise value
-    return value
 
 
 def memory_left(memory_mb: int, headroom_mb: int = 32) -> int:
