@@ -359,6 +359,7 @@ class _Decoded:
     orientation: int
     stored_size: tuple[int, int]
     geos: dict[str, Geometry]
+    colour: colour.ColourPlan = field(default_factory=colour.ColourPlan)
 
 
 def _decode_png(im: ImageFile.ImageFile, data: bytes, pool: ThreadPoolExecutor) -> None:
@@ -428,7 +429,8 @@ def _decode_source(
         icc = None
     work.info.clear()  # nothing from the source's metadata rides along into saves
     info = SourceInfo(fmt, up_w, up_h, source_mode, icc)
-    return _Decoded(info, _Source(work, sx, sy), orientation, (stored_w, stored_h), geos)
+    plan = colour.plan(icc, work.mode)
+    return _Decoded(info, _Source(work, sx, sy), orientation, (stored_w, stored_h), geos, plan)
 
 
 def _resize(
@@ -516,6 +518,7 @@ def _cut(
                 decode = None
             made = [s for s in made if min(s.sx, s.sy) >= min(later) * CASCADE_GAP]
         upright = stored.transpose(transpose) if transpose is not None else stored
+        upright = decoded.colour.apply(upright)  # to sRGB before the (sRGB) watermark goes on
         if opts.watermark is not None:
             upright = opts.watermark.apply(upright)
         images[rendition.name] = upright
@@ -624,14 +627,12 @@ def render(data: bytes, renditions: Sequence[Rendition], opts: EngineOptions | N
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="engine") as pool:
         decoded = _decode_source(data, renditions, opts, pool if workers >= 2 else None)
         info = decoded.info
-
-        plan = colour.plan(info.icc_profile, decoded.source.image.mode)
+        profile = decoded.colour.profile
 
         def submit(rendition: Rendition, im: Image.Image) -> None:
             sizes[rendition.name] = im.size
-            im = plan.apply(im)
             for fmt in rendition.formats:
-                job = pool.submit(encode, im, fmt, rendition.quality, opts.background, plan.profile)
+                job = pool.submit(encode, im, fmt, rendition.quality, opts.background, profile)
                 futures[(rendition.name, fmt)] = job
 
         try:

@@ -141,6 +141,21 @@ class Renderer:
         return f"exit status {os.waitstatus_to_exitcode(status)}"
 
 
+def _answer(request: bytes) -> tuple[str, Any]:
+    """Run one call; ``fatal`` when the child ran out of memory (and should make way for a fresh one)."""
+    try:
+        fn, args = pickle.loads(request)  # noqa: S301 - sent by our parent
+        return ("ok", fn(*args))
+    except (MemoryError, RecursionError) as exc:
+        return ("fatal", _portable(exc))
+    except RuntimeError as exc:
+        if "can't start new thread" in str(exc):  # thread stacks count against RLIMIT_DATA
+            return ("fatal", MemoryError(str(exc)))
+        return ("error", _portable(exc))
+    except BaseException as exc:  # every other outcome goes back to the parent
+        return ("error", _portable(exc))
+
+
 def _serve(conn: Connection, memory: int | None) -> None:
     """The child's loop: a call in, its answer out, until the parent goes away or a fatal error."""
     code = _CHILD_FAILED
@@ -149,16 +164,12 @@ def _serve(conn: Connection, memory: int | None) -> None:
         _limit_memory(memory)
         while True:
             try:
-                fn, args = pickle.loads(conn.recv_bytes())  # noqa: S301 - sent by our parent
+                answer = _answer(conn.recv_bytes())
             except (EOFError, OSError):
                 code = 0
                 return
-            try:
-                answer: tuple[str, Any] = ("ok", fn(*args))
-            except (MemoryError, RecursionError) as exc:
-                answer = ("fatal", _portable(exc))
-            except BaseException as exc:  # every other outcome goes back to the parent
-                answer = ("error", _portable(exc))
+            except MemoryError:
+                answer = ("fatal", MemoryError())
             conn.send_bytes(pickle.dumps(answer, protocol=pickle.HIGHEST_PROTOCOL))
             if answer[0] == "fatal":
                 return
