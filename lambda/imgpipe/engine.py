@@ -255,6 +255,15 @@ def _dct_scale(im: ImageFile.ImageFile, eighths: int) -> bool:
     return True
 
 
+def _jpeg_scale(im: ImageFile.ImageFile, geos: dict[str, Geometry], budget: int | None) -> int:
+    """Set ``im`` to decode at the fewest eighths that serve ``geos``; checks memory at that size."""
+    eighths = _dct_eighths(im, max(g.scale for g in geos.values()))
+    if eighths < 8 and not _dct_scale(im, eighths):
+        eighths = 8
+    limits.check_memory(im, "jpeg", budget)
+    return eighths
+
+
 def _decode(im: ImageFile.ImageFile, fmt: str) -> Image.Image:
     try:
         im.load()
@@ -389,13 +398,11 @@ def _decode_source(
         raise NotAnImage("the bytes are not a supported image (JPEG, PNG, WebP, GIF, TIFF, AVIF, HEIC)")
     if fmt == "jpeg":
         limits.check_scans(data, opts.max_scans)
+    budget = None if opts.memory_budget is None else opts.memory_budget - len(data)
     with _pixel_limit():
         im = _open(data, fmt)
         stored_w, stored_h = im.size
-        limits.check_pixels(stored_w, stored_h, opts.max_pixels)
-        limits.check_rows(im)
-        if fmt != "jpeg" and opts.memory_budget is not None:
-            limits.check_memory(im, fmt, opts.memory_budget - len(data))
+        limits.check_header(im, fmt, opts.max_pixels, None if fmt == "jpeg" else budget)
         if fmt == "png" and pool is not None:
             _decode_png(im, data, pool)  # before getexif(), which loads a PNG to look for a late eXIf
         try:
@@ -407,13 +414,7 @@ def _decode_source(
         swap = orientation in _SWAPS_AXES
         up_w, up_h = (stored_h, stored_w) if swap else (stored_w, stored_h)
         geos = {r.name: geometry(r, up_w, up_h) for r in renditions}
-        eighths = 8
-        if fmt == "jpeg" and geos:
-            eighths = _dct_eighths(im, max(g.scale for g in geos.values()))
-            if eighths < 8 and not _dct_scale(im, eighths):
-                eighths = 8
-            if opts.memory_budget is not None:
-                limits.check_memory(im, fmt, opts.memory_budget - len(data))  # at the DCT-scaled size
+        eighths = _jpeg_scale(im, geos, budget) if fmt == "jpeg" and geos else 8
         icc = im.info.get("icc_profile")
         im = _decode(im, fmt)
     if eighths < 8:

@@ -78,6 +78,13 @@ def decode_bytes(im: Image.Image, fmt: str) -> int:
     return round(width * height * bytes_per_pixel(im, fmt)) + FIXED_DECODE_BYTES
 
 
+def check_header(im: Image.Image, fmt: str, max_pixels: int, budget: int | None) -> None:
+    """Every check an opened (not loaded) image must pass before it is decoded."""
+    check_pixels(im.size[0], im.size[1], max_pixels)
+    check_rows(im)
+    check_memory(im, fmt, budget)
+
+
 def check_pixels(width: int, height: int, max_pixels: int) -> None:
     pixels = width * height
     if pixels > max_pixels:
