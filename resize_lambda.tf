@@ -44,6 +44,7 @@ resource "aws_lambda_function" "resize" {
       RENDITIONS                   = local.renditions_json
       MAX_PIXELS                   = tostring(var.resize_max_pixels)
       MAX_SOURCE_BYTES             = tostring(var.resize_max_source_bytes)
+      MAX_RECEIVE_COUNT            = tostring(var.resize_max_receive_count)
       JPEG_BACKGROUND              = var.jpeg_background
       WATERMARK_TEXT               = var.watermark_text
       WATERMARK_KEY                = var.watermark_key

@@ -9,7 +9,16 @@ SQS message succeeds or fails on its own (``ReportBatchItemFailures``):
 - a permanent error (not an image, too many pixels, source gone, ...) is
   recorded in the table (``failed``, with its code), logged and counted, and
   the message succeeds: retrying cannot help;
-- anything unexpected fails the message too, so it ends in the DLQ, not lost.
+- anything unexpected fails the message too, so it is retried; on its last
+  receive (``ApproximateReceiveCount`` reaching the queue's maxReceiveCount,
+  ``MAX_RECEIVE_COUNT``) the record is marked ``failed`` with code
+  ``internal`` first, so a dead-lettered message always leaves a reason.
+
+Each render runs in a child process with a deadline and a memory ceiling
+(``imgpipe.sandbox``, ``imgpipe.timebox``): a slow or huge image fails alone,
+and a message that starts too late is handed back to SQS untouched. Public
+error messages (the record's, which the API returns) name no bucket, key,
+account or path; the logs keep the detail.
 
 Settings are read once per cold start (``imgpipe.resize_config``); a bad value
 fails every invocation loudly with the variable's name.
@@ -17,6 +26,7 @@ fails every invocation loudly with the variable's name.
 
 from __future__ import annotations
 
+import contextvars
 import functools
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -28,12 +38,23 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 
-from imgpipe import keys, metadata, ordering, records, s3_events
+from imgpipe import keys, limits, metadata, ordering, records, s3_events, sandbox
 from imgpipe.detect import mime_type
 from imgpipe.engine import EngineOptions, RenderResult, render
-from imgpipe.errors import ConfigError, PermanentError, SourceNotFound, SourceTooLarge, TransientError
+from imgpipe.errors import (
+    ConfigError,
+    OutOfTime,
+    PermanentError,
+    RenderTimeout,
+    SourceNotFound,
+    SourceTooLarge,
+    TooManyPixels,
+    TransientError,
+    public_message,
+)
 from imgpipe.renditions import EXTENSIONS
 from imgpipe.resize_config import ResizeConfig, from_env
+from imgpipe.timebox import TimeBox
 
 logger = Logger()  # service: POWERTOOLS_SERVICE_NAME; level: LOG_LEVEL
 metrics = Metrics()  # namespace: POWERTOOLS_METRICS_NAMESPACE
@@ -73,6 +94,11 @@ _TRANSIENT_CODES = frozenset(
     }
 )
 _NOT_FOUND_CODES = frozenset({"NoSuchKey", "NoSuchVersion", "404", "NotFound"})
+INTERNAL_MESSAGE = "the image could not be processed after every attempt; the error was logged"
+# The invocation's context and time box, and whether this message is on its last receive.
+_context: contextvars.ContextVar[Any] = contextvars.ContextVar("context", default=None)
+_timebox: contextvars.ContextVar[TimeBox | None] = contextvars.ContextVar("timebox", default=None)
+_last_receive: contextvars.ContextVar[bool] = contextvars.ContextVar("last_receive", default=False)
 
 
 @dataclass(frozen=True)
@@ -81,16 +107,21 @@ class State:
 
     config: ResizeConfig
     options: EngineOptions
+    renderer: sandbox.Renderer
 
 
 @functools.cache
 def state() -> State:
     config = from_env()
-    return State(config, EngineOptions(config.max_pixels, config.background, _watermark(config)))
+    budget = limits.memory_budget(config.memory_mb)
+    options = EngineOptions(config.max_pixels, config.background, _watermark(config), memory_budget=budget)
+    return State(config, options, sandbox.Renderer(config.memory_mb))
 
 
 def reset() -> None:
     """Forget the cold-start state (tests change the environment between cases)."""
+    if state.cache_info().currsize:
+        state().renderer.close()
     state.cache_clear()
 
 
@@ -107,7 +138,7 @@ def classify(exc: Exception, what: str) -> Exception:
         code = str(error.get("Code", ""))
         status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
         if code in _NOT_FOUND_CODES:
-            return SourceNotFound(f"{what}: {code}")
+            return SourceNotFound(f"the original no longer exists ({code})", detail=what)
         if code in _TRANSIENT_CODES or status >= 500 or status == 429:
             return TransientError(f"{what}: {code or status} ({status})")
         return exc
@@ -354,7 +385,7 @@ def _record_failure(
             image_id,
             original,
             exc.code,
-            exc.message,
+            public_message(exc.message),
             source=source,
         )
     except records.Conflict as conflict:
@@ -400,7 +431,7 @@ def process_object(obj: s3_events.S3Object, current: State) -> str:
                 original,
                 source=source,
             )
-        result = render(data, config.renditions, current.options)
+        result = _render(data, current)
         del data
         original.update(width=result.width, height=result.height, format=result.source_format)
         renditions = _put_outputs(config, image_id, obj, result, version, source)
@@ -423,6 +454,7 @@ def process_object(obj: s3_events.S3Object, current: State) -> str:
             outcome="failed",
             error_code=exc.code,
             error=exc.message,
+            error_detail=exc.detail,
         )
         return "failed"
     except TransientError as exc:
@@ -435,7 +467,9 @@ def process_object(obj: s3_events.S3Object, current: State) -> str:
             outcome="retry",
             error_code=exc.code,
             error=exc.message,
+            error_detail=exc.detail,
         )
+        _fail_on_last_receive(table, image_id, original, fetched, source)
         raise
     except Exception as exc:
         _report(
@@ -447,6 +481,7 @@ def process_object(obj: s3_events.S3Object, current: State) -> str:
             outcome="error",
             error=type(exc).__name__,
         )
+        _fail_on_last_receive(table, image_id, original, fetched, source)
         raise
     return _processed(started, log, result, renditions, original["size"])
 
@@ -475,6 +510,46 @@ def _processed(
     return "done"
 
 
+def _fail_on_last_receive(
+    table: Any, image_id: str, original: dict[str, Any], fetched: bool, source: ordering.Source
+) -> None:
+    """On the message's last receive, record ``failed``/``internal``: the DLQ will get it, not us again.
+
+    Conditional like every record write: a newer version's record is left alone.
+    """
+    if table is None or not _last_receive.get():
+        return
+    try:
+        merged = original if fetched else _known_original(table, image_id, original)
+        records.mark_failed(table, image_id, merged, "internal", INTERNAL_MESSAGE, source=source)
+    except records.Conflict:
+        logger.info("a newer version owns the record: nothing to record", extra={"image_id": image_id})
+        return
+    except Exception:  # the original exception is the one to raise; this one is logged
+        logger.exception("could not record the failure", extra={"image_id": image_id})
+        return
+    metrics.add_metric(name="ImagesFailedInternal", unit=MetricUnit.Count, value=1)
+
+
+def _render(data: bytes, current: State) -> RenderResult:
+    """The engine's render in a child process: killed at its deadline, refused past its memory."""
+    config = current.config
+    context, box = _context.get(), _timebox.get()
+    remaining = context.get_remaining_time_in_millis() if context is not None else 60_000
+    seconds, whole = (box or TimeBox.from_remaining(remaining)).render_seconds(remaining)
+    try:
+        return current.renderer.call(render, data, config.renditions, current.options, seconds=seconds)
+    except sandbox.Timeout:
+        if whole:
+            message = f"rendering took longer than {seconds:.0f} s, the limit for one image"
+            raise RenderTimeout(message) from None
+        raise OutOfTime(f"the invocation had {seconds:.1f} s left for rendering; retried with more") from None
+    except MemoryError:
+        raise TooManyPixels(
+            f"decoding needs more memory than the function has ({config.memory_mb} MB)"
+        ) from None
+
+
 def _report(
     level: str, message: str, metric: str, started: float, log: dict[str, Any], **fields: Any
 ) -> float:
@@ -485,9 +560,19 @@ def _report(
     return duration
 
 
-def record_handler(record) -> None:
+def record_handler(record, lambda_context: Any = None) -> None:
     """One SQS message: every object event in it, or an exception to have it retried."""
     current = state()
+    box = _timebox.get()
+    received = int(record.attributes.approximate_receive_count or 1)
+    last = current.config.max_receive_count is not None and received >= current.config.max_receive_count
+    _context.set(lambda_context)
+    _last_receive.set(last)
+    late = box is not None and lambda_context is not None and not last
+    if late and not box.can_start(lambda_context.get_remaining_time_in_millis()):
+        metrics.add_metric(name="MessagesHandedBack", unit=MetricUnit.Count, value=1)
+        logger.warning("message handed back", extra={"message_id": record.message_id, "outcome": "retry"})
+        raise OutOfTime("too little time left in this invocation; SQS delivers the message again")
     try:
         objects = s3_events.parse_body(record.body)
     except PermanentError as exc:
@@ -526,6 +611,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         logger.error("configuration error", extra={"outcome": "config_error", "error": str(exc)})
         raise
     metrics.add_metric(name="MessagesReceived", unit=MetricUnit.Count, value=len(event.get("Records", [])))
+    _timebox.set(TimeBox.from_remaining(context.get_remaining_time_in_millis()))
     return process_partial_response(
         event=event, record_handler=record_handler, processor=processor, context=context
     )

@@ -27,7 +27,11 @@ Semantics kept from Lambda:
 - an event larger than the 6 MB synchronous payload limit is refused;
 - START / END / REPORT lines on stdout, beside the handler's own logs.
 
-Memory is reported (``Max Memory Used``), not enforced.
+- the function's ``MemorySize`` is enforced as Lambda does: an environment
+  whose processes together use more is killed, and the invocation fails with
+  ``Runtime.OutOfMemory`` (``MemoryWatch``: the worker's resident memory and
+  its children's proportional share, polled every ``MEMORY_POLL_S``, and the
+  worker's own high-water mark when it answers, so a short spike counts too).
 
 This file is also the worker's entry point (``python local/functions.py``): the
 worker part uses only the standard library, so the function process imports
@@ -58,6 +62,8 @@ TASK_ROOT = REPO_ROOT / "lambda"
 MAX_PAYLOAD_BYTES = 6 * 1024 * 1024  # synchronous invocation request and response
 INIT_TIMEOUT = 10.0  # Lambda's init phase limit for on-demand functions
 CREDENTIALS_MARGIN = 300.0  # assume the role again for a new environment when less validity is left
+MEMORY_POLL_S = 0.01
+MIB = 1 << 20
 FAKE_CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": "testing",
     "AWS_SECRET_ACCESS_KEY": "testing",
@@ -149,6 +155,62 @@ def lambda_environment(
     return env
 
 
+def _status_kb(pid: int, *fields: str) -> dict[str, int]:
+    """Fields of /proc/<pid>/status in kB (missing process: empty)."""
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            lines = [line.split() for line in status if line.split(":")[0] in fields]
+    except OSError:
+        return {}
+    return {line[0].rstrip(":"): int(line[1]) for line in lines}
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as listing:
+            direct = [int(child) for child in listing.read().split()]
+    except OSError:
+        return []
+    return direct + [grandchild for child in direct for grandchild in _children(child)]
+
+
+def _pss_bytes(pid: int) -> int:
+    """A child's proportional set size: pages it shares with the worker after fork count once."""
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as rollup:
+            for line in rollup:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+class MemoryWatch:
+    """The memory of one execution environment (the worker and all it starts), as Lambda counts it."""
+
+    def __init__(self, pid: int, limit_mb: int) -> None:
+        self.pid = pid
+        self.limit = limit_mb * MIB
+
+    def in_use(self) -> int:
+        """Resident bytes now. Children's RSS counts pages they share with the worker twice, so
+        it is only a cheap upper bound; their PSS (40 ms to read for a 1 GB process) is read only
+        when that bound is over the limit."""
+        rss = _status_kb(self.pid, "VmRSS").get("VmRSS", 0) * 1024
+        children = _children(self.pid)
+        bound = rss + sum(_status_kb(child, "VmRSS").get("VmRSS", 0) * 1024 for child in children)
+        if bound <= self.limit:
+            return bound
+        return rss + sum(_pss_bytes(child) for child in children)
+
+    def peak(self) -> int:
+        return _status_kb(self.pid, "VmHWM").get("VmHWM", 0) * 1024
+
+    def exceeded(self) -> bool:
+        return self.peak() > self.limit or self.in_use() > self.limit
+
+
 class _Worker:
     """One execution environment: a process and the parent's end of its pipe."""
 
@@ -196,9 +258,13 @@ class _Worker:
         """Run one invocation; on timeout or crash the worker is dead afterwards."""
         timeout = self.config.timeout
         started = time.monotonic()
+        watch = MemoryWatch(self.pid, self.config.memory_mb)
         try:
             self.conn.send((request_id, event_json, timeout))
-            if not self.conn.poll(timeout + 0.25):
+            answered = self._wait(watch, started + timeout + 0.25)
+            if answered is None or watch.exceeded():
+                return self._out_of_memory(request_id, started)
+            if not answered:
                 self.kill()
                 message = f"Task timed out after {timeout:.2f} seconds"
                 print(f"{_stamp()} {request_id} {message}", flush=True)
@@ -220,6 +286,31 @@ class _Worker:
                 )
             return InvokeResult(request_id, payload=json.loads(body), duration_ms=duration)
         return InvokeResult(request_id, error=body, duration_ms=duration)
+
+    def _wait(self, watch: MemoryWatch, deadline: float) -> bool | None:
+        """True once the worker answers, False at the deadline, None as soon as it is over its memory."""
+        while True:
+            if watch.exceeded():
+                return None
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            if self.conn.poll(min(MEMORY_POLL_S, left)):
+                return True
+
+    def _out_of_memory(self, request_id: str, started: float) -> InvokeResult:
+        """Lambda's answer when an environment passes its memory: the runtime is killed."""
+        self.kill()
+        memory = self.config.memory_mb
+        message = f"RequestId: {request_id} Error: Runtime exited with error: signal: killed"
+        print(f"{_stamp()} {message}\nRuntime.OutOfMemory", flush=True)
+        print(
+            f"REPORT RequestId: {request_id}\tFunction: {self.config.name}\t"
+            f"Memory Size: {memory} MB\tMax Memory Used: {memory} MB",
+            flush=True,
+        )
+        duration = (time.monotonic() - started) * 1000
+        return InvokeResult(request_id, error=_error("Runtime.OutOfMemory", message), duration_ms=duration)
 
     def close(self) -> None:
         """Ask the worker to exit; kill it if it does not."""

@@ -340,6 +340,7 @@ def test_resize_function_environment_matches_the_contract(out, client):
         "TABLE_NAME": out["table_name"],
         "MAX_PIXELS": "100000000",
         "MAX_SOURCE_BYTES": "104857600",
+        "MAX_RECEIVE_COUNT": "3",  # the fixture's resize_max_receive_count
         "JPEG_BACKGROUND": "#ffffff",
         "WATERMARK_TEXT": "",
         "WATERMARK_KEY": "",

@@ -17,10 +17,13 @@ Geometry (never upscales):
              50x50 centre square), never enlarged.
 
 EXIF orientation is applied to every output (the pixels come out upright) and
-EXIF, XMP and GPS are never written. The source's ICC profile is copied to the
-outputs unchanged when it describes the output's colour space (RGB, or GRAY for
-grayscale JPEG); CMYK sources are converted to sRGB through their profile when
-they carry one, and get no profile (sRGB is the web's default).
+EXIF, XMP and GPS are never written. Colour: an RGB source with a usable ICC
+profile is converted to sRGB and its outputs carry a compact sRGB profile,
+never the source's bytes (``icc``); CMYK sources are converted to sRGB through
+their profile when they carry one, and get no profile (sRGB is the web's default).
+
+What an image may cost is checked from its header before decoding
+(``limits``: pixels, row width, memory, JPEG scans).
 """
 
 from __future__ import annotations
@@ -38,9 +41,10 @@ from typing import TYPE_CHECKING
 
 from PIL import Image, ImageFile, UnidentifiedImageError
 
-from imgpipe import pngdecode
+from imgpipe import icc as colour
+from imgpipe import limits, pngdecode
 from imgpipe.detect import sniff
-from imgpipe.errors import CorruptImage, NotAnImage, TooManyPixels, UnsupportedFormat
+from imgpipe.errors import CorruptImage, NotAnImage, UnsupportedFormat
 from imgpipe.renditions import CONTENT_TYPES, Rendition
 
 if TYPE_CHECKING:
@@ -118,6 +122,8 @@ class EngineOptions:
     background: tuple[int, int, int] = (255, 255, 255)
     watermark: Watermark | None = field(default=None, compare=False)
     threads: int = 0  # threads for encoding, strip resizing, PNG inflating; 0 = one per CPU, at most 4
+    memory_budget: int | None = None  # bytes a decode may need (limits.memory_budget); None: unchecked
+    max_scans: int = limits.MAX_JPEG_SCANS
 
 
 @dataclass(frozen=True)
@@ -196,8 +202,6 @@ def _open(data: bytes, fmt: str) -> ImageFile.ImageFile:
         formats = [name]
     try:
         return Image.open(io.BytesIO(data), formats=formats)
-    except Image.DecompressionBombError as exc:
-        raise TooManyPixels(str(exc)) from None
     except UnidentifiedImageError:
         raise CorruptImage(f"the {fmt} header cannot be parsed") from None
     except _DECODE_ERRORS as exc:
@@ -251,11 +255,18 @@ def _dct_scale(im: ImageFile.ImageFile, eighths: int) -> bool:
     return True
 
 
+def _jpeg_scale(im: ImageFile.ImageFile, geos: dict[str, Geometry], budget: int | None) -> int:
+    """Set ``im`` to decode at the fewest eighths that serve ``geos``; checks memory at that size."""
+    eighths = _dct_eighths(im, max(g.scale for g in geos.values()))
+    if eighths < 8 and not _dct_scale(im, eighths):
+        eighths = 8
+    limits.check_memory(im, "jpeg", budget)
+    return eighths
+
+
 def _decode(im: ImageFile.ImageFile, fmt: str) -> Image.Image:
     try:
         im.load()
-    except Image.DecompressionBombError as exc:
-        raise TooManyPixels(str(exc)) from None
     except OSError as exc:
         text = str(exc)
         if "decoder" in text and "not available" in text:
@@ -333,15 +344,15 @@ def _stored_box(geo: Geometry, swap: bool, full_w: int, full_h: int, src: _Sourc
 
 
 @contextlib.contextmanager
-def _pixel_limit(max_pixels: int) -> Iterator[None]:
-    """Pillow's decompression-bomb check set to our limit while we open and decode.
+def _pixel_limit() -> Iterator[None]:
+    """Pillow's own decompression-bomb check off while we open and decode.
 
-    Our own check (``max_pixels``, on the header's size, before decoding) is the
-    one that counts; Pillow's global is restored afterwards so other code keeps
-    its default.
+    Our checks (``limits``, on the header, before decoding) are the ones that
+    count and state the configured limits; Pillow's would refuse at twice its
+    global with its own numbers. The global is restored afterwards.
     """
     saved = Image.MAX_IMAGE_PIXELS
-    Image.MAX_IMAGE_PIXELS = max_pixels
+    Image.MAX_IMAGE_PIXELS = None
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
@@ -357,6 +368,7 @@ class _Decoded:
     orientation: int
     stored_size: tuple[int, int]
     geos: dict[str, Geometry]
+    colour: colour.ColourPlan = field(default_factory=colour.ColourPlan)
 
 
 def _decode_png(im: ImageFile.ImageFile, data: bytes, pool: ThreadPoolExecutor) -> None:
@@ -384,13 +396,13 @@ def _decode_source(
     fmt = sniff(data)
     if fmt is None:
         raise NotAnImage("the bytes are not a supported image (JPEG, PNG, WebP, GIF, TIFF, AVIF, HEIC)")
-    with _pixel_limit(opts.max_pixels):
+    if fmt == "jpeg":
+        limits.check_scans(data, opts.max_scans)
+    budget = None if opts.memory_budget is None else opts.memory_budget - len(data)
+    with _pixel_limit():
         im = _open(data, fmt)
         stored_w, stored_h = im.size
-        if stored_w * stored_h > opts.max_pixels:
-            raise TooManyPixels(
-                f"{stored_w}x{stored_h} is {stored_w * stored_h} pixels, over the limit of {opts.max_pixels}"
-            )
+        limits.check_header(im, fmt, opts.max_pixels, None if fmt == "jpeg" else budget)
         if fmt == "png" and pool is not None:
             _decode_png(im, data, pool)  # before getexif(), which loads a PNG to look for a late eXIf
         try:
@@ -402,11 +414,7 @@ def _decode_source(
         swap = orientation in _SWAPS_AXES
         up_w, up_h = (stored_h, stored_w) if swap else (stored_w, stored_h)
         geos = {r.name: geometry(r, up_w, up_h) for r in renditions}
-        eighths = 8
-        if fmt == "jpeg" and geos:
-            eighths = _dct_eighths(im, max(g.scale for g in geos.values()))
-            if eighths < 8 and not _dct_scale(im, eighths):
-                eighths = 8
+        eighths = _jpeg_scale(im, geos, budget) if fmt == "jpeg" and geos else 8
         icc = im.info.get("icc_profile")
         im = _decode(im, fmt)
     if eighths < 8:
@@ -422,7 +430,8 @@ def _decode_source(
         icc = None
     work.info.clear()  # nothing from the source's metadata rides along into saves
     info = SourceInfo(fmt, up_w, up_h, source_mode, icc)
-    return _Decoded(info, _Source(work, sx, sy), orientation, (stored_w, stored_h), geos)
+    plan = colour.plan(icc, work.mode)
+    return _Decoded(info, _Source(work, sx, sy), orientation, (stored_w, stored_h), geos, plan)
 
 
 def _resize(
@@ -510,6 +519,7 @@ def _cut(
                 decode = None
             made = [s for s in made if min(s.sx, s.sy) >= min(later) * CASCADE_GAP]
         upright = stored.transpose(transpose) if transpose is not None else stored
+        upright = decoded.colour.apply(upright)  # to sRGB before the (sRGB) watermark goes on
         if opts.watermark is not None:
             upright = opts.watermark.apply(upright)
         images[rendition.name] = upright
@@ -618,11 +628,12 @@ def render(data: bytes, renditions: Sequence[Rendition], opts: EngineOptions | N
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="engine") as pool:
         decoded = _decode_source(data, renditions, opts, pool if workers >= 2 else None)
         info = decoded.info
+        profile = decoded.colour.profile
 
         def submit(rendition: Rendition, im: Image.Image) -> None:
             sizes[rendition.name] = im.size
             for fmt in rendition.formats:
-                job = pool.submit(encode, im, fmt, rendition.quality, opts.background, info.icc_profile)
+                job = pool.submit(encode, im, fmt, rendition.quality, opts.background, profile)
                 futures[(rendition.name, fmt)] = job
 
         try:

@@ -7,6 +7,11 @@ the message. ``TransientError`` means the same input may succeed later
 
 from __future__ import annotations
 
+import re
+
+# What a public message must never show: S3 URLs, ARNs, account ids, file paths.
+_INTERNALS = re.compile(r"s3://\S+|arn:aws[\w-]*:\S+|\b\d{12}\b|(?<![\w.])/[\w.-]+(?:/[\w.-]+)+")
+
 
 class PipelineError(Exception):
     """Base class: ``code`` is stable and safe to show to clients."""
@@ -14,11 +19,12 @@ class PipelineError(Exception):
     code = "internal"
     permanent = False
 
-    def __init__(self, message: str, *, code: str | None = None) -> None:
+    def __init__(self, message: str, *, code: str | None = None, detail: str | None = None) -> None:
         super().__init__(message)
         if code is not None:
             self.code = code
         self.message = message
+        self.detail = detail  # for operators' logs only: may name buckets and keys
 
 
 class PermanentError(PipelineError):
@@ -38,6 +44,18 @@ class UnsupportedFormat(PermanentError):
 
 class TooManyPixels(PermanentError):
     code = "too_many_pixels"
+
+
+class TooManyScans(PermanentError):
+    """A progressive JPEG with more scans than ``limits.MAX_JPEG_SCANS``: CPU grows with each."""
+
+    code = "too_many_scans"
+
+
+class RenderTimeout(PermanentError):
+    """Rendering took longer than one image may take (the image's own limit, not the batch's)."""
+
+    code = "render_timeout"
 
 
 class SourceTooLarge(PermanentError):
@@ -62,6 +80,17 @@ class TransientError(PipelineError):
     """Worth retrying: throttling, service errors, timeouts."""
 
     code = "transient"
+
+
+class OutOfTime(TransientError):
+    """The invocation has too little time left for this message; SQS delivers it again."""
+
+    code = "out_of_time"
+
+
+def public_message(message: str) -> str:
+    """``message`` fit for the record (which the API returns): internals replaced by ``...``."""
+    return _INTERNALS.sub("...", message)
 
 
 class ConfigError(ValueError):

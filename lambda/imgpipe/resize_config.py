@@ -37,6 +37,8 @@ class ResizeConfig:
     watermark_margin: float = 0.02
     watermark_scale: float = 0.25
     watermark_min_size: int = 300
+    memory_mb: int = 1536  # AWS_LAMBDA_FUNCTION_MEMORY_SIZE, which Lambda sets from the function's MemorySize
+    max_receive_count: int | None = None  # the queue's redrive maxReceiveCount (None: unknown)
 
     @property
     def watermark_enabled(self) -> bool:
@@ -65,6 +67,10 @@ def _int(env: Mapping[str, str], name: str, default: int, lo: int, hi: int | Non
         bounds = f"{lo}..{hi}" if hi is not None else f">= {lo}"
         raise ConfigError(f"{name}: {raw!r} is out of range ({bounds})")
     return number
+
+
+def _optional_int(env: Mapping[str, str], name: str, lo: int, hi: int) -> int | None:
+    return None if _get(env, name) is None else _int(env, name, lo, lo, hi)
 
 
 def _float(
@@ -133,4 +139,6 @@ def from_env(env: Mapping[str, str] | None = None) -> ResizeConfig:
         watermark_margin=_float(env, "WATERMARK_MARGIN", 0.02, 0.0, 0.5, hi_open=True),
         watermark_scale=_float(env, "WATERMARK_SCALE", 0.25, 0.0, 1.0, lo_open=True),
         watermark_min_size=_int(env, "WATERMARK_MIN_SIZE", 300, 0),
+        memory_mb=_int(env, "AWS_LAMBDA_FUNCTION_MEMORY_SIZE", 1536, 128, 10240),
+        max_receive_count=_optional_int(env, "MAX_RECEIVE_COUNT", 1, 1000),
     )
