@@ -13,6 +13,7 @@ import hashlib
 import hmac
 import io
 import json
+import re
 import uuid
 from urllib.parse import quote_plus
 
@@ -186,7 +187,10 @@ def test_get_after_the_resize_handler_ran_gives_rendition_urls_that_download(cal
     assert {(r["name"], r["format"]) for r in view["renditions"]} == expected
     for rendition in view["renditions"]:
         assert set(rendition) == {"name", "format", "width", "height", "bytes", "url"}
-        assert rendition["url"].startswith(f"{emulator.endpoint}/{RESIZED}/{image_id}/{rendition['name']}.")
+        # {id}/{tag}/{name}.{ext}: the tag names the source version (docs/ordering.md)
+        path = rendition["url"].split("?", 1)[0]
+        prefix = re.escape(f"{emulator.endpoint}/{RESIZED}/{image_id}/")
+        assert re.fullmatch(prefix + rf"[A-Za-z0-9_-]{{12}}/{rendition['name']}\.\w+", path), path
         fetched = requests.get(rendition["url"], timeout=30)
         assert fetched.status_code == 200
         assert len(fetched.content) == rendition["bytes"]
