@@ -21,9 +21,10 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
+from imgpipe import keys
 from local.emulator import free_port
 from tests.images import photo_jpeg
-from tests.test_local_stack import check_renditions, lambda_zip, start_stack  # noqa: F401 (lambda_zip: fixture)
+from tests.test_local_stack import check_renditions, lambda_zip, record_of, start_stack  # noqa: F401 (lambda_zip: fixture)
 
 pytestmark = [pytest.mark.slow, pytest.mark.terraform]
 
@@ -83,6 +84,43 @@ def _wait_drained(sqs, queue_url: str) -> None:
                 f"the resize queue still holds messages {DRAINED_WITHIN} s after the last image: {attrs}"
             )
         time.sleep(1)
+
+
+OVERWRITTEN_KEYS = 6
+VERSIONS = 3
+
+
+def _put_versions(s3, bucket: str, key: str) -> tuple[str, tuple[int, int]]:
+    """Put VERSIONS images of distinct sizes at one key, one after another; the last version and size."""
+    for n in range(VERSIONS):
+        size = (400 + 20 * n, 300 + 15 * n)
+        put = s3.put_object(Bucket=bucket, Key=key, Body=photo_jpeg(*size), ContentType="image/jpeg")
+    return put["VersionId"], size
+
+
+def test_quick_overwrites_end_with_the_newest_version_and_one_set_of_renditions(unkind_stack):
+    # S3: "Event notifications aren't guaranteed to arrive in the same order that the events occurred";
+    # the sequencer orders events for one key (S3 User Guide, "Event message structure"). Under
+    # duplicated, reordered, delayed and redelivered messages, each key must end on its newest
+    # version, rendered once: the record names it, and the resized bucket holds its renditions only.
+    stack = unkind_stack
+    s3, uploads = stack.client("s3"), stack.outputs["uploads_bucket_name"]
+    names = [f"overwrites/{n}/photo.jpg" for n in range(OVERWRITTEN_KEYS)]
+    with ThreadPoolExecutor(OVERWRITTEN_KEYS) as pool:
+        newest = dict(zip(names, pool.map(lambda key: _put_versions(s3, uploads, key), names), strict=True))
+    _wait_drained(stack.client("sqs"), stack.outputs["queue_url"])
+    resized = stack.outputs["resized_bucket_name"]
+    for key, (version, size) in newest.items():
+        image_id = keys.id_for_key(key)
+        body = requests.get(f"{stack.api}/images/{image_id}", timeout=30).json()
+        assert body["status"] == "done", (key, body)
+        assert (body["original"]["width"], body["original"]["height"]) == size
+        check_renditions(stack, body, size)
+        record = record_of(stack, key)
+        assert record["original"]["M"]["version_id"]["S"] == version
+        recorded = {r["M"]["key"]["S"] for r in record["renditions"]["L"]}
+        listed = s3.list_objects_v2(Bucket=resized, Prefix=f"{image_id}/").get("Contents", [])
+        assert {obj["Key"] for obj in listed} == recorded  # the older versions' renditions are gone
 
 
 def test_fifty_concurrent_uploads_all_end_done_under_unkind_delivery(unkind_stack):
