@@ -107,7 +107,7 @@ class Clock:
         return max(0, int((self.deadline - time.monotonic()) * 1000))
 
 
-def test_a_slow_image_fails_alone_and_late_messages_are_handed_back(pipeline):  # noqa: F811
+def test_a_slow_image_fails_alone_and_late_messages_are_handed_back(pipeline):
     # A 1.5 s function: one image may render for 0.75 s. The slow one (6000x6000 with 95 scans,
     # under the scan limit: 1.3 s of CPU here) is killed at 0.75 s and recorded; the image before
     # it is done; the message after it starts with too little time and goes back to SQS (a batch
@@ -154,7 +154,7 @@ def _denied(monkeypatch):
 
 
 def test_unknown_error_on_the_last_receive_is_recorded_internal_and_still_dead_lettered(
-    pipeline,  # noqa: F811
+    pipeline,
     monkeypatch,
 ):
     # SQS moves a message to the DLQ once ApproximateReceiveCount passes the redrive policy's
@@ -176,7 +176,7 @@ def test_unknown_error_on_the_last_receive_is_recorded_internal_and_still_dead_l
     assert "AccessDenied" not in item["error"]["message"] and "uploads" not in item["error"]["message"]
 
 
-def test_memory_the_render_process_cannot_get_is_too_many_pixels(pipeline, monkeypatch):  # noqa: F811
+def test_memory_the_render_process_cannot_get_is_too_many_pixels(pipeline, monkeypatch):
     # The engine's estimate is off here (no budget), so the child's memory ceiling is what stops it:
     # Pillow's allocation of the 8000x8000 16-bit image (128 MB, on the render's own thread)
     # fails with MemoryError in the child only.
@@ -314,7 +314,7 @@ def test_pixel_limit_message_states_the_configured_limit():
     assert message == "20000x10001 is 200,020,000 pixels; the limit (MAX_PIXELS) is 100,000,000 pixels"
 
 
-def test_missing_source_message_names_no_bucket_or_key(pipeline):  # noqa: F811
+def test_missing_source_message_names_no_bucket_or_key(pipeline):
     record = pipeline.record("photos/gone.jpg", 1234, None)
     assert pipeline.invoke(record) == {"batchItemFailures": []}
     error = pipeline.item(keys.id_for_key("photos/gone.jpg"))["error"]

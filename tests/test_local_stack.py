@@ -113,8 +113,16 @@ def lambda_zip() -> Path:
     return REPO_ROOT / "build" / "lambda.zip"
 
 
-def start_stack(state_dir: Path, moto_port: int, api_port: int, **extra_env: str) -> RunningStack:
-    """``python -m local.run`` as `make run` starts it, waited for until it prints its banner."""
+# Started the way a shell starts a background job (SIGINT ignored), so the
+# SIGINT at the end checks that the stack installs its own handler.
+BACKGROUND_JOB = 'trap "" INT; exec "$0" -m local.run'
+
+
+def start_stack(
+    state_dir: Path, moto_port: int, api_port: int, command: str = BACKGROUND_JOB, **extra_env: str
+) -> RunningStack:
+    """``python -m local.run`` as `make run` starts it (``command``: the shell line that runs it,
+    ``$0`` being this Python), waited for until it prints its banner."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "TF_VAR_", "LOCAL_"))}
     env.update(
         MOTO_PORT=str(moto_port),
@@ -126,10 +134,8 @@ def start_stack(state_dir: Path, moto_port: int, api_port: int, **extra_env: str
     )
     log = state_dir / f"run-{time.time_ns()}.log"
     with open(log, "wb") as out:
-        # Started the way a shell starts a background job (SIGINT ignored), so the
-        # SIGINT at the end checks that the stack installs its own handler.
         process = subprocess.Popen(
-            ["/bin/sh", "-c", 'trap "" INT; exec "$0" -m local.run', sys.executable],
+            ["/bin/sh", "-c", command, sys.executable],
             cwd=REPO_ROOT,
             env=env,
             stdout=out,

@@ -8,11 +8,8 @@ is ``make`` (the stack's parent) that is killed: the stack stops as on Ctrl-C.
 
 from __future__ import annotations
 
-import json
 import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -21,7 +18,6 @@ import requests
 
 from local.emulator import free_port, port_open
 from local.processes import holder
-from local.tf import REPO_ROOT
 from tests.test_local_stack import TEST_TF_VARS, RunningStack, lambda_zip, start_stack  # noqa: F401
 
 pytestmark = [pytest.mark.slow, pytest.mark.terraform]
@@ -56,36 +52,11 @@ def kill_leftovers(pids: set[int]) -> None:
             os.kill(pid, signal.SIGKILL)
 
 
-def start_under_make(state_dir: Path, moto_port: int, api_port: int) -> RunningStack:
-    """The stack with a parent that stays, as `make run` has (a shell that does not exec it)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "TF_VAR_", "LOCAL_"))}
-    env.update(
-        MOTO_PORT=str(moto_port),
-        API_PORT=str(api_port),
-        LOCAL_STACK_DIR=str(state_dir),
-        LOCAL_TF_VARS=json.dumps(TEST_TF_VARS),
-        PYTHONUNBUFFERED="1",
-    )
-    log = state_dir / f"make-{time.time_ns()}.log"
-    with open(log, "wb") as out:
-        process = subprocess.Popen(
-            ["/bin/sh", "-c", '"$0" -m local.run; echo "local.run exited: $?"', sys.executable],
-            cwd=REPO_ROOT,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-    running = RunningStack(process, log, moto_port, api_port)
-    deadline = time.monotonic() + 600
-    while b"Image pipeline running" not in log.read_bytes():
-        assert process.poll() is None and time.monotonic() < deadline, log.read_text()[-4000:]
-        time.sleep(0.5)
-    return running
+# `make run` keeps a parent that stays: a shell that does not exec the stack.
+UNDER_MAKE = '"$0" -m local.run; echo "local.run exited: $?"'
 
 
-def test_kill_9_of_make_run_leaves_nothing_behind_and_the_next_run_starts(tmp_path_factory, lambda_zip):  # noqa: F811
+def test_kill_9_of_make_run_leaves_nothing_behind_and_the_next_run_starts(tmp_path_factory, lambda_zip):
     state_dir = tmp_path_factory.mktemp("killed-stack")
     moto_port, api_port = free_port(), free_port()
 
@@ -105,7 +76,7 @@ def test_kill_9_of_make_run_leaves_nothing_behind_and_the_next_run_starts(tmp_pa
     finally:
         kill_leftovers(children | recorded)
 
-    second = start_under_make(state_dir, moto_port, api_port)
+    second = start_stack(state_dir, moto_port, api_port, command=UNDER_MAKE)
     stack_pids = second.descendants()
     try:
         second.process.send_signal(signal.SIGKILL)  # `make` killed: the stack stops as on Ctrl-C

@@ -36,7 +36,7 @@ TOTALS = re.compile(r"unkind delivery totals: (\{.*?\})")
 
 
 @pytest.fixture(scope="module")
-def unkind_stack(tmp_path_factory, lambda_zip):  # noqa: F811 (the fixture imported above)
+def unkind_stack(tmp_path_factory, lambda_zip):
     state_dir = tmp_path_factory.mktemp("unkind-stack")
     env = {"LOCAL_UNKIND_DELIVERY": "1", "LOCAL_UNKIND_SEED": SEED, "LOCAL_UNKIND_RATE": "0.25"}
     running = start_stack(state_dir, free_port(), free_port(), **env)

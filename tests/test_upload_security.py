@@ -13,11 +13,13 @@ from urllib.parse import quote
 
 import boto3
 import pytest
-from test_upload_api import (
+from test_upload_api import (  # noqa: F401 (api, call: fixtures)
     RESIZED,
     TABLE,
     UPLOADS,
+    api,
     assert_error,
+    call,
     create_resources,
     get_image,
     image_bytes,
@@ -35,30 +37,6 @@ PUBLIC_MESSAGES = {
     "unsupported_format": "the image format is not supported",
     "too_many_pixels": "the image has more pixels than this service decodes",
 }
-
-
-@pytest.fixture
-def api(aws, monkeypatch):
-    monkeypatch.setenv("UPLOADS_BUCKET", UPLOADS)
-    monkeypatch.setenv("RESIZED_BUCKET", RESIZED)
-    monkeypatch.setenv("TABLE_NAME", TABLE)
-    for name in ("MAX_UPLOAD_BYTES", "MAX_PRESIGNED_BYTES"):
-        monkeypatch.delenv(name, raising=False)
-    create_resources()
-    import upload_handler
-
-    upload_handler.settings.cache_clear()
-    yield upload_handler
-    upload_handler.settings.cache_clear()
-
-
-@pytest.fixture
-def call(api, lambda_context):
-    def invoke(event: dict) -> tuple[int, dict, dict]:
-        response = api.handler(event, lambda_context)
-        return response["statusCode"], response["headers"], json.loads(response["body"])
-
-    return invoke
 
 
 def as_user(event: dict, claims: dict | None) -> dict:
