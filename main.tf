@@ -20,7 +20,7 @@ data "aws_caller_identity" "current" {
 
     precondition {
       condition     = local.lambda_package != null
-      error_message = local.lambda_from_s3 ? "lambda_artifact_manifest is required with lambda_artifact_bucket: the architecture and runtime the artifact was built for (the build/lambda.json that `make package` writes)." : "The Lambda package has no manifest beside it (${local.lambda_manifest_path}): rebuild it with `make package` (tools/package.py writes the manifest), or write {\"architecture\": ..., \"runtime\": ...} there for a package built another way."
+      error_message = local.lambda_from_s3 ? "lambda_artifact_manifest is required with lambda_artifact_bucket: the architecture and runtime the artifact was built for (the build/lambda.json that `make package` writes)." : "The Lambda package has no manifest beside it (${local.lambda_manifest_path}): rebuild it (`rm build/lambda.zip && make package`: tools/package.py writes the manifest), or write {\"architecture\": ..., \"runtime\": ...} there for a package built another way."
     }
 
     precondition {
@@ -30,7 +30,7 @@ data "aws_caller_identity" "current" {
 
     precondition {
       condition     = local.lambda_from_s3 || try(local.lambda_package.zip_base64sha256 == local.lambda_code_hash, false) || local.lambda_package == null
-      error_message = "The manifest ${local.lambda_manifest_path} describes another build than the zip beside it (their SHA-256 differ): rebuild with `make package`."
+      error_message = "The manifest ${local.lambda_manifest_path} describes another build than the zip beside it (their SHA-256 differ): rebuild both (`rm build/lambda.zip && make package`)."
     }
   }
 }
