@@ -103,4 +103,9 @@ resource "aws_iam_role_policy" "resize" {
   name   = "resize"
   role   = aws_iam_role.resize.id
   policy = data.aws_iam_policy_document.resize.json
+
+  # With the role: the old role keeps its policy until the function has moved.
+  lifecycle {
+    create_before_destroy = true
+  }
 }

@@ -83,4 +83,9 @@ resource "aws_iam_role_policy" "upload" {
   name   = "upload"
   role   = aws_iam_role.upload.id
   policy = data.aws_iam_policy_document.upload.json
+
+  # With the role: the old role keeps its policy until the function has moved.
+  lifecycle {
+    create_before_destroy = true
+  }
 }
