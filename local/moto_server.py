@@ -16,6 +16,8 @@ AWS in three ways that matter to this repository's Terraform:
 The patches wrap moto's own methods (``Queue.attributes``,
 ``Queue._set_attributes``, ``SQSBackend.get_queue_attributes``); everything else
 is moto's server, unchanged.
+``local.moto_dynamodb`` makes ``UpdateTable`` change a table's encryption, as
+DynamoDB does.
 
 With ``--snapshot FILE`` the server starts from that file's state when it holds
 a usable snapshot (``local.snapshot``), and ``/_local/snapshot`` answers:
@@ -35,7 +37,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from local import snapshot
+from local import moto_dynamodb, snapshot
 
 REDRIVE_ALLOW_POLICY = "RedriveAllowPolicy"
 
@@ -133,6 +135,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     args = parser.parse_args(argv)
     _patch_sqs()
+    moto_dynamodb.patch()
     from moto.moto_server import werkzeug_app
     from werkzeug.serving import run_simple
 
