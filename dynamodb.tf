@@ -1,5 +1,12 @@
 # The metadata table: one item per image id (see lambda/imgpipe/records.py).
 
+locals {
+  # Epoch seconds after which DynamoDB may delete an item (typically within a few
+  # days of that time, at no cost). Records that can never complete, such as an
+  # upload that was announced but never arrived, carry it; others do not.
+  table_ttl_attribute = "expires_at"
+}
+
 resource "aws_dynamodb_table" "images" {
   name                        = local.table_name
   billing_mode                = "PAY_PER_REQUEST"
@@ -15,9 +22,16 @@ resource "aws_dynamodb_table" "images" {
     enabled = true
   }
 
-  # enabled = true: the AWS managed key (aws/dynamodb), or kms_key_arn when set.
+  ttl {
+    attribute_name = local.table_ttl_attribute
+    enabled        = true
+  }
+
+  # enabled = false is DynamoDB's AWS owned key (no KMS charges); true without a
+  # key would be the AWS managed key aws/dynamodb (KMS charges); true with
+  # kms_key_arn is that customer-managed key.
   server_side_encryption {
-    enabled     = true
+    enabled     = local.use_kms
     kms_key_arn = var.kms_key_arn
   }
 }

@@ -28,6 +28,11 @@ output "dlq_url" {
   value       = aws_sqs_queue.resize_dlq.url
 }
 
+output "kms_key_policy_json" {
+  description = "The key policy kms_key_arn needs for this deployment (account root, CloudWatch alarms, S3 notifications), as JSON: apply it to the key before setting kms_key_arn. See docs/operating.md."
+  value       = data.aws_iam_policy_document.kms_key.json
+}
+
 output "queue_arn" {
   description = "ARN of the resize queue."
   value       = aws_sqs_queue.resize.arn
@@ -66,6 +71,11 @@ output "resized_bucket_name" {
 output "table_name" {
   description = "Name of the DynamoDB metadata table."
   value       = aws_dynamodb_table.images.name
+}
+
+output "table_ttl_attribute" {
+  description = "Attribute of the metadata table that DynamoDB's TTL reads: epoch seconds after which an item may be deleted."
+  value       = local.table_ttl_attribute
 }
 
 output "upload_function_arn" {

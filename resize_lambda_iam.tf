@@ -75,10 +75,18 @@ data "aws_iam_policy_document" "resize" {
     for_each = local.use_kms ? [var.kms_key_arn] : []
 
     content {
+      # Only through the services that keep data under the key (S3, SQS,
+      # DynamoDB), never directly.
       sid       = "UseDataKey"
       effect    = "Allow"
       actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
       resources = [statement.value]
+
+      condition {
+        test     = "StringEquals"
+        variable = "kms:ViaService"
+        values   = [for service in ["s3", "sqs", "dynamodb"] : "${service}.${local.region}.amazonaws.com"]
+      }
     }
   }
 
@@ -96,13 +104,24 @@ data "aws_iam_policy_document" "resize" {
 }
 
 resource "aws_iam_role" "resize" {
-  name               = local.resize_function
+  name               = local.resize_role
   description        = "Resize function: reads originals, writes renditions, consumes the resize queue"
   assume_role_policy = data.aws_iam_policy_document.lambda_assume_role.json
+
+  # A new name replaces the role: make the new one (and its policy) and move the
+  # function to it before the old one goes, so the function never runs roleless.
+  lifecycle {
+    create_before_destroy = true
+  }
 }
 
 resource "aws_iam_role_policy" "resize" {
   name   = "resize"
   role   = aws_iam_role.resize.id
   policy = data.aws_iam_policy_document.resize.json
+
+  # With the role: the old role keeps its policy until the function has moved.
+  lifecycle {
+    create_before_destroy = true
+  }
 }

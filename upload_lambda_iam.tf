@@ -39,10 +39,18 @@ data "aws_iam_policy_document" "upload" {
     for_each = local.use_kms ? [var.kms_key_arn] : []
 
     content {
+      # Only through the services that keep data under the key (S3, DynamoDB),
+      # never directly.
       sid       = "UseDataKey"
       effect    = "Allow"
       actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
       resources = [statement.value]
+
+      condition {
+        test     = "StringEquals"
+        variable = "kms:ViaService"
+        values   = [for service in ["s3", "dynamodb"] : "${service}.${local.region}.amazonaws.com"]
+      }
     }
   }
 
@@ -60,13 +68,24 @@ data "aws_iam_policy_document" "upload" {
 }
 
 resource "aws_iam_role" "upload" {
-  name               = local.upload_function
+  name               = local.upload_role
   description        = "Upload function: writes originals, reads renditions, reads and writes image records"
   assume_role_policy = data.aws_iam_policy_document.lambda_assume_role.json
+
+  # A new name replaces the role: make the new one (and its policy) and move the
+  # function to it before the old one goes, so the function never runs roleless.
+  lifecycle {
+    create_before_destroy = true
+  }
 }
 
 resource "aws_iam_role_policy" "upload" {
   name   = "upload"
   role   = aws_iam_role.upload.id
   policy = data.aws_iam_policy_document.upload.json
+
+  # With the role: the old role keeps its policy until the function has moved.
+  lifecycle {
+    create_before_destroy = true
+  }
 }

@@ -1,3 +1,25 @@
+variable "alarm_api_5xx_percent" {
+  type        = number
+  description = "Alarm when more than this percentage of upload API requests get a 5xx, in alarm_datapoints_to_alarm of alarm_evaluation_periods five-minute periods."
+  default     = 5
+
+  validation {
+    condition     = var.alarm_api_5xx_percent > 0 && var.alarm_api_5xx_percent <= 100
+    error_message = "alarm_api_5xx_percent must be in (0, 100]."
+  }
+}
+
+variable "alarm_datapoints_to_alarm" {
+  type        = number
+  description = "How many of the last alarm_evaluation_periods five-minute periods must breach before a rate alarm fires (M of N), so one bad request or image never pages."
+  default     = 3
+
+  validation {
+    condition     = var.alarm_datapoints_to_alarm >= 1 && floor(var.alarm_datapoints_to_alarm) == var.alarm_datapoints_to_alarm
+    error_message = "alarm_datapoints_to_alarm must be a positive integer (and at most alarm_evaluation_periods)."
+  }
+}
+
 variable "alarm_email" {
   type        = string
   description = "E-mail address subscribed to the alarm topic (the address must confirm the subscription). null = no subscription."
@@ -6,6 +28,50 @@ variable "alarm_email" {
   validation {
     condition     = var.alarm_email == null || can(regex("^[^@\\s]+@[^@\\s]+\\.[^@\\s]+$", var.alarm_email))
     error_message = "alarm_email must be an e-mail address or null."
+  }
+}
+
+variable "alarm_evaluation_periods" {
+  type        = number
+  description = "Five-minute periods the rate alarms look back over (the N in M of N)."
+  default     = 5
+
+  validation {
+    condition     = var.alarm_evaluation_periods >= 1 && var.alarm_evaluation_periods <= 288 && floor(var.alarm_evaluation_periods) == var.alarm_evaluation_periods
+    error_message = "alarm_evaluation_periods must be 1..288: CloudWatch evaluates at most one day (288 five-minute periods)."
+  }
+}
+
+variable "alarm_function_error_percent" {
+  type        = number
+  description = "Alarm when more than this percentage of a function's invocations fail (Lambda Errors per Invocations), in alarm_datapoints_to_alarm of alarm_evaluation_periods five-minute periods."
+  default     = 5
+
+  validation {
+    condition     = var.alarm_function_error_percent > 0 && var.alarm_function_error_percent <= 100
+    error_message = "alarm_function_error_percent must be in (0, 100]."
+  }
+}
+
+variable "alarm_image_failure_percent" {
+  type        = number
+  description = "Alarm when more than this percentage of resize messages end failed, errored or unreadable (the handler's ImagesFailed, ImagesErrored, BadMessages per MessagesReceived), in alarm_datapoints_to_alarm of alarm_evaluation_periods five-minute periods."
+  default     = 10
+
+  validation {
+    condition     = var.alarm_image_failure_percent > 0 && var.alarm_image_failure_percent <= 100
+    error_message = "alarm_image_failure_percent must be in (0, 100]."
+  }
+}
+
+variable "alarm_image_retry_percent" {
+  type        = number
+  description = "Alarm when more than this percentage of resize messages are handed back to SQS for a retry (ImagesRetried per MessagesReceived), in alarm_datapoints_to_alarm of alarm_evaluation_periods five-minute periods."
+  default     = 20
+
+  validation {
+    condition     = var.alarm_image_retry_percent > 0 && var.alarm_image_retry_percent <= 100
+    error_message = "alarm_image_retry_percent must be in (0, 100]."
   }
 }
 
@@ -103,8 +169,8 @@ variable "aws_region" {
   default     = "us-east-1"
 
   validation {
-    condition     = can(regex("^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-[0-9]$", var.aws_region))
-    error_message = "aws_region must be a region name such as eu-west-1."
+    condition     = can(regex("^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-[0-9]$", var.aws_region)) && length(var.aws_region) <= 16
+    error_message = "aws_region must be a region name such as eu-west-1 (at most 16 characters, so that bucket names stay within 63)."
   }
 }
 
@@ -138,12 +204,12 @@ variable "jpeg_background" {
 
 variable "kms_key_arn" {
   type        = string
-  description = "Customer-managed KMS key ARN for the buckets, queues and table. null = SSE-S3, SSE-SQS and the AWS managed key aws/dynamodb. Its key policy must let this account's roles and S3 (for event notifications to the queue) use it."
+  description = "ARN of a customer-managed KMS key (in the deployment's region) for the buckets, queues, table and alarm topic. null = SSE-S3, SSE-SQS, DynamoDB's AWS owned key and a key made for the alarm topic. Its key policy must allow CloudWatch and S3 as the kms_key_policy_json output shows (docs/operating.md)."
   default     = null
 
   validation {
-    condition     = var.kms_key_arn == null || can(regex("^arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:key/", var.kms_key_arn))
-    error_message = "kms_key_arn must be a KMS key ARN (arn:aws:kms:REGION:ACCOUNT:key/ID) or null."
+    condition     = var.kms_key_arn == null || can(regex("^arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:key/([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|mrk-[0-9a-f]{32})$", var.kms_key_arn))
+    error_message = "kms_key_arn must be the ARN of a key (arn:aws:kms:REGION:ACCOUNT:key/KEY-ID), not an alias, key id or alias ARN: key policies and kms:ViaService grants name the key itself."
   }
 }
 
@@ -168,6 +234,15 @@ variable "lambda_artifact_key" {
   type        = string
   description = "Object key of the Lambda package in lambda_artifact_bucket."
   default     = "lambda.zip"
+}
+
+variable "lambda_artifact_manifest" {
+  type = object({
+    architecture = string
+    runtime      = string
+  })
+  description = "What the package in lambda_artifact_bucket was built for: the architecture and runtime of the build/lambda.json that `make package` writes beside the zip. Required with lambda_artifact_bucket; the plan fails unless they match lambda_architecture and lambda_runtime."
+  default     = null
 }
 
 variable "lambda_artifact_sha256" {
@@ -256,6 +331,13 @@ variable "name_prefix" {
   validation {
     condition     = can(regex("^[a-z][a-z0-9-]{1,11}$", var.name_prefix))
     error_message = "name_prefix must be 2-12 lowercase letters, digits or hyphens, starting with a letter (bucket names are limited to 63 characters)."
+  }
+
+  # Bucket names start with "<name_prefix>-": S3 reserves these prefixes
+  # (https://docs.aws.amazon.com/AmazonS3/latest/userguide/bucketnamingrules.html).
+  validation {
+    condition     = !anytrue([for p in ["xn--", "sthree-", "amzn-s3-demo-"] : startswith("${var.name_prefix}-", p)])
+    error_message = "name_prefix must not make bucket names start with a prefix S3 reserves: xn--, sthree-, amzn-s3-demo-."
   }
 }
 

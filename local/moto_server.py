@@ -16,8 +16,9 @@ AWS in three ways that matter to this repository's Terraform:
 The patches wrap moto's own methods (``Queue.attributes``,
 ``Queue._set_attributes``, ``SQSBackend.get_queue_attributes``). IAM is checked
 as AWS checks it (``local.moto_iam``, in force once the emulator enforces IAM),
-and S3's event records and metadata limit follow AWS (``local.moto_s3``);
-everything else is moto's server, unchanged.
+S3's event records and metadata limit follow AWS (``local.moto_s3``), and
+``UpdateTable`` changes a table's encryption as DynamoDB does
+(``local.moto_dynamodb``); everything else is moto's server, unchanged.
 
 With ``--snapshot FILE`` the server starts from that file's state when it holds
 a usable snapshot (``local.snapshot``), and ``/_local/snapshot`` answers:
@@ -37,7 +38,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from local import moto_iam, moto_s3, snapshot
+from local import moto_dynamodb, moto_iam, moto_s3, snapshot
 
 REDRIVE_ALLOW_POLICY = "RedriveAllowPolicy"
 
@@ -136,6 +137,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     _patch_sqs()
     moto_s3.patch()  # S3's event records and metadata limit (local/moto_s3.py)
+    moto_dynamodb.patch()  # UpdateTable's SSESpecification (local/moto_dynamodb.py)
     from moto.moto_server import werkzeug_app
     from werkzeug.serving import run_simple
 

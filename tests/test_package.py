@@ -5,7 +5,9 @@ Builds download wheels from PyPI once (cached under build/wheels/); slow.
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import json
 import shutil
 import subprocess
 import zipfile
@@ -84,6 +86,24 @@ def test_zip_leaves_out_runtime_and_machine_specific_files(arm_zip):
     assert {i.date_time for i in infos} == {(1980, 1, 1, 0, 0, 0)}
     modes = {i.external_attr >> 16 for i in infos}
     assert modes <= {0o100644, 0o040755}
+
+
+def test_zip_records_its_architecture_and_python_inside_and_beside_it(arm_zip):
+    """Terraform compares the manifest beside the zip with lambda_architecture and
+    lambda_runtime at plan time; its hash is what filebase64sha256 gives for the zip."""
+    beside = json.loads(package.manifest_path(arm_zip).read_text())
+    assert package.manifest_path(arm_zip) == arm_zip.with_name("lambda.json")
+    digest = base64.b64encode(hashlib.sha256(arm_zip.read_bytes()).digest()).decode()
+    assert beside == {
+        "architecture": "arm64",
+        "runtime": "python3.12",
+        "python_abi": "cp312",
+        "platforms": ["manylinux_2_28_aarch64", "manylinux2014_aarch64"],
+        "zip_base64sha256": digest,
+    }
+    with zipfile.ZipFile(arm_zip) as zf:
+        inside = json.loads(zf.read(package.INNER_MANIFEST))
+    assert inside == {k: v for k, v in beside.items() if k != "zip_base64sha256"}
 
 
 def test_zip_fits_lambda_limits(arm_zip):

@@ -102,11 +102,17 @@ def client(emulator, aws_credentials):
     return make
 
 
-def role_policy(client, role_name: str) -> dict[str, dict]:
-    """The role's inline policy statements by Sid."""
+def role_name(client, function_name: str) -> str:
+    """The name of the role a function runs with."""
+    return client("lambda").get_function_configuration(FunctionName=function_name)["Role"].split("/")[-1]
+
+
+def role_policy(client, function_name: str) -> dict[str, dict]:
+    """The inline policy statements, by Sid, of the role the function runs with."""
     iam = client("iam")
-    (name,) = iam.list_role_policies(RoleName=role_name)["PolicyNames"]
-    doc = iam.get_role_policy(RoleName=role_name, PolicyName=name)["PolicyDocument"]
+    role_name_ = role_name(client, function_name)
+    (name,) = iam.list_role_policies(RoleName=role_name_)["PolicyNames"]
+    doc = iam.get_role_policy(RoleName=role_name_, PolicyName=name)["PolicyDocument"]
     if isinstance(doc, str):
         doc = json.loads(doc)
     return {s["Sid"]: s for s in doc["Statement"]}
@@ -284,6 +290,12 @@ def test_bucket_policies_deny_every_request_without_tls(applied, out, client, do
         client("s3").get_bucket_policy(Bucket=name)
 
 
+def test_role_names_carry_the_region_because_iam_names_are_account_wide(out, client):
+    """IAM role names are unique in the account, across regions (IAM quotas)."""
+    for function in (out["resize_function_name"], out["upload_function_name"]):
+        assert role_name(client, function) == f"{function}-us-east-1"
+
+
 def test_resize_role_grants_exactly_what_resizing_needs(out, client):
     statements = role_policy(client, out["resize_function_name"])
     uploads, resized = out["uploads_bucket_name"], out["resized_bucket_name"]
@@ -407,22 +419,49 @@ def test_table_is_on_demand_keyed_by_id_with_point_in_time_recovery(out, client)
     table = ddb.describe_table(TableName=out["table_name"])["Table"]
     assert table["KeySchema"] == [{"AttributeName": "id", "KeyType": "HASH"}]
     assert table["BillingModeSummary"]["BillingMode"] == "PAY_PER_REQUEST"
-    assert table["SSEDescription"]["Status"] == "ENABLED"
+    # No SSEDescription: DynamoDB's AWS owned key, not the AWS managed key aws/dynamodb
+    # (DescribeTable reports SSEDescription only for KMS keys, which KMS bills).
+    assert "SSEDescription" not in table
+    ttl = ddb.describe_time_to_live(TableName=out["table_name"])["TimeToLiveDescription"]
+    assert ttl == {"TimeToLiveStatus": "ENABLED", "AttributeName": "expires_at"}
     backups = ddb.describe_continuous_backups(TableName=out["table_name"])["ContinuousBackupsDescription"]
     assert backups["PointInTimeRecoveryDescription"]["PointInTimeRecoveryStatus"] == "ENABLED"
 
 
-def test_alarms_watch_the_dlq_queue_age_functions_and_api(out, client):
-    alarms = client("cloudwatch").describe_alarms(AlarmNamePrefix="imgpipe-dev")["MetricAlarms"]
-    watched = {(a["Namespace"], a["MetricName"]) for a in alarms}
-    assert watched == {
-        ("AWS/SQS", "ApproximateNumberOfMessagesVisible"),
-        ("AWS/SQS", "ApproximateAgeOfOldestMessage"),
-        ("AWS/Lambda", "Errors"),
-        ("AWS/Lambda", "Throttles"),
-        ("AWS/ApiGateway", "5xx"),
+def test_alarms_watch_the_dlq_queue_age_throttles_and_rates_over_several_periods(out, client):
+    cloudwatch = client("cloudwatch")
+    alarms = {
+        a["AlarmName"]: a for a in cloudwatch.describe_alarms(AlarmNamePrefix="imgpipe-dev")["MetricAlarms"]
     }
-    assert len(alarms) == 7  # errors and throttles for each of the two functions
-    topic = client("sns").get_topic_attributes(TopicArn=alarms[0]["AlarmActions"][0])["Attributes"]
-    assert topic["KmsMasterKeyId"]
-    assert {tuple(a["AlarmActions"]) for a in alarms} == {(topic["TopicArn"],)}
+    single = {name: (a["Namespace"], a["MetricName"]) for name, a in alarms.items() if "MetricName" in a}
+    assert single == {
+        "imgpipe-dev-resize-dlq-messages": ("AWS/SQS", "ApproximateNumberOfMessagesVisible"),
+        "imgpipe-dev-resize-queue-age": ("AWS/SQS", "ApproximateAgeOfOldestMessage"),
+        "imgpipe-dev-resize-throttles": ("AWS/Lambda", "Throttles"),
+        "imgpipe-dev-upload-throttles": ("AWS/Lambda", "Throttles"),
+    }
+    rates = {name: a for name, a in alarms.items() if a.get("Metrics")}
+    assert sorted(rates) == [
+        "imgpipe-dev-api-5xx",
+        "imgpipe-dev-resize-errors",
+        "imgpipe-dev-resize-image-failures",
+        "imgpipe-dev-resize-image-retries",
+        "imgpipe-dev-upload-errors",
+    ]
+    for name, alarm in rates.items():
+        assert (alarm["DatapointsToAlarm"], alarm["EvaluationPeriods"]) == (3, 5), name
+        (returned,) = [q for q in alarm["Metrics"] if q.get("ReturnData")]
+        assert returned["Expression"].startswith("100 * ("), name
+    failures = rates["imgpipe-dev-resize-image-failures"]["Metrics"]
+    watched = {
+        q["MetricStat"]["Metric"]["MetricName"]: q["MetricStat"]["Metric"]
+        for q in failures
+        if "MetricStat" in q
+    }
+    assert set(watched) == {"ImagesFailed", "ImagesErrored", "BadMessages", "MessagesReceived"}
+    for metric in watched.values():
+        assert metric["Namespace"] == "imgpipe-dev"
+        assert metric["Dimensions"] == [{"Name": "service", "Value": "resize"}]
+    topic = client("sns").get_topic_attributes(TopicArn=alarms["imgpipe-dev-api-5xx"]["AlarmActions"][0])
+    assert topic["Attributes"]["KmsMasterKeyId"]
+    assert {tuple(a["AlarmActions"]) for a in alarms.values()} == {(topic["Attributes"]["TopicArn"],)}

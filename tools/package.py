@@ -15,12 +15,20 @@ directories), and nothing that depends on the build machine is kept: no
 the Lambda runtime provides them.
 
 Downloaded wheels are cached under ``build/wheels/<platform>-<python>/``.
+
+What the package was built for (architecture, runtime, Python ABI, platform
+tags) is recorded twice: ``lambda-package.json`` inside the zip, and a manifest
+beside it (``lambda.zip`` -> ``lambda.json``) that also carries the zip's
+base64 SHA-256. Terraform reads the latter at plan time and refuses a package
+whose compiled wheels would not import on the functions' architecture or runtime.
 """
 
 from __future__ import annotations
 
 import argparse
+import base64
 import hashlib
+import json
 import os
 import subprocess
 import sys
@@ -41,6 +49,8 @@ EXCLUDED_DISTRIBUTIONS = ("boto3", "botocore", "s3transfer")
 # Written by pip on install and different on every machine or run.
 DROPPED_METADATA = ("direct_url.json", "INSTALLER", "REQUESTED", "RECORD")
 FIXED_DATE = (1980, 1, 1, 0, 0, 0)
+# Inside the zip; the one beside it is manifest_path(zip).
+INNER_MANIFEST = "lambda-package.json"
 FILE_MODE = 0o100644
 DIR_MODE = 0o040755
 
@@ -52,6 +62,33 @@ class PackageError(RuntimeError):
 def platforms(arch: str) -> list[str]:
     machine = ARCHES[arch]
     return [f"manylinux_2_28_{machine}", f"manylinux2014_{machine}"]
+
+
+def build_info(arch: str, runtime: str) -> dict[str, object]:
+    """What the wheels were chosen for; Terraform compares it with lambda_architecture/lambda_runtime."""
+    version = runtime.removeprefix("python")
+    return {
+        "architecture": arch,
+        "runtime": runtime,
+        "python_abi": f"cp{version.replace('.', '')}",
+        "platforms": platforms(arch),
+    }
+
+
+def manifest_path(zip_path: Path) -> Path:
+    """``build/lambda.zip`` -> ``build/lambda.json``, where Terraform looks for it."""
+    return zip_path.with_suffix(".json")
+
+
+def write_manifest(zip_path: Path, arch: str, runtime: str) -> Path:
+    """The manifest beside the zip: build_info plus the zip's hash, as filebase64sha256 gives it."""
+    digest = base64.b64encode(hashlib.sha256(zip_path.read_bytes()).digest()).decode()
+    info = {**build_info(arch, runtime), "zip_base64sha256": digest}
+    path = manifest_path(zip_path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")
+    os.replace(tmp, path)
+    return path
 
 
 def _pip(*args: str) -> None:
@@ -161,7 +198,10 @@ def build(
     with tempfile.TemporaryDirectory(prefix="lambda-site-") as tmp:
         site = Path(tmp) / "site"
         install_wheels(wheels, arch, runtime, requirements, site)
+        info = json.dumps(build_info(arch, runtime), indent=2, sort_keys=True)
+        (site / INNER_MANIFEST).write_text(info + "\n")
         write_zip(collect(site, source), output)
+    write_manifest(output, arch, runtime)
     return output
 
 

@@ -1,0 +1,385 @@
+"""The root module's plan-time contract: names, keys, alarms, the table and the package.
+
+Each test runs ``terraform plan`` (and reads ``terraform show -json``) against a
+moto server, so the data sources (account, region) answer without AWS. Nothing
+is applied except in the KMS test, which creates only what the functions'
+policy documents need to be rendered. The package is a small stand-in zip with
+the manifest tools/package.py writes, so no wheels are downloaded.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from local.tf import Terraform, TerraformError, find_plugin_mirror, find_terraform
+from tools import package
+
+pytestmark = [pytest.mark.slow, pytest.mark.terraform]
+
+if find_terraform() is None:
+    pytest.skip("terraform is not on PATH: the Terraform tests need it", allow_module_level=True)
+try:
+    find_plugin_mirror()
+except TerraformError as exc:
+    pytest.skip(str(exc), allow_module_level=True)
+
+ACCOUNT = "123456789012"  # moto's account, the same in every region
+KEY_ARN = f"arn:aws:kms:us-east-1:{ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_CONFIG_FILE": os.devnull,
+    "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+}
+
+
+def write_package(directory: Path, arch: str = "arm64", runtime: str = "python3.12") -> Path:
+    """A stand-in lambda.zip with the manifest beside it, as `make package` leaves them."""
+    directory.mkdir(parents=True, exist_ok=True)
+    zip_path = directory / "lambda.zip"
+    with zipfile.ZipFile(zip_path, "w") as zf:
+        zf.writestr("resize_handler.py", "def handler(event, context):\n    return {}\n")
+    package.write_manifest(zip_path, arch, runtime)
+    return zip_path
+
+
+@pytest.fixture(scope="module")
+def emulator(tmp_path_factory):
+    from local.emulator import running
+
+    with running(log_path=tmp_path_factory.mktemp("moto") / "moto.log") as emu:
+        yield emu
+
+
+@pytest.fixture(scope="module")
+def tf(tmp_path_factory) -> Terraform:
+    base = tmp_path_factory.mktemp("tfplan")
+    wrapper = Terraform(data_dir=base / "data", state=base / "state" / "terraform.tfstate", env=CREDENTIALS)
+    wrapper.init()
+    return wrapper
+
+
+@pytest.fixture(scope="module")
+def arm_package(tmp_path_factory) -> Path:
+    return write_package(tmp_path_factory.mktemp("pkg-arm64"))
+
+
+@pytest.fixture
+def plan(tf, emulator, arm_package, tmp_path):
+    """plan(**variables) -> the plan as `terraform show -json` gives it; TerraformError on failure."""
+
+    def run(**variables) -> dict:
+        variables = {
+            "aws_endpoint_url": emulator.endpoint,
+            "lambda_zip_path": str(arm_package),
+            **variables,
+        }
+        var_file = tmp_path / "vars.tfvars.json"
+        var_file.write_text(json.dumps(variables))
+        plan_file = tmp_path / "tfplan"
+        state = tmp_path / "state" / "terraform.tfstate"
+        tf.run(
+            "plan",
+            "-input=false",
+            "-no-color",
+            "-lock=false",
+            f"-state={state}",
+            f"-var-file={var_file}",
+            f"-out={plan_file}",
+        )
+        return json.loads(tf.run("show", "-json", "-no-color", str(plan_file)).stdout)
+
+    return run
+
+
+def resources(planned: dict, type_: str, mode: str = "managed") -> dict[str, dict]:
+    """Planned values (or, for data sources, values read at plan) by address."""
+    found = {}
+    for section in (planned.get("prior_state", {}).get("values", {}), planned["planned_values"]):
+        for resource in section.get("root_module", {}).get("resources", []):
+            if resource["type"] == type_ and resource["mode"] == mode:
+                found[resource["address"]] = resource["values"]
+    return found
+
+
+def one(planned: dict, address: str) -> dict:
+    type_ = address.removeprefix("data.").split(".")[0]
+    mode = "data" if address.startswith("data.") else "managed"
+    return resources(planned, type_, mode)[address]
+
+
+def statements(policy_json: str) -> dict[str, dict]:
+    return {s["Sid"]: s for s in json.loads(policy_json)["Statement"]}
+
+
+def bucket_names(planned: dict) -> list[str]:
+    return [values["bucket"] for values in resources(planned, "aws_s3_bucket").values()]
+
+
+def role_names(planned: dict) -> list[str]:
+    return [values["name"] for values in resources(planned, "aws_iam_role").values()]
+
+
+# -- names ------------------------------------------------------------------
+
+
+def test_two_regions_in_one_account_get_distinct_iam_role_names(plan):
+    """IAM role names are unique per account, not per region (IAM quotas:
+    https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_iam-quotas.html),
+    so a second region's CreateRole must not meet the first region's names."""
+    east, west = plan(aws_region="us-east-1"), plan(aws_region="eu-west-1")
+    assert len(role_names(east)) == 2
+    assert not set(role_names(east)) & set(role_names(west))
+    assert not set(bucket_names(east)) & set(bucket_names(west))
+    assert sorted(role_names(east)) == ["imgpipe-dev-resize-us-east-1", "imgpipe-dev-upload-us-east-1"]
+
+
+def test_the_longest_names_the_variables_allow_fit_iam_and_s3_limits(plan):
+    """IAM role names: at most 64 characters (IAM quotas); bucket names: at most 63
+    (https://docs.aws.amazon.com/AmazonS3/latest/userguide/bucketnamingrules.html).
+    Planned in a 14-character region (the longest today); aws_region admits 16."""
+    region = "ap-southeast-5"
+    planned = plan(name_prefix="a" * 12, environment="e" * 12, aws_region=region)
+    headroom = 16 - len(region)
+    roles, buckets = role_names(planned), bucket_names(planned)
+    assert len(roles) == 2 and all(region in name for name in roles), roles
+    assert max(len(name) for name in roles) + headroom <= 64, roles
+    assert max(len(name) for name in buckets) + headroom == 63, buckets
+    with pytest.raises(TerraformError, match="at most 16 characters"):
+        plan(aws_region="ap-southeastxxx-9")
+
+
+@pytest.mark.parametrize(
+    ("name_prefix", "environment"),
+    [("xn-", "dev"), ("xn--a", "dev"), ("sthree", "dev"), ("sthree-x", "dev"), ("amzn-s3-demo", "dev")],
+)
+def test_name_prefix_that_makes_a_reserved_bucket_prefix_is_refused(plan, name_prefix, environment):
+    """S3 bucket names must not start with xn--, sthree- or amzn-s3-demo- (S3 naming rules)."""
+    with pytest.raises(TerraformError, match="prefix S3 reserves"):
+        plan(name_prefix=name_prefix, environment=environment)
+
+
+@pytest.mark.parametrize(("name_prefix", "environment"), [("amzn-s3", "demo"), ("amzn", "s3-demo")])
+def test_prefix_and_environment_that_together_make_a_reserved_prefix_are_refused(
+    plan, name_prefix, environment
+):
+    with pytest.raises(
+        TerraformError, match=re.escape(f'("{name_prefix}-{environment}-") start with a prefix')
+    ):
+        plan(name_prefix=name_prefix, environment=environment)
+
+
+# -- KMS ---------------------------------------------------------------------
+
+
+def test_alarm_key_lets_cloudwatch_publish_only_for_this_deployments_alarms(plan):
+    """Confused-deputy protection: a service principal's grant carries aws:SourceAccount
+    and aws:SourceArn (https://docs.aws.amazon.com/IAM/latest/UserGuide/confused-deputy.html;
+    SNS's key policy for AWS services publishing to encrypted topics)."""
+    planned = plan()
+    policy = statements(one(planned, "data.aws_iam_policy_document.alarms_key")["json"])
+    cloudwatch = policy["CloudWatchAlarmsPublish"]
+    assert cloudwatch["Principal"] == {"Service": "cloudwatch.amazonaws.com"}
+    assert sorted(cloudwatch["Action"]) == ["kms:Decrypt", "kms:GenerateDataKey*"]
+    assert cloudwatch["Condition"] == {
+        "StringEquals": {"aws:SourceAccount": ACCOUNT},
+        "ArnLike": {"aws:SourceArn": f"arn:aws:cloudwatch:us-east-1:{ACCOUNT}:alarm:imgpipe-dev-*"},
+    }
+    alarm_names = [a["alarm_name"] for a in resources(planned, "aws_cloudwatch_metric_alarm").values()]
+    assert alarm_names and all(name.startswith("imgpipe-dev-") for name in alarm_names)
+
+
+def test_kms_key_policy_output_renders_what_the_users_key_needs(plan):
+    planned = plan(kms_key_arn=KEY_ARN)
+    policy = statements(planned["planned_values"]["outputs"]["kms_key_policy_json"]["value"])
+    assert set(policy) == {
+        "AccountAdministersKeyThroughIam",
+        "CloudWatchAlarmsPublish",
+        "S3NotifiesEncryptedQueue",
+    }
+    s3 = policy["S3NotifiesEncryptedQueue"]
+    assert s3["Principal"] == {"Service": "s3.amazonaws.com"}
+    assert s3["Condition"] == {
+        "StringEquals": {"aws:SourceAccount": ACCOUNT},
+        "ArnEquals": {"aws:SourceArn": f"arn:aws:s3:::imgpipe-dev-uploads-{ACCOUNT}-us-east-1"},
+    }
+    # With kms_key_arn the topic and table use it; no alarm key is made.
+    assert one(planned, "aws_sns_topic.alarms")["kms_master_key_id"] == KEY_ARN
+    assert one(planned, "aws_dynamodb_table.images")["server_side_encryption"] == [
+        {"enabled": True, "kms_key_arn": KEY_ARN}
+    ]
+    assert not resources(planned, "aws_kms_key")
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        (f"arn:aws:kms:us-east-1:{ACCOUNT}:alias/images", "not an alias"),
+        ("1234abcd-12ab-34cd-56ef-1234567890ab", "not an alias"),
+        (KEY_ARN.replace("us-east-1", "eu-west-1"), "key in the region deployed to"),
+    ],
+)
+def test_kms_key_arn_must_be_a_key_arn_in_the_deployment_region(plan, value, message):
+    with pytest.raises(TerraformError, match=message):
+        plan(kms_key_arn=value)
+
+
+def test_functions_use_the_key_only_through_the_services_that_hold_their_data(
+    tf, emulator, arm_package, tmp_path
+):
+    """kms:ViaService limits a grant to requests a service makes on the caller's behalf
+    (https://docs.aws.amazon.com/kms/latest/developerguide/conditions-kms.html#conditions-kms-via-service).
+    The documents name buckets and the table, so those are created (a targeted apply)."""
+    variables = {
+        "aws_endpoint_url": emulator.endpoint,
+        "lambda_zip_path": str(arm_package),
+        "kms_key_arn": KEY_ARN,
+        "name_prefix": "kmscheck",
+        "dynamodb_deletion_protection": False,
+    }
+    var_file = tmp_path / "vars.tfvars.json"
+    var_file.write_text(json.dumps(variables))
+    state = tmp_path / "terraform.tfstate"
+    targets = [f"-target=data.aws_iam_policy_document.{name}" for name in ("resize", "upload")]
+    tf.run(
+        "apply",
+        "-auto-approve",
+        "-input=false",
+        "-no-color",
+        f"-state={state}",
+        f"-var-file={var_file}",
+        *targets,
+    )
+    documents = {
+        r["name"]: json.loads(r["instances"][0]["attributes"]["json"])
+        for r in json.loads(state.read_text())["resources"]
+        if r["type"] == "aws_iam_policy_document" and r["name"] in ("resize", "upload")
+    }
+    expected = {
+        "resize": [
+            "dynamodb.us-east-1.amazonaws.com",
+            "s3.us-east-1.amazonaws.com",
+            "sqs.us-east-1.amazonaws.com",
+        ],
+        "upload": ["dynamodb.us-east-1.amazonaws.com", "s3.us-east-1.amazonaws.com"],
+    }
+    for name, services in expected.items():
+        (kms,) = [s for s in documents[name]["Statement"] if s["Sid"] == "UseDataKey"]
+        assert kms["Resource"] == KEY_ARN
+        assert sorted(kms["Action"]) == ["kms:Decrypt", "kms:GenerateDataKey"]
+        assert sorted(kms["Condition"]["StringEquals"]["kms:ViaService"]) == services
+
+
+# -- alarms --------------------------------------------------------------------
+
+
+def rate_alarm(planned: dict, key: str) -> dict:
+    alarm = one(planned, f'aws_cloudwatch_metric_alarm.rate["{key}"]')
+    queries = {q["id"]: q for q in alarm["metric_query"]}
+    return {"alarm": alarm, "queries": queries}
+
+
+def test_per_message_failures_of_the_resize_handler_are_alarmed_as_rates(plan):
+    """With ReportBatchItemFailures a failed record is not a Lambda Error, so the
+    handler's own EMF metrics are watched. Powertools Metrics adds the dimension
+    service=<POWERTOOLS_SERVICE_NAME> to every metric, in the namespace
+    POWERTOOLS_METRICS_NAMESPACE (local.name here)."""
+    planned = plan(alarm_image_failure_percent=7)
+    failures = rate_alarm(planned, "resize-image-failures")
+    metrics = {
+        q["metric"][0]["metric_name"]: q["metric"][0] for q in failures["queries"].values() if q["metric"]
+    }
+    assert set(metrics) == {"ImagesFailed", "ImagesErrored", "BadMessages", "MessagesReceived"}
+    for metric in metrics.values():
+        assert metric["namespace"] == "imgpipe-dev"
+        assert metric["dimensions"] == {"service": "resize"}
+        assert metric["stat"] == "Sum"
+    assert (
+        failures["queries"]["rate"]["expression"] == "100 * (FILL(m0, 0) + FILL(m1, 0) + FILL(m2, 0)) / total"
+    )
+    assert failures["alarm"]["threshold"] == 7
+    retries = rate_alarm(planned, "resize-image-retries")
+    assert {q["metric"][0]["metric_name"] for q in retries["queries"].values() if q["metric"]} == {
+        "ImagesRetried",
+        "MessagesReceived",
+    }
+    dlq = one(planned, "aws_cloudwatch_metric_alarm.dlq_messages")
+    assert dlq["metric_name"] == "ApproximateNumberOfMessagesVisible"
+
+
+def test_no_alarm_fires_on_a_single_request_or_image(plan):
+    """The 5xx alarm was threshold 0 over one period: one request paged the on-call.
+    Now every rate alarm needs M of N five-minute periods over a percentage."""
+    planned = plan(alarm_api_5xx_percent=2, alarm_datapoints_to_alarm=4, alarm_evaluation_periods=6)
+    api = rate_alarm(planned, "api-5xx")
+    assert api["queries"]["rate"]["expression"] == "100 * (FILL(m0, 0)) / total"
+    assert api["queries"]["m0"]["metric"][0]["metric_name"] == "5xx"
+    assert api["queries"]["total"]["metric"][0]["metric_name"] == "Count"
+    assert api["alarm"]["threshold"] == 2
+    for address, alarm in resources(planned, "aws_cloudwatch_metric_alarm").items():
+        if address.endswith(("dlq_messages", "queue_age")):
+            continue  # a dead-lettered image, or a queue backed up for 5 minutes, is not one request
+        assert (alarm["datapoints_to_alarm"], alarm["evaluation_periods"]) == (4, 6), address
+    with pytest.raises(TerraformError, match="must not exceed alarm_evaluation_periods"):
+        plan(alarm_datapoints_to_alarm=6, alarm_evaluation_periods=5)
+
+
+# -- DynamoDB ------------------------------------------------------------------
+
+
+def test_table_expires_records_by_ttl_and_uses_the_aws_owned_key_by_default(plan):
+    """SSESpecification Enabled=false is DynamoDB's AWS owned key; true without a key is
+    the AWS managed key aws/dynamodb, with KMS charges (CloudFormation's SSESpecification,
+    the provider's server_side_encryption)."""
+    planned = plan()
+    table = one(planned, "aws_dynamodb_table.images")
+    assert table["ttl"] == [{"attribute_name": "expires_at", "enabled": True}]
+    (encryption,) = table["server_side_encryption"]
+    assert encryption["enabled"] is False and not encryption.get("kms_key_arn")
+    assert planned["planned_values"]["outputs"]["table_ttl_attribute"]["value"] == "expires_at"
+
+
+# -- the package ---------------------------------------------------------------
+
+
+def test_a_zip_built_for_x86_64_fails_the_plan_for_arm64_functions(plan, tmp_path):
+    x86 = write_package(tmp_path / "x86", arch="x86_64")
+    with pytest.raises(TerraformError) as caught:
+        plan(lambda_zip_path=str(x86), lambda_architecture="arm64")
+    message = " ".join(str(caught.value).split())
+    assert "built for x86_64 and python3.12, but lambda_architecture = arm64" in message
+    assert "make package ARCH=arm64 LAMBDA_RUNTIME=python3.12" in message
+    plan(lambda_zip_path=str(x86), lambda_architecture="x86_64")  # matching: plans
+
+
+def test_a_zip_built_for_another_python_fails_the_plan(plan, tmp_path):
+    py313 = write_package(tmp_path / "py313", runtime="python3.13")
+    with pytest.raises(TerraformError, match=re.escape("built for arm64 and python3.13")):
+        plan(lambda_zip_path=str(py313))
+
+
+def test_a_zip_without_its_manifest_or_with_a_stale_one_fails_the_plan(plan, tmp_path):
+    zip_path = write_package(tmp_path / "pkg")
+    manifest = package.manifest_path(zip_path)
+    with zipfile.ZipFile(zip_path, "a") as zf:
+        zf.writestr("upload_handler.py", "")  # rebuilt without its manifest
+    with pytest.raises(TerraformError, match="describes another build"):
+        plan(lambda_zip_path=str(zip_path))
+    manifest.unlink()
+    with pytest.raises(TerraformError, match="has no manifest beside it"):
+        plan(lambda_zip_path=str(zip_path))
+
+
+def test_an_artifact_bucket_package_must_say_what_it_was_built_for(plan):
+    artifact = {"lambda_artifact_bucket": "artifacts", "lambda_artifact_sha256": "A" * 43 + "="}
+    with pytest.raises(TerraformError, match="lambda_artifact_manifest is required"):
+        plan(**artifact)
+    with pytest.raises(TerraformError, match="built for x86_64"):
+        plan(**artifact, lambda_artifact_manifest={"architecture": "x86_64", "runtime": "python3.12"})
+    plan(**artifact, lambda_artifact_manifest={"architecture": "arm64", "runtime": "python3.12"})
