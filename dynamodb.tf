@@ -8,6 +8,7 @@ locals {
 }
 
 resource "aws_dynamodb_table" "images" {
+  #checkov:skip=CKV_AWS_119:the AWS owned key by default (no KMS charges, like SSE-S3 and SSE-SQS on the buckets and queues); set kms_key_arn for a customer-managed key
   name                        = local.table_name
   billing_mode                = "PAY_PER_REQUEST"
   hash_key                    = "id"
