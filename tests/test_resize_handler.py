@@ -532,10 +532,10 @@ def test_cold_starts_racing_to_create_the_secret_agree_on_one(pipeline):
     table = boto3.resource("dynamodb").Table(TABLE)
     first = id_secret.load(table)
     assert len(first) == id_secret.SECRET_BYTES
-    table.delete_item(Key={"id": id_secret.SECRET_ITEM_ID})
-    table.put_item(Item={"id": id_secret.SECRET_ITEM_ID, "secret": first})
+    table.delete_item(Key={"id": id_secret.ITEM_ID})
+    table.put_item(Item={"id": id_secret.ITEM_ID, "secret": first})
     assert id_secret.load(table) == first
-    assert not keys.is_valid_id(id_secret.SECRET_ITEM_ID)  # GET /images/{id} refuses it as malformed
+    assert not keys.is_valid_id(id_secret.ITEM_ID)  # GET /images/{id} refuses it as malformed
 
 
 def test_the_id_secret_never_appears_in_the_logs(pipeline, capsys, monkeypatch):

@@ -1,6 +1,6 @@
 """The per-deployment secret that keys the ids of direct uploads (docs/ids.md).
 
-It is one item of the images table, ``{"id": SECRET_ITEM_ID, "secret": <32 random
+It is one item of the images table, ``{"id": ITEM_ID, "secret": <32 random
 bytes>}``, created by the first resize cold start that finds none. The put is
 conditional (``attribute_not_exists(id)``), so cold starts racing each other
 agree on the first value written; every later cold start reads it once. The
@@ -14,7 +14,7 @@ from __future__ import annotations
 import secrets
 from typing import Any
 
-SECRET_ITEM_ID = "#image-id-secret"
+ITEM_ID = "#image-id-secret"
 SECRET_BYTES = 32
 
 
@@ -26,7 +26,7 @@ def load(table: Any) -> bytes:
     candidate = secrets.token_bytes(SECRET_BYTES)
     try:
         table.put_item(
-            Item={"id": SECRET_ITEM_ID, "secret": candidate},
+            Item={"id": ITEM_ID, "secret": candidate},
             ConditionExpression="attribute_not_exists(id)",
         )
     except table.meta.client.exceptions.ConditionalCheckFailedException:
@@ -38,7 +38,7 @@ def load(table: Any) -> bytes:
 
 
 def _read(table: Any) -> bytes | None:
-    item = table.get_item(Key={"id": SECRET_ITEM_ID}, ConsistentRead=True).get("Item")
+    item = table.get_item(Key={"id": ITEM_ID}, ConsistentRead=True).get("Item")
     if not item:
         return None
     value = item["secret"]

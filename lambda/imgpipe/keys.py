@@ -11,7 +11,8 @@ Resized bucket
 (``secrets.token_urlsafe(16)``); any other key gets one derived from the key
 and the deployment's secret (``base64url(HMAC-SHA256(secret, key))[:22]``,
 ``imgpipe.id_secret``, docs/ids.md), so the same source key always maps to the
-same id, and nobody without the secret can compute it. ``tag`` is 12 URL-safe characters derived from the source version
+same id, and nobody without the secret can compute it. ``tag`` is 12 URL-safe
+characters derived from the source version
 (``base64url(sha256(version))[:12]``): each version of a source has its own
 output keys, so the bytes under a rendition key never change, and an older
 version's renditions can never replace a newer one's (see docs/ordering.md).
