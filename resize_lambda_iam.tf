@@ -1,5 +1,11 @@
 # The resize function's role: read originals, write renditions, consume its
-# queue, update the metadata table, log to its own log group.
+# queue, update the metadata table, create the id secret, log to its own log group.
+
+locals {
+  # The id secret's item in the images table (lambda/imgpipe/id_secret.py,
+  # ITEM_ID): never a 22-character image id.
+  id_secret_item = "#image-id-secret"
+}
 
 data "aws_iam_policy_document" "lambda_assume_role" {
   statement {
@@ -62,6 +68,23 @@ data "aws_iam_policy_document" "resize" {
     effect    = "Allow"
     actions   = ["dynamodb:GetItem", "dynamodb:UpdateItem"]
     resources = [aws_dynamodb_table.images.arn]
+  }
+
+  # The secret that keys direct uploads' ids (docs/ids.md): created once, by
+  # the first cold start, in its own item. dynamodb:LeadingKeys is the item's
+  # partition key ("Using IAM policy conditions for fine-grained access
+  # control", DynamoDB developer guide), so this put can write no image record.
+  statement {
+    sid       = "CreateIdSecret"
+    effect    = "Allow"
+    actions   = ["dynamodb:PutItem"]
+    resources = [aws_dynamodb_table.images.arn]
+
+    condition {
+      test     = "ForAllValues:StringEquals"
+      variable = "dynamodb:LeadingKeys"
+      values   = [local.id_secret_item]
+    }
   }
 
   statement {

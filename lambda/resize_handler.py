@@ -30,7 +30,7 @@ import contextvars
 import functools
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote
 
@@ -38,7 +38,7 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 
-from imgpipe import keys, limits, metadata, ordering, records, s3_events, sandbox
+from imgpipe import id_secret, keys, limits, metadata, ordering, records, s3_events, sandbox
 from imgpipe.detect import mime_type
 from imgpipe.engine import EngineOptions, RenderResult, render
 from imgpipe.errors import (
@@ -103,11 +103,16 @@ _last_receive: contextvars.ContextVar[bool] = contextvars.ContextVar("last_recei
 
 @dataclass(frozen=True)
 class State:
-    """What a cold start prepares once: the settings and the engine's options."""
+    """What a cold start prepares once: the settings, the engine's options, the id secret."""
 
     config: ResizeConfig
     options: EngineOptions
     renderer: sandbox.Renderer
+    id_secret: bytes = field(repr=False)
+
+    def image_id(self, key: str) -> str:
+        """The image id of an uploads-bucket key in this deployment (``keys.id_for_key``)."""
+        return keys.id_for_key(key, self.id_secret)
 
 
 @functools.cache
@@ -115,7 +120,25 @@ def state() -> State:
     config = from_env()
     budget = limits.memory_budget(config.memory_mb)
     options = EngineOptions(config.max_pixels, config.background, _watermark(config), memory_budget=budget)
-    return State(config, options, sandbox.Renderer(config.memory_mb))
+    secret = _id_secret(config)
+    return State(config, options, sandbox.Renderer(config.memory_mb), secret)
+
+
+def _id_secret(config: ResizeConfig) -> bytes:
+    """The table's id secret, read once per cold start (docs/ids.md).
+
+    Without a table there is no record for an id to reveal, and rendition keys
+    carry the random version's tag, so the ids are keyed with an empty secret.
+    """
+    table = _table(config)
+    if table is None:
+        return b""
+    return _call("read the id secret", id_secret.load, table)
+
+
+def image_id(key: str) -> str:
+    """The image id of an uploads-bucket key in this deployment."""
+    return state().image_id(key)
 
 
 def reset() -> None:
@@ -403,7 +426,7 @@ def process_object(obj: s3_events.S3Object, current: State) -> str:
     """
     config = current.config
     started = time.perf_counter()
-    image_id = keys.id_for_key(obj.key)
+    image_id = current.image_id(obj.key)
     table = _table(config)
     original: dict[str, Any] = {"key": obj.key, "size": obj.size, "version_id": obj.version_id}
     log = {"key": obj.key, "image_id": image_id, "version_id": obj.version_id, "event_size": obj.size}

@@ -20,7 +20,6 @@ import pytest
 from botocore.exceptions import ClientError
 from PIL import Image, ImageCms
 
-from imgpipe import keys
 from imgpipe.engine import EngineOptions, render
 from imgpipe.errors import PermanentError
 from imgpipe.renditions import Rendition, load_renditions
@@ -121,10 +120,10 @@ def test_a_slow_image_fails_alone_and_late_messages_are_handed_back(pipeline):
     late = pipeline.upload("late.png", images.encode(images.quadrants(), "PNG"))
     response = resize_handler.handler({"Records": [good, slow, late]}, _context(Clock(1.5)))
     assert response == {"batchItemFailures": [{"itemIdentifier": late["messageId"]}]}
-    assert pipeline.item(keys.id_for_key("good.png"))["status"] == "done"
-    failed = pipeline.item(keys.id_for_key("slow.jpg"))
+    assert pipeline.item(pipeline.image_id("good.png"))["status"] == "done"
+    failed = pipeline.item(pipeline.image_id("slow.jpg"))
     assert failed["status"] == "failed" and failed["error"]["code"] == "render_timeout"
-    assert pipeline.item(keys.id_for_key("late.png")) is None  # untouched, for the next invocation
+    assert pipeline.item(pipeline.image_id("late.png")) is None  # untouched, for the next invocation
 
 
 def _context(clock: Clock):
@@ -164,7 +163,7 @@ def test_unknown_error_on_the_last_receive_is_recorded_internal_and_still_dead_l
     monkeypatch.setenv("MAX_RECEIVE_COUNT", "3")
     resize_handler.reset()
     record = pipeline.upload("denied.png", images.encode(images.quadrants(), "PNG"))
-    image_id = keys.id_for_key("denied.png")
+    image_id = pipeline.image_id("denied.png")
     _denied(monkeypatch)
     record["attributes"]["ApproximateReceiveCount"] = "2"
     assert pipeline.invoke(record) == {"batchItemFailures": [{"itemIdentifier": record["messageId"]}]}
@@ -191,7 +190,7 @@ def test_memory_the_render_process_cannot_get_is_too_many_pixels(pipeline, monke
     resize_handler.reset()
     record = pipeline.upload("big.png", hostile.wide_png(8000, 8000, bit_depth=16))
     assert pipeline.invoke(record) == {"batchItemFailures": []}
-    item = pipeline.item(keys.id_for_key("big.png"))
+    item = pipeline.item(pipeline.image_id("big.png"))
     assert item["error"]["code"] == "too_many_pixels"
     assert item["error"]["message"].startswith("decoding needs more memory than the function has (")
 
@@ -317,7 +316,7 @@ def test_pixel_limit_message_states_the_configured_limit():
 def test_missing_source_message_names_no_bucket_or_key(pipeline):
     record = pipeline.record("photos/gone.jpg", 1234, None)
     assert pipeline.invoke(record) == {"batchItemFailures": []}
-    error = pipeline.item(keys.id_for_key("photos/gone.jpg"))["error"]
+    error = pipeline.item(pipeline.image_id("photos/gone.jpg"))["error"]
     assert error["code"] == "source_not_found"
     assert "s3://" not in error["message"] and "uploads" not in error["message"]
     assert "photos" not in error["message"]

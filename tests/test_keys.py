@@ -2,26 +2,44 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
+
 import pytest
 
 from imgpipe import keys
 from imgpipe.detect import sniff
 
+SECRET = bytes(range(32))
+
 
 def test_api_key_maps_back_to_its_id():
     image_id = keys.new_id()
     assert keys.is_valid_id(image_id)
-    assert keys.id_for_key(keys.original_key(image_id, "cat.jpg")) == image_id
+    assert keys.id_for_key(keys.original_key(image_id, "cat.jpg"), SECRET) == image_id
 
 
 @pytest.mark.parametrize(
     "key", ["photos/2024/My Cat+1.jpg", "ünïcödé/ß 100%.png", "a", "originals/short/x.jpg"]
 )
 def test_any_other_key_gets_a_stable_valid_id(key):
-    first = keys.id_for_key(key)
+    first = keys.id_for_key(key, SECRET)
     assert keys.is_valid_id(first)
-    assert keys.id_for_key(key) == first
-    assert keys.id_for_key(key + "x") != first
+    assert keys.id_for_key(key, SECRET) == first
+    assert keys.id_for_key(key + "x", SECRET) != first
+
+
+def test_a_direct_upload_id_is_not_the_plain_hash_of_its_key():
+    # Before: base64url(sha256(key))[:22], which anyone who guesses a key computes.
+    key = "photos/2026/cat.jpg"
+    plain = base64.urlsafe_b64encode(hashlib.sha256(key.encode()).digest()).decode()[:22]
+    assert keys.id_for_key(key, SECRET) != plain
+    assert keys.id_for_key(key, b"") != plain
+
+
+def test_two_secrets_give_one_key_two_ids():
+    key = "photos/2026/cat.jpg"
+    assert keys.id_for_key(key, SECRET) != keys.id_for_key(key, bytes(32))
 
 
 @pytest.mark.parametrize(

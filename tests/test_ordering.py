@@ -91,7 +91,7 @@ def calls(monkeypatch):
 
 
 def assert_newer_version_won(pipeline, key: str, new: dict) -> None:
-    image_id = keys.id_for_key(key)
+    image_id = pipeline.image_id(key)
     item = pipeline.item(image_id)
     assert item["status"] == "done"
     assert item["original"]["version_id"] == version_of(new)
@@ -124,14 +124,14 @@ def test_an_old_event_after_the_new_one_is_done_renders_nothing_and_changes_noth
     key = "late.png"
     old, new = versions(pipeline, key)
     assert pipeline.invoke(new) == {"batchItemFailures": []}
-    before = pipeline.item(keys.id_for_key(key))
+    before = pipeline.item(pipeline.image_id(key))
     calls.update(get_object=0, put_object=0)
     capsys.readouterr()
 
     assert pipeline.invoke(old) == {"batchItemFailures": []}
 
     assert calls["get_object"] == calls["put_object"] == 0  # not even fetched
-    assert pipeline.item(keys.id_for_key(key)) == before
+    assert pipeline.item(pipeline.image_id(key)) == before
     assert_newer_version_won(pipeline, key, new)
     assert outcomes()[-1] == "superseded"
     emf = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
@@ -171,10 +171,10 @@ def test_a_newer_version_that_fails_removes_the_older_renditions(pipeline):
     assert pipeline.invoke(good) == {"batchItemFailures": []}
     broken = pipeline.upload(key, b"not an image any more")
     assert pipeline.invoke(broken) == {"batchItemFailures": []}
-    item = pipeline.item(keys.id_for_key(key))
+    item = pipeline.item(pipeline.image_id(key))
     assert item["status"] == "failed" and item["error"]["code"] == "not_an_image"
     assert item["original"]["version_id"] == version_of(broken)
-    assert pipeline.outputs(keys.id_for_key(key)) == {}  # no rendition of the older version is left
+    assert pipeline.outputs(pipeline.image_id(key)) == {}  # no rendition of the older version is left
 
 
 def test_a_duplicate_delivery_of_a_done_version_renders_once(pipeline, outcomes, calls):
@@ -185,7 +185,7 @@ def test_a_duplicate_delivery_of_a_done_version_renders_once(pipeline, outcomes,
     assert calls["get_object"] == 1
     assert calls["put_object"] == len(DEFAULT_OUTPUTS)
     assert outcomes() == ["done", "duplicate", "duplicate"]
-    assert len(pipeline.outputs(keys.id_for_key("dup/once.png"))) == len(DEFAULT_OUTPUTS)
+    assert len(pipeline.outputs(pipeline.image_id("dup/once.png"))) == len(DEFAULT_OUTPUTS)
 
 
 def test_a_duplicate_that_fails_while_the_same_version_is_done_leaves_it_done(
@@ -208,9 +208,9 @@ def test_a_duplicate_that_fails_while_the_same_version_is_done_leaves_it_done(
     monkeypatch.setattr(resize_handler, "_render", render)
     assert pipeline.invoke(record) == {"batchItemFailures": []}
 
-    item = pipeline.item(keys.id_for_key(key))
+    item = pipeline.item(pipeline.image_id(key))
     assert item["status"] == "done" and "error" not in item
-    assert set(pipeline.outputs(keys.id_for_key(key))) == {r["key"] for r in item["renditions"]}
+    assert set(pipeline.outputs(pipeline.image_id(key))) == {r["key"] for r in item["renditions"]}
     assert len(item["renditions"]) == len(DEFAULT_OUTPUTS)
     assert outcomes() == ["done", "duplicate"]
 
@@ -286,7 +286,7 @@ def test_a_key_outside_the_api_layout_keeps_newest_version_wins(pipeline):
 def test_s3_console_folder_marker_is_skipped_not_a_failed_image(pipeline, outcomes):
     record = pipeline.upload("photos/", b"")  # what the console's "Create folder" writes
     assert pipeline.invoke(record) == {"batchItemFailures": []}
-    assert pipeline.item(keys.id_for_key("photos/")) is None
+    assert pipeline.item(pipeline.image_id("photos/")) is None
     assert pipeline.outputs() == {}
     assert outcomes() == ["skipped"]
 
@@ -299,7 +299,7 @@ def test_a_1024_byte_non_ascii_key_gets_renditions_with_metadata_within_2_kb(pip
     record = pipeline.upload(key, png(RED))
     assert pipeline.invoke(record) == {"batchItemFailures": []}
 
-    image_id = keys.id_for_key(key)
+    image_id = pipeline.image_id(key)
     assert pipeline.item(image_id)["status"] == "done"
     outputs = pipeline.outputs(image_id)
     assert len(outputs) == len(DEFAULT_OUTPUTS)

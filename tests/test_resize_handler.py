@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import io
 import itertools
 import json
@@ -15,7 +17,7 @@ from botocore.exceptions import ClientError, EndpointConnectionError, ReadTimeou
 from PIL import Image
 
 from conftest import create_pipeline_resources, load_event
-from imgpipe import keys, records
+from imgpipe import id_secret, keys, records
 from imgpipe.errors import ConfigError, SourceNotFound, TransientError
 from imgpipe.resize_config import from_env
 from tests import images
@@ -94,6 +96,12 @@ class Pipeline:
     def item(self, image_id: str) -> dict | None:
         return records.get(self.table, image_id)
 
+    def image_id(self, key: str) -> str:
+        """The id the deployment gives ``key``: its secret is created or read as at a cold start."""
+        import resize_handler
+
+        return resize_handler.image_id(key)
+
 
 @pytest.fixture
 def pipeline(aws, monkeypatch, lambda_context):
@@ -137,7 +145,7 @@ def test_direct_upload_makes_every_rendition_with_headers_metadata_and_record(pi
 
     assert pipeline.invoke(record) == {"batchItemFailures": []}
 
-    image_id = keys.id_for_key(key)
+    image_id = pipeline.image_id(key)
     outputs = pipeline.outputs()
     # Each version of a source has its own keys, {id}/{tag}/{name}, so every rendition is immutable.
     tag = keys.version_tag(version)
@@ -196,7 +204,7 @@ def test_keys_with_spaces_unicode_plus_and_percent(pipeline, key):
     record = pipeline.upload(key, images.encode(images.quadrants(300, 150), "PNG"))
     assert quote_plus(key) in record["body"]
     assert pipeline.invoke(record) == {"batchItemFailures": []}
-    image_id = keys.id_for_key(key)
+    image_id = pipeline.image_id(key)
     outputs = pipeline.outputs(image_id)
     assert {k.rsplit("/", 1)[1] for k in outputs} == DEFAULT_OUTPUTS
     response, _ = pipeline.get(pipeline.rendition(image_id, "thumb.webp"))
@@ -247,7 +255,7 @@ def test_sample_put_event_from_the_events_folder(pipeline):
     obj["versionId"] = put["VersionId"]
     event["Records"][0]["body"] = json.dumps(body)
     assert pipeline.invoke(*event["Records"]) == {"batchItemFailures": []}
-    assert len(pipeline.outputs(keys.id_for_key(key))) == 6
+    assert len(pipeline.outputs(pipeline.image_id(key))) == 6
 
 
 def test_old_version_is_rendered_from_the_version_in_the_event(pipeline):
@@ -255,7 +263,7 @@ def test_old_version_is_rendered_from_the_version_in_the_event(pipeline):
     first = pipeline.upload(key, images.encode(Image.new("RGB", (400, 400), (255, 0, 0)), "PNG"))
     pipeline.upload(key, images.encode(Image.new("RGB", (400, 400), (0, 0, 255)), "PNG"))
     assert pipeline.invoke(first) == {"batchItemFailures": []}
-    _, body = pipeline.get(pipeline.rendition(keys.id_for_key(key), "thumb.jpg"))
+    _, body = pipeline.get(pipeline.rendition(pipeline.image_id(key), "thumb.jpg"))
     assert opened(body).getpixel((100, 100))[0] > 200  # red: the version the event named
 
 
@@ -266,7 +274,7 @@ def test_unversioned_event_reads_the_current_object(pipeline):
     del body["Records"][0]["s3"]["object"]["versionId"]
     record["body"] = json.dumps(body)
     assert pipeline.invoke(record) == {"batchItemFailures": []}
-    response, _ = pipeline.get(pipeline.rendition(keys.id_for_key(key), "thumb.jpg"))
+    response, _ = pipeline.get(pipeline.rendition(pipeline.image_id(key), "thumb.jpg"))
     assert response["Metadata"]["source-version"]  # the version S3 returned
 
 
@@ -296,7 +304,7 @@ def test_duplicate_delivery_leaves_the_same_objects(pipeline):
     second = pipeline.outputs()
     assert set(first) == set(second) and len(second) == 6
     assert {k: v["Size"] for k, v in first.items()} == {k: v["Size"] for k, v in second.items()}
-    assert pipeline.item(keys.id_for_key("dup/photo.jpg"))["status"] == "done"
+    assert pipeline.item(pipeline.image_id("dup/photo.jpg"))["status"] == "done"
 
 
 # --- failures ---
@@ -318,13 +326,13 @@ def test_transient_s3_failure_fails_only_that_message(pipeline, monkeypatch):
     monkeypatch.setattr(client, "get_object", get_object)
     response = pipeline.invoke(good, bad)
     assert response == {"batchItemFailures": [{"itemIdentifier": bad["messageId"]}]}
-    assert len(pipeline.outputs(keys.id_for_key("good.png"))) == 6
-    assert pipeline.outputs(keys.id_for_key("throttled.png")) == {}
-    assert pipeline.item(keys.id_for_key("throttled.png")) is None  # nothing recorded: it will be retried
+    assert len(pipeline.outputs(pipeline.image_id("good.png"))) == 6
+    assert pipeline.outputs(pipeline.image_id("throttled.png")) == {}
+    assert pipeline.item(pipeline.image_id("throttled.png")) is None  # nothing recorded: it will be retried
 
     monkeypatch.setattr(client, "get_object", real_get)  # the retry succeeds
     assert pipeline.invoke(bad) == {"batchItemFailures": []}
-    assert len(pipeline.outputs(keys.id_for_key("throttled.png"))) == 6
+    assert len(pipeline.outputs(pipeline.image_id("throttled.png"))) == 6
 
 
 def test_transient_failure_writing_outputs_or_table_is_retried(pipeline, monkeypatch):
@@ -378,14 +386,14 @@ def test_bad_images_are_recorded_and_not_retried(pipeline, data, code):
     good = pipeline.upload("fine.png", images.encode(images.quadrants(), "PNG"))
     bad = pipeline.upload("bad/file.jpg", data)
     assert pipeline.invoke(bad, good) == {"batchItemFailures": []}
-    image_id = keys.id_for_key("bad/file.jpg")
+    image_id = pipeline.image_id("bad/file.jpg")
     item = pipeline.item(image_id)
     assert item["status"] == "failed"
     assert item["error"]["code"] == code
     assert item["error"]["message"]
     assert "renditions" not in item
     assert pipeline.outputs(image_id) == {}
-    assert len(pipeline.outputs(keys.id_for_key("fine.png"))) == 6
+    assert len(pipeline.outputs(pipeline.image_id("fine.png"))) == 6
 
 
 def test_source_over_the_byte_limit_is_refused_before_download(pipeline, monkeypatch):
@@ -396,12 +404,12 @@ def test_source_over_the_byte_limit_is_refused_before_download(pipeline, monkeyp
     big = images.encode(images.quadrants(), "PNG") + b"\0" * 1000
     record = pipeline.upload("big/photo.png", big)
     assert pipeline.invoke(record) == {"batchItemFailures": []}
-    item = pipeline.item(keys.id_for_key("big/photo.png"))
+    item = pipeline.item(pipeline.image_id("big/photo.png"))
     assert item["status"] == "failed"
     assert item["error"]["code"] == "source_too_large"
     assert "MAX_SOURCE_BYTES" in item["error"]["message"]
     assert item["original"]["size"] == len(big)
-    assert pipeline.outputs(keys.id_for_key("big/photo.png")) == {}
+    assert pipeline.outputs(pipeline.image_id("big/photo.png")) == {}
 
 
 def test_missing_source_is_recorded_and_keeps_the_api_filename(pipeline):
@@ -464,6 +472,94 @@ def test_unknown_aws_errors_are_left_alone():
     assert resize_handler.classify(exc, "get") is exc
 
 
+# --- direct-upload ids: keyed by the deployment's secret (docs/ids.md) ---
+
+
+def plain_hash_id(key: str) -> str:
+    """The id a direct upload used to get, which anyone who guessed its key could compute."""
+    return base64.urlsafe_b64encode(hashlib.sha256(key.encode()).digest()).decode()[:22]
+
+
+def rendition_image_ids(pipeline) -> set[str]:
+    """The ``image-id`` metadata of every rendition in the resized bucket."""
+    return {
+        pipeline.s3.head_object(Bucket=RESIZED, Key=key)["Metadata"]["image-id"] for key in pipeline.outputs()
+    }
+
+
+def test_a_direct_upload_id_cannot_be_computed_from_its_key(pipeline):
+    key = "photos/2026/cat.jpg"
+    assert pipeline.invoke(pipeline.upload(key, images.encode(images.quadrants(), "JPEG"))) == {
+        "batchItemFailures": []
+    }
+    (image_id,) = rendition_image_ids(pipeline)
+    assert keys.is_valid_id(image_id)
+    assert image_id != plain_hash_id(key)
+    assert pipeline.item(plain_hash_id(key)) is None
+    assert pipeline.item(image_id)["original"]["key"] == key
+
+
+def test_two_deployments_give_one_key_two_ids(pipeline, monkeypatch):
+    import resize_handler
+
+    first = pipeline.image_id("photos/2026/cat.jpg")
+    create_pipeline_resources("uploads-2", "resized-2", "images-2")  # a second deployment, its own table
+    monkeypatch.setenv("TABLE_NAME", "images-2")
+    resize_handler.reset()
+    assert pipeline.image_id("photos/2026/cat.jpg") != first
+
+
+def test_one_deployment_keeps_a_key_on_one_id_across_cold_starts(pipeline):
+    """Newest version wins per key (docs/ordering.md) only if each cold start derives the same id."""
+    import resize_handler
+
+    key = "photos/overwritten.png"
+    assert pipeline.invoke(pipeline.upload(key, images.encode(images.quadrants(), "PNG"))) == {
+        "batchItemFailures": []
+    }
+    first = pipeline.image_id(key)
+    resize_handler.reset()  # a new execution environment: the secret is read again, not made again
+    newer = pipeline.upload(key, images.encode(images.quadrants(300, 100), "PNG"))
+    assert pipeline.invoke(newer) == {"batchItemFailures": []}
+    assert pipeline.image_id(key) == first
+    item = pipeline.item(first)
+    assert item["status"] == "done" and item["original"]["width"] == 300
+    assert rendition_image_ids(pipeline) == {first}
+
+
+def test_cold_starts_racing_to_create_the_secret_agree_on_one(pipeline):
+    """The put is conditional (attribute_not_exists): a second writer gets the first one's value."""
+    table = boto3.resource("dynamodb").Table(TABLE)
+    first = id_secret.load(table)
+    assert len(first) == id_secret.SECRET_BYTES
+    table.delete_item(Key={"id": id_secret.ITEM_ID})
+    table.put_item(Item={"id": id_secret.ITEM_ID, "secret": first})
+    assert id_secret.load(table) == first
+    assert not keys.is_valid_id(id_secret.ITEM_ID)  # GET /images/{id} refuses it as malformed
+
+
+def test_the_id_secret_never_appears_in_the_logs(pipeline, capsys, monkeypatch):
+    import resize_handler
+
+    log = io.StringIO()
+    monkeypatch.setattr(resize_handler.logger.registered_handler, "stream", log)
+    ok = pipeline.upload("logged/secret.png", images.encode(images.quadrants(), "PNG"))
+    bad = pipeline.upload("logged/bad.png", b"not an image")
+    capsys.readouterr()
+    pipeline.invoke(ok, bad)
+    out = log.getvalue() + "".join(capsys.readouterr())
+    secret = resize_handler.state().id_secret
+    assert "image processed" in out
+    for form in (
+        secret.hex(),
+        base64.b64encode(secret).decode(),
+        base64.urlsafe_b64encode(secret).decode(),
+        repr(secret),
+    ):
+        assert form not in out
+    assert secret.hex() not in repr(resize_handler.state())
+
+
 # --- table optional, logs and metrics ---
 
 
@@ -475,7 +571,7 @@ def test_works_without_a_table(pipeline, monkeypatch):
     record = pipeline.upload("no-table.png", images.encode(images.quadrants(), "PNG"))
     assert pipeline.invoke(record) == {"batchItemFailures": []}
     assert len(pipeline.outputs()) == 6
-    assert pipeline.item(keys.id_for_key("no-table.png")) is None
+    assert pipeline.item(pipeline.image_id("no-table.png")) is None
 
 
 def test_one_json_log_line_per_image_and_emf_metrics(pipeline, capsys, monkeypatch):
@@ -519,12 +615,12 @@ def test_watermark_image_from_the_uploads_bucket(pipeline, monkeypatch):
     resize_handler.reset()
     photo = pipeline.upload("grey.png", images.encode(Image.new("RGB", (1600, 1200), (128, 128, 128)), "PNG"))
     assert pipeline.invoke(mark_record, photo) == {"batchItemFailures": []}
-    assert pipeline.outputs(keys.id_for_key("brand/mark.png")) == {}  # the watermark itself is skipped
-    _, large = pipeline.get(pipeline.rendition(keys.id_for_key("grey.png"), "large.webp"))
+    assert pipeline.outputs(pipeline.image_id("brand/mark.png")) == {}  # the watermark itself is skipped
+    _, large = pipeline.get(pipeline.rendition(pipeline.image_id("grey.png"), "large.webp"))
     im = opened(large).convert("RGB")
     assert im.getpixel((24 + 50, 24 + 50))[0] > 230  # red mark, 2% margin of 1200
     assert im.getpixel((1500, 1100)) == pytest.approx((128, 128, 128), abs=3)
-    _, thumb = pipeline.get(pipeline.rendition(keys.id_for_key("grey.png"), "thumb.webp"))
+    _, thumb = pipeline.get(pipeline.rendition(pipeline.image_id("grey.png"), "thumb.webp"))
     assert opened(thumb).convert("RGB").getpixel((5, 5)) == pytest.approx((128, 128, 128), abs=3)
 
 
@@ -539,7 +635,7 @@ def test_text_watermark_from_the_environment(pipeline, monkeypatch):
     monkeypatch.setenv("WATERMARK_TEXT", "© Example")
     photo = pipeline.upload("text.png", images.encode(Image.new("RGB", (1600, 1200), (128, 128, 128)), "PNG"))
     assert pipeline.invoke(photo) == {"batchItemFailures": []}
-    _, large = pipeline.get(pipeline.rendition(keys.id_for_key("text.png"), "large.webp"))
+    _, large = pipeline.get(pipeline.rendition(pipeline.image_id("text.png"), "large.webp"))
     im = opened(large).convert("L")
     corner = im.crop((1200, 1000, 1600, 1200)).getextrema()
     assert corner[1] - corner[0] > 60  # text strokes in the bottom-right corner

@@ -17,6 +17,7 @@ from urllib.parse import unquote_plus
 
 import pytest
 
+from imgpipe import id_secret
 from local.tf import REPO_ROOT, Terraform, TerraformError, find_plugin_mirror, find_terraform
 
 pytestmark = [pytest.mark.slow, pytest.mark.terraform]
@@ -311,8 +312,15 @@ def test_resize_role_grants_exactly_what_resizing_needs(out, client):
             {out["queue_arn"]},
         ),
         "UpdateImageRecords": ({"dynamodb:GetItem", "dynamodb:UpdateItem"}, {table_arn}),
+        "CreateIdSecret": ({"dynamodb:PutItem"}, {table_arn}),
         "WriteOwnLogs": ({"logs:CreateLogStream", "logs:PutLogEvents"}, {log_group}),
     }
+    # PutItem is for the id secret's item only: dynamodb:LeadingKeys is the
+    # partition key of the items a request touches (DynamoDB developer guide,
+    # fine-grained access control), and the function writes that one id.
+    (condition,) = statements["CreateIdSecret"]["Condition"].items()
+    assert condition[0] == "ForAllValues:StringEquals"
+    assert {k: as_list(v) for k, v in condition[1].items()} == {"dynamodb:LeadingKeys": [id_secret.ITEM_ID]}
 
 
 def test_upload_role_grants_exactly_what_the_api_needs(out, client):

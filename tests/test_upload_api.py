@@ -11,7 +11,7 @@ import io
 import json
 import re
 from datetime import UTC, datetime, timedelta
-from urllib.parse import quote_plus
+from urllib.parse import quote, quote_plus
 
 import boto3
 import pytest
@@ -20,6 +20,7 @@ from PIL import Image
 from urllib3 import encode_multipart_formdata
 
 from conftest import create_pipeline_resources, load_event
+from imgpipe import id_secret
 
 UPLOADS = "imgpipe-test-uploads"
 RESIZED = "imgpipe-test-resized"
@@ -561,6 +562,28 @@ def test_get_unknown_id_is_404(call):
 @pytest.mark.parametrize("bad_id", ["short", "A" * 23, "A" * 21 + "!", "A" * 21 + "%2F", "%00" * 8])
 def test_get_malformed_id_is_400(call, bad_id):
     assert_error(call(get_image(bad_id)), "bad_request", contains="id")
+
+
+@pytest.mark.parametrize("form", ["raw", "percent-encoded", "padded to 22 characters"])
+def test_get_never_serves_the_id_secret_item(call, form):
+    # The secret that keys direct uploads' ids lives in the images table (docs/ids.md); its item id
+    # is no 22-character image id, so GET /images/{id} refuses it however the path spells it.
+    secret = id_secret.load(boto3.resource("dynamodb").Table(TABLE))
+    item_id = {
+        "raw": id_secret.ITEM_ID,
+        "percent-encoded": quote(id_secret.ITEM_ID, safe=""),
+        "padded to 22 characters": id_secret.ITEM_ID.ljust(22, "A"),
+    }[form]
+    status, _, body = result = call(get_image(item_id))
+    assert status in (400, 404)
+    assert_error(result, "bad_request" if status == 400 else "not_found")
+    text = json.dumps(body)
+    for spelled in (
+        secret.hex(),
+        base64.b64encode(secret).decode(),
+        base64.urlsafe_b64encode(secret).decode(),
+    ):
+        assert spelled not in text
 
 
 def test_get_failed_image_shows_its_error(call, api):

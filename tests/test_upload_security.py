@@ -59,7 +59,8 @@ def direct_s3_upload(lambda_context, key: str, metadata: dict | None = None) -> 
         Bucket=UPLOADS, Key=key, Body=image_bytes("PNG", (64, 48)), Metadata=metadata or {}
     )
     resize(lambda_context, key)
-    (item,) = [i for i in table().scan()["Items"] if i["original"]["key"] == key]
+    # The table also holds the id secret's item (docs/ids.md), which has no original.
+    (item,) = [i for i in table().scan()["Items"] if i.get("original", {}).get("key") == key]
     return item
 
 

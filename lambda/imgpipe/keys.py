@@ -9,8 +9,10 @@ Resized bucket
 
 ``id`` is 22 URL-safe characters. API uploads get a random one
 (``secrets.token_urlsafe(16)``); any other key gets one derived from the key
-(``base64url(sha256(key))[:22]``), so the same source key always maps to the
-same id. ``tag`` is 12 URL-safe characters derived from the source version
+and the deployment's secret (``base64url(HMAC-SHA256(secret, key))[:22]``,
+``imgpipe.id_secret``, docs/ids.md), so the same source key always maps to the
+same id, and nobody without the secret can compute it. ``tag`` is 12 URL-safe
+characters derived from the source version
 (``base64url(sha256(version))[:12]``): each version of a source has its own
 output keys, so the bytes under a rendition key never change, and an older
 version's renditions can never replace a newer one's (see docs/ordering.md).
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import hmac
 import re
 import secrets
 import unicodedata
@@ -46,12 +49,13 @@ def is_api_key(key: str) -> bool:
     return bool(_API_KEY_RE.match(key))
 
 
-def id_for_key(key: str) -> str:
-    """The image id for an uploads-bucket key (API layout or any other key)."""
+def id_for_key(key: str, secret: bytes) -> str:
+    """The image id for an uploads-bucket key: the API layout's own id, else keyed by ``secret``."""
     match = _API_KEY_RE.match(key)
     if match:
         return match.group(1)
-    return _digest(key, 22)
+    mac = hmac.new(secret, key.encode("utf-8"), hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(mac).decode("ascii")[:22]
 
 
 def sanitize_filename(name: str | None, default: str = "image") -> str:
