@@ -288,8 +288,10 @@ def test_the_owner_deletes_their_image_and_then_it_is_404_for_them_too(call, api
     response = api.handler(as_user(delete_image(image_id), sub("alice")), lambda_context)
     assert response["statusCode"] == 204
     assert versions_of(key) == []
-    assert_error(call(as_user(get_image(image_id), sub("alice"))), "not_found")
+    seen = call(as_user(get_image(image_id), sub("alice")))
+    assert_error(seen, "not_found")
     assert_error(call(as_user(delete_image(image_id), sub("alice"))), "not_found")
+    assert seen == unknown_id_answer(call, image_id, sub("alice"))  # exactly like an unknown id
 
 
 @pytest.mark.parametrize("route", ["images", "uploads", "get", "delete"])
