@@ -159,7 +159,7 @@ def test_uploads_bucket_notifies_the_queue_of_created_and_removed_objects(out, c
     config = client("s3").get_bucket_notification_configuration(Bucket=out["uploads_bucket_name"])
     (queue,) = config["QueueConfigurations"]
     assert queue["QueueArn"] == out["queue_arn"]
-    assert queue["Events"] == ["s3:ObjectCreated:*", "s3:ObjectRemoved:*"]
+    assert sorted(queue["Events"]) == ["s3:ObjectCreated:*", "s3:ObjectRemoved:*"]
     assert not config.get("LambdaFunctionConfigurations") and not config.get("TopicConfigurations")
 
 
