@@ -4,9 +4,10 @@ locals {
   # route key => the method/path part of its execute-api ARN, for the invoke
   # permission of exactly these routes.
   api_routes = {
-    "POST /images"     = "POST/images"
-    "POST /uploads"    = "POST/uploads"
-    "GET /images/{id}" = "GET/images/*"
+    "POST /images"        = "POST/images"
+    "POST /uploads"       = "POST/uploads"
+    "GET /images/{id}"    = "GET/images/*"
+    "DELETE /images/{id}" = "DELETE/images/*"
   }
   api_jwt = var.api_auth == "jwt"
 }
@@ -22,7 +23,7 @@ resource "aws_apigatewayv2_api" "images" {
 
     content {
       allow_origins  = cors_configuration.value
-      allow_methods  = ["GET", "POST", "OPTIONS"]
+      allow_methods  = ["DELETE", "GET", "POST", "OPTIONS"]
       allow_headers  = ["authorization", "content-type"]
       expose_headers = ["location"]
       max_age        = 3600

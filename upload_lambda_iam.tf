@@ -1,5 +1,6 @@
-# The upload function's role: write originals, read renditions (presigned GETs
-# are signed with it), read and write the metadata table, log to its own group.
+# The upload function's role: write and delete originals, read renditions
+# (presigned GETs are signed with it), read and write the metadata table, log
+# to its own group.
 # The assume-role policy is shared with the resize role (resize_lambda_iam.tf).
 
 data "aws_iam_policy_document" "upload" {
@@ -9,6 +10,29 @@ data "aws_iam_policy_document" "upload" {
     sid       = "WriteOriginals"
     effect    = "Allow"
     actions   = ["s3:PutObject"]
+    resources = ["${aws_s3_bucket.uploads.arn}/originals/*"]
+  }
+
+  # DELETE /images/{id} removes every version of an API original: it lists the
+  # versions of the one key (ListObjectVersions is s3:ListBucketVersions, on the
+  # bucket, narrowed by s3:prefix) and deletes each by id (s3:DeleteObjectVersion).
+  statement {
+    sid       = "ListOriginalVersions"
+    effect    = "Allow"
+    actions   = ["s3:ListBucketVersions"]
+    resources = [aws_s3_bucket.uploads.arn]
+
+    condition {
+      test     = "StringLike"
+      variable = "s3:prefix"
+      values   = ["originals/*"]
+    }
+  }
+
+  statement {
+    sid       = "DeleteOriginalVersions"
+    effect    = "Allow"
+    actions   = ["s3:DeleteObjectVersion"]
     resources = ["${aws_s3_bucket.uploads.arn}/originals/*"]
   }
 
@@ -24,7 +48,8 @@ data "aws_iam_policy_document" "upload" {
     effect = "Allow"
     # DeleteItem: POST /images writes the record before the object, and removes
     # it again when the S3 write fails, so no record is left stuck at "pending".
-    actions   = ["dynamodb:DeleteItem", "dynamodb:GetItem", "dynamodb:PutItem"]
+    # UpdateItem: DELETE /images/{id} marks the record deleted.
+    actions   = ["dynamodb:DeleteItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"]
     resources = [aws_dynamodb_table.images.arn]
   }
 

@@ -124,8 +124,12 @@ resource "aws_s3_bucket_policy" "uploads" {
   depends_on = [aws_s3_bucket_public_access_block.uploads]
 }
 
-# Every created object (API originals, presigned POSTs, direct puts) goes to the
-# resize queue; the handler skips the watermark key and derives ids itself.
+# Every created and every removed object (API originals, presigned POSTs,
+# direct puts, and their deletes) goes to the resize queue; the handler skips
+# the watermark key and derives ids itself. A removal deletes the renditions of
+# the version it removes (docs/ordering.md, "Deletes"): ObjectRemoved:Delete
+# for a version deleted by id, ObjectRemoved:DeleteMarkerCreated for a DELETE
+# without one (Amazon S3 User Guide, "Supported event types").
 resource "aws_s3_bucket_notification" "uploads" {
   bucket = aws_s3_bucket.uploads.id
 
@@ -134,6 +138,6 @@ resource "aws_s3_bucket_notification" "uploads" {
   queue {
     id        = "resize"
     queue_arn = aws_sqs_queue.resize.arn
-    events    = ["s3:ObjectCreated:*"]
+    events    = ["s3:ObjectCreated:*", "s3:ObjectRemoved:*"]
   }
 }

@@ -14,6 +14,11 @@ SQS message succeeds or fails on its own (``ReportBatchItemFailures``):
   ``MAX_RECEIVE_COUNT``) the record is marked ``failed`` with code
   ``internal`` first, so a dead-lettered message always leaves a reason.
 
+``ObjectRemoved`` events make the image follow its original
+(``process_removal``): when the version the record holds is deleted, or a
+newer delete marker hides it, the renditions are deleted and the record
+becomes a ``deleted`` tombstone (docs/ordering.md, "Deletes").
+
 Each render runs in a child process with a deadline and a memory ceiling
 (``imgpipe.sandbox``, ``imgpipe.timebox``): a slow or huge image fails alone,
 and a message that starts too late is handed back to SQS untouched. Public
@@ -70,6 +75,7 @@ _PASSED_OVER = {
     ordering.SUPERSEDED: ("info", "event superseded by a newer version", "ImagesSuperseded"),
     ordering.REFUSED: ("warning", "object refused: its image is bound to another original", "ImagesRefused"),
     ordering.DUPLICATE: ("info", "duplicate event: this version is already done", "DuplicateEvents"),
+    ordering.UNAFFECTED: ("info", "delete of a version the image does not show", "DeletesUnaffected"),
 }
 
 # Error codes worth retrying, from S3 and DynamoDB.
@@ -509,6 +515,39 @@ def process_object(obj: s3_events.S3Object, current: State) -> str:
     return _processed(started, log, result, renditions, original["size"])
 
 
+def process_removal(obj: s3_events.S3Object, current: State) -> str:
+    """Follow a deleted original: tombstone the record and delete its renditions (docs/ordering.md).
+
+    The outcome is ``deleted``; or, when the removal must not change the image,
+    ``superseded``, ``refused``, ``duplicate`` or ``unaffected``. Raises
+    ``TransientError`` to retry. In an unversioned bucket (no version id) a
+    delete removes the object itself, so it counts like a delete marker.
+    """
+    config = current.config
+    started = time.perf_counter()
+    image_id = current.image_id(obj.key)
+    table = _table(config)
+    log = {"key": obj.key, "image_id": image_id, "version_id": obj.version_id, "sequencer": obj.sequencer}
+    if table is None:
+        logger.info("event skipped", extra={**log, "outcome": "skipped", "reason": "no table"})
+        return "skipped"
+    source = ordering.Source.of(obj.key, obj.sequencer, obj.version_id)
+    marker = obj.delete_marker or source.version is None
+    try:
+        reason = ordering.removal(_call(f"read {image_id}", records.get, table, image_id), source, marker)
+        if reason:
+            return _passed_over(reason, started, log)
+        listed = _call(
+            f"mark {image_id} deleted", records.mark_deleted, table, image_id, source, marker=marker
+        )
+    except records.Conflict as conflict:
+        reason = ordering.removal(conflict.record, source, marker) or ordering.SUPERSEDED
+        return _passed_over(reason, started, log)
+    _delete_renditions(config, [r["key"] for r in listed if r.get("key")], "the original was deleted")
+    _report("info", "image deleted", "ImagesDeleted", started, log, outcome="deleted", renditions=len(listed))
+    return "deleted"
+
+
 def _processed(
     started: float, log: dict[str, Any], result: RenderResult, renditions: list[dict[str, Any]], size: int
 ) -> str:
@@ -614,12 +653,14 @@ def record_handler(record, lambda_context: Any = None) -> None:
         logger.info("s3:TestEvent skipped", extra={"message_id": record.message_id, "outcome": "skipped"})
     for obj in objects:
         config = current.config
-        if not obj.created:
-            reason = f"event {obj.event_name} is not ObjectCreated"
+        if not (obj.created or obj.removed):
+            reason = f"event {obj.event_name} is neither ObjectCreated nor ObjectRemoved"
         elif config.watermark_key and obj.key == config.watermark_key and obj.bucket == config.uploads_bucket:
             reason = "the watermark image itself"
+        elif obj.removed and obj.key.endswith("/"):
+            reason = "an S3 console folder"
         else:
-            process_object(obj, current)
+            (process_object if obj.created else process_removal)(obj, current)
             continue
         logger.info("event skipped", extra={"key": obj.key, "outcome": "skipped", "reason": reason})
 

@@ -1,7 +1,8 @@
 """Upload API Lambda (API Gateway HTTP API, payload format 2.0).
 
 Routes: ``POST /images`` (direct upload), ``POST /uploads`` (presigned S3
-POST), ``GET /images/{id}`` (status and rendition links). Parsing and response
+POST), ``GET /images/{id}`` (status and rendition links), ``DELETE
+/images/{id}`` (the original, then through S3's events the renditions). Parsing and response
 shapes live in ``imgpipe.api``, the AWS calls in ``imgpipe.uploads``; this
 module wires them to the routes. Behind a JWT authorizer, an image belongs to
 the token's subject and nobody else sees it (docs/api-security.md). Logs are
@@ -96,19 +97,34 @@ def post_upload() -> Response:
     return _created(record, {"id": record["id"], "status": record["status"], "upload": upload})
 
 
+def _visible_record(path_id: str) -> dict[str, Any]:
+    """The caller's image; 404 for an unknown id, someone else's image and a deleted one alike."""
+    subject = _subject()
+    image_id = api.parse_image_id(path_id)
+    record = records.get(aws.table(settings().table_name), image_id)
+    if record is None or not api.visible_to(record, subject) or record.get("status") == "deleted":
+        raise api.not_found(f"no image with id {image_id}")
+    return record
+
+
 @app.get("/images/<image_id>")
 def get_image(image_id: str) -> Response:
     cfg = settings()
-    subject = _subject()
-    image_id = api.parse_image_id(image_id)
-    record = records.get(aws.table(cfg.table_name), image_id)
-    # Someone else's image answers exactly as an unknown id does.
-    if record is None or not api.visible_to(record, subject):
-        raise api.not_found(f"no image with id {image_id}")
+    record = _visible_record(image_id)
     s3 = aws.client("s3")
     hidden = (cfg.uploads_bucket, cfg.resized_bucket, cfg.table_name)
     view = api.image_view(record, lambda key: uploads.rendition_url(s3, cfg, key), hidden)
     return json_response(200, view)
+
+
+@app.delete("/images/<image_id>")
+def delete_image(image_id: str) -> Response:
+    cfg = settings()
+    record = _visible_record(image_id)
+    api.check_deletable(record)
+    versions = uploads.delete_original(aws.client("s3"), aws.table(cfg.table_name), cfg, record)
+    logger.info("image deleted", extra={"image_id": record["id"], "versions": versions})
+    return Response(status_code=204, headers={"Cache-Control": "no-store"})
 
 
 @app.exception_handler(api.ApiError)

@@ -1,7 +1,7 @@
 """S3 in the emulator made to answer as AWS does where this repository depends on it.
 
 ``local.moto_server`` calls ``patch()`` once, before moto serves anything.
-moto 5.2.5 differs from S3 in two ways the pipeline depends on:
+moto 5.2.5 differs from S3 in three ways the pipeline depends on:
 
 1. **Event records.** moto's ``_get_s3_event`` (moto/s3/notifications.py)
    gives ``s3.object`` only ``key``, ``size`` and ``eTag``. S3 also sends
@@ -30,6 +30,22 @@ moto 5.2.5 differs from S3 in two ways the pipeline depends on:
    metadata size"; Amazon S3 API Reference, "Error responses"). A key is
    counted as the name after ``x-amz-meta-``, as the SDKs' ``Metadata`` maps
    name it.
+3. **Removal events of a versioned bucket.** S3 sends
+   ``s3:ObjectRemoved:DeleteMarkerCreated`` for a DELETE without a version id
+   in a versioned bucket (its ``versionId`` is the new marker's), and
+   ``s3:ObjectRemoved:Delete`` for each version deleted by id, naming that
+   version (Amazon S3 User Guide, "Supported event types": "You can request
+   notification when an object is deleted or a versioned object is
+   permanently deleted by using the s3:ObjectRemoved:Delete event type.
+   Alternatively, you can request notification when a delete marker is
+   created for a versioned object using s3:ObjectRemoved:DeleteMarkerCreated").
+   moto sends nothing for a delete marker, and for a versioned delete only
+   when the key's last version goes, naming the newest version. Here a
+   versioned bucket's deletes send S3's events; their records carry ``key``,
+   ``versionId`` and ``sequencer``, no ``size`` or ``eTag`` (a removed object
+   has no content; S3's own removal example in "Configuring S3 Lifecycle event
+   notifications" carries only ``key`` and ``sequencer``). An unversioned
+   bucket keeps moto's own ``ObjectRemoved:Delete``.
 """
 
 from __future__ import annotations
@@ -89,14 +105,29 @@ def check_user_metadata(fields: Iterable[tuple[Any, Any]]) -> None:
         raise _metadata_error()
 
 
+def _content(key: Any) -> Any:
+    """The object a delete marker stands in front of (markers chain when deleted twice)."""
+    while not hasattr(key, "etag") and hasattr(key, "key"):
+        key = key.key
+    return key
+
+
+def _is_removal(event_name: Any) -> bool:
+    # moto passes a str-mixin Enum, whose str() is its member name: compare its value.
+    return str(getattr(event_name, "value", event_name)).startswith("s3:ObjectRemoved:")
+
+
 def _patch_event_records() -> None:
     from moto.s3 import notifications
 
     original = notifications._get_s3_event
 
     def _get_s3_event(event_name: str, bucket: Any, key: Any, notification_id: str) -> dict[str, Any]:
-        event = original(event_name, bucket, key, notification_id)
+        event = original(event_name, bucket, _content(key), notification_id)
         record = event["Records"][0]["s3"]["object"]
+        if _is_removal(event_name):
+            record.pop("size", None)
+            record.pop("eTag", None)
         version = getattr(key, "version_id", None)
         if version and version != "null":
             record["versionId"] = version
@@ -108,6 +139,47 @@ def _patch_event_records() -> None:
         return event
 
     notifications._get_s3_event = _get_s3_event
+
+
+_quiet = threading.local()
+
+
+def _patch_removal_events() -> None:
+    from moto.s3 import notifications
+    from moto.s3.models import S3Backend
+
+    send_event = notifications.send_event
+    delete_object = S3Backend.delete_object
+    removed = notifications.S3NotificationEvent
+
+    def gated_send_event(account_id: str, event_name: Any, bucket: Any, key: Any) -> None:
+        # moto's own removal events of a versioned delete are replaced by S3's, below.
+        if getattr(_quiet, "on", False) and _is_removal(event_name):
+            return
+        send_event(account_id, event_name, bucket, key)
+
+    def faithful_delete_object(
+        self: Any, bucket_name: str, key_name: str, version_id: str | None = None, bypass: bool = False
+    ) -> Any:
+        bucket = self.get_bucket(bucket_name)
+        if not bucket.is_versioned:
+            return delete_object(self, bucket_name, key_name, version_id, bypass)
+        listed = bucket.keys.getlist(key_name, []) if key_name in bucket.keys else []
+        target = next((k for k in listed if str(k.version_id) == str(version_id)), None)
+        _quiet.on = True
+        try:
+            result = delete_object(self, bucket_name, key_name, version_id, bypass)
+        finally:
+            _quiet.on = False
+        if result[0] and version_id is None:
+            marker = bucket.keys.getlist(key_name)[-1]
+            send_event(self.account_id, removed.OBJECT_REMOVED_DELETE_MARKER_CREATED_EVENT, bucket, marker)
+        elif result[0] and target is not None:
+            send_event(self.account_id, removed.OBJECT_REMOVED_DELETE_EVENT, bucket, target)
+        return result
+
+    notifications.send_event = gated_send_event
+    S3Backend.delete_object = faithful_delete_object
 
 
 def _patch_metadata_limit() -> None:
@@ -145,6 +217,7 @@ def _patch_metadata_limit() -> None:
 
 
 def patch() -> None:
-    """Make moto's S3 answer as S3 does in the two ways described above."""
+    """Make moto's S3 answer as S3 does in the three ways described above."""
     _patch_event_records()
+    _patch_removal_events()
     _patch_metadata_limit()

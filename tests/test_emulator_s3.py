@@ -1,7 +1,8 @@
-"""The emulator's S3 answers as AWS's does (local/moto_s3.py): event records and the metadata limit."""
+"""The emulator's S3 answers as AWS's does (local/moto_s3.py): event records, removals, the metadata limit."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 from urllib.parse import quote
@@ -73,6 +74,41 @@ def test_two_puts_of_one_key_give_events_with_their_version_ids_and_growing_sequ
     for sequencer in by_version.values():
         assert re.fullmatch(r"[0-9A-F]{16,18}", sequencer), sequencer  # AWS's shape: 0055AED6DCD90281E5
     assert aws_sequencer_order(by_version[first], by_version[second]) < 0  # the later put compares greater
+
+
+def test_deletes_in_a_versioned_bucket_send_s3s_removal_events(versioned_bucket_to_queue):
+    """AWS, "Supported event types": a DELETE without a version id creates a delete marker
+    (s3:ObjectRemoved:DeleteMarkerCreated); a DELETE of a version by id removes it for good
+    (s3:ObjectRemoved:Delete). moto 5.2.5 sends neither of these as S3 does."""
+    s3, sqs, url = versioned_bucket_to_queue
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    events = ["s3:ObjectCreated:*", "s3:ObjectRemoved:*"]
+    s3.put_bucket_notification_configuration(
+        Bucket=BUCKET,
+        NotificationConfiguration={"QueueConfigurations": [{"QueueArn": arn, "Events": events}]},
+    )
+    key = "photos/gone.jpg"
+    first = s3.put_object(Bucket=BUCKET, Key=key, Body=b"one")["VersionId"]
+    second = s3.put_object(Bucket=BUCKET, Key=key, Body=b"two")["VersionId"]
+    marker = s3.delete_object(Bucket=BUCKET, Key=key)
+    assert marker["DeleteMarker"]
+    s3.delete_object(Bucket=BUCKET, Key=key, VersionId=first)  # an older version, while others remain
+    s3.delete_object(Bucket=BUCKET, Key=key, VersionId=second)
+    s3.delete_object(Bucket=BUCKET, Key=key, VersionId=marker["VersionId"])  # the last one: moto sent its own
+
+    records = _records(sqs, url, 6)
+    removals = [(r["eventName"], r["s3"]["object"]) for r in records[2:]]
+    assert [(name, obj["versionId"]) for name, obj in removals] == [
+        ("ObjectRemoved:DeleteMarkerCreated", marker["VersionId"]),
+        ("ObjectRemoved:Delete", first),
+        ("ObjectRemoved:Delete", second),
+        ("ObjectRemoved:Delete", marker["VersionId"]),
+    ]
+    for _, obj in removals:
+        assert set(obj) == {"key", "versionId", "sequencer"}
+    sequencers = [r["s3"]["object"]["sequencer"] for r in records]
+    assert all(aws_sequencer_order(a, b) < 0 for a, b in itertools.pairwise(sequencers))
+    assert s3.list_object_versions(Bucket=BUCKET, Prefix=key).get("Versions") is None
 
 
 def test_an_unversioned_bucket_sends_no_version_id_but_a_sequencer(versioned_bucket_to_queue):

@@ -287,17 +287,74 @@ def test_direct_s3_put_with_an_awkward_key_is_processed(stack):
         Body=photo_jpeg(640, 480),
         ContentType="image/jpeg",
     )
-    # Its id is keyed by the deployment's secret (docs/ids.md): found through its record, not from the key.
-    deadline = time.monotonic() + DONE_TIMEOUT
-    while not (record := record_of(stack, key)):
-        assert time.monotonic() < deadline, f"no record for {key!r} after {DONE_TIMEOUT} s"
-        time.sleep(0.5)
-    image_id = record["id"]["S"]
+    image_id = direct_upload_id(stack, key)
     assert keys.is_valid_id(image_id)
     assert image_id != base64.urlsafe_b64encode(hashlib.sha256(key.encode()).digest()).decode()[:22]
     body = wait_for(stack, image_id)
     check_renditions(stack, body, (640, 480))
     assert body["original"]["key"] == key
+
+
+def direct_upload_id(stack: RunningStack, key: str) -> str:
+    """A direct upload's id, keyed by the deployment's secret (docs/ids.md): found through its record."""
+    deadline = time.monotonic() + DONE_TIMEOUT
+    while not (record := record_of(stack, key)):
+        assert time.monotonic() < deadline, f"no record for {key!r} after {DONE_TIMEOUT} s"
+        time.sleep(0.5)
+    return record["id"]["S"]
+
+
+def wait_until_deleted(stack: RunningStack, image_id: str) -> None:
+    """Poll until GET /images/{id} is 404 and the resized bucket holds nothing under the id."""
+    resized = stack.outputs["resized_bucket_name"]
+    deadline = time.monotonic() + DONE_TIMEOUT
+    while True:
+        status = requests.get(f"{stack.api}/images/{image_id}", timeout=30).status_code
+        left = stack.client("s3").list_objects_v2(Bucket=resized, Prefix=f"{image_id}/").get("KeyCount")
+        if status == 404 and left == 0:
+            return
+        assert time.monotonic() < deadline, f"{image_id}: GET {status}, {left} renditions left"
+        time.sleep(0.5)
+
+
+def test_delete_through_the_api_removes_the_original_and_its_renditions(stack):
+    response = requests.post(
+        f"{stack.api}/images?filename=short-lived.jpg",
+        data=photo_jpeg(800, 600),
+        headers={"Content-Type": "image/jpeg"},
+        timeout=30,
+    )
+    assert response.status_code == 201, response.text
+    image_id = response.json()["id"]
+    key = response.json()["original"]["key"]
+    check_renditions(stack, wait_for(stack, image_id), (800, 600))
+
+    deleted = requests.delete(f"{stack.api}/images/{image_id}", timeout=30)
+
+    assert deleted.status_code == 204, deleted.text
+    assert deleted.content == b""
+    gone = requests.get(f"{stack.api}/images/{image_id}", timeout=30)
+    assert gone.status_code == 404 and gone.json()["error"]["code"] == "not_found"
+    # Every version removed by id, so nothing is left to restore (no delete marker either).
+    listed = stack.client("s3").list_object_versions(Bucket=stack.outputs["uploads_bucket_name"], Prefix=key)
+    assert not listed.get("Versions") and not listed.get("DeleteMarkers")
+    # S3's ObjectRemoved:Delete reaches the resize function, which deletes the renditions.
+    wait_until_deleted(stack, image_id)
+    assert record_of(stack, key)["status"]["S"] == "deleted"
+    assert requests.delete(f"{stack.api}/images/{image_id}", timeout=30).status_code == 404
+
+
+def test_a_delete_in_the_bucket_removes_a_direct_uploads_renditions(stack):
+    key = f"direct/{uuid.uuid4().hex}.jpg"
+    s3, uploads = stack.client("s3"), stack.outputs["uploads_bucket_name"]
+    s3.put_object(Bucket=uploads, Key=key, Body=photo_jpeg(640, 480), ContentType="image/jpeg")
+    image_id = direct_upload_id(stack, key)
+    check_renditions(stack, wait_for(stack, image_id), (640, 480))
+
+    assert s3.delete_object(Bucket=uploads, Key=key)["DeleteMarker"]  # a plain DELETE: a delete marker
+
+    wait_until_deleted(stack, image_id)
+    assert record_of(stack, key)["status"]["S"] == "deleted"
 
 
 def test_a_message_that_always_fails_ends_in_the_dlq_after_max_receive_count(stack):
@@ -356,7 +413,6 @@ NOT_SEEN_LOCALLY = {
     "logs:PutLogEvents": "Lambda's runtime writes the logs with the role; the local runtime prints them",
     "sqs:GetQueueAttributes": "Lambda's event source mapping reads queue attributes; the stack does, once",
     "s3:GetObjectVersion": "called only for S3 events that carry a versionId (moto's own carry none)",
-    "s3:DeleteObject": "renditions of a version that lost to a newer one: only under a race",
     "dynamodb:DeleteItem": "the upload function removes its record only when storing the original fails",
 }
 

@@ -280,6 +280,156 @@ def test_a_key_outside_the_api_layout_keeps_newest_version_wins(pipeline):
     assert_newer_version_won(pipeline, key, new)
 
 
+# --- deletes follow the original ---
+# AWS, "Supported event types" (Amazon S3 User Guide): in a versioned bucket a DELETE without a
+# version id creates a delete marker (s3:ObjectRemoved:DeleteMarkerCreated, whose versionId is the
+# marker's), and a DELETE with a version id removes that version for good (s3:ObjectRemoved:Delete).
+# Both carry a sequencer, ordered with the created events of the same key.
+
+
+def delete_marker(pipeline, key: str) -> dict:
+    """A DELETE without a version id, and the event S3 sends for it."""
+    response = pipeline.s3.delete_object(Bucket=base.UPLOADS, Key=key)
+    assert response["DeleteMarker"]
+    return pipeline.record(
+        key, 0, response["VersionId"], "ObjectRemoved:DeleteMarkerCreated", next(base.SEQUENCERS)
+    )
+
+
+def version_deleted(pipeline, key: str, created: dict) -> dict:
+    """A DELETE of the version ``created`` announced, and the event S3 sends for it."""
+    version = version_of(created)
+    pipeline.s3.delete_object(Bucket=base.UPLOADS, Key=key, VersionId=version)
+    return pipeline.record(key, 0, version, "ObjectRemoved:Delete", next(base.SEQUENCERS))
+
+
+def assert_deleted(pipeline, image_id: str) -> dict:
+    item = pipeline.item(image_id)
+    assert item["status"] == "deleted"
+    assert "renditions" not in item
+    assert pipeline.outputs(image_id) == {}
+    return item
+
+
+def test_a_delete_marker_deletes_the_renditions_and_a_late_copy_of_the_created_event_renders_nothing(
+    pipeline, outcomes, calls
+):
+    key = "photos/deleted later.png"
+    created = with_sequencer(pipeline.upload(key, png(RED)), OLDER_SEQUENCER)
+    assert pipeline.invoke(created) == {"batchItemFailures": []}
+    image_id = pipeline.image_id(key)
+    assert len(pipeline.outputs(image_id)) == 6
+
+    removed = with_sequencer(delete_marker(pipeline, key), NEWER_SEQUENCER)
+    assert pipeline.invoke(removed) == {"batchItemFailures": []}
+    item = assert_deleted(pipeline, image_id)
+    assert item["sequencer"] == ordering.padded(NEWER_SEQUENCER)  # the tombstone keeps its place in order
+
+    calls.update(get_object=0, put_object=0)
+    assert pipeline.invoke(created) == {"batchItemFailures": []}  # S3 delivers at least once
+    assert calls["get_object"] == calls["put_object"] == 0
+    assert_deleted(pipeline, image_id)
+    assert pipeline.invoke(removed) == {"batchItemFailures": []}
+    assert outcomes() == ["done", "deleted", "superseded", "duplicate"]
+
+
+def test_a_delete_marker_delivered_before_the_created_event_leaves_a_tombstone(pipeline, outcomes, calls):
+    key = "overtaken.png"
+    created = with_sequencer(pipeline.upload(key, png(RED)), OLDER_SEQUENCER)
+    removed = with_sequencer(delete_marker(pipeline, key), NEWER_SEQUENCER)
+    assert pipeline.invoke(removed) == {"batchItemFailures": []}
+    assert pipeline.invoke(created) == {"batchItemFailures": []}
+    assert calls["get_object"] == calls["put_object"] == 0  # a deleted version is never rendered
+    assert_deleted(pipeline, pipeline.image_id(key))
+    assert outcomes() == ["deleted", "superseded"]
+
+
+def test_a_delete_marker_older_than_the_recorded_version_changes_nothing(pipeline, outcomes):
+    key = "put again after a delete.png"
+    pipeline.upload(key, png(RED))
+    removed = with_sequencer(delete_marker(pipeline, key), OLDER_SEQUENCER)
+    new = with_sequencer(pipeline.upload(key, png(BLUE)), NEWER_SEQUENCER)
+    assert pipeline.invoke(new) == {"batchItemFailures": []}
+    assert pipeline.invoke(removed) == {"batchItemFailures": []}
+    assert_newer_version_won(pipeline, key, new)
+    assert outcomes() == ["done", "superseded"]
+
+
+def test_deleting_an_older_version_changes_nothing_and_deleting_the_recorded_one_deletes_the_image(
+    pipeline, outcomes
+):
+    key = "versions/deleted one by one.png"
+    old, new = versions(pipeline, key)
+    for event in (old, new):
+        assert pipeline.invoke(event) == {"batchItemFailures": []}
+    served = {k: v["ETag"] for k, v in pipeline.outputs(pipeline.image_id(key)).items()}
+
+    assert pipeline.invoke(version_deleted(pipeline, key, old)) == {"batchItemFailures": []}
+    assert_newer_version_won(pipeline, key, new)
+    assert {k: v["ETag"] for k, v in pipeline.outputs(pipeline.image_id(key)).items()} == served
+
+    assert pipeline.invoke(version_deleted(pipeline, key, new)) == {"batchItemFailures": []}
+    assert_deleted(pipeline, pipeline.image_id(key))
+    assert outcomes() == ["done", "done", "unaffected", "deleted"]
+
+
+def test_a_newer_upload_of_a_deleted_direct_key_renders_again(pipeline, outcomes):
+    key = "back again.png"
+    assert pipeline.invoke(pipeline.upload(key, png(RED))) == {"batchItemFailures": []}
+    assert pipeline.invoke(delete_marker(pipeline, key)) == {"batchItemFailures": []}
+    again = pipeline.upload(key, png(BLUE))
+    assert pipeline.invoke(again) == {"batchItemFailures": []}
+    assert_newer_version_won(pipeline, key, again)
+    assert outcomes() == ["done", "deleted", "done"]
+
+
+def test_an_api_image_stays_deleted_when_its_key_is_written_again(pipeline, outcomes):
+    image_id, key = api_image(pipeline)
+    first = pipeline.upload(key, png(RED), {"image-id": image_id, "filename": "mine.png"})
+    assert pipeline.invoke(first) == {"batchItemFailures": []}
+    assert pipeline.invoke(version_deleted(pipeline, key, first)) == {"batchItemFailures": []}
+    assert_deleted(pipeline, image_id)
+
+    # A presigned POST form can be used again until it expires: the image keeps its first original only.
+    again = pipeline.upload(key, png(BLUE), {"image-id": image_id, "filename": "mine.png"})
+    assert pipeline.invoke(again) == {"batchItemFailures": []}
+    assert_deleted(pipeline, image_id)
+    assert outcomes() == ["done", "deleted", "refused"]
+
+
+def test_deleting_an_object_at_another_name_under_an_api_image_changes_nothing(pipeline, outcomes):
+    image_id, key = api_image(pipeline)
+    mine = pipeline.upload(key, png(RED), {"image-id": image_id})
+    assert pipeline.invoke(mine) == {"batchItemFailures": []}
+    done = pipeline.item(image_id)
+    intruder = f"originals/{image_id}/not-mine.png"
+    pipeline.upload(intruder, png(BLUE))
+    assert pipeline.invoke(delete_marker(pipeline, intruder)) == {"batchItemFailures": []}
+    assert pipeline.item(image_id) == done
+    assert len(pipeline.outputs(image_id)) == 6
+    assert outcomes() == ["done", "refused"]
+
+
+def test_a_render_that_finishes_after_its_original_was_deleted_removes_its_renditions(
+    pipeline, outcomes, monkeypatch
+):
+    import resize_handler
+
+    key = "deleted while rendering.png"
+    created = pipeline.upload(key, png(RED))
+    real_mark_done = records.mark_done
+
+    def mark_done(table, image_id, original, renditions, **kwargs):
+        (obj,) = s3_events.parse_body(delete_marker(pipeline, key)["body"])
+        assert resize_handler.process_removal(obj, resize_handler.state()) == "deleted"
+        return real_mark_done(table, image_id, original, renditions, **kwargs)
+
+    monkeypatch.setattr(records, "mark_done", mark_done)
+    assert pipeline.invoke(created) == {"batchItemFailures": []}
+    assert_deleted(pipeline, pipeline.image_id(key))
+    assert outcomes() == ["deleted", "superseded"]
+
+
 # --- edges ---
 
 

@@ -286,12 +286,12 @@ def test_s3_test_event_is_skipped(pipeline):
     assert pipeline.outputs() == {}
 
 
-def test_non_create_events_are_skipped(pipeline):
-    assert pipeline.invoke(*load_event("s3_delete_sqs.json")["Records"]) == {"batchItemFailures": []}
+def test_events_neither_created_nor_removed_are_skipped(pipeline):
     record = pipeline.upload("x.png", images.encode(images.quadrants(), "PNG"))
-    removed = pipeline.record("x.png", 0, None, event_name="ObjectRemoved:DeleteMarkerCreated")
-    assert pipeline.invoke(removed) == {"batchItemFailures": []}
+    tagged = pipeline.record("x.png", 0, None, event_name="ObjectTagging:Put", sequencer=next(SEQUENCERS))
+    assert pipeline.invoke(tagged) == {"batchItemFailures": []}
     assert pipeline.outputs() == {}
+    assert pipeline.item(pipeline.image_id("x.png")) is None
     assert pipeline.invoke(record) == {"batchItemFailures": []}
     assert len(pipeline.outputs()) == 6
 
@@ -747,7 +747,7 @@ def test_s3_event_parsing():
     assert obj.size == 24680 and obj.created
     assert s3_events.parse_body(load_event("s3_test_event_sqs.json")["Records"][0]["body"]) == []
     (removed,) = s3_events.parse_body(load_event("s3_delete_sqs.json")["Records"][0]["body"])
-    assert not removed.created
+    assert not removed.created and removed.removed and not removed.delete_marker
     slash = json.dumps(
         {
             "Records": [

@@ -162,11 +162,11 @@ def test_outputs_name_every_resource_a_client_or_the_local_stack_needs(out):
     assert "123456789012" in out["uploads_bucket_name"]  # globally unique: carries the account id
 
 
-def test_uploads_bucket_notifies_the_queue_of_created_objects(out, client):
+def test_uploads_bucket_notifies_the_queue_of_created_and_removed_objects(out, client):
     config = client("s3").get_bucket_notification_configuration(Bucket=out["uploads_bucket_name"])
     (queue,) = config["QueueConfigurations"]
     assert queue["QueueArn"] == out["queue_arn"]
-    assert queue["Events"] == ["s3:ObjectCreated:*"]
+    assert sorted(queue["Events"]) == ["s3:ObjectCreated:*", "s3:ObjectRemoved:*"]
     assert not config.get("LambdaFunctionConfigurations") and not config.get("TopicConfigurations")
 
 
@@ -330,13 +330,18 @@ def test_upload_role_grants_exactly_what_the_api_needs(out, client):
     log_group = f"arn:aws:logs:us-east-1:123456789012:log-group:/aws/lambda/{out['upload_function_name']}:*"
     assert {sid: grants(s) for sid, s in statements.items()} == {
         "WriteOriginals": ({"s3:PutObject"}, {f"arn:aws:s3:::{uploads}/originals/*"}),
+        "ListOriginalVersions": ({"s3:ListBucketVersions"}, {f"arn:aws:s3:::{uploads}"}),
+        "DeleteOriginalVersions": ({"s3:DeleteObjectVersion"}, {f"arn:aws:s3:::{uploads}/originals/*"}),
         "ReadRenditions": ({"s3:GetObject"}, {f"arn:aws:s3:::{resized}/*"}),
         "ReadWriteImageRecords": (
-            {"dynamodb:DeleteItem", "dynamodb:GetItem", "dynamodb:PutItem"},
+            {"dynamodb:DeleteItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"},
             {table_arn},
         ),
         "WriteOwnLogs": ({"logs:CreateLogStream", "logs:PutLogEvents"}, {log_group}),
     }
+    # ListObjectVersions lists the whole bucket unless narrowed: s3:prefix keeps it to the API's originals
+    # (the emulator treats conditions as met, so this document is what checks it).
+    assert statements["ListOriginalVersions"]["Condition"] == {"StringLike": {"s3:prefix": "originals/*"}}
 
 
 def test_no_role_grants_a_wildcard_action_or_resource(out, client):
@@ -399,10 +404,15 @@ def test_functions_log_to_their_own_groups_with_retention(out, client):
         assert retention[f"/aws/lambda/{function}"] == 30
 
 
-def test_api_has_exactly_the_three_routes_proxied_to_the_upload_function(out, client):
+def test_api_has_exactly_the_four_routes_proxied_to_the_upload_function(out, client):
     api = client("apigatewayv2")
     routes = api.get_routes(ApiId=out["api_id"])["Items"]
-    assert sorted(r["RouteKey"] for r in routes) == ["GET /images/{id}", "POST /images", "POST /uploads"]
+    assert sorted(r["RouteKey"] for r in routes) == [
+        "DELETE /images/{id}",
+        "GET /images/{id}",
+        "POST /images",
+        "POST /uploads",
+    ]
     assert {r["AuthorizationType"] for r in routes} == {"NONE"}
     (integration,) = api.get_integrations(ApiId=out["api_id"])["Items"]
     assert {r["Target"] for r in routes} == {f"integrations/{integration['IntegrationId']}"}
@@ -418,7 +428,12 @@ def test_api_may_invoke_the_upload_function_only_for_its_routes(out, client):
     policy = json.loads(client("lambda").get_policy(FunctionName=out["upload_function_name"])["Policy"])
     arns = sorted(s["Condition"]["ArnLike"]["AWS:SourceArn"] for s in policy["Statement"])
     base = f"arn:aws:execute-api:us-east-1:123456789012:{out['api_id']}/*"
-    assert arns == [f"{base}/GET/images/*", f"{base}/POST/images", f"{base}/POST/uploads"]
+    assert arns == [
+        f"{base}/DELETE/images/*",
+        f"{base}/GET/images/*",
+        f"{base}/POST/images",
+        f"{base}/POST/uploads",
+    ]
     assert {s["Principal"]["Service"] for s in policy["Statement"]} == {"apigateway.amazonaws.com"}
 
 

@@ -30,6 +30,7 @@ ERROR_STATUS = {
     "not_found": 404,
     "payload_too_large": 413,
     "unsupported_media_type": 415,
+    "not_deletable": 409,
     "internal": 500,
 }
 
@@ -606,18 +607,33 @@ def test_get_failed_image_shows_its_error(call, api):
 
 def resize(lambda_context, key: str) -> None:
     """Run the resize Lambda on the S3 notification for ``key`` (as SQS delivers it)."""
+    head = boto3.client("s3").head_object(Bucket=UPLOADS, Key=key)
+    notify(
+        lambda_context,
+        "ObjectCreated:Put",
+        {"key": quote_plus(key), "size": head["ContentLength"], "versionId": head["VersionId"]},
+        "0065F2A1B2C3D4E5F6",
+    )
+
+
+def removed(lambda_context, key: str, version_id: str) -> None:
+    """Run the resize Lambda on the ``ObjectRemoved:Delete`` event of one version of ``key``."""
+    notify(
+        lambda_context,
+        "ObjectRemoved:Delete",
+        {"key": quote_plus(key), "versionId": version_id},
+        "0065F2A1B2C3D4E5F7",
+    )
+
+
+def notify(lambda_context, event_name: str, obj: dict, sequencer: str) -> None:
     import resize_handler
 
-    head = boto3.client("s3").head_object(Bucket=UPLOADS, Key=key)
     template = load_event("s3_put_sqs.json")["Records"][0]
     body = json.loads(template["body"])
+    body["Records"][0]["eventName"] = event_name
     body["Records"][0]["s3"]["bucket"] = {"name": UPLOADS, "arn": f"arn:aws:s3:::{UPLOADS}"}
-    body["Records"][0]["s3"]["object"] = {
-        "key": quote_plus(key),
-        "size": head["ContentLength"],
-        "versionId": head["VersionId"],
-        "sequencer": "0065F2A1B2C3D4E5F6",
-    }
+    body["Records"][0]["s3"]["object"] = {**obj, "sequencer": sequencer}
     resize_handler.reset()
     try:
         outcome = resize_handler.handler(
@@ -741,3 +757,100 @@ def test_invalid_configuration_fails_the_invocation_naming_the_variable(api, lam
     api.settings.cache_clear()
     with pytest.raises(ConfigError, match=r"MAX_UPLOAD_BYTES: '4MB'"):
         api.handler(post_images(image_bytes("PNG"), "image/png"), lambda_context)
+
+
+# --- DELETE /images/{id} ---
+
+
+def delete_image(image_id: str) -> dict:
+    event = get_image(image_id)
+    event["routeKey"] = event["requestContext"]["routeKey"] = "DELETE /images/{id}"
+    event["requestContext"]["http"]["method"] = "DELETE"
+    return event
+
+
+@pytest.fixture
+def delete(api, lambda_context):
+    """DELETE /images/{id}; returns (status, headers, body bytes)."""
+
+    def invoke(image_id: str, event: dict | None = None) -> tuple[int, dict, str]:
+        response = api.handler(event or delete_image(image_id), lambda_context)
+        return response["statusCode"], response["headers"], response.get("body") or ""
+
+    return invoke
+
+
+def versions_of(key: str) -> list[str]:
+    """Every version and delete marker S3 still holds for exactly ``key``."""
+    listed = boto3.client("s3").list_object_versions(Bucket=UPLOADS, Prefix=key)
+    return [
+        v["VersionId"]
+        for v in listed.get("Versions", []) + listed.get("DeleteMarkers", [])
+        if v["Key"] == key
+    ]
+
+
+def test_delete_removes_every_version_then_the_renditions_follow_and_the_image_is_404(
+    call, delete, lambda_context
+):
+    s3 = boto3.client("s3")
+    _, _, created = call(post_images(image_bytes("PNG", (400, 300)), "image/png", {"filename": "bye.png"}))
+    image_id, key = created["id"], created["original"]["key"]
+    resize(lambda_context, key)
+    _, _, done = call(get_image(image_id))
+    held = s3.head_object(Bucket=UPLOADS, Key=key)["VersionId"]
+    s3.put_object(Bucket=UPLOADS, Key=key, Body=image_bytes("PNG"))  # a presigned form used twice
+    assert len(versions_of(key)) == 2
+    assert len(s3.list_objects_v2(Bucket=RESIZED, Prefix=f"{image_id}/")["Contents"]) == 6
+
+    status, headers, body = delete(image_id)
+
+    assert (status, body) == (204, "")
+    assert headers["Cache-Control"] == "no-store"
+    # Versioned DeleteObject calls remove each version for good: no version and no delete marker is left.
+    assert versions_of(key) == []
+    assert_error(call(get_image(image_id)), "not_found")  # at once, before S3's events arrive
+    assert requests.get(done["renditions"][0]["url"], timeout=10).status_code == 200  # not yet
+
+    removed(lambda_context, key, held)  # S3's ObjectRemoved:Delete for the version the record holds
+
+    assert s3.list_objects_v2(Bucket=RESIZED, Prefix=f"{image_id}/").get("KeyCount") == 0
+    assert requests.get(done["renditions"][0]["url"], timeout=10).status_code == 404
+    assert delete(image_id)[0] == 404  # a second DELETE finds nothing
+    assert_error(call(get_image(image_id)), "not_found")
+
+
+def test_deleting_an_image_still_awaiting_upload_keeps_its_form_from_bringing_it_back(
+    call, delete, lambda_context
+):
+    _, _, created = call(post_uploads({"filename": "later.png", "content_type": "image/png", "size": 100}))
+    image_id = created["id"]
+    assert delete(image_id)[0] == 204
+    key = f"originals/{image_id}/later.png"
+    boto3.client("s3").put_object(Bucket=UPLOADS, Key=key, Body=image_bytes("PNG"))  # the form, used late
+    resize(lambda_context, key)
+    assert boto3.client("s3").list_objects_v2(Bucket=RESIZED).get("KeyCount") == 0
+    assert_error(call(get_image(image_id)), "not_found")
+
+
+def test_delete_of_an_unknown_or_malformed_id(call):
+    from imgpipe import keys
+
+    assert_error(call(delete_image(keys.new_id())), "not_found")
+    assert_error(call(delete_image("not-an-id")), "bad_request")
+
+
+def test_delete_of_an_image_put_straight_into_the_bucket_is_refused_and_deletes_nothing(
+    call, delete, lambda_context
+):
+    import resize_handler
+
+    key = "incoming/not through the api.png"
+    boto3.client("s3").put_object(Bucket=UPLOADS, Key=key, Body=image_bytes("PNG"))
+    resize(lambda_context, key)
+    image_id = resize_handler.image_id(key)  # keyed by the deployment's secret (docs/ids.md)
+    refused = call(delete_image(image_id))
+    assert_error(refused, "not_deletable")
+    assert "incoming" not in json.dumps(refused[2])
+    assert len(versions_of(key)) == 1
+    assert call(get_image(image_id))[0] == 200

@@ -21,6 +21,7 @@ from test_upload_api import (  # noqa: F401 (api, call: fixtures)
     assert_error,
     call,
     create_resources,
+    delete_image,
     get_image,
     image_bytes,
     multipart,
@@ -28,6 +29,7 @@ from test_upload_api import (  # noqa: F401 (api, call: fixtures)
     post_images,
     post_uploads,
     resize,
+    versions_of,
 )
 
 ACCOUNT = "123456789012"
@@ -234,10 +236,49 @@ def test_a_direct_s3_upload_is_hidden_behind_jwt_auth_and_shown_on_an_open_api(c
     assert behind_auth == unknown_id_answer(call, item["id"], sub("alice"))
 
 
-@pytest.mark.parametrize("route", ["images", "uploads", "get"])
+@pytest.mark.parametrize("route", ["images", "uploads"])
+@pytest.mark.parametrize("caller", [sub("bob"), None], ids=["other-subject", "no-token"])
+def test_deleting_someone_elses_image_answers_like_an_unknown_id_and_deletes_nothing(
+    call, lambda_context, route, caller
+):
+    image_id = create(call, route, sub("alice"))
+    key = table().get_item(Key={"id": image_id})["Item"]["original"]["key"]
+    if route == "images":
+        resize(lambda_context, key)
+    before = table().get_item(Key={"id": image_id})["Item"]
+    event = delete_image(image_id)
+    refused = call(as_user(event, caller) if caller else event)
+    assert_error(refused, "not_found")
+    assert table().get_item(Key={"id": image_id})["Item"] == before
+    assert len(versions_of(key)) == (1 if route == "images" else 0)
+    assert call(as_user(get_image(image_id), sub("alice")))[0] == 200
+    assert refused == unknown_id_answer_to_delete(call, image_id, caller)
+
+
+def unknown_id_answer_to_delete(call, image_id: str, claims: dict | None) -> tuple:
+    table().delete_item(Key={"id": image_id})
+    event = delete_image(image_id)
+    return call(as_user(event, claims) if claims else event)
+
+
+def test_the_owner_deletes_their_image_and_then_it_is_404_for_them_too(call, api, lambda_context):
+    image_id = create(call, "images", sub("alice"))
+    key = table().get_item(Key={"id": image_id})["Item"]["original"]["key"]
+    response = api.handler(as_user(delete_image(image_id), sub("alice")), lambda_context)
+    assert response["statusCode"] == 204
+    assert versions_of(key) == []
+    seen = call(as_user(get_image(image_id), sub("alice")))
+    assert_error(seen, "not_found")
+    assert_error(call(as_user(delete_image(image_id), sub("alice"))), "not_found")
+    assert seen == unknown_id_answer(call, image_id, sub("alice"))  # exactly like an unknown id
+
+
+@pytest.mark.parametrize("route", ["images", "uploads", "get", "delete"])
 def test_a_token_without_a_subject_is_403_and_stores_nothing(call, route):
     claims = {"aud": "web-client", "iss": "https://issuer.example.com", "client_id": "web-client"}
-    if route == "get":
+    if route == "delete":
+        event = delete_image("A" * 22)
+    elif route == "get":
         event = get_image("A" * 22)
     elif route == "images":
         event = post_images(image_bytes("PNG"), "image/png")

@@ -355,6 +355,21 @@ def public_error(error: Mapping[str, Any], hidden: Iterable[str] = ()) -> dict[s
     return {"code": code, "message": message}
 
 
+def check_deletable(record: Mapping[str, Any]) -> None:
+    """Only an API upload's original (``originals/{id}/{name}``) is deleted through the API.
+
+    An image put straight into the bucket has its key chosen by whoever put
+    it; the API's role may delete only under ``originals/``.
+    """
+    key = str((record.get("original") or {}).get("key") or "")
+    if keys.api_id(key) != record.get("id"):
+        raise ApiError(
+            409,
+            "not_deletable",
+            "this image was not uploaded through the API; delete its original where it was put",
+        )
+
+
 def parse_image_id(value: str) -> str:
     if not keys.is_valid_id(value):
         raise bad_request("malformed image id: expected 22 URL-safe characters")

@@ -44,16 +44,21 @@ def is_valid_id(value: str) -> bool:
     return bool(ID_RE.match(value))
 
 
+def api_id(key: str) -> str | None:
+    """The id in an ``originals/{id}/{filename}`` key (the layout the upload API writes), else None."""
+    match = _API_KEY_RE.match(key)
+    return match.group(1) if match else None
+
+
 def is_api_key(key: str) -> bool:
-    """``originals/{id}/{filename}``: the layout the upload API writes."""
-    return bool(_API_KEY_RE.match(key))
+    return api_id(key) is not None
 
 
 def id_for_key(key: str, secret: bytes) -> str:
     """The image id for an uploads-bucket key: the API layout's own id, else keyed by ``secret``."""
-    match = _API_KEY_RE.match(key)
-    if match:
-        return match.group(1)
+    own = api_id(key)
+    if own is not None:
+        return own
     mac = hmac.new(secret, key.encode("utf-8"), hashlib.sha256).digest()
     return base64.urlsafe_b64encode(mac).decode("ascii")[:22]
 

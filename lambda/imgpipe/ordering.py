@@ -14,7 +14,10 @@ comparison of two stored strings (by their UTF-8 bytes) is exactly that rule,
 and a conditional write can enforce it. ``verdict`` reads a record and says why
 an event must not change it: ``superseded`` (a newer version of the key is
 already recorded), ``refused`` (an API image is bound to another original) or
-``duplicate`` (this version is already done).
+``duplicate`` (this version is already done). ``removal`` does the same for
+an ``ObjectRemoved`` event: it deletes the image only when it removes the
+version the record holds, or is a delete marker newer than it
+(docs/ordering.md, "Deletes").
 """
 
 from __future__ import annotations
@@ -27,7 +30,9 @@ from imgpipe import keys
 
 SEQUENCER_WIDTH = 64
 TERMINAL = ("done", "failed")
+DELETED = "deleted"
 SUPERSEDED, REFUSED, DUPLICATE = "superseded", "refused", "duplicate"
+UNAFFECTED = "unaffected"
 
 
 def padded(sequencer: str | None) -> str:
@@ -84,10 +89,34 @@ def verdict(record: Mapping[str, Any] | None, source: Source) -> str | None:
     if source.bound:
         if original.get("key") not in (None, source.key):
             return REFUSED
+        if record.get("status") == DELETED:  # an API image keeps its first original, even once deleted
+            return REFUSED
         if record.get("status") in TERMINAL and source.version and recorded != source.version:
             return REFUSED
     if str(record.get("sequencer") or "") > source.sequencer:
         return SUPERSEDED
     if record.get("status") == "done" and source.version and recorded == source.version:
         return DUPLICATE
+    return None
+
+
+def removal(record: Mapping[str, Any] | None, source: Source, marker: bool) -> str | None:
+    """Why the removal ``source`` must not delete ``record``'s image, or ``None`` when it must.
+
+    A delete marker deletes the image when it is newer than the version the
+    record holds (a record it finds missing gets a tombstone, so a late
+    created event of an older version is ``superseded``). A removed version
+    deletes it only when it is the version the record holds.
+    """
+    if not record:
+        return None if marker else UNAFFECTED
+    if source.bound and (record.get("original") or {}).get("key") not in (None, source.key):
+        return REFUSED
+    recorded = str(record.get("sequencer") or "")
+    if record.get("status") == DELETED and recorded == source.sequencer:
+        return DUPLICATE
+    if recorded > source.sequencer:
+        return SUPERSEDED
+    if not marker and record.get("version") != source.version:
+        return UNAFFECTED
     return None

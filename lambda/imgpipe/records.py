@@ -3,7 +3,7 @@
 Shape (attribute names are the public API's names)::
 
     id           S   22 URL-safe characters (see keys.py), the partition key
-    status       S   awaiting_upload | pending | processing | done | failed
+    status       S   awaiting_upload | pending | processing | done | failed | deleted
     original     M   key, size, content_type, filename, version_id,
                      and once processed: width, height, format
     renditions   L   [{name, format, key, width, height, bytes}], when done
@@ -21,6 +21,11 @@ speaks for, each of the resize Lambda's writes is conditional: it fails with
 ``Conflict`` (and changes nothing) when the record holds a newer sequencer, or,
 for an API upload's key, another original key or, once done or failed,
 another version.
+
+``deleted`` is a tombstone: the original was deleted (``DELETE /images/{id}``
+or in the bucket), the renditions are gone or going, and the record keeps its
+sequencer so that an older version's event delivered late renders nothing.
+The API answers 404 for it, as for an unknown id.
 """
 
 from __future__ import annotations
@@ -31,7 +36,7 @@ from typing import Any
 
 from imgpipe.ordering import Source
 
-STATUSES = ("awaiting_upload", "pending", "processing", "done", "failed")
+STATUSES = ("awaiting_upload", "pending", "processing", "done", "failed", "deleted")
 
 
 def now() -> str:
@@ -93,10 +98,11 @@ def _guard(source: Source, failing: bool = False) -> tuple[str, dict[str, str], 
         values[":version"] = source.version
     if source.bound:
         names.update({"#original": "original", "#key": "key"})
-        values.update({":key": source.key, ":done": "done", ":failed": "failed"})
+        values.update({":key": source.key, ":done": "done", ":failed": "failed", ":deleted": "deleted"})
         clauses.append("attribute_not_exists(#original.#key) OR #original.#key = :key")
         same_version = " OR #version = :version" if source.version else ""
         clauses.append(f"NOT #status IN (:done, :failed){same_version}")
+        clauses.append("#status <> :deleted")
     if failing and source.version:
         values[":done"] = "done"
         clauses.append("NOT (#status = :done AND #version = :version)")
@@ -190,3 +196,78 @@ def mark_failed(
     original = {k: v for k, v in original.items() if v is not None}
     sets = {"status": "failed", "original": original, "error": {"code": code, "message": message[:300]}}
     return _update(table, image_id, sets, ("renditions",), source, failing=True).get("renditions") or []
+
+
+def mark_deleted(table: Any, image_id: str, source: Source, *, marker: bool) -> list[dict[str, Any]]:
+    """Make the record a tombstone for a removal event; returns the renditions it listed.
+
+    The write is conditional, as ``ordering.removal`` decides: never over a
+    newer sequencer; for an API image, only from its own key; for a removed
+    version (``marker`` false), only when it is the version the record holds.
+    A delete marker with no record to find writes a tombstone with its
+    sequencer, so the older version's created event, delivered late, renders
+    nothing. Raises ``Conflict`` when the condition fails.
+    """
+    stamp = now()
+    names = {"#status": "status", "#sequencer": "sequencer", "#updated_at": "updated_at"}
+    names.update({"#created_at": "created_at", "#original": "original", "#renditions": "renditions"})
+    names["#error"] = "error"
+    values: dict[str, Any] = {":deleted": "deleted", ":sequencer": source.sequencer, ":now": stamp}
+    values[":original"] = {"key": source.key}
+    clauses = ["attribute_not_exists(#sequencer) OR #sequencer <= :sequencer"]
+    if source.bound:
+        names["#key"] = "key"
+        values[":key"] = source.key
+        clauses.append("attribute_not_exists(#original.#key) OR #original.#key = :key")
+    condition = " AND ".join(f"({c})" for c in clauses)
+    if marker:
+        names["#id"] = "id"
+        # DynamoDB refuses redundant parentheses: one clause goes in bare.
+        either = clauses[0] if len(clauses) == 1 else f"({condition})"
+        condition = f"attribute_not_exists(#id) OR {either}"
+    else:
+        names["#version"] = "version"
+        values[":version"] = source.version
+        condition = f"#version = :version AND {condition}"
+    expr = (
+        "SET #status = :deleted, #sequencer = :sequencer, #updated_at = :now,"
+        " #created_at = if_not_exists(#created_at, :now), #original = if_not_exists(#original, :original)"
+        " REMOVE #renditions, #error"
+    )
+    return _conditional(table, image_id, expr, condition, names, values).get("renditions") or []
+
+
+def mark_deleted_by_owner(table: Any, image_id: str) -> None:
+    """``DELETE /images/{id}``: the image is ``deleted`` at once (GET answers 404).
+
+    The renditions stay listed: the resize function deletes them when the
+    ``ObjectRemoved`` event of the version the record holds arrives. Raises
+    ``Conflict`` when the record is gone or already deleted.
+    """
+    _conditional(
+        table,
+        image_id,
+        "SET #status = :deleted, #updated_at = :now",
+        "attribute_exists(#id) AND #status <> :deleted",
+        {"#id": "id", "#status": "status", "#updated_at": "updated_at"},
+        {":deleted": "deleted", ":now": now()},
+    )
+
+
+def _conditional(
+    table: Any, image_id: str, expr: str, condition: str, names: dict[str, str], values: dict[str, Any]
+) -> dict[str, Any]:
+    """One conditional UpdateItem; the record as it was, or ``Conflict`` with what the table holds."""
+    try:
+        response = table.update_item(
+            Key={"id": image_id},
+            UpdateExpression=expr,
+            ConditionExpression=condition,
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=values,
+            ReturnValues="ALL_OLD",
+            ReturnValuesOnConditionCheckFailure="ALL_OLD",
+        )
+    except table.meta.client.exceptions.ConditionalCheckFailedException as exc:
+        raise Conflict(image_id, _deserialized(exc.response.get("Item"))) from None
+    return to_plain(response.get("Attributes") or {})

@@ -36,6 +36,20 @@ class S3Object:
         return self.event_name.removeprefix("s3:").startswith("ObjectCreated:")
 
     @property
+    def removed(self) -> bool:
+        """True for ``ObjectRemoved:*``: a version deleted, or a delete marker created."""
+        return self.event_name.removeprefix("s3:").startswith("ObjectRemoved:")
+
+    @property
+    def delete_marker(self) -> bool:
+        """``ObjectRemoved:DeleteMarkerCreated``: a DELETE without a version id in a versioned bucket.
+
+        Its ``versionId`` is the marker's own; every other version is kept. An
+        ``ObjectRemoved:Delete`` names the version that was removed for good.
+        """
+        return self.event_name.removeprefix("s3:") == "ObjectRemoved:DeleteMarkerCreated"
+
+    @property
     def folder_marker(self) -> bool:
         """The empty ``photos/`` object the S3 console's "Create folder" writes: not an image."""
         return self.key.endswith("/") and self.size == 0

@@ -110,3 +110,27 @@ def rendition_url(s3: Any, cfg: UploadConfig, key: str) -> str:
         Params={"Bucket": cfg.resized_bucket, "Key": key},
         ExpiresIn=cfg.rendition_url_expiry_seconds,
     )
+
+
+def delete_original(s3: Any, table: Any, cfg: UploadConfig, record: dict[str, Any]) -> int:
+    """``DELETE /images/{id}``: remove every version of the original, mark the image deleted.
+
+    Each version goes with a versioned DeleteObject, so nothing is left to
+    restore (a plain DELETE would only add a delete marker). S3 then sends one
+    ``ObjectRemoved:Delete`` event per version, and the resize function deletes
+    the renditions of the version the record holds (docs/ordering.md,
+    "Deletes"). The record is marked ``deleted`` at once, so ``GET`` answers 404
+    from now on. Returns how many versions were deleted.
+    """
+    key = record["original"]["key"]
+    paginator = s3.get_paginator("list_object_versions")
+    deleted = 0
+    for page in paginator.paginate(Bucket=cfg.uploads_bucket, Prefix=key):
+        for version in [*page.get("Versions", []), *page.get("DeleteMarkers", [])]:
+            if version["Key"] == key:  # the prefix also matches longer keys
+                s3.delete_object(Bucket=cfg.uploads_bucket, Key=key, VersionId=version["VersionId"])
+                deleted += 1
+    # Conflict: the resize function got there first (the record is already a tombstone).
+    with contextlib.suppress(records.Conflict):
+        records.mark_deleted_by_owner(table, record["id"])
+    return deleted
