@@ -78,6 +78,7 @@ def plan(tf, emulator, arm_package, tmp_path):
         variables = {
             "aws_endpoint_url": emulator.endpoint,
             "lambda_zip_path": str(arm_package),
+            "api_auth": "open",  # an explicit choice (docs/api-security.md)
             **variables,
         }
         var_file = tmp_path / "vars.tfvars.json"
@@ -239,6 +240,7 @@ def test_functions_use_the_key_only_through_the_services_that_hold_their_data(
     variables = {
         "aws_endpoint_url": emulator.endpoint,
         "lambda_zip_path": str(arm_package),
+        "api_auth": "open",
         "kms_key_arn": KEY_ARN,
         "name_prefix": "kmscheck",
         "dynamodb_deletion_protection": False,
