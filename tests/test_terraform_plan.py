@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from imgpipe import records
 from local.tf import Terraform, TerraformError, find_plugin_mirror, find_terraform
 from tools import package
 
@@ -345,6 +346,7 @@ def test_table_expires_records_by_ttl_and_uses_the_aws_owned_key_by_default(plan
     (encryption,) = table["server_side_encryption"]
     assert encryption["enabled"] is False and not encryption.get("kms_key_arn")
     assert planned["planned_values"]["outputs"]["table_ttl_attribute"]["value"] == "expires_at"
+    assert records.TTL_ATTRIBUTE == "expires_at"  # what the upload API writes (lambda/imgpipe/records.py)
 
 
 # -- the package ---------------------------------------------------------------

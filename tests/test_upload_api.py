@@ -10,6 +10,7 @@ import base64
 import io
 import json
 import re
+import time
 from datetime import UTC, datetime, timedelta
 from urllib.parse import quote, quote_plus
 
@@ -554,6 +555,30 @@ def test_get_after_presigned_upload_request_is_awaiting_upload(call):
     assert status == 200
     assert body["status"] == "awaiting_upload"
     assert body["original"]["size"] == 10
+
+
+def test_an_upload_announced_but_never_sent_expires_by_the_tables_ttl_and_one_that_arrives_does_not(
+    call, lambda_context
+):
+    # DynamoDB TTL deletes an item once the epoch seconds in its TTL attribute have passed (DynamoDB
+    # Developer Guide, "Using time to live"): a record awaiting an upload whose form expired unused can
+    # never complete, so it carries the attribute; the upload's arrival removes it.
+    from imgpipe import records
+
+    before = time.time()
+    _, _, created = call(post_uploads({"filename": "a.png", "content_type": "image/png", "size": 10}))
+    item = boto3.resource("dynamodb").Table(TABLE).get_item(Key={"id": created["id"]})["Item"]
+    expires = int(item[records.TTL_ATTRIBUTE])
+    form_expires = datetime.fromisoformat(created["upload"]["expires_at"].replace("Z", "+00:00"))
+    assert expires == pytest.approx(form_expires.timestamp() + records.UNUSED_UPLOAD_GRACE_SECONDS, abs=2)
+    assert expires > before + records.UNUSED_UPLOAD_GRACE_SECONDS
+
+    key = created["upload"]["fields"]["key"]
+    boto3.client("s3").put_object(Bucket=UPLOADS, Key=key, Body=image_bytes("PNG"), ContentType="image/png")
+    resize(lambda_context, key)
+    item = boto3.resource("dynamodb").Table(TABLE).get_item(Key={"id": created["id"]})["Item"]
+    assert item["status"] == "done"
+    assert records.TTL_ATTRIBUTE not in item
 
 
 def test_get_unknown_id_is_404(call):

@@ -13,6 +13,10 @@ Shape (attribute names are the public API's names)::
     version      S   that version: its version id (else ETag:sequencer)
     created_at   S   ISO 8601 UTC, set once
     updated_at   S   ISO 8601 UTC, every write
+    expires_at   N   epoch seconds, only on an ``awaiting_upload`` record: the
+                     table's TTL attribute (dynamodb.tf), so DynamoDB deletes
+                     an announced upload that never arrived; the first write
+                     of the resize Lambda removes it
 
 The upload API creates the record (``pending`` or ``awaiting_upload``); the
 resize Lambda moves it to ``processing`` then ``done`` or ``failed``, creating
@@ -37,6 +41,10 @@ from typing import Any
 from imgpipe.ordering import Source
 
 STATUSES = ("awaiting_upload", "pending", "processing", "done", "failed", "deleted")
+TTL_ATTRIBUTE = "expires_at"  # the table's TTL attribute (dynamodb.tf: local.table_ttl_attribute)
+# How long an unused upload's record outlives its form: a POST sent just before
+# the form expires still lands, and its event may wait in the queue for a while.
+UNUSED_UPLOAD_GRACE_SECONDS = 2 * 86400
 
 
 def now() -> str:
@@ -166,7 +174,8 @@ def mark_processing(
 ) -> None:
     """Upsert: a direct S3 upload with no API record gets one here."""
     original = {k: v for k, v in original.items() if v is not None}
-    _update(table, image_id, {"status": "processing", "original": original}, ("error",), source)
+    sets = {"status": "processing", "original": original}
+    _update(table, image_id, sets, ("error", TTL_ATTRIBUTE), source)
 
 
 def mark_done(
@@ -180,7 +189,7 @@ def mark_done(
     """Record the renditions; returns those the record listed before (now replaced)."""
     original = {k: v for k, v in original.items() if v is not None}
     sets = {"status": "done", "original": original, "renditions": renditions}
-    return _update(table, image_id, sets, ("error",), source).get("renditions") or []
+    return _update(table, image_id, sets, ("error", TTL_ATTRIBUTE), source).get("renditions") or []
 
 
 def mark_failed(
@@ -195,7 +204,8 @@ def mark_failed(
     """Record the error; returns the renditions the record listed before (now dropped)."""
     original = {k: v for k, v in original.items() if v is not None}
     sets = {"status": "failed", "original": original, "error": {"code": code, "message": message[:300]}}
-    return _update(table, image_id, sets, ("renditions",), source, failing=True).get("renditions") or []
+    removed = ("renditions", TTL_ATTRIBUTE)
+    return _update(table, image_id, sets, removed, source, failing=True).get("renditions") or []
 
 
 def mark_deleted(table: Any, image_id: str, source: Source, *, marker: bool) -> list[dict[str, Any]]:

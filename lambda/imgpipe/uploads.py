@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import json
+import time
 from typing import Any
 from urllib.parse import quote
 
@@ -92,6 +93,9 @@ def create_presigned_upload(
         "filename": request.filename,
     }
     record = owned(records.new_record(image_id, "awaiting_upload", original), owner)
+    # Never used, the record can never complete: the table's TTL removes it.
+    expires = time.time() + cfg.presign_post_expiry_seconds + records.UNUSED_UPLOAD_GRACE_SECONDS
+    record[records.TTL_ATTRIBUTE] = int(expires)
     records.put_new(table, record)
     upload = {"url": post["url"], "fields": post["fields"], "expires_at": policy_expiration(post["fields"])}
     return record, upload
