@@ -423,6 +423,39 @@ def _record_failure(
     return None
 
 
+@dataclass
+class _Job:
+    """One object event on its way through process_object: what each step adds to the record and log."""
+
+    obj: s3_events.S3Object
+    current: State
+    image_id: str
+    table: Any
+    source: ordering.Source
+    original: dict[str, Any]
+    log: dict[str, Any]
+    started: float = field(default_factory=time.perf_counter)
+    fetched: bool = False
+
+    @classmethod
+    def of(cls, obj: s3_events.S3Object, current: State) -> _Job:
+        image_id = current.image_id(obj.key)
+        log = {"key": obj.key, "image_id": image_id, "version_id": obj.version_id, "event_size": obj.size}
+        return cls(
+            obj=obj,
+            current=current,
+            image_id=image_id,
+            table=_table(current.config),
+            source=ordering.Source.of(obj.key, obj.sequencer, obj.version_id),
+            original={"key": obj.key, "size": obj.size, "version_id": obj.version_id},
+            log={**log, "sequencer": obj.sequencer},
+        )
+
+    def known_original(self) -> dict[str, Any]:
+        """What the record should say of the original: this event's, merged over the record's if unread."""
+        return self.original if self.fetched else _known_original(self.table, self.image_id, self.original)
+
+
 def process_object(obj: s3_events.S3Object, current: State) -> str:
     """Render one version of an object; returns the outcome, raises TransientError to retry.
 
@@ -430,89 +463,78 @@ def process_object(obj: s3_events.S3Object, current: State) -> str:
     when the image's record says this event must not change it
     (docs/ordering.md), ``superseded``, ``refused`` or ``duplicate``.
     """
-    config = current.config
-    started = time.perf_counter()
-    image_id = current.image_id(obj.key)
-    table = _table(config)
-    original: dict[str, Any] = {"key": obj.key, "size": obj.size, "version_id": obj.version_id}
-    log = {"key": obj.key, "image_id": image_id, "version_id": obj.version_id, "event_size": obj.size}
+    job = _Job.of(obj, current)
     if obj.folder_marker:
-        logger.info("event skipped", extra={**log, "outcome": "skipped", "reason": "an S3 console folder"})
-        return "skipped"
-    source = ordering.Source.of(obj.key, obj.sequencer, obj.version_id)
-    log["sequencer"] = obj.sequencer
-    fetched = False
-    try:
-        if table is not None:
-            reason = ordering.verdict(_call(f"read {image_id}", records.get, table, image_id), source)
-            if reason:
-                return _passed_over(reason, started, log)
-        response, version, source = _get(obj, source)
-        data = _read(config, obj, response, original, version)
-        fetched = True
-        log["bytes"] = len(data)
-        if table is not None:
-            _call(
-                f"mark {image_id} processing",
-                records.mark_processing,
-                table,
-                image_id,
-                original,
-                source=source,
-            )
-        result = _render(data, current)
-        del data
-        original.update(width=result.width, height=result.height, format=result.source_format)
-        renditions = _put_outputs(config, image_id, obj, result, version, source)
-        if table is not None:
-            _commit(config, table, image_id, original, renditions, source)
-    except records.Conflict as conflict:
-        return _passed_over(ordering.verdict(conflict.record, source) or ordering.SUPERSEDED, started, log)
-    except PermanentError as exc:
-        if table is not None:
-            merged = original if fetched else _known_original(table, image_id, original)
-            reason = _record_failure(config, table, image_id, merged, exc, source)
-            if reason:
-                return _passed_over(reason, started, log)
-        _report(
-            "warning",
-            "image failed",
-            "ImagesFailed",
-            started,
-            log,
-            outcome="failed",
-            error_code=exc.code,
-            error=exc.message,
-            error_detail=exc.detail,
+        logger.info(
+            "event skipped", extra={**job.log, "outcome": "skipped", "reason": "an S3 console folder"}
         )
-        return "failed"
-    except TransientError as exc:
+        return "skipped"
+    try:
+        return _render_and_store(job)
+    except records.Conflict as conflict:
+        reason = ordering.verdict(conflict.record, job.source) or ordering.SUPERSEDED
+        return _passed_over(reason, job.started, job.log)
+    except PermanentError as exc:
+        return _failed(job, exc)
+    except Exception as exc:
+        _will_retry(job, exc)
+        raise
+
+
+def _render_and_store(job: _Job) -> str:
+    """Read the record, fetch the version, render, write the renditions, commit: the ordinary path."""
+    config, table, image_id = job.current.config, job.table, job.image_id
+    if table is not None:
+        reason = ordering.verdict(_call(f"read {image_id}", records.get, table, image_id), job.source)
+        if reason:
+            return _passed_over(reason, job.started, job.log)
+    response, version, job.source = _get(job.obj, job.source)
+    data = _read(config, job.obj, response, job.original, version)
+    job.fetched = True
+    job.log["bytes"] = len(data)
+    if table is not None:
+        mark = records.mark_processing
+        _call(f"mark {image_id} processing", mark, table, image_id, job.original, source=job.source)
+    result = _render(data, job.current)
+    del data
+    job.original.update(width=result.width, height=result.height, format=result.source_format)
+    renditions = _put_outputs(config, image_id, job.obj, result, version, job.source)
+    if table is not None:
+        _commit(config, table, image_id, job.original, renditions, job.source)
+    return _processed(job.started, job.log, result, renditions, job.original["size"])
+
+
+def _failed(job: _Job, exc: PermanentError) -> str:
+    """Record and report a permanent failure; the outcome (another version may own the record)."""
+    if job.table is not None:
+        merged = job.known_original()
+        reason = _record_failure(job.current.config, job.table, job.image_id, merged, exc, job.source)
+        if reason:
+            return _passed_over(reason, job.started, job.log)
+    fields = {"error_code": exc.code, "error": exc.message, "error_detail": exc.detail}
+    _report("warning", "image failed", "ImagesFailed", job.started, job.log, outcome="failed", **fields)
+    return "failed"
+
+
+def _will_retry(job: _Job, exc: Exception) -> None:
+    """Report a transient or unexpected error (the message is retried); on its last receive, record it."""
+    if isinstance(exc, TransientError):
+        fields = {"error_code": exc.code, "error": exc.message, "error_detail": exc.detail}
         _report(
             "warning",
             "image will be retried",
             "ImagesRetried",
-            started,
-            log,
+            job.started,
+            job.log,
             outcome="retry",
-            error_code=exc.code,
-            error=exc.message,
-            error_detail=exc.detail,
+            **fields,
         )
-        _fail_on_last_receive(table, image_id, original, fetched, source)
-        raise
-    except Exception as exc:
+    else:
+        error = type(exc).__name__
         _report(
-            "exception",
-            "image errored",
-            "ImagesErrored",
-            started,
-            log,
-            outcome="error",
-            error=type(exc).__name__,
+            "exception", "image errored", "ImagesErrored", job.started, job.log, outcome="error", error=error
         )
-        _fail_on_last_receive(table, image_id, original, fetched, source)
-        raise
-    return _processed(started, log, result, renditions, original["size"])
+    _fail_on_last_receive(job)
 
 
 def process_removal(obj: s3_events.S3Object, current: State) -> str:
@@ -572,23 +594,21 @@ def _processed(
     return "done"
 
 
-def _fail_on_last_receive(
-    table: Any, image_id: str, original: dict[str, Any], fetched: bool, source: ordering.Source
-) -> None:
+def _fail_on_last_receive(job: _Job) -> None:
     """On the message's last receive, record ``failed``/``internal``: the DLQ will get it, not us again.
 
     Conditional like every record write: a newer version's record is left alone.
     """
-    if table is None or not _last_receive.get():
+    if job.table is None or not _last_receive.get():
         return
     try:
-        merged = original if fetched else _known_original(table, image_id, original)
-        records.mark_failed(table, image_id, merged, "internal", INTERNAL_MESSAGE, source=source)
+        merged = job.known_original()
+        records.mark_failed(job.table, job.image_id, merged, "internal", INTERNAL_MESSAGE, source=job.source)
     except records.Conflict:
-        logger.info("a newer version owns the record: nothing to record", extra={"image_id": image_id})
+        logger.info("a newer version owns the record: nothing to record", extra={"image_id": job.image_id})
         return
     except Exception:  # the original exception is the one to raise; this one is logged
-        logger.exception("could not record the failure", extra={"image_id": image_id})
+        logger.exception("could not record the failure", extra={"image_id": job.image_id})
         return
     metrics.add_metric(name="ImagesFailedInternal", unit=MetricUnit.Count, value=1)
 
