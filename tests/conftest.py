@@ -108,3 +108,18 @@ def emulator():
 
     with running() as emu:
         yield emu
+
+
+def require_terraform(what: str = "the Terraform tests") -> Path:
+    """Skip the calling test module, at import, on a machine without terraform or its provider mirror.
+
+    CI and `make test` have both; the reason names what is missing. Returns the mirror.
+    """
+    from local.tf import TerraformError, find_plugin_mirror, find_terraform
+
+    if find_terraform() is None:
+        pytest.skip(f"terraform is not on PATH: {what} need it", allow_module_level=True)
+    try:
+        return find_plugin_mirror()
+    except TerraformError as exc:
+        pytest.skip(str(exc), allow_module_level=True)

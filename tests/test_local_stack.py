@@ -34,17 +34,13 @@ from PIL import Image
 from imgpipe import keys
 from local.emulator import client as emulator_client
 from local.emulator import free_port, lambda_credentials, port_open
-from local.tf import REPO_ROOT, TerraformError, find_plugin_mirror, find_terraform
+from local.tf import REPO_ROOT
+from tests.conftest import require_terraform
 from tests.images import photo_jpeg, rgba_png
 
 pytestmark = [pytest.mark.slow, pytest.mark.terraform]
 
-if find_terraform() is None:
-    pytest.skip("terraform is not on PATH: the local stack needs it", allow_module_level=True)
-try:
-    find_plugin_mirror()
-except TerraformError as exc:
-    pytest.skip(str(exc), allow_module_level=True)
+require_terraform("the local stack tests")
 
 DEFAULTS = json.loads((REPO_ROOT / "lambda/imgpipe/default_renditions.json").read_text())
 MAX_RECEIVE_COUNT = 2

@@ -11,24 +11,16 @@ from __future__ import annotations
 import os
 import signal
 import time
-from pathlib import Path
 
 import pytest
 import requests
 
 from local.emulator import free_port, port_open
 from local.processes import holder
+from tests.test_local_processes import alive
 from tests.test_local_stack import TEST_TF_VARS, RunningStack, lambda_zip, start_stack  # noqa: F401
 
 pytestmark = [pytest.mark.slow, pytest.mark.terraform]
-
-
-def alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state not in ("Z", "X")
 
 
 def left_after(pids: set[int], seconds: float) -> set[int]:

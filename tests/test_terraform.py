@@ -18,16 +18,12 @@ from urllib.parse import unquote_plus
 import pytest
 
 from imgpipe import id_secret
-from local.tf import REPO_ROOT, Terraform, TerraformError, find_plugin_mirror, find_terraform
+from local.tf import REPO_ROOT, Terraform
+from tests.conftest import require_terraform
 
 pytestmark = [pytest.mark.slow, pytest.mark.terraform]
 
-if find_terraform() is None:
-    pytest.skip("terraform is not on PATH: the Terraform tests need it", allow_module_level=True)
-try:
-    MIRROR = find_plugin_mirror()
-except TerraformError as exc:
-    pytest.skip(str(exc), allow_module_level=True)
+MIRROR = require_terraform()
 
 from pytest_terraform import terraform  # noqa: E402  (only importable usefully with terraform)
 

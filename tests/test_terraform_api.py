@@ -14,16 +14,12 @@ from pathlib import Path
 
 import pytest
 
-from local.tf import REPO_ROOT, Terraform, TerraformError, find_plugin_mirror, find_terraform
+from local.tf import REPO_ROOT, Terraform, TerraformError
+from tests.conftest import require_terraform
 
 pytestmark = [pytest.mark.slow, pytest.mark.terraform]
 
-if find_terraform() is None:
-    pytest.skip("terraform is not on PATH: the Terraform tests need it", allow_module_level=True)
-try:
-    find_plugin_mirror()
-except TerraformError as exc:
-    pytest.skip(str(exc), allow_module_level=True)
+require_terraform()
 
 CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": "testing",

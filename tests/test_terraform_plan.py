@@ -18,17 +18,13 @@ from pathlib import Path
 import pytest
 
 from imgpipe import records
-from local.tf import Terraform, TerraformError, find_plugin_mirror, find_terraform
+from local.tf import Terraform, TerraformError
+from tests.conftest import require_terraform
 from tools import package
 
 pytestmark = [pytest.mark.slow, pytest.mark.terraform]
 
-if find_terraform() is None:
-    pytest.skip("terraform is not on PATH: the Terraform tests need it", allow_module_level=True)
-try:
-    find_plugin_mirror()
-except TerraformError as exc:
-    pytest.skip(str(exc), allow_module_level=True)
+require_terraform()
 
 ACCOUNT = "123456789012"  # moto's account, the same in every region
 KEY_ARN = f"arn:aws:kms:us-east-1:{ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234567890ab"
