@@ -144,8 +144,14 @@ class Stack:
         self.claim_ports()
         self.launched = True
         self.state_dir.mkdir(parents=True, exist_ok=True)
-        warm = self._prepare_state()
+        self._start_emulator(warm=self._prepare_state())
+        self._provision()
+        self._start_functions()
+        self._start_serving()
+        self._write_description()
 
+    def _start_emulator(self, warm: bool) -> None:
+        """The emulator, from the last run's snapshot when ``warm`` and it loads, else empty."""
         step = time.monotonic()
         snapshot = self.state_dir / SNAPSHOT
         log_path = self.state_dir / "moto.log"
@@ -162,6 +168,8 @@ class Stack:
                 "(see README, Apply time); the next run starts from a snapshot and takes about 15 s"
             )
 
+    def _provision(self) -> None:
+        """terraform apply, then the emulator's state saved for the next run."""
         step = time.monotonic()
         try:
             self.outputs = self._apply()
@@ -176,6 +184,8 @@ class Stack:
             self._forget_state(keep_terraform=True)
         log.info("terraform apply done (%.1f s): %s", time.monotonic() - step, self.apply_summary)
 
+    def _start_functions(self) -> None:
+        """Read back the API, the mappings and the functions Terraform made; start each function warm."""
         step = time.monotonic()
         account = self.client("sts").get_caller_identity()["Account"]
         self.api = load_api(self.client("apigatewayv2"), account)
@@ -186,18 +196,21 @@ class Stack:
             if m.get("EventSourceArn", "").startswith("arn:aws:sqs:")
         ]
         names = sorted(self.api.functions() | {m.function_name for m in self.mappings})
-        pollers = {m.uuid: pollers_for(m) for m in self.mappings}
         for name in names:
             config = FunctionConfig.from_api(lam.get_function_configuration(FunctionName=name))
             workers = API_WORKERS if name in self.api.functions() else 0
-            workers += sum(pollers[m.uuid] for m in self.mappings if m.function_name == name)
+            workers += sum(pollers_for(m) for m in self.mappings if m.function_name == name)
             # As on Lambda: each environment runs with the function's own execution role.
             credentials = functools.partial(self.emulator.lambda_credentials, config.role, name)
             self.functions[name] = LocalFunction(
                 config, self.endpoint, max_workers=workers, credentials=credentials
             )
-        # Cold starts now, in parallel, so the first request is warm and a
-        # handler that cannot even import fails `make run`, not a request.
+        self._warm_all()
+        log.info("functions started: %s (%.1f s)", ", ".join(names), time.monotonic() - step)
+
+    def _warm_all(self) -> None:
+        """Cold starts now, in parallel, so the first request is warm and a handler that
+        cannot even import fails `make run`, not a request."""
         errors: list[str] = []
 
         def warm(fn: LocalFunction) -> None:
@@ -216,19 +229,20 @@ class Stack:
         concurrent.futures.wait([self._warmers.submit(warm, fn) for fn in self.functions.values()])
         if errors:
             raise StackError("; ".join(errors))
-        log.info("functions started: %s (%.1f s)", ", ".join(names), time.monotonic() - step)
 
+    def _start_serving(self) -> None:
+        """The HTTP front, and each mapping's pollers reading its queue with the function's role."""
         self.front = Front(self.api, self._invoke, self.api_port).start()
+        sqs = self.client("sqs")
         for mapping in self.mappings:
             unkind = UnkindDelivery.for_queue(self.unkind, sqs, mapping.queue_url) if self.unkind else None
-            for i in range(pollers[mapping.uuid]):
+            for i in range(pollers_for(mapping)):
                 name = f"poller-{mapping.function_name}-{i}"
                 # Lambda's event source mapping reads the queue with the function's role.
                 role = self.functions[mapping.function_name].config.role
                 queue = role_client(self.endpoint, "sqs", role, mapping.function_name)
                 poller = Poller(queue, mapping, self._invoke, name, unkind=unkind)
                 self.pollers.append(poller.start())
-        self._write_description()
 
     def claim_ports(self) -> None:
         """Free MOTO_PORT from a stale emulator of ours; say who holds a port otherwise."""
