@@ -140,23 +140,12 @@ def _update(
     expr += ", #created_at = if_not_exists(#created_at, :created_at)"
     if remove:
         expr += " REMOVE " + ", ".join(f"#{k}" for k in remove)
-    params: dict[str, Any] = {"ReturnValues": "ALL_OLD"}
+    condition = None
     if source is not None:
         condition, guard_names, guard_values = _guard(source, failing)
         names.update(guard_names)
         values.update(guard_values)
-        params.update(ConditionExpression=condition, ReturnValuesOnConditionCheckFailure="ALL_OLD")
-    try:
-        response = table.update_item(
-            Key={"id": image_id},
-            UpdateExpression=expr,
-            ExpressionAttributeNames=names,
-            ExpressionAttributeValues=values,
-            **params,
-        )
-    except table.meta.client.exceptions.ConditionalCheckFailedException as exc:
-        raise Conflict(image_id, _deserialized(exc.response.get("Item"))) from None
-    return to_plain(response.get("Attributes") or {})
+    return _conditional(table, image_id, expr, condition, names, values)
 
 
 def _deserialized(item: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -265,18 +254,25 @@ def mark_deleted_by_owner(table: Any, image_id: str) -> None:
 
 
 def _conditional(
-    table: Any, image_id: str, expr: str, condition: str, names: dict[str, str], values: dict[str, Any]
+    table: Any,
+    image_id: str,
+    expr: str,
+    condition: str | None,
+    names: dict[str, str],
+    values: dict[str, Any],
 ) -> dict[str, Any]:
-    """One conditional UpdateItem; the record as it was, or ``Conflict`` with what the table holds."""
+    """One UpdateItem, under ``condition`` when given; the record as it was, or ``Conflict`` with
+    what the table holds."""
+    params: dict[str, Any] = {"ReturnValues": "ALL_OLD"}
+    if condition is not None:
+        params.update(ConditionExpression=condition, ReturnValuesOnConditionCheckFailure="ALL_OLD")
     try:
         response = table.update_item(
             Key={"id": image_id},
             UpdateExpression=expr,
-            ConditionExpression=condition,
             ExpressionAttributeNames=names,
             ExpressionAttributeValues=values,
-            ReturnValues="ALL_OLD",
-            ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            **params,
         )
     except table.meta.client.exceptions.ConditionalCheckFailedException as exc:
         raise Conflict(image_id, _deserialized(exc.response.get("Item"))) from None
