@@ -16,8 +16,9 @@ Developer Guide, "Creating and configuring an Amazon SQS event source
 mapping"). With this mode on, each message the poller receives is, at the
 given rate each:
 
-- **duplicated**: delivered twice, either twice in the same batch or once more
-  in another batch, which any poller of the mapping may take at the same time;
+- **duplicated**: delivered twice: the first duplicate of a batch twice in that
+  batch (the poller keeps a slot free for it), any further one once more in
+  another batch, which any poller of the mapping may take at the same time;
 - **delayed**: held back for a random time up to a bound, so messages received
   after it are delivered before it;
 - **left undeleted** after its batch succeeded, on its first receive: it comes
@@ -128,20 +129,25 @@ def plan_batch(
     messages: list[dict[str, Any]],
     rng: random.Random,
     settings: UnkindSettings,
-    batch_size: int,
+    slots: int,
     max_receive_count: int | None,
     max_delay: float,
 ) -> Plan:
-    """The unkind fate of each freshly received message, drawn from ``rng`` (pure: same seed, same plan)."""
+    """The unkind fate of each freshly received message, drawn from ``rng`` (pure: same seed, same plan).
+
+    ``slots`` is how many messages this batch still takes beside held ones now due.
+    """
     plan = Plan()
     rate = settings.rate
+    twice_here = False
     for message in messages:
         draw = rng.random()
         if draw < rate:
             plan.counts["duplicated"] += 1
             plan.deliver.append(message)
-            if rng.random() < 0.5 and len(messages) + len(plan.copies) < batch_size:
+            if not twice_here and len(messages) < slots:  # a free slot for it
                 plan.deliver.append(message)  # twice in this batch
+                twice_here = True
             else:
                 plan.copies.append(message)  # once more, in whichever batch comes next
         elif draw < 2 * rate and max_delay > 0:
@@ -200,7 +206,8 @@ class UnkindDelivery:
         """How many fresh messages fit in the next batch beside the held ones now due."""
         now = time.monotonic()
         with self._lock:
-            return max(0, batch_size - sum(1 for when, _ in self._held if when <= now))
+            due = sum(1 for when, _ in self._held if when <= now)
+            return max(0, batch_size - due - (1 if batch_size > 1 else 0))  # one slot kept for a duplicate
 
     def holding(self) -> bool:
         """Whether any message is held back (due now or later)."""
@@ -214,12 +221,13 @@ class UnkindDelivery:
         now = time.monotonic()
         with self._lock:
             self._note_redeliveries(received)
-            plan = plan_batch(
-                received, self._rng, self.settings, batch_size, self.max_receive_count, self.max_delay
-            )
             ready = [entry for entry in self._held if entry[0] <= now]
             for entry in ready:
                 self._held.remove(entry)
+            slots = batch_size - len(ready)
+            plan = plan_batch(
+                received, self._rng, self.settings, slots, self.max_receive_count, self.max_delay
+            )
             # Held messages first; what does not fit in BatchSize goes in the next batch.
             batch = [message for _, message in ready] + plan.deliver
             self._held.extend((now, message) for message in batch[batch_size:])

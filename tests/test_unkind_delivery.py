@@ -152,6 +152,21 @@ def test_the_same_seed_makes_the_same_choices():
     assert plan(5) != plan(6)
 
 
+def test_the_first_duplicate_of_a_batch_with_a_free_slot_is_delivered_twice_in_it():
+    """SQS may hand the same message over twice in one ReceiveMessage answer; the mode does it reliably."""
+    messages = [{"MessageId": f"id-{i}", "Attributes": {"ApproximateReceiveCount": "1"}} for i in range(4)]
+    for seed in range(100):
+        p = plan_batch(messages, random.Random(seed), UnkindSettings(seed=seed, rate=0.33), 5, MAX_RECEIVE, 0)
+        ids = [m["MessageId"] for m in p.deliver]
+        if p.counts["duplicated"]:
+            assert len(set(ids)) == len(ids) - 1  # exactly one twice here; any other goes to another batch
+            assert len(p.copies) == p.counts["duplicated"] - 1
+        full = plan_batch(
+            messages, random.Random(seed), UnkindSettings(seed=seed, rate=0.33), 4, MAX_RECEIVE, 0
+        )
+        assert len(full.deliver) <= 4  # no free slot: every duplicate goes to another batch
+
+
 def test_a_message_is_never_left_undeleted_when_its_redelivery_would_go_to_the_dlq():
     """maxReceiveCount 1: a second receive moves the message, so the mode always deletes on success."""
     message = {"MessageId": "only", "Attributes": {"ApproximateReceiveCount": "1"}}
