@@ -11,7 +11,7 @@ PY := $(VENV)/bin/python
 ARCH ?= arm64
 #: LAMBDA_RUNTIME: Lambda runtime the package is built for
 LAMBDA_RUNTIME ?= python3.12
-#: TF_PLUGIN_MIRROR: provider mirror directory for terraform init (never downloads)
+#: TF_PLUGIN_MIRROR: provider mirror directory for terraform init (offline); none found: the registry
 TF_PLUGIN_MIRROR ?= $(firstword $(wildcard /opt/tf-plugins $(HOME)/.terraform.d/plugins /usr/share/terraform/plugins /usr/local/share/terraform/plugins))
 #: MOTO_PORT: local emulator port (make run)
 MOTO_PORT ?= 4566
@@ -44,7 +44,7 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 venv: $(VENV)/.installed ## create or refresh the virtualenv from the pinned requirements
 
 .PHONY: test
-test: $(VENV)/.installed ## run the whole test suite (unit, handlers, terraform apply, local stack)
+test: $(VENV)/.installed terraform-present ## run the whole test suite (unit, handlers, terraform apply, local stack)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 # A TF_CLI_CONFIG_FILE that names a missing file only makes terraform warn: drop it.
@@ -61,9 +61,12 @@ build/lambda.zip: $(LAMBDA_SOURCES) requirements.txt tools/package.py
 package: build/lambda.zip ## build build/lambda.zip (handlers + pinned wheels for ARCH and LAMBDA_RUNTIME, reproducible)
 
 .PHONY: tf-init
-tf-init: ## terraform init of the root module from TF_PLUGIN_MIRROR (never downloads)
-	@test -n "$(TF_PLUGIN_MIRROR)" || { echo "no provider mirror found: make tf-init TF_PLUGIN_MIRROR=/path/to/mirror" >&2; exit 1; }
-	terraform init -input=false -plugin-dir=$(TF_PLUGIN_MIRROR)
+tf-init: terraform-present ## terraform init of the root module (from TF_PLUGIN_MIRROR when there is one, else the registry)
+	terraform init -input=false $(if $(TF_PLUGIN_MIRROR),-plugin-dir=$(TF_PLUGIN_MIRROR))
+
+.PHONY: terraform-present
+terraform-present:
+	@command -v $${TERRAFORM:-terraform} >/dev/null || { echo "Terraform >= 1.5 is needed and not on PATH: install it from https://developer.hashicorp.com/terraform/install" >&2; exit 1; }
 
 $(CHECKOV_VENV)/.installed: requirements-checkov.txt
 	@test -x $(CHECKOV_VENV)/bin/python || $(PYTHON) -m venv $(CHECKOV_VENV)
@@ -71,7 +74,7 @@ $(CHECKOV_VENV)/.installed: requirements-checkov.txt
 	@touch $@
 
 .PHONY: lint
-lint: $(VENV)/.installed $(CHECKOV_VENV)/.installed ## terraform fmt -check and validate, ruff, checkov (zero failed checks)
+lint: terraform-present $(VENV)/.installed $(CHECKOV_VENV)/.installed ## terraform fmt -check and validate, ruff, checkov (zero failed checks)
 	terraform fmt -check -recursive -diff
 	$(PY) -m local.tf validate
 	$(PY) -m ruff check .
@@ -111,7 +114,7 @@ bench: $(BENCH_VENV)/.installed $(if $(BENCH_CORPUS),,bench/corpus/.fetched) bui
 	$(BENCH_PY) -m bench.run
 
 .PHONY: run
-run: $(VENV)/.installed build/lambda.zip ## the whole pipeline on 127.0.0.1 (emulator + terraform apply + API + queue poller); Ctrl-C stops it
+run: terraform-present $(VENV)/.installed build/lambda.zip ## the whole pipeline on 127.0.0.1 (emulator + terraform apply + API + queue poller); Ctrl-C stops it
 	$(if $(UNKIND),LOCAL_UNKIND_DELIVERY=$(UNKIND) )$(PY) -m local.run
 
 .PHONY: demo

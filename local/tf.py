@@ -1,9 +1,13 @@
-"""Run this repository's Terraform root module without ever downloading anything.
+"""Run this repository's Terraform root module, offline from a mirror or online from the registry.
 
-The ``hashicorp/aws`` provider comes from a local mirror directory (never the
-registry): ``TF_PLUGIN_MIRROR`` when set, else the first of ``MIRROR_CANDIDATES``
-that exists. Every command runs with a generated CLI configuration that allows
-only that mirror, so a missing or broken ``TF_CLI_CONFIG_FILE`` in the caller's
+The ``hashicorp/aws`` provider comes from a local mirror directory when there is
+one (``TF_PLUGIN_MIRROR`` when set, else the first of ``MIRROR_CANDIDATES`` that
+exists): then nothing is ever downloaded. Without a mirror (a laptop with
+internet) ``terraform init`` installs the version pinned in ``terraform.tf``
+from the registry, checked against ``.terraform.lock.hcl``, into a provider
+cache shared by every data directory of this checkout, so the tests do not
+download it once per working directory. Every command runs with a generated CLI
+configuration, so a missing or broken ``TF_CLI_CONFIG_FILE`` in the caller's
 environment does not matter.
 
 State and ``.terraform`` data are kept apart from a real deployment's (under
@@ -39,6 +43,11 @@ MIRROR_CANDIDATES = (
     Path("/usr/share/terraform/plugins"),
     Path("/usr/local/share/terraform/plugins"),
 )
+PROVIDER_CACHE = REPO_ROOT / ".local-stack" / "provider-cache"
+MISSING_TERRAFORM = (
+    "terraform is not on PATH (or TERRAFORM does not name a file): install Terraform >= 1.5 "
+    "from https://developer.hashicorp.com/terraform/install"
+)
 LOCK_TIMEOUT = "60s"
 COMMAND_TIMEOUT = 900.0
 
@@ -55,26 +64,22 @@ def find_terraform() -> str | None:
     return shutil.which("terraform")
 
 
-def find_plugin_mirror() -> Path:
-    """The provider mirror directory, or a TerraformError that says where it looked."""
+def find_plugin_mirror() -> Path | None:
+    """The provider mirror directory, or None (install from the registry); TF_PLUGIN_MIRROR must exist."""
     explicit = os.environ.get("TF_PLUGIN_MIRROR", "").strip()
     if explicit:
         path = Path(explicit).expanduser()
         if not path.is_dir():
             raise TerraformError(f"TF_PLUGIN_MIRROR={explicit} is not a directory")
         return path
-    for path in MIRROR_CANDIDATES:
-        if path.is_dir():
-            return path
-    looked = ", ".join(str(p) for p in MIRROR_CANDIDATES)
-    raise TerraformError(
-        "no Terraform provider mirror found: set TF_PLUGIN_MIRROR to a directory laid out as "
-        f"registry.terraform.io/hashicorp/aws/<version>/<os_arch>/ (looked in {looked})"
-    )
+    return next((path for path in MIRROR_CANDIDATES if path.is_dir()), None)
 
 
-def _cli_config(mirror: Path) -> str:
-    # HCL strings take JSON escapes; json.dumps quotes the path safely.
+def _cli_config(mirror: Path | None, cache: Path) -> str:
+    """Only the mirror when there is one; else the registry, through a provider cache."""
+    # HCL strings take JSON escapes; json.dumps quotes the paths safely.
+    if mirror is None:
+        return f"plugin_cache_dir = {json.dumps(str(cache))}\ndisable_checkpoint = true\n"
     return (
         "provider_installation {\n"
         "  filesystem_mirror {\n"
@@ -103,7 +108,7 @@ class Terraform:
         self.extra_env = dict(env or {})
         binary = find_terraform()
         if binary is None:
-            raise TerraformError("terraform is not on PATH (or TERRAFORM does not name a file)")
+            raise TerraformError(MISSING_TERRAFORM)
         self.binary = binary
         self.mirror = find_plugin_mirror()
         self.last_stdout = ""
@@ -114,7 +119,8 @@ class Terraform:
     def _env(self) -> dict[str, str]:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         cli_config = self.data_dir / "terraformrc"
-        cli_config.write_text(_cli_config(self.mirror))
+        PROVIDER_CACHE.mkdir(parents=True, exist_ok=True)
+        cli_config.write_text(_cli_config(self.mirror, PROVIDER_CACHE))
         env = {**os.environ, **{k: str(v) for k, v in self.extra_env.items()}}
         env.update(
             TF_DATA_DIR=str(self.data_dir),
@@ -175,8 +181,9 @@ class Terraform:
     # -- the API ----------------------------------------------------------
 
     def init(self) -> None:
-        """Install the provider from the mirror only (never the registry)."""
-        self.run("init", "-input=false", "-no-color", "-backend=false", f"-plugin-dir={self.mirror}")
+        """Install the pinned provider: from the mirror only when there is one, else from the registry."""
+        source = [f"-plugin-dir={self.mirror}"] if self.mirror else []
+        self.run("init", "-input=false", "-no-color", "-backend=false", *source)
 
     def validate(self) -> None:
         self.run("validate", "-no-color")
