@@ -1,7 +1,7 @@
-"""Markdown tables from a results file, for README's Performance section.
+"""Markdown tables from a results file, for docs/performance.md.
 
 ``python -m bench.report [results.json]`` prints them (default: the published
-run, ``docs/bench-results.json``), so the README quotes the file, not a memory.
+run, ``docs/bench-results.json``), so the docs quote the file, not a memory.
 """
 
 from __future__ import annotations

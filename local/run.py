@@ -165,7 +165,7 @@ class Stack:
         if not self.restored:
             log.info(
                 "terraform apply from nothing: about 70 s, most of it the AWS provider's fixed waits "
-                "(see README, Apply time); the next run starts from a snapshot and takes about 15 s"
+                "(docs/local-stack.md, Apply time); the next run starts from a snapshot and takes about 15 s"
             )
 
     def _provision(self) -> None:

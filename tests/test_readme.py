@@ -1,4 +1,4 @@
-"""README is part of the product: what its commands name must exist on a fresh clone."""
+"""README and the docs are part of the product: what their commands name must exist on a fresh clone."""
 
 from __future__ import annotations
 
@@ -8,7 +8,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text()
-BLOCKS = re.findall(r"```(?:sh|bash|text)\n(.*?)```", README, flags=re.S)
+PAGES = [ROOT / "README.md", ROOT / "CONTRIBUTING.md", *sorted((ROOT / "docs").glob("*.md"))]
+TEXT = "\n".join(page.read_text() for page in PAGES)
+BLOCKS = re.findall(r"```(?:sh|bash|text)\n(.*?)```", TEXT, flags=re.S)
+LINK = re.compile(r"\]\(([^)#\s]+)(#[^)\s]*)?\)")
 
 
 def test_files_uploaded_by_the_examples_are_in_the_repository():
@@ -24,6 +27,34 @@ def test_every_make_target_in_the_readme_exists():
     ).stdout
     targets = set(re.findall(r"^  ([a-z][a-z-]*)\s", help_text, flags=re.M))
     used = {m for block in BLOCKS for m in re.findall(r"\bmake ([a-z][a-z-]*)", block)}
-    used |= set(re.findall(r"`make ([a-z][a-z-]*)", README))
+    used |= set(re.findall(r"`make ([a-z][a-z-]*)", TEXT))
     assert {"run", "test"} <= used
     assert sorted(used - targets) == []
+
+
+def test_readme_is_a_front_door_that_links_every_docs_page():
+    """The manual lives in docs/; README says what this is, how to start, and where to read on."""
+    assert len(README.splitlines()) <= 170
+    linked = set(re.findall(r"\]\(docs/([\w.-]+\.md)", README))
+    pages = {page.name for page in (ROOT / "docs").glob("*.md")}
+    assert sorted(pages - linked) == []
+
+
+def test_every_relative_link_in_the_docs_points_at_a_file_and_heading_that_exist():
+    broken = []
+    for page in PAGES:
+        for target, anchor in LINK.findall(page.read_text()):
+            if target.startswith(("http://", "https://", "mailto:")):
+                continue
+            path = (page.parent / target).resolve()
+            if not path.exists():
+                broken.append(f"{page.name}: {target}")
+            elif anchor and path.suffix == ".md" and anchor[1:] not in _anchors(path):
+                broken.append(f"{page.name}: {target}{anchor}")
+    assert broken == []
+
+
+def _anchors(page: Path) -> set[str]:
+    """GitHub's heading anchors: lowercased, punctuation dropped, spaces to hyphens."""
+    headings = re.findall(r"^#{1,6} (.+)$", page.read_text(), flags=re.M)
+    return {re.sub(r"[^\w\- ]", "", h.strip().lower()).replace(" ", "-") for h in headings}

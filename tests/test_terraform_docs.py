@@ -1,4 +1,4 @@
-"""README's deploy section documents every variable and output of the root module."""
+"""docs/terraform.md documents every variable and output of the root module."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def deploy_section() -> str:
-    text = (ROOT / "README.md").read_text()
-    return text.split("<!-- section:deploy -->", 1)[1].split("<!-- /section:deploy -->", 1)[0]
+    text = (ROOT / "docs" / "terraform.md").read_text()
+    return text.split("<!-- section:inputs -->", 1)[1].split("<!-- /section:inputs -->", 1)[0]
 
 
 def declared(kind: str, path: str) -> list[str]:
@@ -23,10 +23,10 @@ def test_every_variable_is_in_the_configuration_table_with_its_default():
     variables = declared("variable", "variables.tf")
     assert variables == sorted(variables), "variables.tf is not in alphabetical order"
     for name in variables:
-        assert name in rows, f"README's variables table lacks {name}"
+        assert name in rows, f"docs/terraform.md's variables table lacks {name}"
         block = (ROOT / "variables.tf").read_text().split(f'variable "{name}" {{', 1)[1].split("\n}\n", 1)[0]
         default = re.search(r"^  default\s+=\s+(.*)$", block, flags=re.M).group(1).strip()
-        assert f"`{default}`" in rows[name], f"README shows another default for {name}"
+        assert f"`{default}`" in rows[name], f"docs/terraform.md shows another default for {name}"
 
 
 def test_every_output_is_listed():
@@ -34,7 +34,7 @@ def test_every_output_is_listed():
     outputs = declared("output", "outputs.tf")
     assert outputs == sorted(outputs), "outputs.tf is not in alphabetical order"
     for name in outputs:
-        assert f"`{name}`" in section, f"README's outputs table lacks {name}"
+        assert f"`{name}`" in section, f"docs/terraform.md's outputs table lacks {name}"
 
 
 def test_every_variable_and_output_is_described():
