@@ -233,6 +233,47 @@ def test_stack_prints_where_it_listens_and_binds_loopback_only(stack):
     assert ours == {("0100007F", stack.moto_port), ("0100007F", stack.api_port)}  # 127.0.0.1 only
 
 
+def _example(stack: RunningStack, script: str, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    """One of examples/*.sh, run as docs/api.md shows it: API in the environment, from the repository root."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    return subprocess.run(
+        [f"examples/{script}", *args],
+        cwd=REPO_ROOT,
+        env={**env, "API": stack.api},
+        capture_output=True,
+        text=True,
+        timeout=DONE_TIMEOUT + 30,
+        check=check,
+    )
+
+
+def test_the_example_scripts_upload_wait_download_and_delete_as_documented(stack, tmp_path):
+    """examples/*.sh are the API's curl recipes (docs/api.md): each route, used as a client would."""
+    photo = str(REPO_ROOT / "examples" / "photo.jpg")
+    ids = [_example(stack, name, photo).stdout.strip() for name in ("upload.sh", "upload-form.sh")]
+    ids.append(_example(stack, "upload-presigned.sh", photo).stdout.strip())
+    assert len(set(ids)) == 3 and all(ids), ids
+    for image_id in ids:
+        record = json.loads(_example(stack, "wait.sh", image_id).stdout)
+        check_renditions(stack, record, (451, 300))  # photo.jpg upright (EXIF orientation 6)
+    out = tmp_path / "thumb.webp"
+    _example(stack, "download.sh", ids[0], "thumb", "webp", str(out))
+    with Image.open(out) as im:
+        assert im.format == "WEBP"
+    _example(stack, "delete.sh", ids[0])
+    gone = _example(stack, "wait.sh", ids[0], check=False)
+    assert gone.returncode != 0 and "HTTP 404" in gone.stderr and '"not_found"' in gone.stderr
+
+
+def test_an_example_script_shows_the_apis_error_and_fails(stack, tmp_path):
+    text = tmp_path / "notes.jpg"
+    text.write_text("not an image at all\n")
+    result = _example(stack, "upload.sh", str(text), check=False)
+    assert result.returncode != 0 and result.stdout == ""
+    assert "HTTP 415" in result.stderr and "unsupported_media_type" in result.stderr
+    assert "API=" not in result.stderr  # the error is the API's, not a usage message
+
+
 def test_direct_upload_through_the_front_gets_every_rendition(stack):
     data = photo_jpeg(1200, 900)
     response = requests.post(
