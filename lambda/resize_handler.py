@@ -125,7 +125,14 @@ class State:
 def state() -> State:
     config = from_env()
     budget = limits.memory_budget(config.memory_mb)
-    options = EngineOptions(config.max_pixels, config.background, _watermark(config), memory_budget=budget)
+    options = EngineOptions(
+        config.max_pixels,
+        config.background,
+        _watermark(config),
+        memory_budget=budget,
+        avif_speed=config.avif_speed,
+        max_animation_pixels=config.max_animation_pixels,
+    )
     secret = _id_secret(config)
     return State(config, options, sandbox.Renderer(config.memory_mb), secret)
 
