@@ -10,10 +10,11 @@ side) from three cues,
 - skin: pixels inside the classic YCbCr skin-tone box (Cb 77-127, Cr 133-173)
   and not dark,
 
-then the window of the crop's size with the highest summed score. A cover crop
+then the window of the crop's size with the highest summed score (within
+``TIE``, the one nearest the centre). A cover crop
 of the largest window with the target's aspect ratio spans the whole width or
 the whole height, so the search slides along one axis over the column (or row)
-sums, with prefix sums at sub-sample positions. Equal scores (a flat image)
+sums, with prefix sums at sub-sample positions. Near-equal scores (no subject)
 keep the centre. Pillow only: the small copy has a few thousand pixels, so
 plain Python sums cost about a millisecond.
 """
@@ -23,7 +24,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Sequence
 
-from PIL import Image, ImageChops, ImageFilter
+from PIL import Image, ImageChops, ImageFilter, ImageOps
 
 SAMPLE_EDGE = 96  # px on the small copy's long side
 EDGE_WEIGHT = 1.0
@@ -34,6 +35,9 @@ SKIN_CR = (133, 173)
 SKIN_MIN_LUMA = 48
 _LAPLACIAN = ImageFilter.Kernel((3, 3), (-1, -1, -1, -1, 8, -1, -1, -1, -1), scale=1, offset=0)
 _STEPS_PER_SAMPLE = 4  # window positions tried per small-copy pixel
+# Windows within 2 % of the spread between the worst and the best score count as equal (measurement
+# noise, a ramp's quantisation): the one nearest the centre wins.
+TIE = 0.02
 
 
 def _small(im: Image.Image) -> Image.Image:
@@ -55,6 +59,8 @@ def saliency(im: Image.Image) -> tuple[Image.Image, list[float]]:
     luma = small.convert("L")
     # |Laplacian|: the kernel clips negatives to 0, so add the kernel of the inverted image.
     edges = ImageChops.add(luma.filter(_LAPLACIAN), ImageChops.invert(luma).filter(_LAPLACIAN))
+    if min(edges.size) > 2:  # Pillow's filters copy the border pixels unfiltered: no edges there
+        edges = ImageOps.expand(ImageOps.crop(edges, 1), 1, 0)
     hsv = small.convert("HSV")
     chroma = ImageChops.multiply(hsv.getchannel("S"), hsv.getchannel("V"))  # S x V / 255 = max - min
     y, cb, cr = small.convert("YCbCr").split()
@@ -62,9 +68,9 @@ def saliency(im: Image.Image) -> tuple[Image.Image, list[float]]:
         ImageChops.multiply(cb.point(_in(*SKIN_CB)), cr.point(_in(*SKIN_CR))),
         y.point(_in(SKIN_MIN_LUMA, 255)),
     )
+    cues = (edges.get_flattened_data(), chroma.get_flattened_data(), skin.get_flattened_data())
     scores = [
-        EDGE_WEIGHT * e + CHROMA_WEIGHT * c + SKIN_WEIGHT * (s / 255)
-        for e, c, s in zip(edges.getdata(), chroma.getdata(), skin.getdata(), strict=True)
+        EDGE_WEIGHT * e + CHROMA_WEIGHT * c + SKIN_WEIGHT * (s / 255) for e, c, s in zip(*cues, strict=True)
     ]
     return small, scores
 
@@ -82,15 +88,10 @@ def _best_start(profile: Sequence[float], length: float) -> float:
         return prefix[whole] + (x - whole) * profile[whole]
 
     steps = max(1, round(room * _STEPS_PER_SAMPLE))
-    centre = room / 2
-    best_key, best = (float("-inf"), 0.0), centre
-    for i in range(steps + 1):
-        start = room * i / steps
-        total = cumulative(start + length) - cumulative(start)
-        key = (round(total, 6), -abs(start - centre))
-        if key > best_key:
-            best_key, best = key, start
-    return best
+    starts = [room * i / steps for i in range(steps + 1)]
+    totals = [cumulative(start + length) - cumulative(start) for start in starts]
+    good = max(totals) - TIE * (max(totals) - min(totals))
+    return min((s for s, t in zip(starts, totals, strict=True) if t >= good), key=lambda s: abs(s - room / 2))
 
 
 def window(im: Image.Image, crop: tuple[float, float]) -> tuple[float, float]:
