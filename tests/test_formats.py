@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import io
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from PIL import Image, features
@@ -186,3 +189,49 @@ def test_animations_render_in_the_sandboxed_child_like_stills():
     output = by_key(result)[("anim", "webp")]
     got, durations, _ = frames_of(output.data)
     assert (output.frames, len(got), durations) == (6, 6, DURATIONS)
+
+
+_MEASURE = """
+import io, sys
+sys.path.insert(0, sys.argv[1])
+from imgpipe.engine import EngineOptions, render
+from imgpipe.renditions import load_renditions
+
+def kb(field):
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) * 1024 for line in status if line.startswith(field))
+
+data = open(sys.argv[2], "rb").read()
+render(open(sys.argv[3], "rb").read(), load_renditions(None), EngineOptions(threads=2))  # codecs loaded
+before = kb("VmRSS")
+result = render(data, load_renditions(None), EngineOptions(threads=2))
+assert {o.frames for o in result.outputs if o.format == "webp"} == {40}
+print(kb("VmHWM") - before)
+"""
+
+
+def test_memory_estimate_covers_an_animation_kept_animated(tmp_path):
+    """In a fresh interpreter, a 40-frame 800x600 GIF to the default renditions grows the resident
+    high-water mark by no more than one frame's decode estimate plus the kept rendition frames."""
+    frames = images.moving_square(40, (800, 600), square=100)
+    data = images.animation(frames, "GIF", [50] * 40, loop=0)
+    (tmp_path / "anim.gif").write_bytes(data)
+    (tmp_path / "warm.gif").write_bytes(images.animation(images.moving_square(2, (64, 48)), "GIF", [50] * 2))
+    opened = Image.open(io.BytesIO(data))
+    sizes = [(200, 200), (800, 600), (800, 600)]  # thumb (cover), medium, large (never upscaled)
+    estimate = limits.decode_bytes(opened, "gif") + limits.animation_bytes(40, sizes)
+    lambda_dir = Path(limits.__file__).parents[1]
+    grown = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            _MEASURE,
+            str(lambda_dir),
+            str(tmp_path / "anim.gif"),
+            str(tmp_path / "warm.gif"),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert 0 < int(grown) <= estimate
