@@ -391,15 +391,15 @@ class _Animation:
 
 
 def _animated_frames(
-    im: ImageFile.ImageFile, fmt: str, geos: dict[str, Geometry], opts: EngineOptions
+    im: ImageFile.ImageFile, fmt: str, geos: dict[str, Geometry], opts: EngineOptions, budget: int | None
 ) -> int:
     """Frames to keep: the source's count within the pixel and memory budgets, else 1 (the first frame)."""
     frames = animation.frame_count(im, fmt)
     if frames < 2 or not animation.within_budget(frames, *im.size, opts.max_animation_pixels):
         return 1
-    if opts.memory_budget is not None:
+    if budget is not None:
         kept = limits.animation_bytes(frames, [(g.width, g.height) for g in geos.values()])
-        if limits.decode_bytes(im, fmt) + kept > opts.memory_budget:
+        if limits.decode_bytes(im, fmt) + kept > budget:
             return 1
     return frames
 
@@ -462,7 +462,7 @@ def _decode_source(
         geos = {r.name: geometry(r, up_w, up_h) for r in renditions}
         eighths = _jpeg_scale(im, geos, budget) if fmt == "jpeg" and geos else 8
         icc = im.info.get("icc_profile")
-        frames = _animated_frames(im, fmt, geos, opts) if geos else 1
+        frames = _animated_frames(im, fmt, geos, opts, budget) if geos else 1
         loop = animation.webp_loop(im.info, fmt)
         im = _decode(im, fmt)
         first_duration = animation.duration(im.info)
