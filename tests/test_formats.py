@@ -74,7 +74,7 @@ def test_avif_speed_is_a_setting_that_trades_time_for_bytes():
     data = images.encode(images.photo(800, 600), "JPEG", quality=95)
     fast = by_key(render(data, [AVIF], EngineOptions(avif_speed=10)))[("hero", "avif")]
     slow = by_key(render(data, [AVIF], EngineOptions(avif_speed=4)))[("hero", "avif")]
-    assert fast.data != slow.data
+    assert len(slow.data) < len(fast.data)  # speed 10 skips the searches that find a smaller coding
     for output in (fast, slow):
         assert Image.open(io.BytesIO(output.data)).size == (400, 300)
 
