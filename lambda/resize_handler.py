@@ -286,6 +286,7 @@ def _put_outputs(
             "width": output.width,
             "height": output.height,
             "bytes": output.size,
+            **({"frames": output.frames} if output.frames > 1 else {}),  # animated (docs/formats.md)
         }
 
     with ThreadPoolExecutor(max_workers=PUT_THREADS, thread_name_prefix="put") as pool:

@@ -664,6 +664,7 @@ def test_avif_and_animated_renditions_are_stored_and_recorded_like_any_other(pip
         response, body = pipeline.get(rendition["key"])
         assert response["ContentType"] == types[fmt]
         assert rendition["bytes"] == len(body)
+        assert rendition.get("frames", 1) == frames  # recorded for animated renditions only
         im = Image.open(io.BytesIO(body))
         assert im.size == (rendition["width"], rendition["height"]) == (120, 90)
         assert getattr(im, "n_frames", 1) == frames, fmt
