@@ -12,7 +12,7 @@ from PIL import Image, features
 
 from imgpipe import limits, sandbox
 from imgpipe.engine import EngineOptions, reference_image, render
-from imgpipe.errors import ConfigError
+from imgpipe.errors import ConfigError, PermanentError
 from imgpipe.renditions import CONTENT_TYPES, Rendition, default_renditions
 from imgpipe.resize_config import from_env
 from tests import images
@@ -235,3 +235,23 @@ def test_memory_estimate_covers_an_animation_kept_animated(tmp_path):
         check=True,
     ).stdout
     assert 0 < int(grown) <= estimate
+
+
+@pytest.mark.parametrize("fmt", ["GIF", "WEBP"])
+def test_a_truncated_animation_is_a_corrupt_image_or_the_frames_it_holds(fmt):
+    """Cut anywhere, an animation gives a recorded corrupt_image or renders; never another error."""
+    data = images.animation(
+        images.moving_square(6), fmt, DURATIONS, **({"lossless": True} if fmt == "WEBP" else {})
+    )
+    rendition = Rendition("a", 80, 60, "contain", ("webp", "jpeg"))
+    outcomes = set()
+    for cut in range(20, len(data), max(1, len(data) // 80)):
+        try:
+            result = render(data[:cut], [rendition])
+        except PermanentError as exc:
+            outcomes.add(exc.code)
+        else:
+            webp = by_key(result)[("a", "webp")]
+            assert webp.frames == len(frames_of(webp.data)[0]) <= 6
+            outcomes.add("done")
+    assert "corrupt_image" in outcomes and outcomes <= {"corrupt_image", "done"}

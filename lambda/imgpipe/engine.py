@@ -394,7 +394,10 @@ def _animated_frames(
     im: ImageFile.ImageFile, fmt: str, geos: dict[str, Geometry], opts: EngineOptions, budget: int | None
 ) -> int:
     """Frames to keep: the source's count within the pixel and memory budgets, else 1 (the first frame)."""
-    frames = animation.frame_count(im, fmt)
+    try:
+        frames = animation.frame_count(im, fmt)  # a GIF is read through to its last frame for this
+    except _DECODE_ERRORS as exc:
+        raise CorruptImage(f"the {fmt} frames cannot be read: {exc}") from None
     if frames < 2 or not animation.within_budget(frames, *im.size, opts.max_animation_pixels):
         return 1
     if budget is not None:
