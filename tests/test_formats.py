@@ -106,7 +106,7 @@ def test_an_animated_gif_becomes_an_animated_webp_and_avif_with_its_timing():
         assert im.size == (output.width, output.height) == (80, 60)
         for index, frame in enumerate(got):  # the square moves as in the source, at half scale
             assert abs(square_left(frame, 30) - images.square_x(index) / 2) <= 2, (fmt, index)
-    # a GIF's loop count is repeats after the first play; WebP's is plays (gif2webp's conversion)
+    # a GIF's loop count is repeats after the first play; WebP's is plays (animation.webp_loop)
     assert Image.open(io.BytesIO(outputs[("anim", "webp")].data)).info["loop"] == 3
 
 

@@ -6,10 +6,11 @@ still one. Outputs: WebP renditions are animated WebP, AVIF renditions animated
 AVIF, JPEG renditions the first frame. Each frame keeps its duration.
 
 Loop counts: a GIF's NETSCAPE count is the number of repeats after the first
-play (browsers play ``loop + 1`` times; no count at all: once), a WebP's is
-the number of plays (0: forever), so a GIF's count is converted as libwebp's
-gif2webp does. Pillow 13 cannot write an AVIF loop count: animated AVIF uses
-libavif's default, forever.
+play (Chromium plays ``loop + 1`` cycles; no count at all: one), a WebP's is
+the number of plays (0: forever; RFC 9649, the ANIM chunk), so a GIF's count
+n becomes n + 1, and no count 1: the WebP plays as often as browsers play the
+GIF. Pillow 13 cannot write an AVIF loop count: animated AVIF uses libavif's
+default, forever.
 
 What an animation may cost: ``frames x width x height`` of the source at most
 ``max_animation_pixels`` (``MAX_ANIMATION_PIXELS``), and the rendition frames it
