@@ -131,3 +131,18 @@ def test_crop_is_validated():
     ):
         with pytest.raises(ConfigError, match=message):
             load_renditions(json.dumps([{"name": "t", "width": 100, "height": 100, **bad}]))
+
+
+def test_every_attention_rendition_of_one_image_keeps_the_subject():
+    """One saliency map serves every attention rendition of an image, whatever its aspect ratio;
+    the wide one spans the whole width of a JPEG decoded at 3/8, whose size rounds up (338 of 337.5 px)
+    and must still slide vertically."""
+    scene = background((900, 600))
+    flower(scene, (800, 500))  # bottom right
+    data = images.encode(scene, "JPEG", quality=92)
+    square = Rendition("square", 200, 200, "cover", ("webp",), 95, "attention")
+    wide = Rendition("wide", 300, 100, "cover", ("webp",), 95, "attention")
+    outputs = {o.name: Image.open(io.BytesIO(o.data)) for o in render(data, [square, wide]).outputs}
+    assert outputs["square"].size == (200, 200) and outputs["wide"].size == (300, 100)
+    assert share(outputs["square"], PETAL) > share(scene.resize((300, 200)), PETAL) * 0.9
+    assert share(outputs["wide"], PETAL) > share(scene.resize((300, 200)), PETAL) * 0.9

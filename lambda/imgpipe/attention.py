@@ -35,6 +35,7 @@ SKIN_CR = (133, 173)
 SKIN_MIN_LUMA = 48
 _LAPLACIAN = ImageFilter.Kernel((3, 3), (-1, -1, -1, -1, 8, -1, -1, -1, -1), scale=1, offset=0)
 _STEPS_PER_SAMPLE = 4  # window positions tried per small-copy pixel
+_MIN_SLACK = 1e-3  # a window within 0.1 % of the image's size along an axis does not slide along it
 # Windows within 2 % of the spread between the worst and the best score count as equal (measurement
 # noise, a ramp's quantisation): the one nearest the centre wins.
 TIE = 0.02
@@ -94,16 +95,24 @@ def _best_start(profile: Sequence[float], length: float) -> float:
     return min((s for s, t in zip(starts, totals, strict=True) if t >= good), key=lambda s: abs(s - room / 2))
 
 
-def window(im: Image.Image, crop: tuple[float, float]) -> tuple[float, float]:
-    """Top-left corner, in ``im``'s pixels, of the most interesting ``crop`` (width, height) window."""
+def window(
+    im: Image.Image, crop: tuple[float, float], scored: tuple[Image.Image, list[float]] | None = None
+) -> tuple[float, float]:
+    """Top-left corner, in ``im``'s pixels, of the most interesting ``crop`` (width, height) window.
+
+    ``scored``: ``saliency(im)`` when already computed (several renditions of one image).
+    """
     width, height = im.size
-    small, scores = saliency(im)
+    small, scores = scored or saliency(im)
     sw, sh = small.size
     rows = [scores[y * sw : (y + 1) * sw] for y in range(sh)]
     x0 = y0 = 0.0
-    if crop[0] < width - 1e-6:
+    # The window spans (nearly: a DCT-scaled decode rounds its size up) one whole axis; it slides
+    # along the other, the one it leaves more of.
+    slack_x, slack_y = 1 - crop[0] / width, 1 - crop[1] / height
+    if slack_x > max(slack_y, _MIN_SLACK):
         columns = [sum(col) for col in zip(*rows, strict=True)]
         x0 = _best_start(columns, crop[0] / width * sw) / sw * width
-    elif crop[1] < height - 1e-6:
+    elif slack_y > _MIN_SLACK:
         y0 = _best_start([sum(row) for row in rows], crop[1] / height * sh) / sh * height
     return (min(max(0.0, x0), width - crop[0]), min(max(0.0, y0), height - crop[1]))

@@ -411,12 +411,14 @@ def _attend(decoded: _Decoded, renditions: Sequence[Rendition]) -> None:
     """Place every ``crop: attention`` window on the most interesting part of the decoded source."""
     source = decoded.source
     swap = decoded.orientation in _SWAPS_AXES
+    scored = None
     for rendition in renditions:
         geo = decoded.geos[rendition.name]
         if rendition.crop != "attention" or rendition.fit != "cover":
             continue
+        scored = scored or attention.saliency(source.image)  # once per image
         cw, ch = (geo.crop[1], geo.crop[0]) if swap else geo.crop
-        x0, y0 = attention.window(source.image, (cw * source.sx, ch * source.sy))
+        x0, y0 = attention.window(source.image, (cw * source.sx, ch * source.sy), scored)
         decoded.geos[rendition.name] = dataclasses.replace(geo, origin=(x0 / source.sx, y0 / source.sy))
 
 
