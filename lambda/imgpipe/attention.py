@@ -115,4 +115,4 @@ def window(
         x0 = _best_start(columns, crop[0] / width * sw) / sw * width
     elif slack_y > _MIN_SLACK:
         y0 = _best_start([sum(row) for row in rows], crop[1] / height * sh) / sh * height
-    return (min(max(0.0, x0), width - crop[0]), min(max(0.0, y0), height - crop[1]))
+    return (max(0.0, min(x0, width - crop[0])), max(0.0, min(y0, height - crop[1])))
