@@ -125,7 +125,14 @@ class State:
 def state() -> State:
     config = from_env()
     budget = limits.memory_budget(config.memory_mb)
-    options = EngineOptions(config.max_pixels, config.background, _watermark(config), memory_budget=budget)
+    options = EngineOptions(
+        config.max_pixels,
+        config.background,
+        _watermark(config),
+        memory_budget=budget,
+        avif_speed=config.avif_speed,
+        max_animation_pixels=config.max_animation_pixels,
+    )
     secret = _id_secret(config)
     return State(config, options, sandbox.Renderer(config.memory_mb), secret)
 
@@ -279,6 +286,7 @@ def _put_outputs(
             "width": output.width,
             "height": output.height,
             "bytes": output.size,
+            **({"frames": output.frames} if output.frames > 1 else {}),  # animated (docs/formats.md)
         }
 
     with ThreadPoolExecutor(max_workers=PUT_THREADS, thread_name_prefix="put") as pool:

@@ -362,6 +362,8 @@ def test_resize_function_environment_matches_the_contract(out, client):
         "MAX_PIXELS": "100000000",
         "MAX_SOURCE_BYTES": "104857600",
         "MAX_RECEIVE_COUNT": "3",  # the fixture's resize_max_receive_count
+        "MAX_ANIMATION_PIXELS": "50000000",
+        "AVIF_SPEED": "8",
         "JPEG_BACKGROUND": "#ffffff",
         "WATERMARK_TEXT": "",
         "WATERMARK_KEY": "",

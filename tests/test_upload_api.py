@@ -700,6 +700,22 @@ def test_get_after_the_resize_handler_ran_lists_renditions_with_urls_that_downlo
             )
 
 
+def test_get_gives_the_frame_count_of_animated_renditions(call, lambda_context):
+    from tests import images
+
+    gif = images.animation(images.moving_square(5), "GIF", [100] * 5, loop=0)
+    _, _, created = call(post_images(gif, "image/gif", {"filename": "spin.gif"}))
+    resize(lambda_context, created["original"]["key"])
+    _, _, body = call(get_image(created["id"]))
+    frames = {(r["name"], r["format"]): r.get("frames") for r in body["renditions"]}
+    assert frames == {
+        (n, f): 5 if f == "webp" else None for n in ("thumb", "medium", "large") for f in ("webp", "jpeg")
+    }
+    for rendition in body["renditions"]:
+        with Image.open(io.BytesIO(requests.get(rendition["url"], timeout=10).content)) as im:
+            assert getattr(im, "n_frames", 1) == rendition.get("frames", 1)
+
+
 def test_get_shows_the_record_as_the_resize_lambda_wrote_it(call):
     """Fields the API does not publish (the version id, rendition keys) stay out of the view."""
     from imgpipe import aws, records

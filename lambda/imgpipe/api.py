@@ -26,7 +26,7 @@ from imgpipe.upload_config import MULTIPART_OVERHEAD
 ALLOWED_TYPES = tuple(sorted(set(MIME_TYPES.values())))
 MAX_PARTS = 32
 ORIGINAL_FIELDS = ("key", "size", "content_type", "filename", "width", "height", "format")
-RENDITION_FIELDS = ("name", "format", "width", "height", "bytes")
+RENDITION_FIELDS = ("name", "format", "width", "height", "bytes", "frames")
 # What a failed image says when its recorded message cannot be shown as is.
 PUBLIC_MESSAGES = {
     "not_an_image": "the file is not an image",

@@ -33,13 +33,24 @@ NOT_OUTPUT = frozenset(
         "max_receive_count",
     }
 )
+# Settings added after versions were first issued, left out while at these values, so a deployment
+# that does not use them keeps its version (and its images stay current) across the upgrade.
+ADDED_LATER = {"avif_speed": 8, "max_animation_pixels": 50_000_000}
+RENDITION_ADDED_LATER = {"crop": "centre"}
 LENGTH = 12  # hex digits: 48 bits, no collision in any realistic history of one deployment's configs
 
 
 def output_settings(config: ResizeConfig) -> dict[str, Any]:
     """The settings that shape the renditions, as plain JSON-able values."""
     settings = dataclasses.asdict(config)
+    renditions = settings["renditions"]
+    settings["renditions"] = [_without_later_defaults(r, RENDITION_ADDED_LATER) for r in renditions]
+    settings = _without_later_defaults(settings, ADDED_LATER)
     return {name: value for name, value in settings.items() if name not in NOT_OUTPUT}
+
+
+def _without_later_defaults(settings: dict[str, Any], later: dict[str, Any]) -> dict[str, Any]:
+    return {name: value for name, value in settings.items() if name not in later or later[name] != value}
 
 
 def version(config: ResizeConfig) -> str:
