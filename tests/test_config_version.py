@@ -56,3 +56,16 @@ def test_the_exclusion_list_names_only_settings_that_exist():
     """A renamed setting left in NOT_OUTPUT would silently start counting towards the version."""
     fields = {field.name for field in dataclasses.fields(from_env(BASE))}
     assert fields >= config_version.NOT_OUTPUT
+
+
+def test_a_record_shows_the_current_version_only_when_done_by_it_with_every_output():
+    config = from_env(BASE)
+    current, expected = config_version.version(config), config_version.outputs(config)
+    renditions = [{"name": n, "format": f, "key": f"id/tag/{n}.{f}"} for n, f in sorted(expected)]
+    done = {"status": "done", "config_version": current, "renditions": renditions}
+    assert config_version.shows_current(done, current, expected)
+    assert not config_version.shows_current({**done, "config_version": "0" * 12}, current, expected)
+    assert not config_version.shows_current({**done, "renditions": renditions[1:]}, current, expected)
+    assert not config_version.shows_current({**done, "status": "processing"}, current, expected)
+    assert not config_version.shows_current(None, current, expected)
+    assert len(expected) == 6  # three sizes, WebP and JPEG each (default_renditions.json)
