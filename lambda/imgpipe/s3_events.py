@@ -28,7 +28,7 @@ OPTIONS_FIELD = "imgpipe"
 
 @dataclass(frozen=True)
 class Options:
-    """What a message asks of the resize function beyond an S3 event's due.
+    """What a message asks of the resize function beyond what its S3 events say.
 
     ``reprocess``: sent by the pipeline, not by S3, for the version the record
     holds; it renders only while the record still holds that version
@@ -45,14 +45,6 @@ class Options:
 
 
 NO_OPTIONS = Options()
-
-
-@dataclass(frozen=True)
-class Message:
-    """One SQS message body: its object events and the options they share."""
-
-    objects: list[S3Object]
-    options: Options = NO_OPTIONS
 
 
 @dataclass(frozen=True)
@@ -90,6 +82,14 @@ class S3Object:
     def folder_marker(self) -> bool:
         """The empty ``photos/`` object the S3 console's "Create folder" writes: not an image."""
         return self.key.endswith("/") and self.size == 0
+
+
+@dataclass(frozen=True)
+class Message:
+    """One SQS message body: its object events and the options they share."""
+
+    objects: list[S3Object]
+    options: Options = NO_OPTIONS
 
 
 def is_test_event(doc: dict) -> bool:
