@@ -77,3 +77,16 @@ def test_settings_added_later_leave_an_unchanged_deployments_version_alone():
         {"RENDITIONS": json.dumps(attention)},
     ):
         assert config_version.version(from_env({**BASE, **change})) != base, change
+
+
+def test_a_record_shows_the_current_version_only_when_done_by_it_with_every_output():
+    config = from_env(BASE)
+    current, expected = config_version.version(config), config_version.outputs(config)
+    renditions = [{"name": n, "format": f, "key": f"id/tag/{n}.{f}"} for n, f in sorted(expected)]
+    done = {"status": "done", "config_version": current, "renditions": renditions}
+    assert config_version.shows_current(done, current, expected)
+    assert not config_version.shows_current({**done, "config_version": "0" * 12}, current, expected)
+    assert not config_version.shows_current({**done, "renditions": renditions[1:]}, current, expected)
+    assert not config_version.shows_current({**done, "status": "processing"}, current, expected)
+    assert not config_version.shows_current(None, current, expected)
+    assert len(expected) == 6  # three sizes, WebP and JPEG each (default_renditions.json)

@@ -17,7 +17,7 @@ from botocore.exceptions import ClientError, EndpointConnectionError, ReadTimeou
 from PIL import Image
 
 from conftest import create_pipeline_resources, load_event
-from imgpipe import id_secret, keys, records
+from imgpipe import config_version, id_secret, keys, records
 from imgpipe.errors import ConfigError, SourceNotFound, TransientError
 from imgpipe.resize_config import from_env
 from tests import images
@@ -162,6 +162,7 @@ def test_direct_upload_makes_every_rendition_with_headers_metadata_and_record(pi
             "source-key": quote(key, safe="/"),
             "source-version": version,
             "image-id": image_id,
+            "config-version": config_version.version(from_env()),  # the rendition config that made it
         }
         im = opened(body)
         assert im.format == {"jpg": "JPEG", "webp": "WEBP"}[ext]
@@ -172,6 +173,7 @@ def test_direct_upload_makes_every_rendition_with_headers_metadata_and_record(pi
 
     item = pipeline.item(image_id)
     assert item["status"] == "done"
+    assert item["config_version"] == config_version.version(from_env())
     assert item["original"] == {
         "key": key,
         "size": len(data),

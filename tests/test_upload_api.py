@@ -682,6 +682,9 @@ def test_get_after_the_resize_handler_ran_lists_renditions_with_urls_that_downlo
     assert status == 200
     assert body["status"] == "done"
     assert "error" not in body
+    # The rendition-config version that made these renditions, as the record and their metadata say.
+    assert re.fullmatch(r"[0-9a-f]{12}", body["config_version"])
+    assert body["config_version"] == record(image_id)["config_version"]
     assert body["original"] == {**created["original"], "width": 400, "height": 300, "format": "png"}
     names = {(r["name"], r["format"]) for r in body["renditions"]}
     assert names == {(n, f) for n in ("thumb", "medium", "large") for f in ("webp", "jpeg")}
@@ -691,6 +694,7 @@ def test_get_after_the_resize_handler_ran_lists_renditions_with_urls_that_downlo
         assert "X-Amz-Expires=120" in rendition["url"]
         fetched = requests.get(rendition["url"], timeout=10)  # moto's mock answers requests too
         assert fetched.status_code == 200
+        assert fetched.headers["x-amz-meta-config-version"] == body["config_version"]
         assert len(fetched.content) == rendition["bytes"]
         with Image.open(io.BytesIO(fetched.content)) as im:
             assert im.format.lower() == rendition["format"]

@@ -407,6 +407,8 @@ def image_view(
         view["renditions"].append(item)
     if record["status"] == "failed" and record.get("error"):
         view["error"] = public_error(record["error"], hidden)
+    if record.get("config_version"):  # the rendition config that made the renditions (docs/config-version.md)
+        view["config_version"] = record["config_version"]
     view["created_at"] = record.get("created_at")
     view["updated_at"] = record.get("updated_at")
     return view
