@@ -17,6 +17,7 @@ from local.tf import Terraform, TerraformError
 from tests.conftest import require_terraform
 
 require_terraform("the apply progress tests")
+pytestmark = [pytest.mark.slow, pytest.mark.terraform]
 
 MODULE = """
 resource "terraform_data" "quick" {
