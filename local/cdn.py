@@ -24,6 +24,7 @@ bucket policy).
 from __future__ import annotations
 
 import logging
+from datetime import UTC
 from email.utils import format_datetime
 from typing import Any
 from urllib.parse import unquote
@@ -64,7 +65,8 @@ class Cdn:
             return _error(502, "Bad Gateway")
         headers = [(name, obj[field]) for field, name in _FORWARDED if obj.get(field)]
         if obj.get("LastModified"):
-            headers.append(("Last-Modified", format_datetime(obj["LastModified"], usegmt=True)))
+            modified = obj["LastModified"].astimezone(UTC)  # usegmt needs datetime.UTC, not tzutc()
+            headers.append(("Last-Modified", format_datetime(modified, usegmt=True)))
         headers.append(("X-Cache", "Miss from local CDN"))
         return 200, headers, obj["Body"].read()
 
