@@ -41,10 +41,10 @@ data "aws_iam_policy_document" "kms_key" {
     }
   }
 
-  # An origin access control reading SSE-KMS objects needs the key: "add a
-  # statement to the KMS key policy" for the CloudFront service principal with
-  # the distribution's ARN as AWS:SourceArn ("Restrict access to an Amazon S3
-  # origin", SSE-KMS). It only reads (GET, HEAD), so kms:Decrypt is enough.
+  # An origin access control reading SSE-KMS objects needs the key: AWS's guide
+  # ("Restrict access to an Amazon S3 origin", SSE-KMS) has the key policy allow
+  # the CloudFront service principal, with the distribution's ARN as
+  # AWS:SourceArn. It only reads (GET, HEAD), so kms:Decrypt is enough.
   dynamic "statement" {
     for_each = local.cdn_enabled ? [aws_cloudfront_distribution.renditions[0].arn] : []
 
