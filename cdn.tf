@@ -30,13 +30,11 @@ resource "aws_cloudfront_origin_access_control" "renditions" {
 
 resource "aws_cloudfront_distribution" "renditions" {
   #checkov:skip=CKV_AWS_86:access logs need a logging bucket with ACLs enabled (CloudFront standard logs); CloudFront's own metrics cover delivery
-  #checkov:skip=CKV_AWS_68:a WAF web ACL is the cdn_web_acl_id variable (none by default): the distribution serves only immutable, unguessable keys with GET and HEAD
-  #checkov:skip=CKV2_AWS_47:as CKV_AWS_68: the web ACL is the operator's, through cdn_web_acl_id
+  #checkov:skip=CKV2_AWS_47:a WAF web ACL, and its rules, are the operator's, through cdn_web_acl_id (none by default): the distribution serves only immutable, unguessable keys with GET and HEAD
   #checkov:skip=CKV_AWS_310:one origin; a failover origin would be a replica bucket this module does not make
   #checkov:skip=CKV_AWS_305:no default root object: the distribution serves rendition keys, never a site root
   #checkov:skip=CKV_AWS_374:renditions are served worldwide; a geo restriction is the operator's choice
   #checkov:skip=CKV2_AWS_32:the responses are images from S3 with their own Content-Type and Cache-Control; no HTML is served for security headers to protect
-  #checkov:skip=CKV_AWS_174:TLSv1.2_2021 is set whenever a certificate is given (cdn_acm_certificate_arn); CloudFront's default *.cloudfront.net certificate cannot take a minimum protocol version
   count = local.cdn_enabled ? 1 : 0
 
   comment             = "${local.name} renditions"
