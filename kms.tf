@@ -8,6 +8,7 @@
 #   kms:DescribeKey for DynamoDB and kms:GenerateDataKey* for the topic and queues.
 # - CloudWatch publishes alarms to the encrypted topic (monitoring.tf).
 # - S3 sends event notifications to the encrypted resize queue.
+# - With the CDN on, CloudFront decrypts the renditions it reads (cdn.tf).
 
 data "aws_iam_policy_document" "kms_key" {
   source_policy_documents = [data.aws_iam_policy_document.alarms_key.json]
@@ -37,6 +38,33 @@ data "aws_iam_policy_document" "kms_key" {
       test     = "ArnEquals"
       variable = "aws:SourceArn"
       values   = ["arn:${local.partition}:s3:::${local.uploads_bucket_name}"]
+    }
+  }
+
+  # An origin access control reading SSE-KMS objects needs the key: AWS's guide
+  # ("Restrict access to an Amazon S3 origin", SSE-KMS) has the key policy allow
+  # the CloudFront service principal, with the distribution's ARN as
+  # AWS:SourceArn. It only reads (GET, HEAD), so kms:Decrypt is enough.
+  dynamic "statement" {
+    for_each = local.cdn_enabled ? [aws_cloudfront_distribution.renditions[0].arn] : []
+
+    content {
+      #checkov:skip=CKV_AWS_356:in a key policy, "*" is the key itself
+      sid       = "CloudFrontDecryptsRenditions"
+      effect    = "Allow"
+      actions   = ["kms:Decrypt"]
+      resources = ["*"]
+
+      principals {
+        type        = "Service"
+        identifiers = ["cloudfront.amazonaws.com"]
+      }
+
+      condition {
+        test     = "StringEquals"
+        variable = "aws:SourceArn"
+        values   = [statement.value]
+      }
     }
   }
 }

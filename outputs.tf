@@ -18,6 +18,21 @@ output "api_url" {
   value       = trimsuffix(aws_apigatewayv2_stage.default.invoke_url, "/")
 }
 
+output "cdn_base_url" {
+  description = "Base URL of the renditions on the CDN (https://<first alias or distribution domain>); a rendition is {cdn_base_url}/{key}. null with cdn_enabled = false."
+  value       = local.cdn_base_url
+}
+
+output "cdn_distribution_id" {
+  description = "ID of the CloudFront distribution in front of the resized bucket; null with cdn_enabled = false."
+  value       = one(aws_cloudfront_distribution.renditions[*].id)
+}
+
+output "cdn_domain_name" {
+  description = "The distribution's own domain name (d....cloudfront.net), the target of DNS records for cdn_aliases; null with cdn_enabled = false."
+  value       = one(aws_cloudfront_distribution.renditions[*].domain_name)
+}
+
 output "dlq_arn" {
   description = "ARN of the resize dead-letter queue."
   value       = aws_sqs_queue.resize_dlq.arn
@@ -29,7 +44,7 @@ output "dlq_url" {
 }
 
 output "kms_key_policy_json" {
-  description = "The key policy kms_key_arn needs for this deployment (account root, CloudWatch alarms, S3 notifications), as JSON: apply it to the key before setting kms_key_arn. See docs/operating.md."
+  description = "The key policy kms_key_arn needs for this deployment (account root, CloudWatch alarms, S3 notifications, CloudFront with the CDN on), as JSON: apply it to the key before setting kms_key_arn. See docs/operating.md."
   value       = data.aws_iam_policy_document.kms_key.json
 }
 

@@ -27,6 +27,7 @@ provider "aws" {
 
   endpoints {
     apigatewayv2 = var.aws_endpoint_url
+    cloudfront   = var.aws_endpoint_url
     cloudwatch   = var.aws_endpoint_url
     dynamodb     = var.aws_endpoint_url
     iam          = var.aws_endpoint_url

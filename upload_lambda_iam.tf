@@ -1,6 +1,6 @@
 # The upload function's role: write and delete originals, read renditions
-# (presigned GETs are signed with it), read and write the metadata table, log
-# to its own group.
+# (only with the CDN off: presigned GETs are signed with it), read and write the
+# metadata table, log to its own group.
 # The assume-role policy is shared with the resize role (resize_lambda_iam.tf).
 
 data "aws_iam_policy_document" "upload" {
@@ -36,11 +36,17 @@ data "aws_iam_policy_document" "upload" {
     resources = ["${aws_s3_bucket.uploads.arn}/originals/*"]
   }
 
-  statement {
-    sid       = "ReadRenditions"
-    effect    = "Allow"
-    actions   = ["s3:GetObject"]
-    resources = ["${aws_s3_bucket.resized.arn}/*"]
+  # Presigned rendition GETs are signed with this role, so S3 checks its grant;
+  # with the CDN on, clients read through CloudFront and the role reads nothing.
+  dynamic "statement" {
+    for_each = local.cdn_enabled ? [] : ["${aws_s3_bucket.resized.arn}/*"]
+
+    content {
+      sid       = "ReadRenditions"
+      effect    = "Allow"
+      actions   = ["s3:GetObject"]
+      resources = [statement.value]
+    }
   }
 
   statement {

@@ -185,6 +185,57 @@ variable "aws_region" {
   }
 }
 
+variable "cdn_acm_certificate_arn" {
+  type        = string
+  description = "ARN of an ACM certificate in us-east-1 (CloudFront takes certificates from there only) that covers every name in cdn_aliases. null = CloudFront's *.cloudfront.net certificate."
+  default     = null
+
+  validation {
+    condition     = var.cdn_acm_certificate_arn == null || can(regex("^arn:aws[a-z-]*:acm:us-east-1:[0-9]{12}:certificate/[0-9a-f-]+$", var.cdn_acm_certificate_arn))
+    error_message = "cdn_acm_certificate_arn must be an ACM certificate ARN in us-east-1 (arn:aws:acm:us-east-1:ACCOUNT:certificate/ID): CloudFront only supports ACM certificates in US East (N. Virginia)."
+  }
+}
+
+variable "cdn_aliases" {
+  type        = list(string)
+  description = "Alternate domain names (CNAMEs) of the CDN, e.g. [\"img.example.com\"]; the first one is the host of the rendition URLs. Needs cdn_acm_certificate_arn. [] = the distribution's *.cloudfront.net name."
+  default     = []
+
+  validation {
+    condition     = alltrue([for a in var.cdn_aliases : can(regex("^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.)+[a-z]{2,63}$", a))])
+    error_message = "cdn_aliases must be lowercase domain names such as img.example.com (no wildcards: the first one is the host of every URL)."
+  }
+}
+
+variable "cdn_enabled" {
+  type        = bool
+  description = "Serve renditions through a CloudFront distribution (docs/cdn.md): GET /images/{id} returns https://<cdn>/<key> URLs and only the distribution may read the resized bucket. false = presigned S3 URLs."
+  default     = true
+}
+
+variable "cdn_price_class" {
+  type        = string
+  description = "CloudFront price class: PriceClass_100 (North America, Europe, Israel), PriceClass_200 (adds most of Asia, Africa, the Middle East) or PriceClass_All."
+  default     = "PriceClass_100"
+
+  validation {
+    condition     = contains(["PriceClass_100", "PriceClass_200", "PriceClass_All"], var.cdn_price_class)
+    error_message = "cdn_price_class must be PriceClass_100, PriceClass_200 or PriceClass_All."
+  }
+}
+
+variable "cdn_wait_for_deployment" {
+  type        = bool
+  description = "Wait, during apply, until CloudFront reports the distribution Deployed (minutes on AWS). false = return at once; the URLs work once it is deployed."
+  default     = true
+}
+
+variable "cdn_web_acl_id" {
+  type        = string
+  description = "ARN of an AWS WAF (v2, scope CLOUDFRONT, in us-east-1) web ACL for the distribution. null = none."
+  default     = null
+}
+
 variable "dynamodb_deletion_protection" {
   type        = bool
   description = "Deletion protection on the metadata table (set false before `terraform destroy`)."

@@ -70,8 +70,9 @@ logger = Logger()  # service: POWERTOOLS_SERVICE_NAME; level: LOG_LEVEL
 metrics = Metrics()  # namespace: POWERTOOLS_METRICS_NAMESPACE
 processor = BatchProcessor(EventType.SQS, raise_on_entire_batch_failure=False)
 
-# Every source version has its own rendition keys ({id}/{tag}/...), so the bytes
-# under a rendition key never change: caches may keep them for a year.
+# Every source version, rendered with each configuration, has its own rendition
+# keys ({id}/{tag}/...), so the bytes under a rendition key never change: caches
+# (a browser, the CDN) may keep them for a year.
 CACHE_CONTROL_IMMUTABLE = "public, max-age=31536000, immutable"
 PUT_THREADS = 4
 
@@ -284,9 +285,10 @@ def _put_outputs(
 ) -> list[dict[str, Any]]:
     s3 = _s3()
     user_metadata = metadata.rendition_metadata(obj.key, image_id, version, made_by)
+    tag = source.tag(made_by)  # the config version: a new configuration writes new keys
 
     def put(output) -> dict[str, Any]:
-        key = keys.rendition_key(image_id, output.name, EXTENSIONS[output.format], source.tag)
+        key = keys.rendition_key(image_id, output.name, EXTENSIONS[output.format], tag)
         _call(
             f"put s3://{config.resized_bucket}/{key}",
             s3.put_object,

@@ -21,7 +21,7 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.logging import correlation_paths
 
-from imgpipe import api, aws, records, uploads
+from imgpipe import api, aws, cdn, records, uploads
 from imgpipe.upload_config import UploadConfig
 
 logger = Logger(service=os.environ.get("POWERTOOLS_SERVICE_NAME") or "image-upload")
@@ -113,7 +113,7 @@ def get_image(image_id: str) -> Response:
     record = _visible_record(image_id)
     s3 = aws.client("s3")
     hidden = (cfg.uploads_bucket, cfg.resized_bucket, cfg.table_name)
-    view = api.image_view(record, lambda key: uploads.rendition_url(s3, cfg, key), hidden)
+    view = api.image_view(record, lambda key: cdn.rendition_url(s3, cfg, key), hidden)
     return json_response(200, view)
 
 

@@ -7,7 +7,8 @@ photo-like JPEG with Pillow, uploads it
 2. presigned: ``POST /uploads``, then the returned form posted to the emulated S3,
 
 polls ``GET /images/{id}`` until each is ``done`` (or ``failed``) and prints the
-renditions with their presigned URLs, which work from this machine with curl.
+renditions with their URLs (the local CDN's, ``$API/cdn/<key>``, or presigned
+GETs with ``cdn_enabled = false``), which work from this machine with curl.
 ``API`` (default ``http://127.0.0.1:$API_PORT``) says where the stack listens.
 """
 
@@ -133,7 +134,7 @@ def main() -> int:
     ok = show("direct upload", wait_done(api, direct))
     ok = show("presigned upload", wait_done(api, presigned)) and ok
     if ok:
-        print("\nThe URLs are presigned GETs against the emulator: curl -sS -o out.webp '<url>'")
+        print("\nThe URLs work from this machine (docs/cdn.md): curl -sS -o out.webp '<url>'")
     return 0 if ok else 1
 
 

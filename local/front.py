@@ -62,6 +62,7 @@ from waitress.channel import HTTPChannel
 from waitress.server import create_server
 from waitress.task import ErrorTask
 
+from local.cdn import Cdn
 from local.functions import MAX_PAYLOAD_BYTES, InvokeResult
 from local.jwt_authorizer import Denied, JwtAuthorizer, JwtVerifier
 
@@ -437,19 +438,28 @@ class Request:
 class FrontApp:
     """The WSGI application: API Gateway's routing, authorizer, limits and Lambda proxy integration."""
 
-    def __init__(self, api: Api, invoke: Invoker, verifier: JwtVerifier | None = None) -> None:
+    def __init__(
+        self, api: Api, invoke: Invoker, verifier: JwtVerifier | None = None, cdn: Cdn | None = None
+    ) -> None:
         self.api = api
         self.invoke = invoke
         self.verifier = verifier or JwtVerifier()
+        self.cdn = cdn
         self.executor = concurrent.futures.ThreadPoolExecutor(max_workers=16, thread_name_prefix="invoke")
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
         started = time.monotonic()
         req_id = request_id()
         request = Request.from_environ(environ)
-        response = self.serve(request, req_id)
-        response.headers.append(("apigw-requestid", req_id))
-        _cors_headers(self.api.cors, request, response)
+        if self.cdn is not None and self.cdn.handles(request.raw_path):
+            # The CDN's URLs (local.cdn), not the API's: no route, no authorizer, no CORS.
+            response = Response(
+                *self.cdn.get(request.method, request.raw_path, request.header("if-none-match"))
+            )
+        else:
+            response = self.serve(request, req_id)
+            response.headers.append(("apigw-requestid", req_id))
+            _cors_headers(self.api.cors, request, response)
         headers = [
             (name, value)
             for name, value in response.headers
@@ -600,8 +610,9 @@ class Front:
         *,
         idle_timeout: int = IDLE_TIMEOUT,
         verifier: JwtVerifier | None = None,
+        cdn: Cdn | None = None,
     ) -> None:
-        self.app = FrontApp(api, invoke, verifier)
+        self.app = FrontApp(api, invoke, verifier, cdn)
         self.server = create_server(
             self.app,
             host=host,

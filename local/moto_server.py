@@ -18,7 +18,8 @@ The patches wrap moto's own methods (``Queue.attributes``,
 as AWS checks it (``local.moto_iam``, in force once the emulator enforces IAM),
 S3's event records and metadata limit follow AWS (``local.moto_s3``), and
 ``UpdateTable`` changes a table's encryption as DynamoDB does
-(``local.moto_dynamodb``); everything else is moto's server, unchanged.
+(``local.moto_dynamodb``), CloudFront origins keep their origin access control
+(``local.moto_cloudfront``); everything else is moto's server, unchanged.
 
 With ``--snapshot FILE`` the server starts from that file's state when it holds
 a usable snapshot (``local.snapshot``), and ``/_local/snapshot`` answers:
@@ -38,7 +39,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from local import moto_dynamodb, moto_iam, moto_s3, snapshot
+from local import moto_cloudfront, moto_dynamodb, moto_iam, moto_s3, snapshot
 
 REDRIVE_ALLOW_POLICY = "RedriveAllowPolicy"
 
@@ -138,6 +139,7 @@ def main(argv: list[str] | None = None) -> None:
     _patch_sqs()
     moto_s3.patch()  # S3's event records and metadata limit (local/moto_s3.py)
     moto_dynamodb.patch()  # UpdateTable's SSESpecification (local/moto_dynamodb.py)
+    moto_cloudfront.patch()  # origins keep their OAC; cache policies, no forwarded values
     from moto.moto_server import werkzeug_app
     from werkzeug.serving import run_simple
 

@@ -16,7 +16,9 @@
 4. Each function runs in its own worker processes with its own environment
    and its execution role's credentials (``local.functions``); the HTTP
    front serves the API's routes on
-   127.0.0.1:$API_PORT (``local.front``); the poller delivers the queue to the
+   127.0.0.1:$API_PORT (``local.front``), and the renditions under
+   ``$API_URL/cdn/<key>`` as the CDN would (``local.cdn``; the upload
+   function's ``CDN_BASE_URL`` points there); the poller delivers the queue to the
    resize function with the mapping's settings (``local.poller``).
 
 Ctrl-C or SIGTERM stops everything, in reverse order, and leaves no process
@@ -35,6 +37,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
+import dataclasses
 import functools
 import json
 import logging
@@ -48,6 +51,8 @@ from pathlib import Path
 from typing import Any
 
 from local import processes
+from local.cdn import PREFIX as CDN_PREFIX
+from local.cdn import Cdn
 from local.emulator import HOST, REGION, Emulator, client, port_open, role_client
 from local.front import Api, Front, load_api
 from local.functions import FAKE_CREDENTIALS, FunctionConfig, LocalFunction
@@ -133,6 +138,11 @@ class Stack:
     def api_url(self) -> str:
         return f"http://{HOST}:{self.api_port}"
 
+    @property
+    def cdn_url(self) -> str | None:
+        """Where the local stack serves the renditions (``local.cdn``); None with the CDN off."""
+        return self.api_url + CDN_PREFIX.rstrip("/") if self.outputs.get("cdn_base_url") else None
+
     def client(self, service: str) -> Any:
         """A client acting as the administrator (IAM is enforced: docs/local-stack-iam.md)."""
         return client(self.endpoint, service, self.emulator.admin if self.emulator else None)
@@ -198,6 +208,11 @@ class Stack:
         names = sorted(self.api.functions() | {m.function_name for m in self.mappings})
         for name in names:
             config = FunctionConfig.from_api(lam.get_function_configuration(FunctionName=name))
+            if config.environment.get("CDN_BASE_URL") and self.cdn_url:
+                # The emulator's distribution serves nothing: its URLs go to the local CDN instead.
+                config = dataclasses.replace(
+                    config, environment={**config.environment, "CDN_BASE_URL": self.cdn_url}
+                )
             workers = API_WORKERS if name in self.api.functions() else 0
             workers += sum(pollers_for(m) for m in self.mappings if m.function_name == name)
             # As on Lambda: each environment runs with the function's own execution role.
@@ -232,7 +247,8 @@ class Stack:
 
     def _start_serving(self) -> None:
         """The HTTP front, and each mapping's pollers reading its queue with the function's role."""
-        self.front = Front(self.api, self._invoke, self.api_port).start()
+        cdn = Cdn(self.client("s3"), self.outputs["resized_bucket_name"]) if self.cdn_url else None
+        self.front = Front(self.api, self._invoke, self.api_port, cdn=cdn).start()
         sqs = self.client("sqs")
         for mapping in self.mappings:
             unkind = UnkindDelivery.for_queue(self.unkind, sqs, mapping.queue_url) if self.unkind else None
@@ -314,6 +330,8 @@ class Stack:
             "environment": "local",
             "resize_event_source_enabled": False,
             "dynamodb_deletion_protection": False,
+            # The emulator's distribution reports Deployed only after about 30 s; nothing waits for it.
+            "cdn_wait_for_deployment": False,
             # The local API is open (loopback only) unless LOCAL_TF_VARS names an issuer.
             "api_auth": "jwt" if self.tf_vars.get("api_jwt_issuer") else "open",
             **self.tf_vars,
@@ -345,6 +363,7 @@ class Stack:
         """``stack.json``: what is running where (for `make demo`, tests and curious humans)."""
         description = {
             "api_url": self.api_url,
+            "cdn_url": self.cdn_url,
             "endpoint": self.endpoint,
             "pid": os.getpid(),
             "pids": self.pids(),
@@ -368,6 +387,12 @@ class Stack:
             f"Image pipeline running on loopback (ready in {seconds:.1f} s)",
             "",
             f"  API       {self.api_url}   {routes}",
+            f"  CDN       {self.cdn_url or 'off (cdn_enabled = false): presigned S3 URLs'}"
+            + (
+                f"/<key>   (as {o.get('cdn_base_url')}/<key> on AWS; no edge cache, no TLS)"
+                if self.cdn_url
+                else ""
+            ),
             f"  Emulator  {self.endpoint}   (moto, IAM enforced; AWS_ENDPOINT_URL for aws cli / boto3)",
             f"            administrator: AWS_ACCESS_KEY_ID={admin.get('AWS_ACCESS_KEY_ID', '?')} "
             f"AWS_SECRET_ACCESS_KEY={admin.get('AWS_SECRET_ACCESS_KEY', '?')}",

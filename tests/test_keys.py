@@ -78,3 +78,14 @@ def test_sanitize_filename(name, expected):
 )
 def test_sniff_by_magic_bytes(head, fmt):
     assert sniff(head) == fmt
+
+
+def test_a_tag_changes_with_the_source_version_and_with_the_config_version():
+    """Rendition keys are served as immutable (docs/cdn.md): new bytes always come under a new tag."""
+    tags = {keys.version_tag(v, c) for v in ("v1", "v2") for c in ("0a1b2c3d4e5f", "0a1b2c3d4e60")}
+    assert len(tags) == 4
+    assert keys.version_tag("v1", "0a1b2c3d4e5f") == keys.version_tag("v1", "0a1b2c3d4e5f")
+    for tag in tags:
+        assert len(tag) == keys.TAG_LENGTH and all(c.isalnum() or c in "-_" for c in tag)
+    digest = hashlib.sha256(b"v1/0a1b2c3d4e5f").digest()
+    assert keys.version_tag("v1", "0a1b2c3d4e5f") == base64.urlsafe_b64encode(digest).decode()[:12]

@@ -187,16 +187,19 @@ def wait_for(stack: RunningStack, image_id: str, *, unknown_at_first: bool = Fal
 
 
 def check_renditions(stack: RunningStack, body: dict, source_size: tuple[int, int]) -> None:
-    """Every configured rendition exists, downloads from the emulator and is what it claims."""
+    """Every configured rendition exists, downloads through the local CDN and is what it claims."""
     assert body["status"] == "done", body.get("error")
     got = {(r["name"], r["format"]) for r in body["renditions"]}
     assert got == {(d["name"], f) for d in DEFAULTS for f in d["formats"]}
     boxes = {d["name"]: d for d in DEFAULTS}
     for rendition in body["renditions"]:
         url = rendition["url"]
-        assert urlsplit(url).netloc == f"127.0.0.1:{stack.moto_port}"  # presigned against the emulator
+        # {CDN_BASE_URL}/{key}: the shape of https://<distribution>/<key> on AWS (docs/cdn.md)
+        assert url.startswith(f"{stack.api}/cdn/{body['id']}/"), url
         response = requests.get(url, timeout=30)
         assert response.status_code == 200, (rendition["name"], response.text[:300])
+        assert response.headers["Cache-Control"] == "public, max-age=31536000, immutable"
+        assert response.headers["Content-Type"] == f"image/{rendition['format']}"
         data = response.content
         assert len(data) == rendition["bytes"]
         assert MAGIC[rendition["format"]] in data[:12]
@@ -231,6 +234,32 @@ def test_stack_prints_where_it_listens_and_binds_loopback_only(stack):
                 listening.add((address, int(port, 16)))
     ours = {(a, p) for a, p in listening if p in (stack.moto_port, stack.api_port)}
     assert ours == {("0100007F", stack.moto_port), ("0100007F", stack.api_port)}  # 127.0.0.1 only
+
+
+def test_the_banner_prints_the_cdn_and_the_cdn_serves_renditions_as_cloudfront_would(stack):
+    """GET and HEAD only (CloudFront answers a method the behaviour does not allow with 403), the
+    object's headers, 304 for a matching If-None-Match, and 403 for a missing key: the bucket
+    policy grants CloudFront s3:GetObject without s3:ListBucket, and S3 then answers 403."""
+    cdn = f"{stack.api}/cdn"
+    assert f"CDN       {cdn}/<key>" in stack.log.read_text()
+    assert stack.description["cdn_url"] == cdn
+    created = requests.post(
+        f"{stack.api}/images", data=photo_jpeg(640, 480), headers={"Content-Type": "image/jpeg"}, timeout=30
+    )
+    assert created.status_code == 201, created.text
+    body = wait_for(stack, created.json()["id"])
+    thumb = next(r for r in body["renditions"] if r["name"] == "thumb" and r["format"] == "webp")
+    key = thumb["url"].removeprefix(f"{cdn}/")
+    stored = stack.client("s3").get_object(Bucket=stack.outputs["resized_bucket_name"], Key=key)
+    fetched = requests.get(thumb["url"], timeout=30)
+    assert fetched.status_code == 200 and fetched.content == stored["Body"].read()
+    assert (fetched.headers["Content-Type"], fetched.headers["ETag"]) == ("image/webp", stored["ETag"])
+    head = requests.head(thumb["url"], timeout=30)
+    assert head.status_code == 200 and head.content == b""
+    again = requests.get(thumb["url"], headers={"If-None-Match": stored["ETag"]}, timeout=30)
+    assert again.status_code == 304 and again.content == b""
+    assert requests.put(thumb["url"], data=b"x", timeout=30).status_code == 403
+    assert requests.get(f"{cdn}/{body['id']}/nothing/here.webp", timeout=30).status_code == 403
 
 
 def _example(stack: RunningStack, script: str, *args: str, check: bool = True) -> subprocess.CompletedProcess:

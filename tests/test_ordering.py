@@ -49,7 +49,7 @@ def version_of(record: dict) -> str:
 
 
 def tag_of(record: dict) -> str:
-    return keys.version_tag(version_of(record))
+    return base.tag_for(version_of(record))
 
 
 @pytest.fixture
@@ -490,8 +490,9 @@ def test_versions_without_a_version_id_get_tags_from_etag_and_sequencer():
     """Unversioned (or suspended: version id ``null``) buckets: ETag and sequencer name a version."""
     first = ordering.Source.of("k.png", "00AB", "null").identified("null", '"etag-1"')
     second = ordering.Source.of("k.png", "00AC", None).identified(None, '"etag-2"')
-    assert first.tag != second.tag
-    assert ordering.Source.of("k.png", "00AB", None).identified("v1", '"e"').tag == keys.version_tag("v1")
-    for tag in (first.tag, second.tag):
+    assert first.tag("c0ffee") != second.tag("c0ffee")
+    identified = ordering.Source.of("k.png", "00AB", None).identified("v1", '"e"')
+    assert identified.tag("c0ffee") == keys.version_tag("v1", "c0ffee")
+    for tag in (first.tag("c0ffee"), second.tag("c0ffee")):
         assert len(tag) == 12
         assert all(c.isalnum() or c in "-_" for c in tag)

@@ -43,6 +43,11 @@ DEFAULT_OUTPUTS = {f"{n}.{e}" for n in ("thumb", "medium", "large") for e in ("w
 SEQUENCERS = (f"{n:018X}" for n in itertools.count(0x0065F2A1B2C3D4E5F6))
 
 
+def tag_for(version: str) -> str:
+    """The tag of ``version`` rendered with the configuration in the environment now."""
+    return keys.version_tag(version, config_version.version(from_env()))
+
+
 class Pipeline:
     def __init__(self, context):
         self.s3 = boto3.client("s3")
@@ -149,8 +154,9 @@ def test_direct_upload_makes_every_rendition_with_headers_metadata_and_record(pi
 
     image_id = pipeline.image_id(key)
     outputs = pipeline.outputs()
-    # Each version of a source has its own keys, {id}/{tag}/{name}, so every rendition is immutable.
-    tag = keys.version_tag(version)
+    # Each version of a source, with each configuration, has its own keys, {id}/{tag}/{name}:
+    # every rendition is immutable.
+    tag = tag_for(version)
     assert set(outputs) == {f"{image_id}/{tag}/{name}" for name in DEFAULT_OUTPUTS}
     sizes = {"thumb": (200, 200), "medium": (800, 400), "large": (1600, 800)}
     for output_key in outputs:
@@ -243,7 +249,7 @@ def test_api_upload_keeps_its_record_and_filename(pipeline):
         500,
         "png",
     )
-    tag = keys.version_tag(item["original"]["version_id"])
+    tag = tag_for(item["original"]["version_id"])
     assert {r["key"] for r in item["renditions"]} == {f"{image_id}/{tag}/{name}" for name in DEFAULT_OUTPUTS}
     response, _ = pipeline.get(pipeline.rendition(image_id, "large.webp"))
     assert response["CacheControl"] == "public, max-age=31536000, immutable"
@@ -309,6 +315,45 @@ def test_duplicate_delivery_leaves_the_same_objects(pipeline):
     assert set(first) == set(second) and len(second) == 6
     assert {k: v["Size"] for k, v in first.items()} == {k: v["Size"] for k, v in second.items()}
     assert pipeline.item(pipeline.image_id("dup/photo.jpg"))["status"] == "done"
+
+
+def test_no_key_ever_gets_new_bytes_across_an_overwrite_and_a_config_change(pipeline, monkeypatch):
+    """Renditions are cached as immutable (a year, and by the CDN, docs/cdn.md), so new bytes need new keys.
+
+    Without a table nothing is deleted, so every key written stays listable.
+    """
+    import resize_handler
+
+    monkeypatch.setenv("TABLE_NAME", "")
+    key = "immutable/photo.png"
+    seen: dict[str, str] = {}
+
+    def render(record: dict) -> set[str]:
+        resize_handler.reset()
+        assert pipeline.invoke(record) == {"batchItemFailures": []}
+        listed = {k: o["ETag"] for k, o in pipeline.outputs().items()}
+        for k, etag in seen.items():
+            assert listed[k] == etag, f"{k} changed its bytes"
+        new = set(listed) - set(seen)
+        seen.update(listed)
+        return new
+
+    first = pipeline.upload(key, images.encode(images.quadrants(), "PNG"))
+    assert len(render(first)) == 6
+    # A new source version under the same key: six new keys.
+    second = pipeline.upload(key, images.encode(images.quadrants().rotate(90), "PNG"))
+    assert len(render(second)) == 6
+    # The same source version with a configuration that renders other bytes: six new keys again.
+    monkeypatch.setenv("WATERMARK_TEXT", "(c) imgpipe")
+    watermarked = render(second)
+    assert len(watermarked) == 6
+    assert {k.split("/")[1] for k in watermarked} == {tag_for(version_of(second))}
+    # The same version and configuration again (a replayed message): the same keys, the same bytes.
+    assert render(second) == set()
+
+
+def version_of(record: dict) -> str:
+    return json.loads(record["body"])["Records"][0]["s3"]["object"]["versionId"]
 
 
 # --- failures ---

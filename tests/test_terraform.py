@@ -152,6 +152,9 @@ def test_outputs_name_every_resource_a_client_or_the_local_stack_needs(out):
         "resize_function_name",
         "upload_function_name",
         "resize_event_source_mapping_uuid",
+        "cdn_base_url",
+        "cdn_distribution_id",
+        "cdn_domain_name",
     ):
         assert out[name], name
     assert out["uploads_bucket_name"] != out["resized_bucket_name"]
@@ -273,7 +276,8 @@ def state_data(applied, type_: str, name: str) -> dict:
 )
 def test_bucket_policies_deny_every_request_without_tls(applied, out, client, document, bucket):
     name = out[f"{bucket}_bucket_name"]
-    (statement,) = json.loads(state_data(applied, "aws_iam_policy_document", document)["json"])["Statement"]
+    statements = json.loads(state_data(applied, "aws_iam_policy_document", document)["json"])["Statement"]
+    (statement,) = [s for s in statements if s["Sid"] == "DenyInsecureTransport"]
     assert statement == {
         "Sid": "DenyInsecureTransport",
         "Effect": "Deny",
@@ -285,6 +289,54 @@ def test_bucket_policies_deny_every_request_without_tls(applied, out, client, do
     # Attached on AWS only: moto ignores the condition and would deny everything.
     with pytest.raises(client("s3").exceptions.ClientError, match="NoSuchBucketPolicy"):
         client("s3").get_bucket_policy(Bucket=name)
+
+
+def distribution_arn(out) -> str:
+    return f"arn:aws:cloudfront::123456789012:distribution/{out['cdn_distribution_id']}"
+
+
+def test_only_the_distribution_may_read_the_resized_bucket(applied, out):
+    """Origin access control: the bucket policy allows the CloudFront service principal
+    s3:GetObject with aws:SourceArn equal to the distribution's ARN, so no other
+    distribution (of any account) can read through its own OAC ("Restrict access to an
+    Amazon S3 origin", CloudFront Developer Guide)."""
+    document = state_data(applied, "aws_iam_policy_document", "resized_bucket")["json"]
+    (cloudfront,) = [s for s in json.loads(document)["Statement"] if s["Sid"] == "CloudFrontReadsRenditions"]
+    assert cloudfront == {
+        "Sid": "CloudFrontReadsRenditions",
+        "Effect": "Allow",
+        "Principal": {"Service": "cloudfront.amazonaws.com"},
+        "Action": "s3:GetObject",
+        "Resource": f"arn:aws:s3:::{out['resized_bucket_name']}/*",
+        "Condition": {"StringEquals": {"aws:SourceArn": distribution_arn(out)}},
+    }
+    # The key policy a customer key needs lets the same distribution, and only it, decrypt.
+    key_policy = json.loads(out["kms_key_policy_json"])["Statement"]
+    (decrypt,) = [s for s in key_policy if s["Sid"] == "CloudFrontDecryptsRenditions"]
+    assert decrypt["Principal"] == {"Service": "cloudfront.amazonaws.com"}
+    assert decrypt["Action"] == "kms:Decrypt"
+    assert decrypt["Condition"] == {"StringEquals": {"aws:SourceArn": distribution_arn(out)}}
+
+
+def test_distribution_serves_the_resized_bucket_over_https_only_with_sigv4_and_the_managed_cache_policy(
+    out, client
+):
+    """https-only: CloudFront answers plain HTTP with 403 (CacheBehavior ViewerProtocolPolicy);
+    CachingOptimized is AWS's managed cache policy 658327ea-f89d-4fab-a63d-7e88639e58f6."""
+    cloudfront = client("cloudfront")
+    config = cloudfront.get_distribution_config(Id=out["cdn_distribution_id"])["DistributionConfig"]
+    (origin,) = config["Origins"]["Items"]
+    assert origin["DomainName"] == f"{out['resized_bucket_name']}.s3.us-east-1.amazonaws.com"
+    oac = cloudfront.get_origin_access_control(Id=origin["OriginAccessControlId"])["OriginAccessControl"]
+    signing = oac["OriginAccessControlConfig"]
+    assert signing["OriginAccessControlOriginType"] == "s3"
+    assert (signing["SigningBehavior"], signing["SigningProtocol"]) == ("always", "sigv4")
+    behaviour = config["DefaultCacheBehavior"]
+    assert behaviour["ViewerProtocolPolicy"] == "https-only"
+    assert behaviour["CachePolicyId"] == "658327ea-f89d-4fab-a63d-7e88639e58f6"
+    assert sorted(behaviour["AllowedMethods"]["Items"]) == ["GET", "HEAD"]
+    assert config["PriceClass"] == "PriceClass_100"
+    assert out["cdn_base_url"] == f"https://{out['cdn_domain_name']}"
 
 
 def test_role_names_carry_the_region_because_iam_names_are_account_wide(out, client):
@@ -321,14 +373,15 @@ def test_resize_role_grants_exactly_what_resizing_needs(out, client):
 
 def test_upload_role_grants_exactly_what_the_api_needs(out, client):
     statements = role_policy(client, out["upload_function_name"])
-    uploads, resized = out["uploads_bucket_name"], out["resized_bucket_name"]
+    uploads = out["uploads_bucket_name"]
     table_arn = client("dynamodb").describe_table(TableName=out["table_name"])["Table"]["TableArn"]
     log_group = f"arn:aws:logs:us-east-1:123456789012:log-group:/aws/lambda/{out['upload_function_name']}:*"
     assert {sid: grants(s) for sid, s in statements.items()} == {
         "WriteOriginals": ({"s3:PutObject"}, {f"arn:aws:s3:::{uploads}/originals/*"}),
         "ListOriginalVersions": ({"s3:ListBucketVersions"}, {f"arn:aws:s3:::{uploads}"}),
         "DeleteOriginalVersions": ({"s3:DeleteObjectVersion"}, {f"arn:aws:s3:::{uploads}/originals/*"}),
-        "ReadRenditions": ({"s3:GetObject"}, {f"arn:aws:s3:::{resized}/*"}),
+        # No ReadRenditions: with the CDN on (the default) clients read through CloudFront,
+        # and the role presigns nothing.
         "ReadWriteImageRecords": (
             {"dynamodb:DeleteItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"},
             {table_arn},
@@ -389,6 +442,7 @@ def test_upload_function_environment_matches_the_contract(out, client):
         "MAX_PRESIGNED_BYTES": "52428800",
         "PRESIGN_POST_EXPIRY_SECONDS": "900",
         "RENDITION_URL_EXPIRY_SECONDS": "3600",
+        "CDN_BASE_URL": out["cdn_base_url"],
         "LOG_LEVEL": "INFO",
         "POWERTOOLS_SERVICE_NAME": "upload",
         "POWERTOOLS_METRICS_NAMESPACE": "imgpipe-dev",

@@ -194,7 +194,9 @@ def test_alarm_key_lets_cloudwatch_publish_only_for_this_deployments_alarms(plan
 
 
 def test_kms_key_policy_output_renders_what_the_users_key_needs(plan):
-    planned = plan(kms_key_arn=KEY_ARN)
+    # Without the CDN: its statement names the distribution's ARN, known only once it exists
+    # (tests/test_terraform.py checks it on the applied module).
+    planned = plan(kms_key_arn=KEY_ARN, cdn_enabled=False)
     policy = statements(planned["planned_values"]["outputs"]["kms_key_policy_json"]["value"])
     assert set(policy) == {
         "AccountAdministersKeyThroughIam",
@@ -273,6 +275,107 @@ def test_functions_use_the_key_only_through_the_services_that_hold_their_data(
         assert kms["Resource"] == KEY_ARN
         assert sorted(kms["Action"]) == ["kms:Decrypt", "kms:GenerateDataKey"]
         assert sorted(kms["Condition"]["StringEquals"]["kms:ViaService"]) == services
+
+
+# -- CDN -----------------------------------------------------------------------
+
+CERTIFICATE = f"arn:aws:acm:us-east-1:{ACCOUNT}:certificate/0d3e8a57-5a8c-4b8e-9c4e-1234567890ab"
+
+
+def test_the_cdn_is_on_by_default_and_off_leaves_presigned_urls(plan):
+    on, off = plan(), plan(cdn_enabled=False)
+    assert set(resources(on, "aws_cloudfront_distribution")) == {"aws_cloudfront_distribution.renditions[0]"}
+    assert set(resources(on, "aws_cloudfront_origin_access_control")) == {
+        "aws_cloudfront_origin_access_control.renditions[0]"
+    }
+    assert not resources(off, "aws_cloudfront_distribution")
+    assert not resources(off, "aws_cloudfront_origin_access_control")
+    # Off: the outputs say there is no CDN (the upload function then presigns, with the grant the
+    # next-but-one test checks).
+    outputs = off["planned_values"]["outputs"]
+    assert all(outputs[name].get("value") is None for name in ("cdn_base_url", "cdn_distribution_id"))
+
+
+def test_cdn_aliases_use_the_certificate_with_sni_and_tls_1_2(plan):
+    planned = plan(
+        cdn_aliases=["img.example.com"], cdn_acm_certificate_arn=CERTIFICATE, cdn_price_class="PriceClass_All"
+    )
+    distribution = one(planned, "aws_cloudfront_distribution.renditions[0]")
+    assert distribution["aliases"] == ["img.example.com"]
+    assert distribution["price_class"] == "PriceClass_All"
+    (certificate,) = distribution["viewer_certificate"]
+    assert certificate["acm_certificate_arn"] == CERTIFICATE
+    assert (certificate["ssl_support_method"], certificate["minimum_protocol_version"]) == (
+        "sni-only",
+        "TLSv1.2_2021",
+    )
+    assert certificate["cloudfront_default_certificate"] is False
+    # The URLs the API hands out name the alias, not the distribution's own domain.
+    assert planned["planned_values"]["outputs"]["cdn_base_url"]["value"] == "https://img.example.com"
+
+
+@pytest.mark.parametrize(
+    ("variables", "message"),
+    [
+        ({"cdn_aliases": ["img.example.com"]}, "cdn_aliases needs cdn_acm_certificate_arn"),
+        ({"cdn_acm_certificate_arn": CERTIFICATE}, "used only with cdn_aliases"),
+        # "CloudFront only supports ACM certificates in the US East (N. Virginia) Region" (ViewerCertificate)
+        (
+            {
+                "cdn_aliases": ["img.example.com"],
+                "cdn_acm_certificate_arn": CERTIFICATE.replace("us-east-1", "eu-west-1"),
+            },
+            "in us-east-1",
+        ),
+        (
+            {"cdn_aliases": ["*.example.com"], "cdn_acm_certificate_arn": CERTIFICATE},
+            "must be lowercase domain names",
+        ),
+        ({"cdn_price_class": "PriceClass_300"}, "PriceClass_100, PriceClass_200 or PriceClass_All"),
+    ],
+)
+def test_cdn_settings_aws_would_refuse_fail_the_plan(plan, variables, message):
+    with pytest.raises(TerraformError, match=message):
+        plan(**variables)
+
+
+def test_without_the_cdn_the_upload_role_may_read_renditions_to_presign_them(
+    tf, emulator, arm_package, tmp_path
+):
+    """A presigned GET carries the signer's permissions: S3 checks the upload role's grant.
+    With the CDN on the grant is gone (tests/test_terraform.py); off, it comes back."""
+    variables = {
+        "aws_endpoint_url": emulator.endpoint,
+        "lambda_zip_path": str(arm_package),
+        "api_auth": "open",
+        "cdn_enabled": False,
+        "name_prefix": "nocdn",
+        "dynamodb_deletion_protection": False,
+    }
+    var_file = tmp_path / "vars.tfvars.json"
+    var_file.write_text(json.dumps(variables))
+    state = tmp_path / "terraform.tfstate"
+    tf.run(
+        "apply",
+        "-auto-approve",
+        "-input=false",
+        "-no-color",
+        f"-state={state}",
+        f"-var-file={var_file}",
+        "-target=data.aws_iam_policy_document.upload",
+        "-target=data.aws_iam_policy_document.resized_bucket",
+    )
+    documents = {
+        r["name"]: json.loads(r["instances"][0]["attributes"]["json"])
+        for r in json.loads(state.read_text())["resources"]
+        if r["type"] == "aws_iam_policy_document" and r["name"] in ("upload", "resized_bucket")
+    }
+    (read,) = [s for s in documents["upload"]["Statement"] if s["Sid"] == "ReadRenditions"]
+    assert (read["Action"], read["Resource"]) == (
+        "s3:GetObject",
+        f"arn:aws:s3:::nocdn-dev-resized-{ACCOUNT}-us-east-1/*",
+    )
+    assert [s["Sid"] for s in documents["resized_bucket"]["Statement"]] == ["DenyInsecureTransport"]
 
 
 # -- alarms --------------------------------------------------------------------

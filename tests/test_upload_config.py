@@ -20,6 +20,7 @@ def test_defaults_match_the_documented_contract():
         max_presigned_bytes=52428800,
         presign_post_expiry_seconds=900,
         rendition_url_expiry_seconds=3600,
+        cdn_base_url="",
     )
 
 
@@ -91,3 +92,25 @@ def test_limits_at_their_aws_bounds_are_accepted():
     assert cfg.max_upload_bytes == 4603904
     assert cfg.presign_post_expiry_seconds == cfg.rendition_url_expiry_seconds == 3600
     assert cfg.max_presigned_bytes == 5 * 1024**3
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("https://d111111abcdef8.cloudfront.net", "https://d111111abcdef8.cloudfront.net"),
+        ("https://img.example.com/", "https://img.example.com"),
+        ("http://127.0.0.1:8080/cdn", "http://127.0.0.1:8080/cdn"),
+        ("", ""),
+    ],
+)
+def test_cdn_base_url_is_kept_without_its_trailing_slash(raw, expected):
+    assert UploadConfig.from_env({**REQUIRED, "CDN_BASE_URL": raw}).cdn_base_url == expected
+
+
+@pytest.mark.parametrize(
+    "raw",
+    ["d111111abcdef8.cloudfront.net", "ftp://cdn.example.com", "https://cdn.example.com/?x=1", "https://"],
+)
+def test_a_cdn_base_url_that_is_no_base_url_names_the_variable(raw):
+    with pytest.raises(ConfigError, match="CDN_BASE_URL"):
+        UploadConfig.from_env({**REQUIRED, "CDN_BASE_URL": raw})

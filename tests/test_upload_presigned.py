@@ -202,6 +202,28 @@ def test_get_after_the_resize_handler_ran_gives_rendition_urls_that_download(cal
     assert (thumb["width"], thumb["height"]) == (200, 200)
 
 
+def test_with_a_cdn_rendition_urls_are_the_cdn_base_url_and_the_key(call, api, lambda_context, monkeypatch):
+    """CDN_BASE_URL (Terraform sets it from the distribution, docs/cdn.md): each URL is
+    {CDN_BASE_URL}/{key}, permanent and unsigned; CloudFront reads that key from the bucket."""
+    base = "https://d111111abcdef8.cloudfront.net"
+    monkeypatch.setenv("CDN_BASE_URL", base + "/")
+    api.settings.cache_clear()
+    image_id = upload_and_resize(call, lambda_context, jpeg((900, 600)), "cdn.jpg", "image/jpeg")
+
+    status, view = call(get_image(image_id))
+    assert status == 200 and view["renditions"]
+    s3 = boto3.client("s3")
+    for rendition in view["renditions"]:
+        url = rendition["url"]
+        assert re.fullmatch(
+            re.escape(f"{base}/{image_id}/") + rf"[A-Za-z0-9_-]{{12}}/{rendition['name']}\.\w+", url
+        ), url
+        assert "?" not in url  # no signature, no expiry: the URL never goes stale
+        stored = s3.get_object(Bucket=RESIZED, Key=url.removeprefix(base + "/"))
+        assert stored["ContentLength"] == rendition["bytes"]
+        assert stored["CacheControl"] == "public, max-age=31536000, immutable"
+
+
 def test_get_after_the_resize_handler_refused_the_upload_shows_the_error(call, lambda_context):
     """A presigned upload is checked only by S3's policy: bytes that are no image fail in the resizer."""
     image_id = upload_and_resize(call, lambda_context, b"%PDF-1.7 not a picture", "doc.png", "image/png")

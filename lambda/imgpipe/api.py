@@ -387,7 +387,7 @@ def original_view(original: Mapping[str, Any]) -> dict[str, Any]:
 def image_view(
     record: Mapping[str, Any], rendition_url: Callable[[str], str], hidden: Iterable[str] = ()
 ) -> dict[str, Any]:
-    """The ``GET /images/{id}`` body for a record; ``rendition_url(key)`` presigns.
+    """The ``GET /images/{id}`` body for a record; ``rendition_url(key)`` gives each URL (``imgpipe.cdn``).
 
     ``hidden`` are names (buckets, table) that an error message must not show.
     """

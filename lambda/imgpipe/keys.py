@@ -12,9 +12,11 @@ Resized bucket
 and the deployment's secret (``base64url(HMAC-SHA256(secret, key))[:22]``,
 ``imgpipe.id_secret``, docs/ids.md), so the same source key always maps to the
 same id, and nobody without the secret can compute it. ``tag`` is 12 URL-safe
-characters derived from the source version
-(``base64url(sha256(version))[:12]``): each version of a source has its own
-output keys, so the bytes under a rendition key never change, and an older
+characters derived from the source version and the rendition-config version
+(``base64url(sha256(version + "/" + config_version))[:12]``,
+``imgpipe.config_version``): each version of a source, rendered with each
+configuration, has its own output keys, so the bytes under a rendition key
+never change (a CDN may cache them as immutable, docs/cdn.md), and an older
 version's renditions can never replace a newer one's (see docs/ordering.md).
 """
 
@@ -86,9 +88,14 @@ def _digest(text: str, length: int) -> str:
     return base64.urlsafe_b64encode(digest).decode("ascii")[:length]
 
 
-def version_tag(version: str) -> str:
-    """The short, URL-safe name of one source version in its rendition keys."""
-    return _digest(version, TAG_LENGTH)
+def version_tag(version: str, config_version: str) -> str:
+    """The short, URL-safe name of one source version rendered with one configuration.
+
+    Both count: a new source version or a configuration that renders different
+    bytes (``config_version.version``) gives new keys, never new bytes under
+    an old key. A config version never holds ``/``, so the pair is unambiguous.
+    """
+    return _digest(f"{version}/{config_version}", TAG_LENGTH)
 
 
 def rendition_key(image_id: str, name: str, ext: str, tag: str | None = None) -> str:

@@ -72,9 +72,9 @@ class Source:
         """An API upload's key: its image accepts one original, once."""
         return keys.is_api_key(self.key)
 
-    @property
-    def tag(self) -> str:
-        return keys.version_tag(self.version or self.sequencer)
+    def tag(self, config_version: str) -> str:
+        """This version's tag in the keys of its renditions rendered with ``config_version``."""
+        return keys.version_tag(self.version or self.sequencer, config_version)
 
 
 def _unique(version_id: str | None) -> str | None:

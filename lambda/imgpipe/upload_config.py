@@ -8,6 +8,7 @@ fails its first invocation loudly instead of misbehaving later.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -42,6 +43,8 @@ MAX_POST_OBJECT_BYTES = 5 * 1024 * MIB
 # environment can be hours old when it signs. One hour (the default IAM role
 # session) is the longest lifetime this service promises.
 MAX_EXPIRY_SECONDS = 3600
+# CDN_BASE_URL: https://host (Terraform) or http://127.0.0.1:port/cdn (the local stack).
+_BASE_URL = re.compile(r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[A-Za-z0-9._~/-]*)?$")
 
 
 @dataclass(frozen=True)
@@ -53,6 +56,7 @@ class UploadConfig:
     max_presigned_bytes: int = 50 * MIB
     presign_post_expiry_seconds: int = 900
     rendition_url_expiry_seconds: int = 3600
+    cdn_base_url: str = ""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> UploadConfig:
@@ -71,6 +75,7 @@ class UploadConfig:
             rendition_url_expiry_seconds=_int(
                 env, "RENDITION_URL_EXPIRY_SECONDS", cls.rendition_url_expiry_seconds, 1, MAX_EXPIRY_SECONDS
             ),
+            cdn_base_url=_base_url(env, "CDN_BASE_URL"),
         )
 
 
@@ -79,6 +84,14 @@ def _required(env: Mapping[str, str], name: str) -> str:
     if not value:
         raise ConfigError(f"{name}: required, got {env.get(name)!r}")
     return value
+
+
+def _base_url(env: Mapping[str, str], name: str) -> str:
+    """Empty, or an http(s) URL with a host and no query or fragment; without its trailing slash."""
+    raw = env.get(name, "").strip()
+    if raw and not _BASE_URL.match(raw):
+        raise ConfigError(f"{name}: {raw!r} is not an http(s):// URL without query or fragment")
+    return raw.rstrip("/")
 
 
 def _int(env: Mapping[str, str], name: str, default: int, lo: int, hi: int) -> int:

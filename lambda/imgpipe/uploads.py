@@ -1,4 +1,6 @@
-"""What the upload API does in AWS: store an original, presign an upload, presign a rendition.
+"""What the upload API does in AWS: store an original, presign an upload, delete an original.
+
+Rendition URLs (CDN or presigned) come from ``imgpipe.cdn``.
 
 Clients are passed in (the handler takes them from ``imgpipe.aws``), so tests
 drive these functions against moto. Records are written before objects: the
@@ -105,15 +107,6 @@ def policy_expiration(fields: dict[str, str]) -> str:
     """The expiry S3 enforces: the one written in the signed policy (ISO 8601 UTC)."""
     policy = json.loads(base64.b64decode(fields["policy"]))
     return policy["expiration"]
-
-
-def rendition_url(s3: Any, cfg: UploadConfig, key: str) -> str:
-    """A presigned GET of a rendition in the resized bucket."""
-    return s3.generate_presigned_url(
-        "get_object",
-        Params={"Bucket": cfg.resized_bucket, "Key": key},
-        ExpiresIn=cfg.rendition_url_expiry_seconds,
-    )
 
 
 def delete_original(s3: Any, table: Any, cfg: UploadConfig, record: dict[str, Any]) -> int:

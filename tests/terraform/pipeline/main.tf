@@ -21,6 +21,7 @@ module "pipeline" {
   api_auth                     = "open"
   dynamodb_deletion_protection = false
   resize_event_source_enabled  = false
+  cdn_wait_for_deployment      = false # the emulator's distribution reports Deployed only after 30 s
 
   resize_batch_size              = 20
   resize_batching_window_seconds = 2
