@@ -31,6 +31,9 @@ NOT_OUTPUT = frozenset(
         "max_source_bytes",
         "memory_mb",
         "max_receive_count",
+        "event_bus_name",
+        "event_source",
+        "rendition_url_expiry_seconds",
     }
 )
 LENGTH = 12  # hex digits: 48 bits, no collision in any realistic history of one deployment's configs

@@ -160,11 +160,16 @@ def _deserialized(item: dict[str, Any] | None) -> dict[str, Any] | None:
 
 def mark_processing(
     table: Any, image_id: str, original: dict[str, Any], *, source: Source | None = None
-) -> None:
-    """Upsert: a direct S3 upload with no API record gets one here."""
+) -> dict[str, Any]:
+    """Upsert: a direct S3 upload with no API record gets one here; returns the record as it was.
+
+    Never over a ``done`` record of the same version (``Conflict``): a duplicate
+    delivery that read the record before the first one finished must not set
+    it back, or the first one's completion event would be sent twice.
+    """
     original = {k: v for k, v in original.items() if v is not None}
     sets = {"status": "processing", "original": original}
-    _update(table, image_id, sets, ("error", TTL_ATTRIBUTE), source)
+    return _update(table, image_id, sets, ("error", TTL_ATTRIBUTE), source, failing=True)
 
 
 def mark_done(
@@ -174,11 +179,11 @@ def mark_done(
     renditions: list[dict[str, Any]],
     *,
     source: Source | None = None,
-) -> list[dict[str, Any]]:
-    """Record the renditions; returns those the record listed before (now replaced)."""
+) -> dict[str, Any]:
+    """Record the renditions; returns the record as it was (its renditions are now replaced)."""
     original = {k: v for k, v in original.items() if v is not None}
     sets = {"status": "done", "original": original, "renditions": renditions}
-    return _update(table, image_id, sets, ("error", TTL_ATTRIBUTE), source).get("renditions") or []
+    return _update(table, image_id, sets, ("error", TTL_ATTRIBUTE), source)
 
 
 def mark_failed(
@@ -189,12 +194,21 @@ def mark_failed(
     message: str,
     *,
     source: Source | None = None,
-) -> list[dict[str, Any]]:
-    """Record the error; returns the renditions the record listed before (now dropped)."""
+) -> dict[str, Any]:
+    """Record the error; returns the record as it was (its renditions are now dropped)."""
     original = {k: v for k, v in original.items() if v is not None}
     sets = {"status": "failed", "original": original, "error": {"code": code, "message": message[:300]}}
     removed = ("renditions", TTL_ATTRIBUTE)
-    return _update(table, image_id, sets, removed, source, failing=True).get("renditions") or []
+    return _update(table, image_id, sets, removed, source, failing=True)
+
+
+def already(record: dict[str, Any] | None, status: str, source: Source) -> bool:
+    """Whether ``record`` (as a write found it) was already ``status`` for this event of ``source``.
+
+    Such a write moved nothing: a duplicate delivery's. The sequencer names one
+    S3 event of one key, so a duplicate carries the same one.
+    """
+    return bool(record) and record.get("status") == status and record.get("sequencer") == source.sequencer
 
 
 def mark_deleted(table: Any, image_id: str, source: Source, *, marker: bool) -> list[dict[str, Any]]:

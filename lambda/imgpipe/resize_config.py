@@ -39,6 +39,9 @@ class ResizeConfig:
     watermark_min_size: int = 300
     memory_mb: int = 1536  # AWS_LAMBDA_FUNCTION_MEMORY_SIZE, which Lambda sets from the function's MemorySize
     max_receive_count: int | None = None  # the queue's redrive maxReceiveCount (None: unknown)
+    event_bus_name: str | None = None  # completion events' bus (docs/events.md); None: no events
+    event_source: str = "imgpipe"
+    rendition_url_expiry_seconds: int = 3600  # the presigned rendition URLs in completion events
 
     @property
     def watermark_enabled(self) -> bool:
@@ -141,4 +144,15 @@ def from_env(env: Mapping[str, str] | None = None) -> ResizeConfig:
         watermark_min_size=_int(env, "WATERMARK_MIN_SIZE", 300, 0),
         memory_mb=_int(env, "AWS_LAMBDA_FUNCTION_MEMORY_SIZE", 1536, 128, 10240),
         max_receive_count=_optional_int(env, "MAX_RECEIVE_COUNT", 1, 1000),
+        event_bus_name=_get(env, "EVENT_BUS_NAME"),
+        event_source=_event_source(env),
+        rendition_url_expiry_seconds=_int(env, "RENDITION_URL_EXPIRY_SECONDS", 3600, 1, 604800),
     )
+
+
+def _event_source(env: Mapping[str, str]) -> str:
+    """EventBridge's rule for an event's source: 1..256 characters, not starting with ``aws.``."""
+    source = _get(env, "EVENT_SOURCE") or "imgpipe"
+    if len(source) > 256 or source.startswith("aws."):
+        raise ConfigError(f"EVENT_SOURCE: {source!r} must be 1..256 characters and not start with 'aws.'")
+    return source
