@@ -8,6 +8,8 @@
 #   kms:DescribeKey for DynamoDB and kms:GenerateDataKey* for the topic and queues.
 # - CloudWatch publishes alarms to the encrypted topic (monitoring.tf).
 # - S3 sends event notifications to the encrypted resize queue.
+# - EventBridge sends completion events to the encrypted events queue and
+#   webhook DLQ (events.tf), for the pipeline's rule only.
 
 data "aws_iam_policy_document" "kms_key" {
   source_policy_documents = [data.aws_iam_policy_document.alarms_key.json]
@@ -37,6 +39,30 @@ data "aws_iam_policy_document" "kms_key" {
       test     = "ArnEquals"
       variable = "aws:SourceArn"
       values   = ["arn:${local.partition}:s3:::${local.uploads_bucket_name}"]
+    }
+  }
+
+  # EventBridge User Guide, "Encrypting EventBridge events sent to Amazon SQS targets".
+  dynamic "statement" {
+    for_each = local.events_rule ? [local.events_rule_arn] : []
+
+    content {
+      #checkov:skip=CKV_AWS_356:in a key policy, "*" is the key itself
+      sid       = "EventBridgeSendsToEncryptedQueues"
+      effect    = "Allow"
+      actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
+      resources = ["*"]
+
+      principals {
+        type        = "Service"
+        identifiers = ["events.amazonaws.com"]
+      }
+
+      condition {
+        test     = "ArnEquals"
+        variable = "aws:SourceArn"
+        values   = [statement.value]
+      }
     }
   }
 }

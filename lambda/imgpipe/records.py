@@ -11,6 +11,9 @@ Shape (attribute names are the public API's names)::
     sequencer    S   the S3 sequencer of the version it describes, right-padded
                      with zeros to 64 characters (see ordering.py)
     version      S   that version: its version id (else ETag:sequencer)
+    settled      S   ``<status>:<sequencer>`` of the resize Lambda's last done or
+                     failed write: the write that changes it is the one that
+                     publishes the completion event (``already``, docs/events.md)
     created_at   S   ISO 8601 UTC, set once
     updated_at   S   ISO 8601 UTC, every write
     expires_at   N   epoch seconds, only on an ``awaiting_upload`` record: the
@@ -182,7 +185,7 @@ def mark_done(
 ) -> dict[str, Any]:
     """Record the renditions; returns the record as it was (its renditions are now replaced)."""
     original = {k: v for k, v in original.items() if v is not None}
-    sets = {"status": "done", "original": original, "renditions": renditions}
+    sets = {"status": "done", "original": original, "renditions": renditions, **_settled("done", source)}
     return _update(table, image_id, sets, ("error", TTL_ATTRIBUTE), source)
 
 
@@ -198,17 +201,23 @@ def mark_failed(
     """Record the error; returns the record as it was (its renditions are now dropped)."""
     original = {k: v for k, v in original.items() if v is not None}
     sets = {"status": "failed", "original": original, "error": {"code": code, "message": message[:300]}}
+    sets.update(_settled("failed", source))
     removed = ("renditions", TTL_ATTRIBUTE)
     return _update(table, image_id, sets, removed, source, failing=True)
 
 
-def already(record: dict[str, Any] | None, status: str, source: Source) -> bool:
-    """Whether ``record`` (as a write found it) was already ``status`` for this event of ``source``.
+def _settled(status: str, source: Source | None) -> dict[str, str]:
+    return {"settled": f"{status}:{source.sequencer}"} if source is not None else {}
 
-    Such a write moved nothing: a duplicate delivery's. The sequencer names one
-    S3 event of one key, so a duplicate carries the same one.
+
+def already(record: dict[str, Any] | None, status: str, source: Source) -> bool:
+    """Whether ``record``, as a done or failed write found it, was already settled so by this event.
+
+    Such a write moved nothing: a duplicate delivery's, however the deliveries
+    interleaved (a ``processing`` write in between leaves ``settled`` alone).
+    The sequencer names one S3 event of one key; a duplicate carries the same.
     """
-    return bool(record) and record.get("status") == status and record.get("sequencer") == source.sequencer
+    return bool(record) and record.get("settled") == _settled(status, source)["settled"]
 
 
 def mark_deleted(table: Any, image_id: str, source: Source, *, marker: bool) -> list[dict[str, Any]]:
