@@ -5,8 +5,8 @@
 locals {
   # The bus: the one named by event_bus_name, else one made here.
   create_event_bus = var.events_enabled && var.event_bus_name == null
-  event_bus_name   = var.events_enabled ? coalesce(var.event_bus_name, "${local.name}-events") : null
-  event_bus_arn    = var.events_enabled ? "arn:${local.partition}:events:${local.region}:${local.account_id}:event-bus/${local.event_bus_name}" : null
+  event_bus_name   = coalesce(var.event_bus_name, "${local.name}-events")
+  event_bus_arn    = "arn:${local.partition}:events:${local.region}:${local.account_id}:event-bus/${local.event_bus_name}"
 
   events_queue    = var.events_enabled && var.events_queue_enabled
   events_webhook  = var.events_enabled && var.events_webhook_url != null

@@ -30,7 +30,7 @@ output "dlq_url" {
 
 output "event_bus_name" {
   description = "The EventBridge bus the completion events go to (null with events_enabled = false)."
-  value       = local.event_bus_name
+  value       = var.events_enabled ? local.event_bus_name : null
 }
 
 output "events_queue_url" {
