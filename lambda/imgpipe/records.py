@@ -97,8 +97,9 @@ class Conflict(Exception):
 def _guard(source: Source, failing: bool = False) -> tuple[str, dict[str, str], dict[str, Any]]:
     """The condition under which a write for ``source`` may change a record.
 
-    A failure never replaces a ``done`` record of the same version: a duplicate
-    delivery that fails (a deadline, say) must not undo the one that succeeded.
+    A failure (or a new start, ``processing``) never replaces a ``done`` record of
+    the same version: a duplicate delivery that fails (a deadline, say) or that
+    read the record before it was done must not undo the one that succeeded.
     (``#status``, ``#version`` and ``:version`` are set by every guarded write too.)
     """
     names = {"#id": "id", "#sequencer": "sequencer", "#status": "status"}
