@@ -326,7 +326,7 @@ class Stack:
             raise StackError(str(exc)) from None
         try:
             tf.init()
-            outputs = tf.apply(variables)
+            outputs = tf.apply(variables, progress=log.info)
             summary = [line for line in tf.last_stdout.splitlines() if line.startswith("Apply complete!")]
             self.apply_summary = summary[-1].removeprefix("Apply complete! ") if summary else ""
             return outputs

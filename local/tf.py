@@ -33,8 +33,12 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from local.apply_progress import ApplyProgress
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 MIRROR_CANDIDATES = (
@@ -91,6 +95,30 @@ def _cli_config(mirror: Path | None, cache: Path) -> str:
     )
 
 
+def _kill_group(pid: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, signal.SIGKILL)
+
+
+def _communicate(proc: subprocess.Popen, on_line: Callable[[str], None]) -> tuple[str, str]:
+    """Like ``communicate``, with each stdout line handed to ``on_line`` as it comes (stderr read aside)."""
+    stderr: list[str] = []
+    reader = threading.Thread(target=lambda: stderr.append(proc.stderr.read()), daemon=True)
+    reader.start()
+    timer = threading.Timer(COMMAND_TIMEOUT, _kill_group, (proc.pid,))
+    timer.start()
+    lines = []
+    try:
+        for line in proc.stdout:
+            lines.append(line)
+            on_line(line)
+        proc.wait()
+    finally:
+        timer.cancel()
+        reader.join(timeout=30)
+    return "".join(lines), "".join(stderr)
+
+
 class Terraform:
     """One root module with its own data directory and state file."""
 
@@ -138,8 +166,12 @@ class Terraform:
         path.write_text(json.dumps(variables, indent=2, sort_keys=True) + "\n")
         return path
 
-    def run(self, *args: str, ok_codes: tuple[int, ...] = (0,)) -> subprocess.CompletedProcess[str]:
-        """Run ``terraform ARGS`` in the module; TerraformError (with stderr) on failure."""
+    def run(
+        self, *args: str, ok_codes: tuple[int, ...] = (0,), on_line: Callable[[str], None] | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        """Run ``terraform ARGS`` in the module; TerraformError (with stderr) on failure.
+
+        With ``on_line``, each line of stdout goes to it as it is printed (``-json`` progress)."""
         cmd = [self.binary, *args]
         proc = subprocess.Popen(
             cmd,
@@ -152,7 +184,10 @@ class Terraform:
             start_new_session=True,  # terraform and its provider plugins: one group to stop
         )
         try:
-            stdout, stderr = proc.communicate(timeout=COMMAND_TIMEOUT)
+            if on_line is None:
+                stdout, stderr = proc.communicate(timeout=COMMAND_TIMEOUT)
+            else:
+                stdout, stderr = _communicate(proc, on_line)
         except BaseException:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGTERM)
@@ -188,13 +223,34 @@ class Terraform:
     def validate(self) -> None:
         self.run("validate", "-no-color")
 
-    def apply(self, variables: dict[str, Any]) -> dict[str, Any]:
-        """Apply with these variables; the outputs as plain values."""
+    def apply(
+        self, variables: dict[str, Any], progress: Callable[[str], None] | None = None
+    ) -> dict[str, Any]:
+        """Apply with these variables; the outputs as plain values.
+
+        With ``progress``, the apply runs with ``-json`` and ``progress`` gets a line as each resource
+        is applied and every 10 s while one waits (local/apply_progress.py)."""
         self.state.parent.mkdir(parents=True, exist_ok=True)
-        applied = self.run("apply", "-auto-approve", *self._common(variables))
+        if progress is None:
+            applied = self.run("apply", "-auto-approve", *self._common(variables))
+            log_text = applied.stdout
+        else:
+            log_text = self._apply_with_progress(variables, progress)
+        stderr = self.last_stderr
         outputs = self.output()
-        self.last_stdout, self.last_stderr = applied.stdout, applied.stderr  # the apply's, for its log
+        self.last_stdout, self.last_stderr = log_text, stderr  # the apply's, for its log
         return outputs
+
+    def _apply_with_progress(self, variables: dict[str, Any], progress: Callable[[str], None]) -> str:
+        tracker = ApplyProgress(progress)
+        try:
+            self.run("apply", "-auto-approve", "-json", *self._common(variables), on_line=tracker.feed)
+        except TerraformError as exc:
+            self.last_stdout = "\n".join(tracker.messages) + "\n"
+            if tracker.errors:  # with -json the errors are diagnostics on stdout, not text on stderr
+                raise TerraformError("terraform apply failed:\n" + "\n".join(tracker.errors)) from None
+            raise exc from None
+        return "\n".join(tracker.messages) + "\n"
 
     def plan(self, variables: dict[str, Any]) -> bool:
         """True when the plan has changes (``-detailed-exitcode``)."""

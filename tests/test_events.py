@@ -15,7 +15,7 @@ import pytest
 import requests
 
 from conftest import load_event
-from imgpipe import config_version, events, ordering, records
+from imgpipe import config_version, events, records
 from imgpipe.errors import ConfigError
 from imgpipe.resize_config import from_env
 from tests import images
@@ -221,7 +221,8 @@ def test_a_late_duplicate_never_sets_a_done_image_back_to_processing(pipeline, b
     stale, real_get = {**pipeline.item(image_id), "status": "processing"}, records.get
     monkeypatch.setattr(records, "get", lambda table, i: stale if i == image_id else real_get(table, i))
     current = resize_handler.state()
-    assert resize_handler.process_object(_object(record), current) == ordering.DUPLICATE
+    # It stops as "current" (docs/config-version.md): the record it may not undo shows this config.
+    assert resize_handler.process_object(_object(record), current) == config_version.CURRENT
     assert real_get(pipeline.table, image_id)["status"] == "done"
     assert len(bus.received()) == 1
 
@@ -325,3 +326,20 @@ def _object(record: dict):
 
     (obj,) = s3_events.parse_body(record["body"])
     return obj
+
+
+def test_a_re_render_under_a_new_configuration_publishes_its_new_renditions(pipeline, bus, monkeypatch):
+    # docs/config-version.md: a replayed message renders again after a configuration change; the
+    # renditions change, so backends hear of it once more, with the new config_version.
+    import resize_handler
+
+    record = pipeline.upload("again.png", images.encode(images.quadrants(), "PNG"))
+    pipeline.invoke(record)
+    monkeypatch.setenv("JPEG_BACKGROUND", "#000000")
+    resize_handler.reset()
+    pipeline.invoke(record)
+    pipeline.invoke(record)  # and a duplicate of that replay: nothing new
+    got = bus.received()
+    assert [e["detail"]["status"] for e in got] == ["done", "done"]
+    assert got[0]["detail"]["config_version"] != got[1]["detail"]["config_version"]
+    assert got[1]["detail"]["config_version"] == config_version.version(from_env())
