@@ -9,6 +9,8 @@
 # - CloudWatch publishes alarms to the encrypted topic (monitoring.tf).
 # - S3 sends event notifications to the encrypted resize queue.
 # - With the CDN on, CloudFront decrypts the renditions it reads (cdn.tf).
+# - EventBridge sends completion events to the encrypted events queue and
+#   webhook DLQ (events.tf), for the pipeline's rule only.
 
 data "aws_iam_policy_document" "kms_key" {
   source_policy_documents = [data.aws_iam_policy_document.alarms_key.json]
@@ -62,6 +64,30 @@ data "aws_iam_policy_document" "kms_key" {
 
       condition {
         test     = "StringEquals"
+        variable = "aws:SourceArn"
+        values   = [statement.value]
+      }
+    }
+  }
+
+  # EventBridge User Guide, "Encrypting EventBridge events sent to Amazon SQS targets".
+  dynamic "statement" {
+    for_each = local.events_rule ? [local.events_rule_arn] : []
+
+    content {
+      #checkov:skip=CKV_AWS_356:in a key policy, "*" is the key itself
+      sid       = "EventBridgeSendsToEncryptedQueues"
+      effect    = "Allow"
+      actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
+      resources = ["*"]
+
+      principals {
+        type        = "Service"
+        identifiers = ["events.amazonaws.com"]
+      }
+
+      condition {
+        test     = "ArnEquals"
         variable = "aws:SourceArn"
         values   = [statement.value]
       }

@@ -43,6 +43,16 @@ output "dlq_url" {
   value       = aws_sqs_queue.resize_dlq.url
 }
 
+output "event_bus_name" {
+  description = "The EventBridge bus the completion events go to (null with events_enabled = false)."
+  value       = var.events_enabled ? local.event_bus_name : null
+}
+
+output "events_queue_url" {
+  description = "URL of the SQS queue that gets every completion event (null unless events_queue_enabled)."
+  value       = local.events_queue ? aws_sqs_queue.events[0].url : null
+}
+
 output "kms_key_policy_json" {
   description = "The key policy kms_key_arn needs for this deployment (account root, CloudWatch alarms, S3 notifications, CloudFront with the CDN on), as JSON: apply it to the key before setting kms_key_arn. See docs/operating.md."
   value       = data.aws_iam_policy_document.kms_key.json

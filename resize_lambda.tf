@@ -55,6 +55,10 @@ resource "aws_lambda_function" "resize" {
       WATERMARK_MARGIN             = tostring(var.watermark_margin)
       WATERMARK_SCALE              = tostring(var.watermark_scale)
       WATERMARK_MIN_SIZE           = tostring(var.watermark_min_size)
+      EVENT_BUS_NAME               = var.events_enabled ? local.event_bus_name : ""
+      EVENT_SOURCE                 = var.event_source
+      RENDITION_URL_EXPIRY_SECONDS = tostring(var.rendition_url_expiry_seconds)
+      CDN_BASE_URL                 = local.cdn_enabled ? local.cdn_base_url : ""
       LOG_LEVEL                    = var.log_level
       POWERTOOLS_SERVICE_NAME      = "resize"
       POWERTOOLS_METRICS_NAMESPACE = local.name
@@ -65,7 +69,7 @@ resource "aws_lambda_function" "resize" {
     mode = var.lambda_tracing_enabled ? "Active" : "PassThrough"
   }
 
-  depends_on = [aws_cloudwatch_log_group.resize, aws_iam_role_policy.resize]
+  depends_on = [aws_cloudwatch_log_group.resize, aws_iam_role_policy.resize, aws_cloudwatch_event_bus.images]
 }
 
 # Concurrency: the mapping's maximum_concurrency caps how many invocations SQS

@@ -1,5 +1,6 @@
 # The resize function's role: read originals, write renditions, consume its
-# queue, update the metadata table, create the id secret, log to its own log group.
+# queue, update the metadata table, create the id secret, publish completion
+# events, log to its own log group.
 
 locals {
   # The id secret's item in the images table (lambda/imgpipe/id_secret.py,
@@ -84,6 +85,30 @@ data "aws_iam_policy_document" "resize" {
       test     = "ForAllValues:StringEquals"
       variable = "dynamodb:LeadingKeys"
       values   = [local.id_secret_item]
+    }
+  }
+
+  # Presigned rendition URLs in completion events authorise as their signer; with the
+  # CDN on the events carry CDN URLs and the role reads no renditions.
+  dynamic "statement" {
+    for_each = var.events_enabled && !local.cdn_enabled ? ["${aws_s3_bucket.resized.arn}/*"] : []
+
+    content {
+      sid       = "ReadRenditions"
+      effect    = "Allow"
+      actions   = ["s3:GetObject"]
+      resources = [statement.value]
+    }
+  }
+
+  dynamic "statement" {
+    for_each = var.events_enabled ? [local.event_bus_arn] : []
+
+    content {
+      sid       = "PublishImageEvents"
+      effect    = "Allow"
+      actions   = ["events:PutEvents"]
+      resources = [statement.value]
     }
   }
 

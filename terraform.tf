@@ -26,18 +26,20 @@ provider "aws" {
   skip_region_validation      = local.emulated
 
   endpoints {
-    apigatewayv2 = var.aws_endpoint_url
-    cloudfront   = var.aws_endpoint_url
-    cloudwatch   = var.aws_endpoint_url
-    dynamodb     = var.aws_endpoint_url
-    iam          = var.aws_endpoint_url
-    kms          = var.aws_endpoint_url
-    lambda       = var.aws_endpoint_url
-    logs         = var.aws_endpoint_url
-    s3           = var.aws_endpoint_url
-    sns          = var.aws_endpoint_url
-    sqs          = var.aws_endpoint_url
-    sts          = var.aws_endpoint_url
+    apigatewayv2   = var.aws_endpoint_url
+    cloudfront     = var.aws_endpoint_url
+    cloudwatch     = var.aws_endpoint_url
+    dynamodb       = var.aws_endpoint_url
+    events         = var.aws_endpoint_url
+    iam            = var.aws_endpoint_url
+    kms            = var.aws_endpoint_url
+    lambda         = var.aws_endpoint_url
+    logs           = var.aws_endpoint_url
+    s3             = var.aws_endpoint_url
+    sns            = var.aws_endpoint_url
+    secretsmanager = var.aws_endpoint_url
+    sqs            = var.aws_endpoint_url
+    sts            = var.aws_endpoint_url
   }
 
   default_tags {

@@ -253,6 +253,57 @@ variable "environment" {
   }
 }
 
+variable "event_bus_name" {
+  type        = string
+  description = "An existing EventBridge bus (in this account and region) for the completion events (docs/events.md). null = the module makes one, <name_prefix>-<environment>-events."
+  default     = null
+
+  validation {
+    condition     = var.event_bus_name == null || can(regex("^[A-Za-z0-9._-]{1,256}$", var.event_bus_name))
+    error_message = "event_bus_name must be a bus name (1-256 letters, digits, '.', '_' or '-'), not an ARN."
+  }
+}
+
+variable "event_source" {
+  type        = string
+  description = "The source of the completion events (EVENT_SOURCE), what rules match on."
+  default     = "imgpipe"
+
+  validation {
+    condition     = length(var.event_source) >= 1 && length(var.event_source) <= 256 && !startswith(var.event_source, "aws.")
+    error_message = "event_source must be 1-256 characters and must not start with \"aws.\" (EventBridge reserves it)."
+  }
+}
+
+variable "events_enabled" {
+  type        = bool
+  description = "Publish an Image Processed or Image Failed event per image on the event bus (docs/events.md)."
+  default     = true
+}
+
+variable "events_queue_enabled" {
+  type        = bool
+  description = "A rule sending every completion event to an SQS queue for backends (output events_queue_url)."
+  default     = false
+}
+
+variable "events_webhook_secret_arn" {
+  type        = string
+  description = "Secrets Manager secret whose JSON {\"header\": ..., \"value\": ...} the webhook receives as an API key header. Required with events_webhook_url."
+  default     = null
+}
+
+variable "events_webhook_url" {
+  type        = string
+  description = "An HTTPS endpoint that gets every completion event as a POST (an EventBridge API destination, retried for a day, then its own DLQ). null = no webhook."
+  default     = null
+
+  validation {
+    condition     = var.events_webhook_url == null || can(regex("^https://", var.events_webhook_url))
+    error_message = "events_webhook_url must be an https:// URL (EventBridge API destinations call HTTPS only)."
+  }
+}
+
 variable "jpeg_background" {
   type        = string
   description = "Colour that transparent pixels are flattened onto for JPEG renditions (JPEG_BACKGROUND)."

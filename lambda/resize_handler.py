@@ -39,6 +39,7 @@ from __future__ import annotations
 import contextvars
 import functools
 import time
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -48,7 +49,19 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 
-from imgpipe import config_version, id_secret, keys, limits, metadata, ordering, records, s3_events, sandbox
+from imgpipe import (
+    cdn,
+    config_version,
+    events,
+    id_secret,
+    keys,
+    limits,
+    metadata,
+    ordering,
+    records,
+    s3_events,
+    sandbox,
+)
 from imgpipe.detect import mime_type
 from imgpipe.engine import EngineOptions, RenderResult, render
 from imgpipe.errors import (
@@ -341,10 +354,13 @@ def _commit(
     renditions: list[dict[str, Any]],
     source: ordering.Source,
     made_by: str,
-) -> None:
-    """Record the renditions, unless another version won meanwhile: then delete them again."""
+) -> dict[str, Any]:
+    """Record the renditions, unless another version won meanwhile: then delete them again.
+
+    Returns the record as it was.
+    """
     try:
-        replaced = _call(
+        was = _call(
             f"mark {image_id} done",
             records.mark_done,
             table,
@@ -357,7 +373,8 @@ def _commit(
     except records.Conflict:
         _delete_renditions(config, [r["key"] for r in renditions], "another version won while rendering")
         raise
-    _delete_replaced(config, replaced, renditions)
+    _delete_replaced(config, was.get("renditions") or [], renditions)
+    return was
 
 
 def _delete_replaced(
@@ -427,10 +444,12 @@ def _read(
     return data
 
 
-def _record_failure(job: _Job, original: dict[str, Any], exc: PermanentError) -> str | None:
-    """Record a permanent failure; the outcome instead when the record refuses it."""
+def _record_failure(
+    job: _Job, original: dict[str, Any], exc: PermanentError
+) -> tuple[str | None, dict[str, Any]]:
+    """Record a permanent failure; the outcome when the record refuses it, and the record as it was."""
     try:
-        replaced = _call(
+        was = _call(
             f"mark {job.image_id} failed",
             records.mark_failed,
             job.table,
@@ -442,9 +461,9 @@ def _record_failure(job: _Job, original: dict[str, Any], exc: PermanentError) ->
             config_version=job.current.config_version,
         )
     except records.Conflict as conflict:
-        return job.refused(conflict.record)
-    _delete_replaced(job.current.config, replaced, [])
-    return None
+        return job.refused(conflict.record), {}
+    _delete_replaced(job.current.config, was.get("renditions") or [], [])
+    return None, was
 
 
 @dataclass
@@ -560,22 +579,72 @@ def _render_and_store(job: _Job) -> str:
     del data
     job.original.update(width=result.width, height=result.height, format=result.source_format)
     renditions = _put_outputs(config, image_id, job.obj, result, version, job.source, made_by)
+    was = None
     if table is not None:
-        _commit(config, table, image_id, job.original, renditions, job.source, made_by)
-    return _processed(job.started, job.log, result, renditions, job.original["size"])
+        was = _commit(config, table, image_id, job.original, renditions, job.source, made_by)
+    outcome = _processed(job.started, job.log, result, renditions, job.original["size"])
+    _announce(job, was, job.original, renditions=renditions)
+    return outcome
 
 
 def _failed(job: _Job, exc: PermanentError) -> str:
     """Record and report a permanent failure; the outcome (another version may own the record)."""
     fields = {"error_code": exc.code, "error": exc.message, "error_detail": exc.detail}
+    original, was = job.original, None
     if job.table is not None:
-        reason = _record_failure(job, job.known_original(), exc)
+        original = job.known_original()
+        reason, was = _record_failure(job, original, exc)
         if reason == config_version.KEPT:
             return _passed_over(reason, job.started, job.log, **fields)
         if reason:
             return _passed_over(reason, job.started, job.log)
     _report("warning", "image failed", "ImagesFailed", job.started, job.log, outcome="failed", **fields)
+    _announce(job, was, original, error={"code": exc.code, "message": public_message(exc.message)})
     return "failed"
+
+
+def _announce(
+    job: _Job,
+    was: dict[str, Any] | None,
+    original: dict[str, Any],
+    renditions: Sequence[dict[str, Any]] = (),
+    error: dict[str, str] | None = None,
+) -> None:
+    """Publish the image's completion event (docs/events.md), once: a write that found the record
+    already so (``was``, a duplicate delivery's) publishes nothing. Never raises: the renditions
+    and the record are written whatever happens to the event."""
+    config, status = job.current.config, "failed" if error else "done"
+    made_by = job.current.config_version
+    if not config.event_bus_name or records.already(was, status, job.source, made_by):
+        return
+    log = {**job.log, "detail_type": events.DETAIL_TYPES[status]}
+    try:
+        url = cdn.rendition_urls(
+            _s3(), config.resized_bucket, config.cdn_base_url, config.rendition_url_expiry_seconds
+        )
+        listed = events.renditions(renditions, url)
+        detail = events.detail(job.image_id, status, job.obj.bucket, original, made_by, listed, error)
+        entry = events.entry(config.event_bus_name, config.event_source, detail)
+        event_id = events.publish(_events(), entry, is_transient=_transient)
+    except Exception as exc:  # logged and counted (alarm: events-not-published), never retried by SQS
+        metrics.add_metric(name="EventsNotPublished", unit=MetricUnit.Count, value=1)
+        logger.error(
+            "event not published",
+            extra={**log, "error_code": getattr(exc, "code", type(exc).__name__), "error": str(exc)},
+        )
+        return
+    metrics.add_metric(name="EventsPublished", unit=MetricUnit.Count, value=1)
+    logger.info("event published", extra={**log, "event_id": event_id, "event": events.loggable(detail)})
+
+
+def _events() -> Any:
+    from imgpipe import aws
+
+    return aws.client("events")
+
+
+def _transient(exc: Exception) -> bool:
+    return isinstance(classify(exc, "put events"), TransientError)
 
 
 def _will_retry(job: _Job, exc: Exception) -> None:
@@ -666,7 +735,7 @@ def _fail_on_last_receive(job: _Job) -> None:
     try:
         merged = job.known_original()
         message, made_by = INTERNAL_MESSAGE, job.current.config_version
-        records.mark_failed(
+        was = records.mark_failed(
             job.table, job.image_id, merged, "internal", message, source=job.source, config_version=made_by
         )
     except records.Conflict:
@@ -676,6 +745,7 @@ def _fail_on_last_receive(job: _Job) -> None:
         logger.exception("could not record the failure", extra={"image_id": job.image_id})
         return
     metrics.add_metric(name="ImagesFailedInternal", unit=MetricUnit.Count, value=1)
+    _announce(job, was, merged, error={"code": "internal", "message": INTERNAL_MESSAGE})
 
 
 def _render(data: bytes, current: State) -> RenderResult:

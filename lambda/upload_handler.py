@@ -113,7 +113,8 @@ def get_image(image_id: str) -> Response:
     record = _visible_record(image_id)
     s3 = aws.client("s3")
     hidden = (cfg.uploads_bucket, cfg.resized_bucket, cfg.table_name)
-    view = api.image_view(record, lambda key: cdn.rendition_url(s3, cfg, key), hidden)
+    urls = cdn.rendition_urls(s3, cfg.resized_bucket, cfg.cdn_base_url, cfg.rendition_url_expiry_seconds)
+    view = api.image_view(record, urls, hidden)
     return json_response(200, view)
 
 

@@ -8,9 +8,10 @@ turns this on after creating its administrator: ``local.emulator``), but
 1. DynamoDB requests are checked against the resource ``*``, so a statement
    scoped to a table ARN never matches and every call is denied. Here the
    resource is the table's ARN (an index's for a Query or Scan of one), as in IAM.
+   EventBridge's ``PutEvents`` likewise: here it is the event bus's ARN.
 2. Batch SQS calls are checked as ``sqs:DeleteMessageBatch`` (and so on);
    IAM authorises them with the single-message action (``sqs:DeleteMessage``).
-   A denial of a JSON-protocol call (DynamoDB, SQS) comes as the service's
+   A denial of a JSON-protocol call (DynamoDB, SQS, EventBridge) comes as the service's
    JSON error (DynamoDB: HTTP 400 ``AccessDeniedException``), where moto sends
    IAM's XML, which the SDK cannot read.
 3. A bodiless request (a REST GET such as Lambda's GetFunction) fails moto's
@@ -64,6 +65,7 @@ IAM_ACTIONS = {
 JSON_DENIALS = {
     "dynamodb": ("com.amazonaws.dynamodb.v20120810#AccessDeniedException", 400),
     "sqs": ("com.amazon.coral.service#AccessDeniedException", 403),
+    "events": ("AccessDeniedException", 400),
 }
 
 _calls: collections.deque[dict[str, Any]] = collections.deque(maxlen=20000)
@@ -106,9 +108,31 @@ def _table_arn(response: Any, resource: str) -> str:
     return f"{arn}/index/{index}" if index else arn
 
 
+def _event_bus_arn(response: Any, resource: str) -> str:
+    """PutEvents is authorised on the event bus its entries name (``default`` when none): the
+    Service Authorization Reference lists ``event-bus`` as its resource type. Entries naming
+    different buses stay on ``*`` (a scoped statement then allows none of them)."""
+    if not str(response.headers.get("X-Amz-Target", "")).endswith(".PutEvents"):
+        return resource
+    try:
+        body = response.body.decode() if isinstance(response.body, bytes) else response.body
+        entries = json.loads(body or "{}").get("Entries") or []
+    except (ValueError, AttributeError):
+        return resource
+    buses = {entry.get("EventBusName") or "default" for entry in entries}
+    if len(buses) != 1:
+        return resource
+    (bus,) = buses
+    if bus.startswith("arn:"):
+        return bus
+    return f"arn:{response.partition}:events:{response.region}:{response.current_account}:event-bus/{bus}"
+
+
 def _resource(response: Any, resource: str) -> str:
     if getattr(response, "service_name", None) == "dynamodb":
         return _table_arn(response, resource)
+    if getattr(response, "service_name", None) == "events":
+        return _event_bus_arn(response, resource)
     # A presigned POST names its key in the form: S3 authorises the object, not the bucket.
     action = response.data.get("Action") if isinstance(response.data, dict) else None
     if action == "PutObject" and resource.count("/") == 0 and "key" in response.querystring:

@@ -44,7 +44,12 @@ require_terraform("the local stack tests")
 
 DEFAULTS = json.loads((REPO_ROOT / "lambda/imgpipe/default_renditions.json").read_text())
 MAX_RECEIVE_COUNT = 2
-TEST_TF_VARS = {"resize_timeout_seconds": 5, "resize_max_receive_count": MAX_RECEIVE_COUNT}
+# events_queue_enabled: the tests read the completion events from the rule's queue (docs/events.md).
+TEST_TF_VARS = {
+    "resize_timeout_seconds": 5,
+    "resize_max_receive_count": MAX_RECEIVE_COUNT,
+    "events_queue_enabled": True,
+}
 START_TIMEOUT = 600  # terraform apply against the emulator: ~90 s here, more on a loaded machine
 DONE_TIMEOUT = 120
 MAGIC = {"jpeg": b"\xff\xd8\xff", "webp": b"RIFF", "avif": b"ftyp"}
@@ -57,6 +62,7 @@ class RunningStack:
     moto_port: int
     api_port: int
     description: dict = field(default_factory=dict)
+    events: list = field(default_factory=list)  # every completion event read from the queue so far
 
     @property
     def api(self) -> str:
@@ -361,6 +367,67 @@ def test_direct_s3_put_with_an_awkward_key_is_processed(stack):
     assert body["original"]["key"] == key
 
 
+def completion_events(stack: RunningStack, image_ids: set[str], settle: float = 3.0) -> dict[str, list[dict]]:
+    """The completion events of ``image_ids``, read from the rule's queue as a backend does: until each
+    has one, then ``settle`` seconds more, so that a second event would be seen too."""
+    sqs, url = stack.client("sqs"), stack.outputs["events_queue_url"]
+    deadline, quiet_until = time.monotonic() + DONE_TIMEOUT, None
+    while True:
+        received = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1)
+        for message in received.get("Messages", []):
+            stack.events.append(json.loads(message["Body"]))
+            sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+        got: dict[str, list[dict]] = {i: [] for i in image_ids}
+        for event in stack.events:
+            if event["detail"]["image_id"] in got:
+                got[event["detail"]["image_id"]].append(event)
+        if quiet_until is None and all(got.values()):
+            quiet_until = time.monotonic() + settle
+        if quiet_until is not None and time.monotonic() >= quiet_until:
+            return got
+        missing = sorted(i for i, found in got.items() if not found)
+        assert time.monotonic() < deadline, f"no completion event for {missing} after {DONE_TIMEOUT} s"
+
+
+def test_each_image_publishes_one_completion_event_that_a_backend_reads_from_the_rules_queue(stack):
+    # EventBridge delivers a rule's matching events to its SQS target (moto 5.2.5 too); the resize
+    # function publishes one per image, after its renditions and record are written.
+    response = requests.post(
+        f"{stack.api}/images", data=photo_jpeg(800, 600), headers={"Content-Type": "image/jpeg"}, timeout=30
+    )
+    assert response.status_code == 201, response.text
+    done_id = response.json()["id"]
+    uploads = stack.outputs["uploads_bucket_name"]
+    stack.client("s3").put_object(Bucket=uploads, Key="events/broken.jpg", Body=b"not an image at all")
+    failed_id = direct_upload_id(stack, "events/broken.jpg")
+    body = wait_for(stack, done_id)
+    assert wait_for(stack, failed_id)["status"] == "failed"
+
+    got = completion_events(stack, {done_id, failed_id})
+    (done,), (failed,) = got[done_id], got[failed_id]
+    assert (done["source"], done["detail-type"]) == ("imgpipe", "Image Processed")
+    assert done["detail"]["source"]["bucket"] == uploads and done["detail"]["source"]["width"] == 800
+    listed = {r["key"]: r["bytes"] for r in record_renditions(stack, done_id)}
+    assert {r["key"]: r["bytes"] for r in done["detail"]["renditions"]} == listed
+    assert {r["name"] for r in done["detail"]["renditions"]} == {r["name"] for r in body["renditions"]}
+    for rendition in done["detail"]["renditions"]:  # presigned by the resize role, against the emulator
+        fetched = requests.get(rendition["url"], timeout=30)
+        assert fetched.status_code == 200 and len(fetched.content) == rendition["bytes"]
+    assert failed["detail-type"] == "Image Failed"
+    assert failed["detail"]["error"]["code"] == "not_an_image" and failed["detail"]["renditions"] == []
+    # make run shows each event in its log (without the presigned URLs).
+    logged = [json.loads(line) for line in stack.log.read_text().splitlines() if '"event published"' in line]
+    assert {line["event_id"] for line in logged} >= {done["id"], failed["id"]}
+
+
+def record_renditions(stack: RunningStack, image_id: str) -> list[dict]:
+    table = stack.client("dynamodb")
+    item = table.get_item(TableName=stack.outputs["table_name"], Key={"id": {"S": image_id}})["Item"]
+    return [
+        {k: (v["S"] if "S" in v else int(v["N"])) for k, v in r["M"].items()} for r in item["renditions"]["L"]
+    ]
+
+
 def direct_upload_id(stack: RunningStack, key: str) -> str:
     """A direct upload's id, keyed by the deployment's secret (docs/ids.md): found through its record."""
     deadline = time.monotonic() + DONE_TIMEOUT
@@ -639,6 +706,11 @@ def test_the_resize_role_without_one_statement_is_denied_what_it_allowed(stack, 
     stack.client("s3").put_object(
         Bucket=uploads, Key=key, Body=photo_jpeg(320, 240), ContentType="image/jpeg"
     )
+    # The stack renders it first; without its record, this handler renders it again rather than
+    # stopping as a duplicate of a done version (docs/ordering.md), and so reaches every call.
+    image_id = direct_upload_id(stack, key)
+    wait_for(stack, image_id)
+    stack.client("dynamodb").delete_item(TableName=stack.outputs["table_name"], Key={"id": {"S": image_id}})
     handler = as_resize(role_without(stack, function, sid))
     try:
         handler.handler({"Records": [s3_record(uploads, key)]}, LambdaContext())
@@ -660,6 +732,7 @@ def test_each_role_grants_what_its_function_calls_and_nothing_more(stack):
         f"arn:aws:s3:::{o['resized_bucket_name']}",
         table_arn,
         o["queue_arn"],
+        o["queue_arn"].rsplit(":", 1)[0].replace(":sqs:", ":events:") + f":event-bus/{o['event_bus_name']}",
     )
     calls = iam_calls(stack)
     iam = stack.client("iam")

@@ -229,3 +229,19 @@ def test_expired_role_credentials_are_refused(strict):
     with pytest.raises(ClientError) as expired:
         s3.list_objects_v2(Bucket=BUCKET)
     assert code_of(expired.value) == (400, "ExpiredToken")
+
+
+def test_put_events_is_authorised_on_the_event_bus_arn(strict):
+    # IAM: events:PutEvents has the resource type event-bus (Service Authorization Reference,
+    # "Actions defined by Amazon EventBridge"), so a grant on one bus allows it and no other; a
+    # denial is EventBridge's JSON AccessDeniedException.
+    strict.client("events").create_event_bus(Name="strict-bus")
+    strict.client("events").create_event_bus(Name="other-bus")
+    bus = "arn:aws:events:us-east-1:123456789012:event-bus/strict-bus"
+    creds = role(strict, "strict-events", [allow(["events:PutEvents"], bus)])
+    events = client(strict.endpoint, "events", creds)
+    entry = {"Source": "imgpipe", "DetailType": "Image Processed", "Detail": "{}"}
+    assert events.put_events(Entries=[{**entry, "EventBusName": "strict-bus"}])["FailedEntryCount"] == 0
+    with pytest.raises(ClientError) as denied:
+        events.put_events(Entries=[{**entry, "EventBusName": "other-bus"}])
+    assert code_of(denied.value) == (400, "AccessDeniedException")

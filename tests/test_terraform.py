@@ -39,6 +39,7 @@ CREDENTIALS = {
 }
 
 terraform("pipeline", scope="session", teardown=terraform.TEARDOWN_OFF)
+BUS_ARN = "arn:aws:events:us-east-1:123456789012:event-bus/imgpipe-dev-events"
 
 
 @pytest.fixture(scope="session")
@@ -155,6 +156,8 @@ def test_outputs_name_every_resource_a_client_or_the_local_stack_needs(out):
         "cdn_base_url",
         "cdn_distribution_id",
         "cdn_domain_name",
+        "event_bus_name",
+        "events_queue_url",
     ):
         assert out[name], name
     assert out["uploads_bucket_name"] != out["resized_bucket_name"]
@@ -362,6 +365,8 @@ def test_resize_role_grants_exactly_what_resizing_needs(out, client):
         "UpdateImageRecords": ({"dynamodb:GetItem", "dynamodb:UpdateItem"}, {table_arn}),
         "CreateIdSecret": ({"dynamodb:PutItem"}, {table_arn}),
         "WriteOwnLogs": ({"logs:CreateLogStream", "logs:PutLogEvents"}, {log_group}),
+        # No ReadRenditions: with the CDN on (the default) the events carry CDN URLs, nothing presigned.
+        "PublishImageEvents": ({"events:PutEvents"}, {BUS_ARN}),  # that bus only
     }
     # PutItem is for the id secret's item only: dynamodb:LeadingKeys is the
     # partition key of the items a request touches (DynamoDB developer guide,
@@ -425,6 +430,10 @@ def test_resize_function_environment_matches_the_contract(out, client):
         "WATERMARK_MARGIN": "0.02",
         "WATERMARK_SCALE": "0.25",
         "WATERMARK_MIN_SIZE": "300",
+        "EVENT_BUS_NAME": "imgpipe-dev-events",
+        "EVENT_SOURCE": "imgpipe",
+        "RENDITION_URL_EXPIRY_SECONDS": "3600",
+        "CDN_BASE_URL": out["cdn_base_url"],
         "LOG_LEVEL": "INFO",
         "POWERTOOLS_SERVICE_NAME": "resize",
         "POWERTOOLS_METRICS_NAMESPACE": "imgpipe-dev",
@@ -527,6 +536,7 @@ def test_alarms_watch_the_dlq_queue_age_throttles_and_rates_over_several_periods
         "imgpipe-dev-resize-queue-age": ("AWS/SQS", "ApproximateAgeOfOldestMessage"),
         "imgpipe-dev-resize-throttles": ("AWS/Lambda", "Throttles"),
         "imgpipe-dev-upload-throttles": ("AWS/Lambda", "Throttles"),
+        "imgpipe-dev-events-not-published": ("imgpipe-dev", "EventsNotPublished"),
     }
     rates = {name: a for name, a in alarms.items() if a.get("Metrics")}
     assert sorted(rates) == [
@@ -553,3 +563,29 @@ def test_alarms_watch_the_dlq_queue_age_throttles_and_rates_over_several_periods
     topic = client("sns").get_topic_attributes(TopicArn=alarms["imgpipe-dev-api-5xx"]["AlarmActions"][0])
     assert topic["Attributes"]["KmsMasterKeyId"]
     assert {tuple(a["AlarmActions"]) for a in alarms.values()} == {(topic["Attributes"]["TopicArn"],)}
+
+
+def test_the_events_rule_sends_image_events_to_the_backend_queue_and_only_it_may(out, client):
+    # EventBridge delivers to an SQS target as the service events.amazonaws.com; the queue policy lets
+    # it send for this rule only (aws:SourceArn), as AWS recommends against the confused deputy.
+    events, sqs = client("events"), client("sqs")
+    assert out["event_bus_name"] == "imgpipe-dev-events"
+    (rule,) = events.list_rules(EventBusName=out["event_bus_name"])["Rules"]
+    assert json.loads(rule["EventPattern"]) == {
+        "source": ["imgpipe"],
+        "detail-type": ["Image Processed", "Image Failed"],
+    }
+    url = out["events_queue_url"]
+    attrs = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+    (statement,) = json.loads(attrs["Policy"])["Statement"]
+    assert statement["Principal"] == {"Service": "events.amazonaws.com"}
+    assert statement["Condition"] == {"ArnEquals": {"aws:SourceArn": rule["Arn"]}}
+    assert statement["Resource"] == attrs["QueueArn"] and statement["Action"] == "sqs:SendMessage"
+    (target,) = events.list_targets_by_rule(Rule=rule["Name"], EventBusName=out["event_bus_name"])["Targets"]
+    assert target["Arn"] == attrs["QueueArn"]
+    entry = {"EventBusName": out["event_bus_name"], "Source": "imgpipe", "DetailType": "Image Processed"}
+    other = {**entry, "DetailType": "Something Else"}
+    sent = events.put_events(Entries=[{**entry, "Detail": '{"n": 1}'}, {**other, "Detail": '{"n": 2}'}])
+    assert sent["FailedEntryCount"] == 0
+    messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=2)["Messages"]
+    assert [json.loads(m["Body"])["detail"] for m in messages] == [{"n": 1}]

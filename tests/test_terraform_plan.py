@@ -339,11 +339,10 @@ def test_cdn_settings_aws_would_refuse_fail_the_plan(plan, variables, message):
         plan(**variables)
 
 
-def test_without_the_cdn_the_upload_role_may_read_renditions_to_presign_them(
-    tf, emulator, arm_package, tmp_path
-):
-    """A presigned GET carries the signer's permissions: S3 checks the upload role's grant.
-    With the CDN on the grant is gone (tests/test_terraform.py); off, it comes back."""
+def test_without_the_cdn_both_roles_may_read_renditions_to_presign_them(tf, emulator, arm_package, tmp_path):
+    """A presigned GET carries the signer's permissions: S3 checks the signing role's grant
+    (the upload role's for GET /images/{id}, the resize role's for completion events).
+    With the CDN on both grants are gone (tests/test_terraform.py); off, they come back."""
     variables = {
         "aws_endpoint_url": emulator.endpoint,
         "lambda_zip_path": str(arm_package),
@@ -363,18 +362,20 @@ def test_without_the_cdn_the_upload_role_may_read_renditions_to_presign_them(
         f"-state={state}",
         f"-var-file={var_file}",
         "-target=data.aws_iam_policy_document.upload",
+        "-target=data.aws_iam_policy_document.resize",
         "-target=data.aws_iam_policy_document.resized_bucket",
     )
     documents = {
         r["name"]: json.loads(r["instances"][0]["attributes"]["json"])
         for r in json.loads(state.read_text())["resources"]
-        if r["type"] == "aws_iam_policy_document" and r["name"] in ("upload", "resized_bucket")
+        if r["type"] == "aws_iam_policy_document" and r["name"] in ("upload", "resize", "resized_bucket")
     }
-    (read,) = [s for s in documents["upload"]["Statement"] if s["Sid"] == "ReadRenditions"]
-    assert (read["Action"], read["Resource"]) == (
-        "s3:GetObject",
-        f"arn:aws:s3:::nocdn-dev-resized-{ACCOUNT}-us-east-1/*",
-    )
+    for role in ("upload", "resize"):
+        (read,) = [s for s in documents[role]["Statement"] if s["Sid"] == "ReadRenditions"]
+        assert (read["Action"], read["Resource"]) == (
+            "s3:GetObject",
+            f"arn:aws:s3:::nocdn-dev-resized-{ACCOUNT}-us-east-1/*",
+        ), role
     assert [s["Sid"] for s in documents["resized_bucket"]["Statement"]] == ["DenyInsecureTransport"]
 
 
@@ -425,8 +426,10 @@ def test_no_alarm_fires_on_a_single_request_or_image(plan):
     assert api["queries"]["total"]["metric"][0]["metric_name"] == "Count"
     assert api["alarm"]["threshold"] == 2
     for address, alarm in resources(planned, "aws_cloudwatch_metric_alarm").items():
-        if address.endswith(("dlq_messages", "queue_age")):
-            continue  # a dead-lettered image, or a queue backed up for 5 minutes, is not one request
+        if address.endswith(("dlq_messages", "queue_age", "events_not_published[0]")):
+            # a dead-lettered image, a queue backed up for 5 minutes, or a completion event lost
+            # after its retries (a backend never hears of that image: docs/events.md) is not one request
+            continue
         assert (alarm["datapoints_to_alarm"], alarm["evaluation_periods"]) == (4, 6), address
     with pytest.raises(TerraformError, match="must not exceed alarm_evaluation_periods"):
         plan(alarm_datapoints_to_alarm=6, alarm_evaluation_periods=5)
@@ -512,3 +515,78 @@ def test_an_artifact_bucket_package_must_say_what_it_was_built_for(plan):
     with pytest.raises(TerraformError, match="built for x86_64"):
         plan(**artifact, lambda_artifact_manifest={"architecture": "x86_64", "runtime": "python3.12"})
     plan(**artifact, lambda_artifact_manifest={"architecture": "arm64", "runtime": "python3.12"})
+
+
+# -- completion events (docs/events.md) ----------------------------------------
+
+
+def webhook_secret(emulator) -> str:
+    import boto3
+
+    client = boto3.client(
+        "secretsmanager", endpoint_url=emulator.endpoint, region_name="us-east-1", **_keys()
+    )
+    secret = json.dumps({"header": "X-Api-Key", "value": "s3cret"})
+    try:
+        return client.create_secret(Name="imgpipe-webhook", SecretString=secret)["ARN"]
+    except client.exceptions.ResourceExistsException:
+        return client.describe_secret(SecretId="imgpipe-webhook")["ARN"]
+
+
+def _keys() -> dict[str, str]:
+    return {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
+
+
+def test_the_webhook_calls_with_the_secrets_key_retries_a_day_then_its_own_dlq(plan, emulator):
+    # EventBridge: an API destination target needs a role EventBridge assumes with
+    # events:InvokeApiDestination; undelivered events go to the target's DLQ, whose policy must let
+    # events.amazonaws.com send for the rule (User Guide, "Using dead-letter queues").
+    planned = plan(
+        events_webhook_url="https://hooks.example.com/images",
+        events_webhook_secret_arn=webhook_secret(emulator),
+        kms_key_arn=KEY_ARN,
+    )
+    rule_arn = f"arn:aws:events:us-east-1:{ACCOUNT}:rule/imgpipe-dev-events/imgpipe-dev-images"
+    connection = one(planned, "aws_cloudwatch_event_connection.webhook[0]")
+    assert connection["authorization_type"] == "API_KEY"
+    assert connection["auth_parameters"][0]["api_key"][0]["key"] == "X-Api-Key"
+    destination = one(planned, "aws_cloudwatch_event_api_destination.webhook[0]")
+    assert (destination["invocation_endpoint"], destination["http_method"]) == (
+        "https://hooks.example.com/images",
+        "POST",
+    )
+    target = one(planned, "aws_cloudwatch_event_target.webhook[0]")
+    assert target["retry_policy"] == [{"maximum_event_age_in_seconds": 86400, "maximum_retry_attempts": 185}]
+    dlq = statements(one(planned, "data.aws_iam_policy_document.webhook_dlq[0]")["json"])
+    assert dlq["EventBridgeSendsUndelivered"]["Principal"] == {"Service": "events.amazonaws.com"}
+    assert dlq["EventBridgeSendsUndelivered"]["Condition"] == {"ArnEquals": {"aws:SourceArn": rule_arn}}
+    role = statements(one(planned, "data.aws_iam_policy_document.events_assume_role")["json"])
+    assert role["EventBridgeAssumeRole"]["Condition"] == {"StringEquals": {"aws:SourceAccount": ACCOUNT}}
+    key = statements(planned["planned_values"]["outputs"]["kms_key_policy_json"]["value"])
+    assert key["EventBridgeSendsToEncryptedQueues"]["Condition"] == {"ArnEquals": {"aws:SourceArn": rule_arn}}
+    alarms = [a["alarm_name"] for a in resources(planned, "aws_cloudwatch_metric_alarm").values()]
+    assert {"imgpipe-dev-events-not-published", "imgpipe-dev-webhook-dlq-messages"} <= set(alarms)
+    assert not resources(planned, "aws_sqs_queue").get(
+        "aws_sqs_queue.events[0]"
+    )  # the queue is its own choice
+
+
+def test_a_webhook_without_its_secret_is_refused(plan):
+    with pytest.raises(TerraformError, match="events_webhook_url needs events_webhook_secret_arn"):
+        plan(events_webhook_url="https://hooks.example.com/images")
+
+
+def test_an_existing_bus_is_used_not_made(plan):
+    # (the grant and the function's environment are unknown until the buckets exist:
+    # tests/test_terraform.py checks them applied)
+    planned = plan(event_bus_name="company-bus")
+    assert not resources(planned, "aws_cloudwatch_event_bus")
+    assert planned["planned_values"]["outputs"]["event_bus_name"]["value"] == "company-bus"
+
+
+def test_events_off_means_no_bus_and_no_alarm(plan):
+    planned = plan(events_enabled=False)
+    assert not resources(planned, "aws_cloudwatch_event_bus")
+    assert planned["planned_values"]["outputs"]["event_bus_name"].get("value") is None
+    alarms = [a["alarm_name"] for a in resources(planned, "aws_cloudwatch_metric_alarm").values()]
+    assert "imgpipe-dev-events-not-published" not in alarms

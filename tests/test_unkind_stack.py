@@ -23,7 +23,13 @@ import requests
 
 from local.emulator import free_port
 from tests.images import photo_jpeg
-from tests.test_local_stack import check_renditions, lambda_zip, record_of, start_stack  # noqa: F401 (lambda_zip: fixture)
+from tests.test_local_stack import (  # noqa: F401 (lambda_zip: fixture)
+    check_renditions,
+    completion_events,
+    lambda_zip,
+    record_of,
+    start_stack,
+)
 
 pytestmark = [pytest.mark.slow, pytest.mark.terraform]
 
@@ -120,6 +126,9 @@ def test_quick_overwrites_end_with_the_newest_version_and_one_set_of_renditions(
         recorded = {r["M"]["key"]["S"] for r in record["renditions"]["L"]}
         listed = s3.list_objects_v2(Bucket=resized, Prefix=f"{image_id}/").get("Contents", [])
         assert {obj["Key"] for obj in listed} == recorded  # the older versions' renditions are gone
+        # One event for the newest version (an older one may have had its own before it was replaced).
+        (events,) = completion_events(stack, {image_id}).values()
+        assert [e["detail"]["source"]["version_id"] for e in events].count(version) == 1
 
 
 def test_fifty_concurrent_uploads_all_end_done_under_unkind_delivery(unkind_stack):
@@ -138,6 +147,11 @@ def test_fifty_concurrent_uploads_all_end_done_under_unkind_delivery(unkind_stac
     for image_id, size in uploaded.items():
         body = requests.get(f"{stack.api}/images/{image_id}", timeout=30).json()
         check_renditions(stack, body, size)
+    # And told a backend once: one Image Processed per image on the events' queue (docs/events.md).
+    published = completion_events(stack, set(uploaded))
+    assert {i: [e["detail-type"] for e in got] for i, got in published.items()} == {
+        i: ["Image Processed"] for i in uploaded
+    }
     dlq = sqs.get_queue_attributes(
         QueueUrl=stack.outputs["dlq_url"],
         AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],

@@ -10,18 +10,35 @@ valid for ``RENDITION_URL_EXPIRY_SECONDS``.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import quote
 
-from imgpipe.upload_config import UploadConfig
+from imgpipe.errors import ConfigError
+
+# CDN_BASE_URL: https://host (Terraform) or http://127.0.0.1:port/cdn (the local stack).
+_BASE_URL = re.compile(r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[A-Za-z0-9._~/-]*)?$")
 
 
-def rendition_url(s3: Any, cfg: UploadConfig, key: str) -> str:
-    """The URL a client downloads the rendition at ``key`` from."""
-    if cfg.cdn_base_url:
-        return f"{cfg.cdn_base_url}/{quote(key, safe='/')}"
-    return s3.generate_presigned_url(
-        "get_object",
-        Params={"Bucket": cfg.resized_bucket, "Key": key},
-        ExpiresIn=cfg.rendition_url_expiry_seconds,
-    )
+def base_url(env: Mapping[str, str], name: str = "CDN_BASE_URL") -> str:
+    """Empty, or an http(s) URL with a host and no query or fragment; without its trailing slash."""
+    raw = env.get(name, "").strip()
+    if raw and not _BASE_URL.match(raw):
+        raise ConfigError(f"{name}: {raw!r} is not an http(s):// URL without query or fragment")
+    return raw.rstrip("/")
+
+
+def rendition_urls(s3: Any, bucket: str, cdn_base_url: str, expires_in: int) -> Callable[[str], str]:
+    """The URL a client downloads a rendition key from, for both functions (GET /images/{id} and
+    the completion events): the CDN's when there is one, else a GET presigned with the function's
+    role. S3: a URL signed with temporary credentials stops working when they expire, even before
+    ``expires_in`` ("Sharing objects with presigned URLs", Amazon S3 User Guide)."""
+
+    def url(key: str) -> str:
+        if cdn_base_url:
+            return f"{cdn_base_url}/{quote(key, safe='/')}"
+        params = {"Bucket": bucket, "Key": key}
+        return s3.generate_presigned_url("get_object", Params=params, ExpiresIn=expires_in)
+
+    return url

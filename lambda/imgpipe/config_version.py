@@ -36,6 +36,10 @@ NOT_OUTPUT = frozenset(
         "max_source_bytes",
         "memory_mb",
         "max_receive_count",
+        "event_bus_name",
+        "event_source",
+        "rendition_url_expiry_seconds",
+        "cdn_base_url",
     }
 )
 # Settings added after versions were first issued, left out while at these values, so a deployment

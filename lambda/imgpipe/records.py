@@ -11,6 +11,9 @@ Shape (attribute names are the public API's names)::
     sequencer    S   the S3 sequencer of the version it describes, right-padded
                      with zeros to 64 characters (see ordering.py)
     version      S   that version: its version id (else ETag:sequencer)
+    settled      S   ``<status>:<sequencer>:<config_version>`` of the resize
+                     Lambda's last done or failed write: the write that changes it is the one that
+                     publishes the completion event (``already``, docs/events.md)
     created_at   S   ISO 8601 UTC, set once
     updated_at   S   ISO 8601 UTC, every write
     config_version S the rendition-config version (config_version.py) of the
@@ -112,8 +115,9 @@ class Conflict(Exception):
 def _guard(source: Source, failing: bool = False) -> tuple[str, dict[str, str], dict[str, Any]]:
     """The condition under which a write for ``source`` may change a record.
 
-    A failure never replaces a ``done`` record of the same version: a duplicate
-    delivery that fails (a deadline, say) must not undo the one that succeeded.
+    A failure (or a new start, ``processing``) never replaces a ``done`` record of
+    the same version: a duplicate delivery that fails (a deadline, say) or that
+    read the record before it was done must not undo the one that succeeded.
     (``#status``, ``#version`` and ``:version`` are set by every guarded write too.)
     """
     names = {"#id": "id", "#sequencer": "sequencer", "#status": "status"}
@@ -188,11 +192,17 @@ def mark_processing(
     *,
     source: Source | None = None,
     config_version: str | None = None,
-) -> None:
-    """Upsert: a direct S3 upload with no API record gets one here."""
+) -> dict[str, Any]:
+    """Upsert: a direct S3 upload with no API record gets one here; returns the record as it was.
+
+    Never over a ``done`` record of the same version (``Conflict``): a duplicate
+    delivery that read the record before the first one finished must not set
+    it back, or the first one's completion event would be sent twice. (A
+    re-render keeps its image done and does not write ``processing``.)
+    """
     original = {k: v for k, v in original.items() if v is not None}
     sets = {"status": "processing", "original": original}
-    _update(table, image_id, sets, ("error", TTL_ATTRIBUTE), source, config_version=config_version)
+    return _update(table, image_id, sets, ("error", TTL_ATTRIBUTE), source, True, config_version)
 
 
 def mark_done(
@@ -203,12 +213,12 @@ def mark_done(
     *,
     source: Source | None = None,
     config_version: str | None = None,
-) -> list[dict[str, Any]]:
-    """Record the renditions; returns those the record listed before (now replaced)."""
+) -> dict[str, Any]:
+    """Record the renditions; returns the record as it was (its renditions are now replaced)."""
     original = {k: v for k, v in original.items() if v is not None}
     sets = {"status": "done", "original": original, "renditions": renditions}
-    old = _update(table, image_id, sets, ("error", TTL_ATTRIBUTE), source, config_version=config_version)
-    return old.get("renditions") or []
+    sets.update(_settled("done", source, config_version))
+    return _update(table, image_id, sets, ("error", TTL_ATTRIBUTE), source, config_version=config_version)
 
 
 def mark_failed(
@@ -220,13 +230,31 @@ def mark_failed(
     *,
     source: Source | None = None,
     config_version: str | None = None,
-) -> list[dict[str, Any]]:
-    """Record the error; returns the renditions the record listed before (now dropped)."""
+) -> dict[str, Any]:
+    """Record the error; returns the record as it was (its renditions are now dropped)."""
     original = {k: v for k, v in original.items() if v is not None}
     sets = {"status": "failed", "original": original, "error": {"code": code, "message": message[:300]}}
+    sets.update(_settled("failed", source, config_version))
     removed = ("renditions", TTL_ATTRIBUTE)
-    old = _update(table, image_id, sets, removed, source, True, config_version)
-    return old.get("renditions") or []
+    return _update(table, image_id, sets, removed, source, True, config_version)
+
+
+def _settled(status: str, source: Source | None, config_version: str | None) -> dict[str, str]:
+    if source is None:
+        return {}
+    return {"settled": f"{status}:{source.sequencer}:{config_version or ''}"}
+
+
+def already(record: dict[str, Any] | None, status: str, source: Source, config_version: str | None) -> bool:
+    """Whether ``record``, as a done or failed write found it, was already settled so by this event
+    under this rendition config.
+
+    Such a write moved nothing: a duplicate delivery's, however the deliveries
+    interleaved (a ``processing`` write in between leaves ``settled`` alone).
+    The sequencer names one S3 event of one key; a duplicate carries the same.
+    A re-render under another config version moves it (new renditions).
+    """
+    return bool(record) and record.get("settled") == _settled(status, source, config_version)["settled"]
 
 
 def mark_deleted(table: Any, image_id: str, source: Source, *, marker: bool) -> list[dict[str, Any]]:

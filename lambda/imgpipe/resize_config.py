@@ -14,6 +14,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from imgpipe import cdn
 from imgpipe.errors import ConfigError
 from imgpipe.renditions import Rendition, load_renditions
 from imgpipe.watermark import POSITIONS
@@ -41,6 +42,10 @@ class ResizeConfig:
     watermark_min_size: int = 300
     memory_mb: int = 1536  # AWS_LAMBDA_FUNCTION_MEMORY_SIZE, which Lambda sets from the function's MemorySize
     max_receive_count: int | None = None  # the queue's redrive maxReceiveCount (None: unknown)
+    event_bus_name: str | None = None  # completion events' bus (docs/events.md); None: no events
+    event_source: str = "imgpipe"
+    rendition_url_expiry_seconds: int = 3600  # the presigned rendition URLs in completion events
+    cdn_base_url: str = ""  # rendition URLs in completion events are the CDN's when set (docs/cdn.md)
     avif_speed: int = AVIF_SPEED  # libavif's speed: 0 slowest/smallest .. 10 fastest (docs/formats.md)
     max_animation_pixels: int = MAX_ANIMATION_PIXELS  # frames x width x height an animation may keep
 
@@ -147,4 +152,16 @@ def from_env(env: Mapping[str, str] | None = None) -> ResizeConfig:
         max_receive_count=_optional_int(env, "MAX_RECEIVE_COUNT", 1, 1000),
         avif_speed=_int(env, "AVIF_SPEED", AVIF_SPEED, 0, 10),
         max_animation_pixels=_int(env, "MAX_ANIMATION_PIXELS", MAX_ANIMATION_PIXELS, 0),
+        event_bus_name=_get(env, "EVENT_BUS_NAME"),
+        event_source=_event_source(env),
+        rendition_url_expiry_seconds=_int(env, "RENDITION_URL_EXPIRY_SECONDS", 3600, 1, 604800),
+        cdn_base_url=cdn.base_url(env),
     )
+
+
+def _event_source(env: Mapping[str, str]) -> str:
+    """EventBridge's rule for an event's source: 1..256 characters, not starting with ``aws.``."""
+    source = _get(env, "EVENT_SOURCE") or "imgpipe"
+    if len(source) > 256 or source.startswith("aws."):
+        raise ConfigError(f"EVENT_SOURCE: {source!r} must be 1..256 characters and not start with 'aws.'")
+    return source

@@ -8,10 +8,10 @@ fails its first invocation loudly instead of misbehaving later.
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from imgpipe import cdn
 from imgpipe.errors import ConfigError
 
 MIB = 1024 * 1024
@@ -43,8 +43,6 @@ MAX_POST_OBJECT_BYTES = 5 * 1024 * MIB
 # environment can be hours old when it signs. One hour (the default IAM role
 # session) is the longest lifetime this service promises.
 MAX_EXPIRY_SECONDS = 3600
-# CDN_BASE_URL: https://host (Terraform) or http://127.0.0.1:port/cdn (the local stack).
-_BASE_URL = re.compile(r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[A-Za-z0-9._~/-]*)?$")
 
 
 @dataclass(frozen=True)
@@ -75,7 +73,7 @@ class UploadConfig:
             rendition_url_expiry_seconds=_int(
                 env, "RENDITION_URL_EXPIRY_SECONDS", cls.rendition_url_expiry_seconds, 1, MAX_EXPIRY_SECONDS
             ),
-            cdn_base_url=_base_url(env, "CDN_BASE_URL"),
+            cdn_base_url=cdn.base_url(env),
         )
 
 
@@ -84,14 +82,6 @@ def _required(env: Mapping[str, str], name: str) -> str:
     if not value:
         raise ConfigError(f"{name}: required, got {env.get(name)!r}")
     return value
-
-
-def _base_url(env: Mapping[str, str], name: str) -> str:
-    """Empty, or an http(s) URL with a host and no query or fragment; without its trailing slash."""
-    raw = env.get(name, "").strip()
-    if raw and not _BASE_URL.match(raw):
-        raise ConfigError(f"{name}: {raw!r} is not an http(s):// URL without query or fragment")
-    return raw.rstrip("/")
 
 
 def _int(env: Mapping[str, str], name: str, default: int, lo: int, hi: int) -> int:

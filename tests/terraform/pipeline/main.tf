@@ -1,7 +1,7 @@
 # pytest-terraform fixture (tests/test_terraform.py): the repository's root
 # module, applied as a child module against the emulator with its defaults,
 # except what the emulator needs and a few queue settings the tests follow
-# through to the applied resources. Variables come from TF_VAR_* set by the test.
+# through to the applied resources, and the completion events' SQS rule. Variables come from TF_VAR_* set by the test.
 
 variable "aws_endpoint_url" {
   type        = string
@@ -26,6 +26,8 @@ module "pipeline" {
   resize_batch_size              = 20
   resize_batching_window_seconds = 2
   resize_max_receive_count       = 3
+
+  events_queue_enabled = true
 }
 
 output "pipeline" {
