@@ -37,6 +37,7 @@ resource "aws_lambda_function" "upload" {
       MAX_PRESIGNED_BYTES          = tostring(var.max_presigned_bytes)
       PRESIGN_POST_EXPIRY_SECONDS  = tostring(var.presign_post_expiry_seconds)
       RENDITION_URL_EXPIRY_SECONDS = tostring(var.rendition_url_expiry_seconds)
+      API_AUTH                     = var.api_auth
       LOG_LEVEL                    = var.log_level
       POWERTOOLS_SERVICE_NAME      = "upload"
       POWERTOOLS_METRICS_NAMESPACE = local.name
