@@ -62,7 +62,7 @@ ifeq ($(wildcard $(TF_CLI_CONFIG_FILE)),)
 unexport TF_CLI_CONFIG_FILE
 endif
 CHECKOV_VENV ?= .venv-checkov
-LAMBDA_SOURCES := $(shell find lambda -type f \( -name '*.py' -o -name '*.json' -o -name '*.html' -o -name '*.css' -o -name '*.js' \) -not -path '*/__pycache__/*' | sort)
+LAMBDA_SOURCES := $(shell find lambda -type f \( -name '*.py' -o -name '*.json' -o -name '*.html' -o -name '*.css' -o -name '*.js' -o -name '*.svg' \) -not -path '*/__pycache__/*' | sort)
 
 build/lambda.zip: $(LAMBDA_SOURCES) requirements.txt tools/package.py
 	$(PYTHON) -m tools.package --output $@ --arch $(ARCH) --runtime $(LAMBDA_RUNTIME)

@@ -80,12 +80,20 @@ def test_the_page_has_no_inline_code_and_loads_only_its_own_assets(get):
     body = get("GET /", "/")["body"]
     assert not re.search(r"<script(?![^>]*\bsrc=)", body)
     assert "<style" not in body and " style=" not in body and not re.search(r"\son[a-z]+=", body)
-    assert re.findall(r'(?:src|href)="([^"]+)"', body) == ["assets/upload.css", "assets/upload.js"]
+    assert re.findall(r'(?:src|href)="([^"]+)"', body) == [
+        "assets/icon.svg",
+        "assets/upload.css",
+        "assets/upload.js",
+    ]
 
 
 @pytest.mark.parametrize(
     ("name", "content_type"),
-    [("upload.js", "text/javascript; charset=utf-8"), ("upload.css", "text/css; charset=utf-8")],
+    [
+        ("upload.js", "text/javascript; charset=utf-8"),
+        ("upload.css", "text/css; charset=utf-8"),
+        ("icon.svg", "image/svg+xml"),
+    ],
 )
 def test_assets_are_served_with_their_content_type_and_the_csp(get, name, content_type):
     response = get("GET /assets/{name}", f"/assets/{name}", {"name": name})

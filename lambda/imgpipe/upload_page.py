@@ -29,6 +29,7 @@ PAGE = "index.html"
 HTML = "text/html; charset=utf-8"
 # The only files /assets/{name} serves: a name is looked up here, never joined to a path.
 ASSETS = {
+    "icon.svg": "image/svg+xml",
     "upload.css": "text/css; charset=utf-8",
     "upload.js": "text/javascript; charset=utf-8",
 }

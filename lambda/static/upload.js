@@ -41,6 +41,10 @@
     return `${value.toFixed(value < 10 ? 1 : 0)} ${units[unit]}`;
   }
 
+  function tooLarge(size, max) {
+    return `The file is ${size.toLocaleString("en")} bytes; this service takes at most ${max.toLocaleString("en")} bytes (${formatBytes(max)}).`;
+  }
+
   function announce(text) {
     const announcer = $("announcer");
     announcer.textContent = "";
@@ -121,7 +125,7 @@
       }
       if (file.size === 0) return "The file is empty.";
       const max = this.canPresign() ? limits.max_presigned_bytes : limits.max_upload_bytes;
-      if (file.size > max) return `The file is ${formatBytes(file.size)}; this service takes at most ${formatBytes(max)}.`;
+      if (file.size > max) return tooLarge(file.size, max);
       return null;
     }
 
@@ -147,6 +151,7 @@
         const id = this.canPresign() ? await this.viaPresignedPost() : await this.direct();
         if (!id) return;
         this.id = id;
+        this.item.dataset.imageId = id;
         this.progress.value = 100;
         this.show("pending", "Uploaded; waiting for the pipeline.");
         this.poll();
@@ -166,7 +171,7 @@
         // This API has no presigned route: the direct route it has.
         limits.presigned_route = false;
         if (this.file.size > limits.max_upload_bytes) {
-          this.show("refused", `The file is ${formatBytes(this.file.size)}; this service takes at most ${formatBytes(limits.max_upload_bytes)}.`);
+          this.show("refused", tooLarge(this.file.size, limits.max_upload_bytes));
           return null;
         }
         return this.direct();
@@ -247,7 +252,7 @@
       list.setAttribute("aria-label", `Renditions of ${this.file.name}`);
       for (const r of image.renditions) {
         const label = `${r.name} ${r.format}`;
-        const img = el("img", { src: r.url, alt: `${this.file.name}, ${label}, ${r.width}×${r.height}`, loading: "lazy" });
+        const img = el("img", { src: r.url, alt: `${this.file.name}, ${label}, ${r.width}×${r.height}`});
         list.append(el("li", { className: "rendition" }, [
           img,
           el("p", { className: "rendition-name", textContent: `${r.name} · ${r.format.toUpperCase()}` }),
@@ -268,6 +273,7 @@
     if (limits.auth !== "jwt") return;
     const input = $("token");
     $("auth").hidden = false;
+    $("auth").addEventListener("submit", (event) => event.preventDefault());
     input.value = token();
     input.addEventListener("input", () => window.sessionStorage.setItem(TOKEN_KEY, input.value.trim()));
     $("forget").addEventListener("click", () => {
