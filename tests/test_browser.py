@@ -204,6 +204,42 @@ def test_several_files_at_once_on_a_360px_screen(opened, stack):
     assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
 
 
+def test_an_image_dropped_on_the_page_uploads(opened, stack):
+    tab = opened()
+    page = tab.page
+    dropped = page.evaluate_handle(
+        """bytes => {
+            const data = new DataTransfer();
+            data.items.add(new File([new Uint8Array(bytes)], "dropped.png", {type: "image/png"}));
+            return data;
+        }""",
+        list(rgba_png((120, 80))),
+    )
+    page.dispatch_event("#picker", "dragover", {"dataTransfer": dropped})
+    assert "over" in page.locator("#picker").get_attribute("class")  # the drop zone shows it
+    page.dispatch_event("#picker", "drop", {"dataTransfer": dropped})
+    item = tab.state_of("dropped.png", "done")
+    check_renditions_shown(item, record(stack, item.get_attribute("data-image-id")))
+
+
+def test_an_api_without_the_presigned_route_gets_the_direct_upload(browser, stack):
+    """An API Gateway with no POST /uploads answers 404 {"message":"Not Found"}: the page posts to /images."""
+    tab = Opened(browser, stack, DESKTOP)
+    page = tab.page
+    presign = f"{stack.api}/uploads"
+    page.route(
+        lambda url: url == presign,
+        lambda route: route.fulfill(
+            status=404, content_type="application/json", body='{"message":"Not Found"}'
+        ),
+    )
+    with page.expect_request(lambda r: r.method == "POST" and r.url == f"{stack.api}/images"):
+        page.set_input_files("#files", str(PHOTO))
+    item = tab.state_of("photo.jpg", "done")
+    check_renditions_shown(item, record(stack, item.get_attribute("data-image-id")))
+    tab.close(expected=("404 (Not Found)",))
+
+
 def test_the_page_works_from_the_keyboard_alone(opened):
     tab = opened()
     page = tab.page
