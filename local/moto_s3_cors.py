@@ -24,6 +24,9 @@ to the uploads bucket (docs/browser.md). What S3 does with it:
 moto 5.2.5 authenticates the preflight like any request (the emulator
 enforces IAM, so every preflight is ``403 AccessDenied``) and, once past that,
 applies every rule in turn and ignores the method and headers asked for.
+The actual POST's answer still carries moto's server-wide permissive CORS
+headers (flask-cors): kinder than S3, which adds them only when a rule
+matches; a browser sends the preflight first, and that is what decides here.
 """
 
 from __future__ import annotations

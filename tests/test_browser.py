@@ -58,7 +58,10 @@ def browser():
             f"{CHROMIUM} is missing: `make browser` installs Debian's chromium (or set CHROMIUM)",
             pytrace=False,
         )
-    from playwright.sync_api import sync_playwright
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        pytest.fail("playwright is not installed: `make venv` installs requirements-dev.txt", pytrace=False)
 
     with sync_playwright() as playwright:
         chromium = playwright.chromium.launch(executable_path=CHROMIUM, headless=True)
