@@ -122,6 +122,11 @@ bench-corpus: bench/corpus/.fetched ## fetch the benchmark photos (Debian wallpa
 .PHONY: bench
 bench: $(BENCH_VENV)/.installed $(if $(BENCH_CORPUS),,bench/corpus/.fetched) build/lambda.zip ## time the engine against libvips and naive Pillow; cold start, local stack, cost
 	$(BENCH_PY) -m bench.run
+	$(BENCH_PY) -m bench.formats
+
+.PHONY: bench-formats
+bench-formats: $(VENV)/.installed ## CPU per rendition for JPEG, WebP and AVIF at several speeds; attention crop; animation (docs/formats.md)
+	$(PY) -m bench.formats
 
 .PHONY: run
 run: terraform-present $(VENV)/.installed build/lambda.zip ## the whole pipeline on 127.0.0.1 (emulator + terraform apply + API + queue poller); Ctrl-C stops it

@@ -5,6 +5,12 @@ locals {
   # days of that time, at no cost). Records that can never complete, such as an
   # upload that was announced but never arrived, carry it; others do not.
   table_ttl_attribute = "expires_at"
+  # The sparse index of unfinished records (awaiting_upload, pending, processing):
+  # records.py sets these attributes while a record is unfinished and removes them
+  # once it is done, failed or deleted. "For any item in a table, DynamoDB writes a
+  # corresponding index entry only if the index sort key value is present in the
+  # item" (DynamoDB Developer Guide, "Take advantage of sparse indexes").
+  table_unfinished_index = "unfinished"
 }
 
 resource "aws_dynamodb_table" "images" {
@@ -17,6 +23,24 @@ resource "aws_dynamodb_table" "images" {
   attribute {
     name = "id"
     type = "S"
+  }
+
+  attribute {
+    name = "unfinished"
+    type = "S"
+  }
+
+  attribute {
+    name = "unfinished_since"
+    type = "S"
+  }
+
+  # Keys only: a reader (a later reconcile) reads each record consistently before acting.
+  global_secondary_index {
+    name            = local.table_unfinished_index
+    hash_key        = "unfinished"
+    range_key       = "unfinished_since"
+    projection_type = "KEYS_ONLY"
   }
 
   point_in_time_recovery {

@@ -45,6 +45,8 @@ resource "aws_lambda_function" "resize" {
       MAX_PIXELS                   = tostring(var.resize_max_pixels)
       MAX_SOURCE_BYTES             = tostring(var.resize_max_source_bytes)
       MAX_RECEIVE_COUNT            = tostring(var.resize_max_receive_count)
+      MAX_ANIMATION_PIXELS         = tostring(var.resize_max_animation_pixels)
+      AVIF_SPEED                   = tostring(var.avif_speed)
       JPEG_BACKGROUND              = var.jpeg_background
       WATERMARK_TEXT               = var.watermark_text
       WATERMARK_KEY                = var.watermark_key

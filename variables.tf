@@ -152,6 +152,17 @@ variable "api_rate_limit" {
   }
 }
 
+variable "avif_speed" {
+  type        = number
+  description = "libavif's encoder speed for AVIF renditions (AVIF_SPEED): 0 slowest and smallest .. 10 fastest; measured costs in docs/formats.md."
+  default     = 8
+
+  validation {
+    condition     = var.avif_speed >= 0 && var.avif_speed <= 10 && floor(var.avif_speed) == var.avif_speed
+    error_message = "avif_speed must be a whole number 0..10 (libavif's speed range)."
+  }
+}
+
 variable "aws_endpoint_url" {
   type        = string
   description = "Send every AWS call to this endpoint (a local emulator, e.g. http://127.0.0.1:4566). null = real AWS."
@@ -382,6 +393,7 @@ variable "renditions" {
     fit     = optional(string, "contain")
     formats = optional(list(string), ["webp", "jpeg"])
     quality = optional(number, 82)
+    crop    = optional(string, "centre")
   }))
   description = "Renditions to make (RENDITIONS). null = lambda/imgpipe/default_renditions.json, the single source of truth."
   default     = null
@@ -393,9 +405,10 @@ variable "renditions" {
       r.width >= 1 && r.width <= 16383 && r.height >= 1 && r.height <= 16383 &&
       contains(["contain", "cover"], r.fit) &&
       length(r.formats) > 0 && length(setsubtract(r.formats, ["jpeg", "webp", "avif"])) == 0 &&
-      r.quality >= 1 && r.quality <= 100
+      r.quality >= 1 && r.quality <= 100 &&
+      contains(["centre", "attention"], r.crop) && (r.crop == "centre" || r.fit == "cover")
     ])
-    error_message = "Each rendition needs a name matching ^[a-z0-9][a-z0-9_-]{0,31}$, width and height 1..16383, fit contain or cover, formats from jpeg, webp, avif, quality 1..100."
+    error_message = "Each rendition needs a name matching ^[a-z0-9][a-z0-9_-]{0,31}$, width and height 1..16383, fit contain or cover, formats from jpeg, webp, avif, quality 1..100, crop centre or attention (attention only with fit cover)."
   }
 }
 
@@ -425,6 +438,17 @@ variable "resize_event_source_enabled" {
   type        = bool
   description = "Whether the SQS event source mapping is enabled. The local stack sets false: the emulator would consume messages for an enabled mapping but cannot run Lambda code, so the local poller delivers batches with the mapping's own settings instead."
   default     = true
+}
+
+variable "resize_max_animation_pixels" {
+  type        = number
+  description = "Frames x width x height an animated GIF or WebP may have and stay animated (MAX_ANIMATION_PIXELS); larger ones give renditions of their first frame. 0 = never animated."
+  default     = 50000000
+
+  validation {
+    condition     = var.resize_max_animation_pixels >= 0
+    error_message = "resize_max_animation_pixels must be 0 or more."
+  }
 }
 
 variable "resize_max_concurrency" {

@@ -14,6 +14,11 @@ SQS message succeeds or fails on its own (``ReportBatchItemFailures``):
   ``MAX_RECEIVE_COUNT``) the record is marked ``failed`` with code
   ``internal`` first, so a dead-lettered message always leaves a reason.
 
+A record that already shows this deployment's rendition-config version, done
+with every configured output for the event's version, costs a read and no
+render: the outcome is ``current`` (``imgpipe.config_version``,
+docs/config-version.md), unless the message asks to ``force``.
+
 ``ObjectRemoved`` events make the image follow its original
 (``process_removal``): when the version the record holds is deleted, or a
 newer delete marker hides it, the renditions are deleted and the record
@@ -43,7 +48,7 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 
-from imgpipe import id_secret, keys, limits, metadata, ordering, records, s3_events, sandbox
+from imgpipe import config_version, id_secret, keys, limits, metadata, ordering, records, s3_events, sandbox
 from imgpipe.detect import mime_type
 from imgpipe.engine import EngineOptions, RenderResult, render
 from imgpipe.errors import (
@@ -76,6 +81,8 @@ _PASSED_OVER = {
     ordering.REFUSED: ("warning", "object refused: its image is bound to another original", "ImagesRefused"),
     ordering.DUPLICATE: ("info", "duplicate event: this version is already done", "DuplicateEvents"),
     ordering.UNAFFECTED: ("info", "delete of a version the image does not show", "DeletesUnaffected"),
+    config_version.CURRENT: ("info", "image already current: nothing to render", "ImagesSkippedCurrent"),
+    config_version.KEPT: ("warning", "re-render failed: the image keeps its renditions", "RerendersFailed"),
 }
 
 # Error codes worth retrying, from S3 and DynamoDB.
@@ -109,25 +116,42 @@ _last_receive: contextvars.ContextVar[bool] = contextvars.ContextVar("last_recei
 
 @dataclass(frozen=True)
 class State:
-    """What a cold start prepares once: the settings, the engine's options, the id secret."""
+    """What a cold start prepares once: the settings, the engine's options, the id secret,
+    and the rendition-config version with the outputs it makes."""
 
     config: ResizeConfig
     options: EngineOptions
     renderer: sandbox.Renderer
     id_secret: bytes = field(repr=False)
+    config_version: str = ""
+    outputs: frozenset[tuple[str, str]] = frozenset()
 
     def image_id(self, key: str) -> str:
         """The image id of an uploads-bucket key in this deployment (``keys.id_for_key``)."""
         return keys.id_for_key(key, self.id_secret)
+
+    def shows_current(self, record: dict[str, Any] | None) -> bool:
+        """The record is done under this config version with every output (the skip rule)."""
+        return config_version.shows_current(record, self.config_version, self.outputs)
 
 
 @functools.cache
 def state() -> State:
     config = from_env()
     budget = limits.memory_budget(config.memory_mb)
-    options = EngineOptions(config.max_pixels, config.background, _watermark(config), memory_budget=budget)
+    options = EngineOptions(
+        config.max_pixels,
+        config.background,
+        _watermark(config),
+        memory_budget=budget,
+        avif_speed=config.avif_speed,
+        max_animation_pixels=config.max_animation_pixels,
+    )
     secret = _id_secret(config)
-    return State(config, options, sandbox.Renderer(config.memory_mb), secret)
+    renderer = sandbox.Renderer(config.memory_mb)
+    return State(
+        config, options, renderer, secret, config_version.version(config), config_version.outputs(config)
+    )
 
 
 def _id_secret(config: ResizeConfig) -> bytes:
@@ -256,9 +280,10 @@ def _put_outputs(
     result: RenderResult,
     version: str | None,
     source: ordering.Source,
+    made_by: str,
 ) -> list[dict[str, Any]]:
     s3 = _s3()
-    user_metadata = metadata.rendition_metadata(obj.key, image_id, version)
+    user_metadata = metadata.rendition_metadata(obj.key, image_id, version, made_by)
 
     def put(output) -> dict[str, Any]:
         key = keys.rendition_key(image_id, output.name, EXTENSIONS[output.format], source.tag)
@@ -279,6 +304,7 @@ def _put_outputs(
             "width": output.width,
             "height": output.height,
             "bytes": output.size,
+            **({"frames": output.frames} if output.frames > 1 else {}),  # animated (docs/formats.md)
         }
 
     with ThreadPoolExecutor(max_workers=PUT_THREADS, thread_name_prefix="put") as pool:
@@ -312,6 +338,7 @@ def _commit(
     original: dict[str, Any],
     renditions: list[dict[str, Any]],
     source: ordering.Source,
+    made_by: str,
 ) -> None:
     """Record the renditions, unless another version won meanwhile: then delete them again."""
     try:
@@ -323,6 +350,7 @@ def _commit(
             original,
             renditions,
             source=source,
+            config_version=made_by,
         )
     except records.Conflict:
         _delete_renditions(config, [r["key"] for r in renditions], "another version won while rendering")
@@ -339,10 +367,10 @@ def _delete_replaced(
     _delete_renditions(config, stale, "replaced by a newer version")
 
 
-def _passed_over(reason: str, started: float, log: dict[str, Any]) -> str:
+def _passed_over(reason: str, started: float, log: dict[str, Any], **fields: Any) -> str:
     """Log and count an event that must not change its image; returns the outcome."""
     level, message, metric = _PASSED_OVER[reason]
-    _report(level, message, metric, started, log, outcome=reason)
+    _report(level, message, metric, started, log, outcome=reason, **fields)
     return reason
 
 
@@ -397,29 +425,23 @@ def _read(
     return data
 
 
-def _record_failure(
-    config: ResizeConfig,
-    table: Any,
-    image_id: str,
-    original: dict[str, Any],
-    exc: PermanentError,
-    source: ordering.Source,
-) -> str | None:
-    """Record a permanent failure; the outcome instead when another version owns the record."""
+def _record_failure(job: _Job, original: dict[str, Any], exc: PermanentError) -> str | None:
+    """Record a permanent failure; the outcome instead when the record refuses it."""
     try:
         replaced = _call(
-            f"mark {image_id} failed",
+            f"mark {job.image_id} failed",
             records.mark_failed,
-            table,
-            image_id,
+            job.table,
+            job.image_id,
             original,
             exc.code,
             public_message(exc.message),
-            source=source,
+            source=job.source,
+            config_version=job.current.config_version,
         )
     except records.Conflict as conflict:
-        return ordering.verdict(conflict.record, source) or ordering.SUPERSEDED
-    _delete_replaced(config, replaced, [])
+        return job.refused(conflict.record)
+    _delete_replaced(job.current.config, replaced, [])
     return None
 
 
@@ -434,11 +456,13 @@ class _Job:
     source: ordering.Source
     original: dict[str, Any]
     log: dict[str, Any]
+    options: s3_events.Options = s3_events.NO_OPTIONS
     started: float = field(default_factory=time.perf_counter)
     fetched: bool = False
+    rerender: bool = False  # this version is done already: render again, and keep it done meanwhile
 
     @classmethod
-    def of(cls, obj: s3_events.S3Object, current: State) -> _Job:
+    def of(cls, obj: s3_events.S3Object, current: State, options: s3_events.Options) -> _Job:
         image_id = current.image_id(obj.key)
         log = {"key": obj.key, "image_id": image_id, "version_id": obj.version_id, "event_size": obj.size}
         return cls(
@@ -448,22 +472,57 @@ class _Job:
             table=_table(current.config),
             source=ordering.Source.of(obj.key, obj.sequencer, obj.version_id),
             original={"key": obj.key, "size": obj.size, "version_id": obj.version_id},
-            log={**log, "sequencer": obj.sequencer},
+            log={**log, "sequencer": obj.sequencer, **options.logged()},
+            options=options,
         )
+
+    def verdict(self, record: dict[str, Any] | None) -> str | None:
+        """Why this event must not change ``record``, or ``None`` to render (docs/ordering.md).
+
+        A reprocess speaks for the record's version only, with its sequencer.
+        A version already done is ``current`` when the record shows this config
+        version with every output and the message does not force; otherwise it
+        is rendered again (``rerender``).
+        """
+        if self.options.reprocess:
+            source = ordering.reprocessed(record, self.source)
+            if source is None:
+                return ordering.SUPERSEDED
+            self.source = source
+        reason = ordering.verdict(record, self.source)
+        if reason != ordering.DUPLICATE:
+            return reason
+        if self.current.shows_current(record) and not self.options.force:
+            return config_version.CURRENT
+        self.rerender = True
+        return None
+
+    def refused(self, record: dict[str, Any] | None) -> str:
+        """The outcome when ``record`` refused this event's write."""
+        reason = ordering.verdict(record, self.source) or ordering.SUPERSEDED
+        if reason != ordering.DUPLICATE:  # only a failure is refused for a version already done
+            return reason
+        if self.rerender:
+            return config_version.KEPT
+        return config_version.CURRENT if self.current.shows_current(record) else ordering.DUPLICATE
 
     def known_original(self) -> dict[str, Any]:
         """What the record should say of the original: this event's, merged over the record's if unread."""
         return self.original if self.fetched else _known_original(self.table, self.image_id, self.original)
 
 
-def process_object(obj: s3_events.S3Object, current: State) -> str:
+def process_object(
+    obj: s3_events.S3Object, current: State, options: s3_events.Options = s3_events.NO_OPTIONS
+) -> str:
     """Render one version of an object; returns the outcome, raises TransientError to retry.
 
-    The outcome is ``done`` or ``failed``; ``skipped`` for a folder marker; or,
-    when the image's record says this event must not change it
+    The outcome is ``done`` or ``failed``; ``skipped`` for a folder marker;
+    ``current`` when the record already shows this config version
+    (docs/config-version.md); ``kept`` when a re-render of a done version
+    fails; or, when the image's record says this event must not change it
     (docs/ordering.md), ``superseded``, ``refused`` or ``duplicate``.
     """
-    job = _Job.of(obj, current)
+    job = _Job.of(obj, current, options)
     if obj.folder_marker:
         logger.info(
             "event skipped", extra={**job.log, "outcome": "skipped", "reason": "an S3 console folder"}
@@ -472,8 +531,7 @@ def process_object(obj: s3_events.S3Object, current: State) -> str:
     try:
         return _render_and_store(job)
     except records.Conflict as conflict:
-        reason = ordering.verdict(conflict.record, job.source) or ordering.SUPERSEDED
-        return _passed_over(reason, job.started, job.log)
+        return _passed_over(job.refused(conflict.record), job.started, job.log)
     except PermanentError as exc:
         return _failed(job, exc)
     except Exception as exc:
@@ -484,34 +542,36 @@ def process_object(obj: s3_events.S3Object, current: State) -> str:
 def _render_and_store(job: _Job) -> str:
     """Read the record, fetch the version, render, write the renditions, commit: the ordinary path."""
     config, table, image_id = job.current.config, job.table, job.image_id
+    made_by = job.current.config_version
     if table is not None:
-        reason = ordering.verdict(_call(f"read {image_id}", records.get, table, image_id), job.source)
+        reason = job.verdict(_call(f"read {image_id}", records.get, table, image_id))
         if reason:
             return _passed_over(reason, job.started, job.log)
     response, version, job.source = _get(job.obj, job.source)
     data = _read(config, job.obj, response, job.original, version)
     job.fetched = True
     job.log["bytes"] = len(data)
-    if table is not None:
-        mark = records.mark_processing
-        _call(f"mark {image_id} processing", mark, table, image_id, job.original, source=job.source)
+    if table is not None and not job.rerender:  # a re-rendered image stays done meanwhile
+        mark, where = records.mark_processing, f"mark {image_id} processing"
+        _call(where, mark, table, image_id, job.original, source=job.source, config_version=made_by)
     result = _render(data, job.current)
     del data
     job.original.update(width=result.width, height=result.height, format=result.source_format)
-    renditions = _put_outputs(config, image_id, job.obj, result, version, job.source)
+    renditions = _put_outputs(config, image_id, job.obj, result, version, job.source, made_by)
     if table is not None:
-        _commit(config, table, image_id, job.original, renditions, job.source)
+        _commit(config, table, image_id, job.original, renditions, job.source, made_by)
     return _processed(job.started, job.log, result, renditions, job.original["size"])
 
 
 def _failed(job: _Job, exc: PermanentError) -> str:
     """Record and report a permanent failure; the outcome (another version may own the record)."""
+    fields = {"error_code": exc.code, "error": exc.message, "error_detail": exc.detail}
     if job.table is not None:
-        merged = job.known_original()
-        reason = _record_failure(job.current.config, job.table, job.image_id, merged, exc, job.source)
+        reason = _record_failure(job, job.known_original(), exc)
+        if reason == config_version.KEPT:
+            return _passed_over(reason, job.started, job.log, **fields)
         if reason:
             return _passed_over(reason, job.started, job.log)
-    fields = {"error_code": exc.code, "error": exc.message, "error_detail": exc.detail}
     _report("warning", "image failed", "ImagesFailed", job.started, job.log, outcome="failed", **fields)
     return "failed"
 
@@ -603,7 +663,10 @@ def _fail_on_last_receive(job: _Job) -> None:
         return
     try:
         merged = job.known_original()
-        records.mark_failed(job.table, job.image_id, merged, "internal", INTERNAL_MESSAGE, source=job.source)
+        message, made_by = INTERNAL_MESSAGE, job.current.config_version
+        records.mark_failed(
+            job.table, job.image_id, merged, "internal", message, source=job.source, config_version=made_by
+        )
     except records.Conflict:
         logger.info("a newer version owns the record: nothing to record", extra={"image_id": job.image_id})
         return
@@ -656,7 +719,7 @@ def record_handler(record, lambda_context: Any = None) -> None:
         logger.warning("message handed back", extra={"message_id": record.message_id, "outcome": "retry"})
         raise OutOfTime("too little time left in this invocation; SQS delivers the message again")
     try:
-        objects = s3_events.parse_body(record.body)
+        message = s3_events.parse_message(record.body)
     except PermanentError as exc:
         metrics.add_metric(name="BadMessages", unit=MetricUnit.Count, value=1)
         logger.warning(
@@ -669,9 +732,9 @@ def record_handler(record, lambda_context: Any = None) -> None:
             },
         )
         return
-    if not objects:
+    if not message.objects:
         logger.info("s3:TestEvent skipped", extra={"message_id": record.message_id, "outcome": "skipped"})
-    for obj in objects:
+    for obj in message.objects:
         config = current.config
         if not (obj.created or obj.removed):
             reason = f"event {obj.event_name} is neither ObjectCreated nor ObjectRemoved"
@@ -680,7 +743,10 @@ def record_handler(record, lambda_context: Any = None) -> None:
         elif obj.removed and obj.key.endswith("/"):
             reason = "an S3 console folder"
         else:
-            (process_object if obj.created else process_removal)(obj, current)
+            if obj.created:
+                process_object(obj, current, message.options)
+            else:
+                process_removal(obj, current)
             continue
         logger.info("event skipped", extra={"key": obj.key, "outcome": "skipped", "reason": reason})
 

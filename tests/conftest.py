@@ -83,7 +83,19 @@ def create_pipeline_resources(uploads: str, resized: str, table: str) -> None:
     boto3.client("dynamodb").create_table(
         TableName=table,
         KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+        AttributeDefinitions=[
+            {"AttributeName": name, "AttributeType": "S"} for name in ("id", "unfinished", "unfinished_since")
+        ],
+        GlobalSecondaryIndexes=[
+            {
+                "IndexName": "unfinished",
+                "KeySchema": [
+                    {"AttributeName": "unfinished", "KeyType": "HASH"},
+                    {"AttributeName": "unfinished_since", "KeyType": "RANGE"},
+                ],
+                "Projection": {"ProjectionType": "KEYS_ONLY"},
+            }
+        ],
         BillingMode="PAY_PER_REQUEST",
     )
 

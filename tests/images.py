@@ -142,6 +142,32 @@ def animated_gif(frames: int = 3, size: tuple[int, int] = (90, 60)) -> bytes:
     return encode(ims[0], "GIF", save_all=True, append_images=ims[1:], duration=100, loop=0)
 
 
+def moving_square(
+    frames: int = 6, size: tuple[int, int] = (160, 120), square: int = 30, alpha: bool = False
+) -> list[Image.Image]:
+    """Frames of a yellow square moving left to right over a blue background (transparent with ``alpha``)."""
+    width, height = size
+    step = (width - square) / max(1, frames - 1)
+    out = []
+    for i in range(frames):
+        im = Image.new("RGBA", size, (0, 0, 0, 0) if alpha else (30, 60, 200, 255))
+        x = round(i * step)
+        top = (height - square) // 2
+        ImageDraw.Draw(im).rectangle((x, top, x + square - 1, top + square - 1), fill=(250, 220, 20, 255))
+        out.append(im if alpha else im.convert("RGB"))
+    return out
+
+
+def square_x(frame: int, frames: int = 6, width: int = 160, square: int = 30) -> int:
+    """Where ``moving_square``'s square starts in ``frame``."""
+    return round(frame * (width - square) / max(1, frames - 1))
+
+
+def animation(frames: list[Image.Image], fmt: str, durations: list[int], **params) -> bytes:
+    """An animated ``fmt`` (GIF, WEBP or AVIF) of ``frames`` with per-frame ``durations`` (ms)."""
+    return encode(frames[0], fmt, save_all=True, append_images=frames[1:], duration=durations, **params)
+
+
 def rgba_png(size: tuple[int, int] = (300, 200)) -> bytes:
     """RGBA: left half fully transparent, right half opaque blue."""
     im = Image.new("RGBA", size, (0, 0, 0, 0))

@@ -354,13 +354,15 @@ def test_opaque_alpha_is_dropped():
     assert decoded(by_key(render(data, [SMALL]))[("small", "webp")]).mode == "RGB"
 
 
-def test_animated_gif_gives_its_first_frame():
+def test_animated_gif_starts_with_its_first_frame():
+    """The JPEG is the first frame, the WebP an animation that opens on it (tests/test_formats.py)."""
     data = images.animated_gif(3, (90, 60))
     assert Image.open(io.BytesIO(data)).n_frames == 3
     for output in render(data, [SMALL]).outputs:
-        im = decoded(output).convert("RGB")
+        im = decoded(output)
+        assert getattr(im, "n_frames", 1) == output.frames == (3 if output.format == "webp" else 1)
         assert (output.width, output.height) == (90, 60)
-        assert close(im.getpixel((45, 30)), (255, 0, 0), 16)
+        assert close(im.convert("RGB").getpixel((45, 30)), (255, 0, 0), 16)
 
 
 def test_grayscale_stays_gray():

@@ -73,6 +73,16 @@ def test_zip_holds_handlers_engine_and_pinned_arm64_wheels(arm_zip):
     assert not any("x86_64" in n for n in native)
 
 
+def test_zip_holds_pillows_own_avif_plugin_and_the_libavif_it_bundles(arm_zip):
+    """AVIF renditions need Pillow's _avif module, linked against the libavif its manylinux wheel
+    bundles (pillow.libs/); no system library on Lambda provides it."""
+    with zipfile.ZipFile(arm_zip) as zf:
+        names = set(zf.namelist())
+    assert "PIL/AvifImagePlugin.py" in names
+    assert "PIL/_avif.cpython-312-aarch64-linux-gnu.so" in names
+    assert [n for n in names if n.startswith("pillow.libs/libavif") and ".so" in n]
+
+
 def test_zip_leaves_out_runtime_and_machine_specific_files(arm_zip):
     with zipfile.ZipFile(arm_zip) as zf:
         infos = zf.infolist()
@@ -126,11 +136,15 @@ def test_x86_64_package_imports_and_decodes_on_python312(tmp_path):
     with zipfile.ZipFile(path) as zf:
         zf.extractall(site)
     code = (
-        "import io, sys; from PIL import Image; import pillow_heif; "
+        "import io, sys; from PIL import Image, features; import pillow_heif; "
         "from imgpipe import detect, renditions; "
+        "assert features.check('avif'), 'Pillow was built without AVIF'; "
         "buf = io.BytesIO(); Image.new('RGB', (8, 8), 'red').save(buf, 'AVIF'); "
         "assert detect.sniff(buf.getvalue()) == 'avif'; "
         "assert Image.open(io.BytesIO(buf.getvalue())).size == (8, 8); "
+        "from imgpipe import engine; "
+        "avif = engine.encode(Image.new('RGB', (16, 16), 'blue'), 'avif', 60, avif_speed=8); "
+        "assert avif[4:12] == b'ftypavif'; "
         "print(len(renditions.default_renditions()))"
     )
     result = subprocess.run(

@@ -17,7 +17,7 @@ from botocore.exceptions import ClientError, EndpointConnectionError, ReadTimeou
 from PIL import Image
 
 from conftest import create_pipeline_resources, load_event
-from imgpipe import id_secret, keys, records
+from imgpipe import config_version, id_secret, keys, records
 from imgpipe.errors import ConfigError, SourceNotFound, TransientError
 from imgpipe.resize_config import from_env
 from tests import images
@@ -26,6 +26,8 @@ UPLOADS, RESIZED, TABLE = "uploads", "resized", "images"
 ENV_VARS = (
     "RENDITIONS",
     "MAX_PIXELS",
+    "AVIF_SPEED",
+    "MAX_ANIMATION_PIXELS",
     "MAX_SOURCE_BYTES",
     "JPEG_BACKGROUND",
     "WATERMARK_TEXT",
@@ -160,6 +162,7 @@ def test_direct_upload_makes_every_rendition_with_headers_metadata_and_record(pi
             "source-key": quote(key, safe="/"),
             "source-version": version,
             "image-id": image_id,
+            "config-version": config_version.version(from_env()),  # the rendition config that made it
         }
         im = opened(body)
         assert im.format == {"jpg": "JPEG", "webp": "WEBP"}[ext]
@@ -170,6 +173,7 @@ def test_direct_upload_makes_every_rendition_with_headers_metadata_and_record(pi
 
     item = pipeline.item(image_id)
     assert item["status"] == "done"
+    assert item["config_version"] == config_version.version(from_env())
     assert item["original"] == {
         "key": key,
         "size": len(data),
@@ -640,6 +644,36 @@ def test_text_watermark_from_the_environment(pipeline, monkeypatch):
     corner = im.crop((1200, 1000, 1600, 1200)).getextrema()
     assert corner[1] - corner[0] > 60  # text strokes in the bottom-right corner
     assert im.crop((0, 0, 400, 200)).getextrema()[1] - im.crop((0, 0, 400, 200)).getextrema()[0] <= 6
+
+
+# --- formats and animation (docs/formats.md) ---
+
+
+def test_avif_and_animated_renditions_are_stored_and_recorded_like_any_other(pipeline, monkeypatch):
+    renditions = [
+        {"name": "hero", "width": 120, "height": 90, "fit": "cover", "formats": ["avif", "webp", "jpeg"]},
+    ]
+    monkeypatch.setenv("RENDITIONS", json.dumps(renditions))
+    monkeypatch.setenv("AVIF_SPEED", "10")
+    data = images.animation(images.moving_square(6), "GIF", [40, 80, 120, 160, 200, 240], loop=0)
+    assert pipeline.invoke(pipeline.upload("anim.gif", data)) == {"batchItemFailures": []}
+    item = pipeline.item(pipeline.image_id("anim.gif"))
+    assert item["status"] == "done" and item["original"]["format"] == "gif"
+    listed = {r["format"]: r for r in item["renditions"]}
+    types = {"avif": "image/avif", "webp": "image/webp", "jpeg": "image/jpeg"}
+    for fmt, frames in (("avif", 6), ("webp", 6), ("jpeg", 1)):
+        rendition = listed[fmt]
+        response, body = pipeline.get(rendition["key"])
+        assert response["ContentType"] == types[fmt]
+        assert rendition["bytes"] == len(body)
+        assert rendition.get("frames", 1) == frames  # recorded for animated renditions only
+        im = Image.open(io.BytesIO(body))
+        assert im.size == (rendition["width"], rendition["height"]) == (120, 90)
+        assert getattr(im, "n_frames", 1) == frames, fmt
+    import resize_handler
+
+    options = resize_handler.state().options  # the settings reach the engine
+    assert (options.avif_speed, options.max_animation_pixels) == (10, 50_000_000)
 
 
 # --- configuration ---

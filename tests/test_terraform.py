@@ -17,7 +17,7 @@ from urllib.parse import unquote_plus
 
 import pytest
 
-from imgpipe import id_secret
+from imgpipe import id_secret, records
 from local.tf import REPO_ROOT, Terraform
 from tests.conftest import require_terraform
 
@@ -362,6 +362,8 @@ def test_resize_function_environment_matches_the_contract(out, client):
         "MAX_PIXELS": "100000000",
         "MAX_SOURCE_BYTES": "104857600",
         "MAX_RECEIVE_COUNT": "3",  # the fixture's resize_max_receive_count
+        "MAX_ANIMATION_PIXELS": "50000000",
+        "AVIF_SPEED": "8",
         "JPEG_BACKGROUND": "#ffffff",
         "WATERMARK_TEXT": "",
         "WATERMARK_KEY": "",
@@ -452,6 +454,19 @@ def test_table_is_on_demand_keyed_by_id_with_point_in_time_recovery(out, client)
     assert ttl == {"TimeToLiveStatus": "ENABLED", "AttributeName": "expires_at"}
     backups = ddb.describe_continuous_backups(TableName=out["table_name"])["ContinuousBackupsDescription"]
     assert backups["PointInTimeRecoveryDescription"]["PointInTimeRecoveryStatus"] == "ENABLED"
+
+
+def test_table_has_the_sparse_unfinished_index_records_py_writes(out, client):
+    """The index the in-process tests create too (tests/conftest.py). No role may Query it yet:
+    the exact grants above name the table's ARN only, not ``table/.../index/*``."""
+    table = client("dynamodb").describe_table(TableName=out["table_name"])["Table"]
+    (index,) = table["GlobalSecondaryIndexes"]
+    assert index["IndexName"] == records.UNFINISHED_INDEX
+    assert index["KeySchema"] == [
+        {"AttributeName": "unfinished", "KeyType": "HASH"},
+        {"AttributeName": "unfinished_since", "KeyType": "RANGE"},
+    ]
+    assert index["Projection"] == {"ProjectionType": "KEYS_ONLY"}
 
 
 def test_alarms_watch_the_dlq_queue_age_throttles_and_rates_over_several_periods(out, client):

@@ -329,6 +329,32 @@ def test_no_alarm_fires_on_a_single_request_or_image(plan):
         plan(alarm_datapoints_to_alarm=6, alarm_evaluation_periods=5)
 
 
+# -- renditions: formats and crops (docs/formats.md) -------------------------------
+
+
+def test_an_attention_crop_and_the_avif_speed_bounds_plan(plan):
+    """The values the handler accepts pass the variable's validation too (the environment itself is
+    unknown until apply: test_terraform checks it)."""
+    thumb = {"name": "thumb", "width": 200, "height": 200, "fit": "cover", "crop": "attention"}
+    for speed in (0, 10):
+        planned = plan(renditions=[thumb], avif_speed=speed, resize_max_animation_pixels=0)
+        assert one(planned, "aws_lambda_function.resize")["function_name"].endswith("-resize")
+
+
+@pytest.mark.parametrize(
+    ("variables", "message"),
+    [
+        ({"renditions": [{"name": "a", "width": 9, "height": 9, "crop": "attention"}]}, "attention only"),
+        ({"renditions": [{"name": "a", "width": 9, "height": 9, "fit": "cover", "crop": "faces"}]}, "crop"),
+        ({"avif_speed": 11}, "avif_speed must be"),
+        ({"avif_speed": 7.5}, "avif_speed must be"),
+    ],
+)
+def test_bad_crops_and_avif_speeds_are_refused_at_plan(plan, variables, message):
+    with pytest.raises(TerraformError, match=message):
+        plan(**variables)
+
+
 # -- DynamoDB ------------------------------------------------------------------
 
 

@@ -682,6 +682,9 @@ def test_get_after_the_resize_handler_ran_lists_renditions_with_urls_that_downlo
     assert status == 200
     assert body["status"] == "done"
     assert "error" not in body
+    # The rendition-config version that made these renditions, as the record and their metadata say.
+    assert re.fullmatch(r"[0-9a-f]{12}", body["config_version"])
+    assert body["config_version"] == record(image_id)["config_version"]
     assert body["original"] == {**created["original"], "width": 400, "height": 300, "format": "png"}
     names = {(r["name"], r["format"]) for r in body["renditions"]}
     assert names == {(n, f) for n in ("thumb", "medium", "large") for f in ("webp", "jpeg")}
@@ -691,6 +694,7 @@ def test_get_after_the_resize_handler_ran_lists_renditions_with_urls_that_downlo
         assert "X-Amz-Expires=120" in rendition["url"]
         fetched = requests.get(rendition["url"], timeout=10)  # moto's mock answers requests too
         assert fetched.status_code == 200
+        assert fetched.headers["x-amz-meta-config-version"] == body["config_version"]
         assert len(fetched.content) == rendition["bytes"]
         with Image.open(io.BytesIO(fetched.content)) as im:
             assert im.format.lower() == rendition["format"]
@@ -698,6 +702,22 @@ def test_get_after_the_resize_handler_ran_lists_renditions_with_urls_that_downlo
             assert im.convert("RGB").getpixel((im.width // 2, im.height // 2)) == pytest.approx(
                 (200, 30, 30), abs=12
             )
+
+
+def test_get_gives_the_frame_count_of_animated_renditions(call, lambda_context):
+    from tests import images
+
+    gif = images.animation(images.moving_square(5), "GIF", [100] * 5, loop=0)
+    _, _, created = call(post_images(gif, "image/gif", {"filename": "spin.gif"}))
+    resize(lambda_context, created["original"]["key"])
+    _, _, body = call(get_image(created["id"]))
+    frames = {(r["name"], r["format"]): r.get("frames") for r in body["renditions"]}
+    assert frames == {
+        (n, f): 5 if f == "webp" else None for n in ("thumb", "medium", "large") for f in ("webp", "jpeg")
+    }
+    for rendition in body["renditions"]:
+        with Image.open(io.BytesIO(requests.get(rendition["url"], timeout=10).content)) as im:
+            assert getattr(im, "n_frames", 1) == rendition.get("frames", 1)
 
 
 def test_get_shows_the_record_as_the_resize_lambda_wrote_it(call):

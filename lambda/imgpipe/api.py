@@ -26,7 +26,7 @@ from imgpipe.upload_config import MULTIPART_OVERHEAD
 ALLOWED_TYPES = tuple(sorted(set(MIME_TYPES.values())))
 MAX_PARTS = 32
 ORIGINAL_FIELDS = ("key", "size", "content_type", "filename", "width", "height", "format")
-RENDITION_FIELDS = ("name", "format", "width", "height", "bytes")
+RENDITION_FIELDS = ("name", "format", "width", "height", "bytes", "frames")
 # What a failed image says when its recorded message cannot be shown as is.
 PUBLIC_MESSAGES = {
     "not_an_image": "the file is not an image",
@@ -407,6 +407,8 @@ def image_view(
         view["renditions"].append(item)
     if record["status"] == "failed" and record.get("error"):
         view["error"] = public_error(record["error"], hidden)
+    if record.get("config_version"):  # the rendition config that made the renditions (docs/config-version.md)
+        view["config_version"] = record["config_version"]
     view["created_at"] = record.get("created_at")
     view["updated_at"] = record.get("updated_at")
     return view

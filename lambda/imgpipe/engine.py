@@ -11,7 +11,8 @@ Geometry (never upscales):
 
 ``contain``  fit inside width x height, keeping the aspect ratio. A smaller
              source keeps its size.
-``cover``    fill width x height, cropping the centre. A source smaller than
+``cover``    fill width x height, cropping the centre (``crop: centre``) or the
+             most interesting window (``crop: attention``, ``attention``). A source smaller than
              the box in either direction is cropped to the box's aspect ratio
              at source resolution (a 100x50 source for a 200x200 thumb gives a
              50x50 centre square), never enlarged.
@@ -23,12 +24,14 @@ never the source's bytes (``icc``); CMYK sources are converted to sRGB through
 their profile when they carry one, and get no profile (sRGB is the web's default).
 
 What an image may cost is checked from its header before decoding
-(``limits``: pixels, row width, memory, JPEG scans).
+(``limits``: pixels, row width, memory, JPEG scans). Animated GIF and WebP
+sources stay animated within their budget (``animation``).
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import io
 import itertools
@@ -41,8 +44,8 @@ from typing import TYPE_CHECKING
 
 from PIL import Image, ImageFile, UnidentifiedImageError
 
+from imgpipe import animation, attention, limits, pngdecode
 from imgpipe import icc as colour
-from imgpipe import limits, pngdecode
 from imgpipe.detect import sniff
 from imgpipe.errors import CorruptImage, NotAnImage, UnsupportedFormat
 from imgpipe.renditions import CONTENT_TYPES, Rendition
@@ -79,14 +82,14 @@ DRAFT_GAP = 1.0  # JPEG DCT scaling keeps >= 1x the largest rendition's needed r
 _LIBJPEG_TURBO = bool(getattr(Image.core, "HAVE_LIBJPEGTURBO", False))
 
 # Encoder settings, measured for time and size on photos at 1600 px: WebP method 2
-# is about 2x faster than the default 4 for 3-6 % more bytes; AVIF speed 8 is
-# about 4x faster than the default 6 for a similar size.
+# is about 2x faster than the default 4 for 3-6 % more bytes. AVIF's speed is a
+# setting (AVIF_SPEED, EngineOptions.avif_speed; measured in docs/formats.md).
 JPEG_PARAMS = {"optimize": True, "progressive": False}  # progressive: see the next line
 # From about 100x100 up, JPEGs are progressive: usually 1-4 % smaller for photos,
 # and they show coarse-to-fine while loading; tiny ones stay baseline.
 JPEG_PROGRESSIVE_MIN_PIXELS = 10_000
 WEBP_METHOD = 2
-AVIF_SPEED = 8
+AVIF_SPEED = 8  # the default of EngineOptions.avif_speed (resize_config.AVIF_SPEED)
 
 # Pillow plugin module per sniffed format: only the one needed is imported.
 _PLUGINS = {
@@ -124,6 +127,8 @@ class EngineOptions:
     threads: int = 0  # threads for encoding, strip resizing, PNG inflating; 0 = one per CPU, at most 4
     memory_budget: int | None = None  # bytes a decode may need (limits.memory_budget); None: unchecked
     max_scans: int = limits.MAX_JPEG_SCANS
+    avif_speed: int = AVIF_SPEED  # libavif: 0 slowest and smallest .. 10 fastest
+    max_animation_pixels: int = 50_000_000  # frames x width x height kept animated (MAX_ANIMATION_PIXELS)
 
 
 @dataclass(frozen=True)
@@ -134,6 +139,7 @@ class Output:
     height: int
     data: bytes = field(repr=False)
     content_type: str
+    frames: int = 1  # > 1: an animated WebP or AVIF
 
     @property
     def size(self) -> int:
@@ -165,8 +171,9 @@ class Geometry:
 
     width: int  # output size
     height: int
-    crop: tuple[float, float]  # centred region of the source it shows (width, height)
+    crop: tuple[float, float]  # region of the source it shows (width, height), centred unless ``origin``
     scale: float  # output pixels per source pixel (<= 1)
+    origin: tuple[float, float] | None = None  # the region's top-left in stored (not upright) pixels
 
 
 def geometry(rendition: Rendition, src_w: int, src_h: int) -> Geometry:
@@ -339,7 +346,7 @@ class _Source:
 
 def _stored_box(geo: Geometry, swap: bool, full_w: int, full_h: int, src: _Source) -> tuple[float, ...]:
     cw, ch = (geo.crop[1], geo.crop[0]) if swap else geo.crop
-    x0, y0 = (full_w - cw) / 2, (full_h - ch) / 2
+    x0, y0 = geo.origin if geo.origin is not None else ((full_w - cw) / 2, (full_h - ch) / 2)
     return (x0 * src.sx, y0 * src.sy, (x0 + cw) * src.sx, (y0 + ch) * src.sy)
 
 
@@ -369,6 +376,50 @@ class _Decoded:
     stored_size: tuple[int, int]
     geos: dict[str, Geometry]
     colour: colour.ColourPlan = field(default_factory=colour.ColourPlan)
+    animation: _Animation | None = None
+
+
+@dataclass
+class _Animation:
+    """An animated source still open at its first frame, kept animated (``animation``)."""
+
+    image: ImageFile.ImageFile
+    frames: int
+    loop: int
+    first_duration: int
+    icc: bytes | None
+
+
+def _animated_frames(
+    im: ImageFile.ImageFile, fmt: str, geos: dict[str, Geometry], opts: EngineOptions, budget: int | None
+) -> int:
+    """Frames to keep: the source's count within the pixel and memory budgets, else 1 (the first frame)."""
+    try:
+        frames = animation.frame_count(im, fmt)  # a GIF is read through to its last frame for this
+    except _DECODE_ERRORS as exc:
+        raise CorruptImage(f"the {fmt} frames cannot be read: {exc}") from None
+    if frames < 2 or not animation.within_budget(frames, *im.size, opts.max_animation_pixels):
+        return 1
+    if budget is not None:
+        kept = limits.animation_bytes(frames, [(g.width, g.height) for g in geos.values()])
+        if limits.decode_bytes(im, fmt) + kept > budget:
+            return 1
+    return frames
+
+
+def _attend(decoded: _Decoded, renditions: Sequence[Rendition]) -> None:
+    """Place every ``crop: attention`` window on the most interesting part of the decoded source."""
+    source = decoded.source
+    swap = decoded.orientation in _SWAPS_AXES
+    scored = None
+    for rendition in renditions:
+        geo = decoded.geos[rendition.name]
+        if rendition.crop != "attention" or rendition.fit != "cover":
+            continue
+        scored = scored or attention.saliency(source.image)  # once per image
+        cw, ch = (geo.crop[1], geo.crop[0]) if swap else geo.crop
+        x0, y0 = attention.window(source.image, (cw * source.sx, ch * source.sy), scored)
+        decoded.geos[rendition.name] = dataclasses.replace(geo, origin=(x0 / source.sx, y0 / source.sy))
 
 
 def _decode_png(im: ImageFile.ImageFile, data: bytes, pool: ThreadPoolExecutor) -> None:
@@ -416,7 +467,10 @@ def _decode_source(
         geos = {r.name: geometry(r, up_w, up_h) for r in renditions}
         eighths = _jpeg_scale(im, geos, budget) if fmt == "jpeg" and geos else 8
         icc = im.info.get("icc_profile")
+        frames = _animated_frames(im, fmt, geos, opts, budget) if geos else 1
+        loop = animation.webp_loop(im.info, fmt)
         im = _decode(im, fmt)
+        first_duration = animation.duration(im.info)
     if eighths < 8:
         # The DCT-scaled decode is the original at exactly eighths/8 (its last pixel partial).
         sx = sy = eighths / 8
@@ -424,14 +478,20 @@ def _decode_source(
         sx, sy = im.size[0] / stored_w, im.size[1] / stored_h
     source_mode = im.mode
     work = _normalise(im, icc)
-    if work is not im:
+    anim = _Animation(im, frames, loop, first_duration, icc) if frames > 1 else None
+    if work is im:
+        work = im.copy() if anim else im  # the open file seeks on to its later frames
+    elif anim is None:
         im.close()
     if source_mode == "CMYK":
         icc = None
     work.info.clear()  # nothing from the source's metadata rides along into saves
     info = SourceInfo(fmt, up_w, up_h, source_mode, icc)
     plan = colour.plan(icc, work.mode)
-    return _Decoded(info, _Source(work, sx, sy), orientation, (stored_w, stored_h), geos, plan)
+    decoded = _Decoded(info, _Source(work, sx, sy), orientation, (stored_w, stored_h), geos, plan, anim)
+    if any(r.crop == "attention" for r in renditions):
+        _attend(decoded, renditions)
+    return decoded
 
 
 def _resize(
@@ -539,6 +599,8 @@ def render_images(
     opts = opts or EngineOptions()
     decoded = _decode_source(data, renditions, opts)
     info = decoded.info
+    if decoded.animation is not None:
+        decoded.animation.image.close()  # the first frame only
     return info, _cut(decoded, renditions, opts)
 
 
@@ -577,6 +639,7 @@ def encode(
     quality: int,
     background: tuple[int, int, int] = (255, 255, 255),
     icc: bytes | None = None,
+    avif_speed: int = AVIF_SPEED,
 ) -> bytes:
     """One rendition image to ``fmt`` bytes: no EXIF/XMP, the ICC profile when it fits.
 
@@ -604,10 +667,64 @@ def encode(
             im = im.convert("RGBA" if "A" in im.mode else "RGB")
         profile = _icc_for(icc, im.mode)
         params = {"icc_profile": profile} if profile else {}
-        im.save(buf, "AVIF", quality=quality, speed=AVIF_SPEED, exif=b"", xmp=b"", **params)
+        im.save(buf, "AVIF", quality=quality, speed=avif_speed, exif=b"", xmp=b"", **params)
     else:
         raise ValueError(f"unknown output format {fmt!r}")
     return buf.getvalue()
+
+
+def _cut_animation(
+    decoded: _Decoded,
+    renditions: Sequence[Rendition],
+    opts: EngineOptions,
+    pool: ThreadPoolExecutor | None = None,
+    workers: int = 1,
+) -> tuple[dict[str, list[Image.Image]], animation.Timing]:
+    """Every rendition of every frame (the same geometry and crop as the first), and the timing."""
+    anim = decoded.animation
+    assert anim is not None
+    full_w, full_h = decoded.stored_size
+    first = _cut(decoded, renditions, opts, pool=pool, workers=workers)
+    sequences = {name: [im] for name, im in first.items()}
+    durations = [anim.first_duration]
+    try:
+        with _pixel_limit():
+            for frame, duration in animation.later_frames(anim.image, anim.frames):
+                work = _normalise(frame, anim.icc)
+                work = work.copy() if work is frame else work  # the file seeks on; _cut may keep the frame
+                work.info.clear()
+                source = _Source(work, work.size[0] / full_w, work.size[1] / full_h)
+                each = dataclasses.replace(decoded, source=source, animation=None)
+                for name, im in _cut(each, renditions, opts, pool=pool, workers=workers).items():
+                    sequences[name].append(im)
+                durations.append(duration)
+    except _DECODE_ERRORS as exc:
+        raise CorruptImage(f"{decoded.info.format} frame {len(durations)} cannot be decoded: {exc}") from None
+    finally:
+        anim.image.close()
+    return sequences, animation.Timing(tuple(durations), anim.loop)
+
+
+def encode_animation(
+    frames: Sequence[Image.Image],
+    timing: animation.Timing,
+    fmt: str,
+    quality: int,
+    icc: bytes | None = None,
+    avif_speed: int = AVIF_SPEED,
+) -> bytes:
+    """Rendition frames to an animated ``fmt`` (webp or avif): no EXIF/XMP, the ICC profile when it fits."""
+    __import__(f"PIL.{_SAVE_PLUGINS[fmt]}")
+    frames = [_opaque(f) for f in frames]
+    mode = "RGBA" if any("A" in f.mode for f in frames) else "RGB"
+    profile = _icc_for(icc, mode)
+    if fmt == "webp":
+        params: dict = {"method": WEBP_METHOD, "icc_profile": profile or "", "exif": b"", "xmp": b""}
+    else:
+        params = {"speed": avif_speed, "exif": b"", "xmp": b""}
+        if profile:
+            params["icc_profile"] = profile
+    return animation.encode(frames, timing, fmt, quality, params)
 
 
 def _threads(opts: EngineOptions) -> int:
@@ -624,6 +741,7 @@ def render(data: bytes, renditions: Sequence[Rendition], opts: EngineOptions | N
     opts = opts or EngineOptions()
     futures: dict[tuple[str, str], Future[bytes]] = {}
     sizes: dict[str, tuple[int, int]] = {}
+    frames: dict[tuple[str, str], int] = {}
     workers = _threads(opts)
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="engine") as pool:
         decoded = _decode_source(data, renditions, opts, pool if workers >= 2 else None)
@@ -633,11 +751,24 @@ def render(data: bytes, renditions: Sequence[Rendition], opts: EngineOptions | N
         def submit(rendition: Rendition, im: Image.Image) -> None:
             sizes[rendition.name] = im.size
             for fmt in rendition.formats:
-                job = pool.submit(encode, im, fmt, rendition.quality, opts.background, profile)
-                futures[(rendition.name, fmt)] = job
+                args = (im, fmt, rendition.quality, opts.background, profile, opts.avif_speed)
+                futures[(rendition.name, fmt)] = pool.submit(encode, *args)
+
+        def submit_animated(rendition: Rendition, seq: list[Image.Image], timing: animation.Timing) -> None:
+            submit(dataclasses.replace(rendition, formats=("jpeg",) * ("jpeg" in rendition.formats)), seq[0])
+            for fmt in rendition.formats:
+                if fmt != "jpeg":
+                    args = (seq, timing, fmt, rendition.quality, profile, opts.avif_speed)
+                    futures[(rendition.name, fmt)] = pool.submit(encode_animation, *args)
+                    frames[(rendition.name, fmt)] = len(seq)
 
         try:
-            _cut(decoded, renditions, opts, submit, pool, workers)
+            if decoded.animation is None:
+                _cut(decoded, renditions, opts, submit, pool, workers)
+            else:
+                sequences, timing = _cut_animation(decoded, renditions, opts, pool, workers)
+                for rendition in renditions:
+                    submit_animated(rendition, sequences.pop(rendition.name), timing)
         except BaseException:
             for job in futures.values():
                 job.cancel()
@@ -648,5 +779,6 @@ def render(data: bytes, renditions: Sequence[Rendition], opts: EngineOptions | N
             width, height = sizes[rendition.name]
             for fmt in rendition.formats:
                 body = futures.pop((rendition.name, fmt)).result()
-                outputs.append(Output(rendition.name, fmt, width, height, body, CONTENT_TYPES[fmt]))
+                count = frames.get((rendition.name, fmt), 1)
+                outputs.append(Output(rendition.name, fmt, width, height, body, CONTENT_TYPES[fmt], count))
     return RenderResult(info.format, info.width, info.height, outputs)

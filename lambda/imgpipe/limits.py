@@ -7,7 +7,8 @@ Three bounds, each refused with ``too_many_pixels`` or ``too_many_scans``:
   (Pillow computes a row's size in bits there; past 2**31 it raises
   ``MemoryError`` instead of decoding);
 - memory: what decoding and resizing need (bytes per pixel by format and mode,
-  measured; see docs/hostile-inputs.md) against the function's memory;
+  measured; see docs/hostile-inputs.md) against the function's memory (an
+  animation also keeps its rendition frames: ``animation_bytes``);
 - JPEG scans: each progressive scan is a pass over every block, so CPU grows
   with pixels x scans. More than ``MAX_JPEG_SCANS`` are refused before
   decoding, as libjpeg-turbo's ``djpeg -maxscans`` does.
@@ -76,6 +77,16 @@ def decode_bytes(im: Image.Image, fmt: str) -> int:
     """What rendering ``im`` (opened, not loaded; JPEG: at its DCT-scaled size) needs at its peak."""
     width, height = im.size
     return round(width * height * bytes_per_pixel(im, fmt)) + FIXED_DECODE_BYTES
+
+
+# An animation keeps every rendition's frames until they are encoded: RGBA, plus the encoder's
+# copy of each frame as it converts them to one mode (animation.encode).
+ANIMATION_FRAME_BYTES = 8
+
+
+def animation_bytes(frames: int, sizes: list[tuple[int, int]]) -> int:
+    """What keeping ``frames`` frames of renditions of ``sizes`` costs until they are encoded."""
+    return frames * sum(width * height for width, height in sizes) * ANIMATION_FRAME_BYTES
 
 
 def check_header(im: Image.Image, fmt: str, max_pixels: int, budget: int | None) -> None:

@@ -27,11 +27,16 @@ def size(metadata: dict[str, str]) -> int:
     return sum(len(f"{PREFIX}{name}".encode()) + len(value.encode()) for name, value in metadata.items())
 
 
-def rendition_metadata(source_key: str, image_id: str, version: str | None) -> dict[str, str]:
-    """``source-key`` (percent-encoded), ``image-id``, ``source-version``: at most ``LIMIT`` bytes."""
+def rendition_metadata(
+    source_key: str, image_id: str, version: str | None, config_version: str | None = None
+) -> dict[str, str]:
+    """``source-key`` (percent-encoded), ``image-id``, ``source-version``, ``config-version``
+    (the rendition-config version that made it): at most ``LIMIT`` bytes."""
     metadata = {"image-id": image_id}
     if version:
         metadata["source-version"] = version
+    if config_version:
+        metadata["config-version"] = config_version
     encoded = quote(source_key, safe="/")
     if size({**metadata, "source-key": encoded}) <= LIMIT:
         return {"source-key": encoded, **metadata}

@@ -17,7 +17,9 @@ already recorded), ``refused`` (an API image is bound to another original) or
 ``duplicate`` (this version is already done). ``removal`` does the same for
 an ``ObjectRemoved`` event: it deletes the image only when it removes the
 version the record holds, or is a delete marker newer than it
-(docs/ordering.md, "Deletes").
+(docs/ordering.md, "Deletes"). ``reprocessed`` gives a reprocess message,
+which has no sequencer of its own, the record's: it may re-render only the
+version the record holds (docs/ordering.md, "Reprocess messages").
 """
 
 from __future__ import annotations
@@ -98,6 +100,23 @@ def verdict(record: Mapping[str, Any] | None, source: Source) -> str | None:
     if record.get("status") == "done" and source.version and recorded == source.version:
         return DUPLICATE
     return None
+
+
+def reprocessed(record: Mapping[str, Any] | None, source: Source) -> Source | None:
+    """The source a reprocess message speaks for, or ``None`` when it must change nothing.
+
+    A reprocess names a version and carries no sequencer of its own: it stands
+    for the record's version with the record's sequencer, so it ranks exactly
+    as that version did. Once a newer event has moved the record on (or the
+    image is deleted, or was never recorded), the reprocess is ``superseded``;
+    a newer event that arrives while it renders moves the sequencer on and
+    its final write fails like any older version's.
+    """
+    if not record or record.get("status") == DELETED or not source.version:
+        return None
+    if record.get("version") != source.version:
+        return None
+    return replace(source, sequencer=str(record.get("sequencer") or source.sequencer))
 
 
 def removal(record: Mapping[str, Any] | None, source: Source, marker: bool) -> str | None:

@@ -13,6 +13,15 @@ Shape (attribute names are the public API's names)::
     version      S   that version: its version id (else ETag:sequencer)
     created_at   S   ISO 8601 UTC, set once
     updated_at   S   ISO 8601 UTC, every write
+    config_version S the rendition-config version (config_version.py) of the
+                     resize Lambda's last write: the one that produced the
+                     renditions, once done
+    unfinished   S   the status, only while it is awaiting_upload, pending or
+                     processing: the partition key of the sparse index
+                     ``unfinished`` (dynamodb.tf), which therefore holds the
+                     unfinished records only
+    unfinished_since S  the updated_at of the write that set ``unfinished``:
+                     the index's sort key (oldest first)
     expires_at   N   epoch seconds, only on an ``awaiting_upload`` record: the
                      table's TTL attribute (dynamodb.tf), so DynamoDB deletes
                      an announced upload that never arrived; the first write
@@ -41,6 +50,9 @@ from typing import Any
 from imgpipe.ordering import Source
 
 STATUSES = ("awaiting_upload", "pending", "processing", "done", "failed", "deleted")
+UNFINISHED = ("awaiting_upload", "pending", "processing")
+UNFINISHED_INDEX = "unfinished"  # the table's sparse GSI (dynamodb.tf): unfinished records by status
+INDEX_ATTRIBUTES = ("unfinished", "unfinished_since")
 TTL_ATTRIBUTE = "expires_at"  # the table's TTL attribute (dynamodb.tf: local.table_ttl_attribute)
 # How long an unused upload's record outlives its form: a POST sent just before
 # the form expires still lands, and its event may wait in the queue for a while.
@@ -70,7 +82,13 @@ def new_record(image_id: str, status: str, original: dict[str, Any]) -> dict[str
         "original": {k: v for k, v in original.items() if v is not None},
         "created_at": stamp,
         "updated_at": stamp,
+        **index_sets(status, stamp),
     }
+
+
+def index_sets(status: str, stamp: str) -> dict[str, str]:
+    """The index attributes a write of ``status`` at ``stamp`` sets; none (remove them) once finished."""
+    return {"unfinished": status, "unfinished_since": stamp} if status in UNFINISHED else {}
 
 
 def put_new(table: Any, record: dict[str, Any]) -> None:
@@ -126,13 +144,18 @@ def _update(
     remove: tuple[str, ...] = (),
     source: Source | None = None,
     failing: bool = False,
+    config_version: str | None = None,
 ) -> dict[str, Any]:
     """Apply the update; with ``source``, only under its guard. Returns the record as it was."""
+    if config_version:
+        sets = {**sets, "config_version": config_version}
     if source is not None:
         sets = {**sets, "sequencer": source.sequencer}
         if source.version:
             sets["version"] = source.version
     sets = {**sets, "updated_at": now()}
+    index = index_sets(sets["status"], sets["updated_at"])
+    sets, remove = {**sets, **index}, (*remove, *(a for a in INDEX_ATTRIBUTES if a not in index))
     names = {f"#{k}": k for k in [*sets, *remove, "created_at"]}
     values = {f":{k}": v for k, v in sets.items()}
     values[":created_at"] = sets["updated_at"]
@@ -159,12 +182,17 @@ def _deserialized(item: dict[str, Any] | None) -> dict[str, Any] | None:
 
 
 def mark_processing(
-    table: Any, image_id: str, original: dict[str, Any], *, source: Source | None = None
+    table: Any,
+    image_id: str,
+    original: dict[str, Any],
+    *,
+    source: Source | None = None,
+    config_version: str | None = None,
 ) -> None:
     """Upsert: a direct S3 upload with no API record gets one here."""
     original = {k: v for k, v in original.items() if v is not None}
     sets = {"status": "processing", "original": original}
-    _update(table, image_id, sets, ("error", TTL_ATTRIBUTE), source)
+    _update(table, image_id, sets, ("error", TTL_ATTRIBUTE), source, config_version=config_version)
 
 
 def mark_done(
@@ -174,11 +202,13 @@ def mark_done(
     renditions: list[dict[str, Any]],
     *,
     source: Source | None = None,
+    config_version: str | None = None,
 ) -> list[dict[str, Any]]:
     """Record the renditions; returns those the record listed before (now replaced)."""
     original = {k: v for k, v in original.items() if v is not None}
     sets = {"status": "done", "original": original, "renditions": renditions}
-    return _update(table, image_id, sets, ("error", TTL_ATTRIBUTE), source).get("renditions") or []
+    old = _update(table, image_id, sets, ("error", TTL_ATTRIBUTE), source, config_version=config_version)
+    return old.get("renditions") or []
 
 
 def mark_failed(
@@ -189,12 +219,14 @@ def mark_failed(
     message: str,
     *,
     source: Source | None = None,
+    config_version: str | None = None,
 ) -> list[dict[str, Any]]:
     """Record the error; returns the renditions the record listed before (now dropped)."""
     original = {k: v for k, v in original.items() if v is not None}
     sets = {"status": "failed", "original": original, "error": {"code": code, "message": message[:300]}}
     removed = ("renditions", TTL_ATTRIBUTE)
-    return _update(table, image_id, sets, removed, source, failing=True).get("renditions") or []
+    old = _update(table, image_id, sets, removed, source, True, config_version)
+    return old.get("renditions") or []
 
 
 def mark_deleted(table: Any, image_id: str, source: Source, *, marker: bool) -> list[dict[str, Any]]:
@@ -210,7 +242,7 @@ def mark_deleted(table: Any, image_id: str, source: Source, *, marker: bool) -> 
     stamp = now()
     names = {"#status": "status", "#sequencer": "sequencer", "#updated_at": "updated_at"}
     names.update({"#created_at": "created_at", "#original": "original", "#renditions": "renditions"})
-    names["#error"] = "error"
+    names.update({"#error": "error", "#unfinished": "unfinished", "#unfinished_since": "unfinished_since"})
     values: dict[str, Any] = {":deleted": "deleted", ":sequencer": source.sequencer, ":now": stamp}
     values[":original"] = {"key": source.key}
     clauses = ["attribute_not_exists(#sequencer) OR #sequencer <= :sequencer"]
@@ -231,7 +263,7 @@ def mark_deleted(table: Any, image_id: str, source: Source, *, marker: bool) -> 
     expr = (
         "SET #status = :deleted, #sequencer = :sequencer, #updated_at = :now,"
         " #created_at = if_not_exists(#created_at, :now), #original = if_not_exists(#original, :original)"
-        " REMOVE #renditions, #error"
+        " REMOVE #renditions, #error, #unfinished, #unfinished_since"
     )
     return _conditional(table, image_id, expr, condition, names, values).get("renditions") or []
 
@@ -246,9 +278,10 @@ def mark_deleted_by_owner(table: Any, image_id: str) -> None:
     _conditional(
         table,
         image_id,
-        "SET #status = :deleted, #updated_at = :now",
+        "SET #status = :deleted, #updated_at = :now REMOVE #unfinished, #unfinished_since",
         "attribute_exists(#id) AND #status <> :deleted",
-        {"#id": "id", "#status": "status", "#updated_at": "updated_at"},
+        {"#id": "id", "#status": "status", "#updated_at": "updated_at"}
+        | {"#unfinished": "unfinished", "#unfinished_since": "unfinished_since"},
         {":deleted": "deleted", ":now": now()},
     )
 

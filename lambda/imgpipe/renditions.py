@@ -20,6 +20,7 @@ from imgpipe.errors import ConfigError
 DEFAULTS_PATH = Path(__file__).with_name("default_renditions.json")
 
 FITS = ("contain", "cover")
+CROPS = ("centre", "attention")  # where a cover rendition crops (docs/formats.md)
 FORMATS = ("jpeg", "webp", "avif")
 EXTENSIONS = {"jpeg": "jpg", "webp": "webp", "avif": "avif"}
 CONTENT_TYPES = {"jpeg": "image/jpeg", "webp": "image/webp", "avif": "image/avif"}
@@ -37,6 +38,7 @@ class Rendition:
     fit: str = "contain"
     formats: tuple[str, ...] = ("webp", "jpeg")
     quality: int = 82
+    crop: str = "centre"
 
     def key_suffix(self, fmt: str) -> str:
         return f"{self.name}.{EXTENSIONS[fmt]}"
@@ -66,7 +68,7 @@ def parse_renditions(data: Any, source: str = "RENDITIONS") -> tuple[Rendition, 
         where = f"{source}[{i}]"
         if not isinstance(item, dict):
             raise ConfigError(f"{where}: expected an object, got {item!r:.80}")
-        unknown = set(item) - {"name", "width", "height", "fit", "formats", "quality"}
+        unknown = set(item) - {"name", "width", "height", "fit", "formats", "quality", "crop"}
         if unknown:
             raise ConfigError(f"{where}: unknown field(s) {sorted(unknown)}")
         name = _field(where, item, "name")
@@ -89,7 +91,12 @@ def parse_renditions(data: Any, source: str = "RENDITIONS") -> tuple[Rendition, 
         if len(set(formats)) != len(formats):
             raise ConfigError(f"{where}.formats: {formats!r} repeats a format")
         quality = _int_in(where, "quality", _field(where, item, "quality", 82), 1, 100)
-        out.append(Rendition(name, width, height, fit, tuple(formats), quality))
+        crop = _field(where, item, "crop", "centre")
+        if crop not in CROPS:
+            raise ConfigError(f"{where}.crop: {crop!r} is not one of {list(CROPS)}")
+        if crop != "centre" and fit != "cover":
+            raise ConfigError(f"{where}.crop: {crop!r} needs fit 'cover' (contain never crops)")
+        out.append(Rendition(name, width, height, fit, tuple(formats), quality, crop))
     return tuple(out)
 
 

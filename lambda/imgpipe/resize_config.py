@@ -18,6 +18,8 @@ from imgpipe.errors import ConfigError
 from imgpipe.renditions import Rendition, load_renditions
 from imgpipe.watermark import POSITIONS
 
+AVIF_SPEED = 8
+MAX_ANIMATION_PIXELS = 50_000_000
 _HEX_COLOUR = re.compile(r"^#?([0-9a-fA-F]{6}|[0-9a-fA-F]{3})$")
 
 
@@ -39,6 +41,8 @@ class ResizeConfig:
     watermark_min_size: int = 300
     memory_mb: int = 1536  # AWS_LAMBDA_FUNCTION_MEMORY_SIZE, which Lambda sets from the function's MemorySize
     max_receive_count: int | None = None  # the queue's redrive maxReceiveCount (None: unknown)
+    avif_speed: int = AVIF_SPEED  # libavif's speed: 0 slowest/smallest .. 10 fastest (docs/formats.md)
+    max_animation_pixels: int = MAX_ANIMATION_PIXELS  # frames x width x height an animation may keep
 
     @property
     def watermark_enabled(self) -> bool:
@@ -141,4 +145,6 @@ def from_env(env: Mapping[str, str] | None = None) -> ResizeConfig:
         watermark_min_size=_int(env, "WATERMARK_MIN_SIZE", 300, 0),
         memory_mb=_int(env, "AWS_LAMBDA_FUNCTION_MEMORY_SIZE", 1536, 128, 10240),
         max_receive_count=_optional_int(env, "MAX_RECEIVE_COUNT", 1, 1000),
+        avif_speed=_int(env, "AVIF_SPEED", AVIF_SPEED, 0, 10),
+        max_animation_pixels=_int(env, "MAX_ANIMATION_PIXELS", MAX_ANIMATION_PIXELS, 0),
     )

@@ -5,17 +5,46 @@ record per object event, or, once when the notification is configured, an
 ``s3:TestEvent`` document with no records. Keys arrive URL-encoded the way HTML
 forms are (``+`` for a space, ``%2B`` for a plus, UTF-8 percent-escapes; the
 emulator also escapes ``/``), so they are decoded with ``unquote_plus``.
+
+A message the pipeline itself sends (a reprocess) has the same shape, with
+options beside ``Records``: ``{"Records": [...], "imgpipe": {"reprocess": true,
+"force": true}}`` (docs/config-version.md). The options are validated strictly:
+an unknown option or a value that is not a boolean makes the message a
+permanent failure (code ``bad_options``), since no retry can fix it.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from urllib.parse import unquote_plus
 
 from imgpipe.errors import PermanentError
 
 BAD_EVENT = "bad_event"
+BAD_OPTIONS = "bad_options"
+OPTIONS_FIELD = "imgpipe"
+
+
+@dataclass(frozen=True)
+class Options:
+    """What a message asks of the resize function beyond what its S3 events say.
+
+    ``reprocess``: sent by the pipeline, not by S3, for the version the record
+    holds; it renders only while the record still holds that version
+    (docs/ordering.md, "Reprocess messages"). ``force``: render even when the
+    record already shows the current rendition-config version.
+    """
+
+    reprocess: bool = False
+    force: bool = False
+
+    def logged(self) -> dict[str, bool]:
+        """The options that are set, for a log line."""
+        return {field.name: True for field in fields(self) if getattr(self, field.name)}
+
+
+NO_OPTIONS = Options()
 
 
 @dataclass(frozen=True)
@@ -55,15 +84,29 @@ class S3Object:
         return self.key.endswith("/") and self.size == 0
 
 
+@dataclass(frozen=True)
+class Message:
+    """One SQS message body: its object events and the options they share."""
+
+    objects: list[S3Object]
+    options: Options = NO_OPTIONS
+
+
 def is_test_event(doc: dict) -> bool:
     return doc.get("Event") == "s3:TestEvent"
 
 
 def parse_body(body: str) -> list[S3Object]:
-    """The object events in one SQS message body; ``[]`` for an ``s3:TestEvent``.
+    """The object events in one SQS message body; ``[]`` for an ``s3:TestEvent``."""
+    return parse_message(body).objects
+
+
+def parse_message(body: str) -> Message:
+    """One SQS message body: its object events (none for an ``s3:TestEvent``) and options.
 
     Raises ``PermanentError`` (code ``bad_event``) for a body that is not an S3
-    notification: no retry can fix it.
+    notification, or (code ``bad_options``) for options that are not valid: no
+    retry can fix either.
     """
     try:
         doc = json.loads(body)
@@ -72,11 +115,32 @@ def parse_body(body: str) -> list[S3Object]:
     if not isinstance(doc, dict):
         raise PermanentError(f"message body is not an S3 notification: {body!r:.80}", code=BAD_EVENT)
     if is_test_event(doc):
-        return []
+        return Message([])
     records = doc.get("Records")
     if not isinstance(records, list):
         raise PermanentError(f"message body has no Records list: {body!r:.80}", code=BAD_EVENT)
-    return [parse_record(record) for record in records]
+    objects = [parse_record(record) for record in records]
+    options = parse_options(doc[OPTIONS_FIELD]) if OPTIONS_FIELD in doc else NO_OPTIONS
+    if options.reprocess and not all(obj.created and obj.version_id for obj in objects):
+        message = "a reprocess message names object-created events with a versionId only"
+        raise PermanentError(message, code=BAD_OPTIONS)
+    return Message(objects, options)
+
+
+def parse_options(value: object) -> Options:
+    """The ``imgpipe`` options of a message: an object of known names with boolean values."""
+    if not isinstance(value, dict):
+        raise PermanentError(f"{OPTIONS_FIELD} is not an object: {value!r:.80}", code=BAD_OPTIONS)
+    known = {field.name for field in fields(Options)}
+    unknown = sorted(set(value) - known)
+    if unknown:
+        message = f"unknown {OPTIONS_FIELD} option {unknown[0]!r:.40}; known: {', '.join(sorted(known))}"
+        raise PermanentError(message, code=BAD_OPTIONS)
+    for name, flag in value.items():
+        if not isinstance(flag, bool):
+            message = f"{OPTIONS_FIELD}.{name} is not true or false: {flag!r:.40}"
+            raise PermanentError(message, code=BAD_OPTIONS)
+    return Options(**value)
 
 
 def parse_record(record: dict) -> S3Object:
