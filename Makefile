@@ -17,11 +17,13 @@ TF_PLUGIN_MIRROR ?= $(firstword $(wildcard /opt/tf-plugins $(HOME)/.terraform.d/
 MOTO_PORT ?= 4566
 #: API_PORT: local HTTP API port (make run)
 API_PORT ?= 8080
+#: CHROMIUM: the Chromium the browser tests drive (Debian's chromium package; make browser installs it)
+CHROMIUM ?= /usr/bin/chromium
 #: UNKIND: 1 = make run's queue poller duplicates, reorders, delays and redelivers as SQS may (docs/local-stack-delivery.md)
 UNKIND ?=
 PYTEST_ARGS ?=
 
-export PYTHON TF_PLUGIN_MIRROR MOTO_PORT API_PORT ARCH LAMBDA_RUNTIME
+export PYTHON TF_PLUGIN_MIRROR MOTO_PORT API_PORT ARCH LAMBDA_RUNTIME CHROMIUM
 export TF_IN_AUTOMATION := 1
 export CHECKPOINT_DISABLE := 1
 
@@ -44,15 +46,23 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 venv: $(VENV)/.installed ## create or refresh the virtualenv from the pinned requirements
 
 .PHONY: test
-test: $(VENV)/.installed terraform-present ## run the whole test suite (unit, handlers, terraform apply, local stack)
+test: $(VENV)/.installed terraform-present browser ## run the whole test suite (unit, handlers, terraform apply, local stack, browser)
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# Playwright drives Debian's Chromium (executable_path): it never downloads a browser of its own.
+.PHONY: browser
+browser: ## install Debian's chromium for the browser tests when CHROMIUM is missing
+	@test -x $(CHROMIUM) || { echo "$(CHROMIUM) is missing: installing Debian's chromium package" >&2; \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; } >&2 \
+		|| { echo "Could not install chromium (needs root and Debian's archive): run 'apt-get install chromium', or point CHROMIUM at a Chromium binary" >&2; exit 1; }; }
+	@test -x $(CHROMIUM) || { echo "$(CHROMIUM) is still missing after installing chromium: set CHROMIUM to your Chromium binary" >&2; exit 1; }
 
 # A TF_CLI_CONFIG_FILE that names a missing file only makes terraform warn: drop it.
 ifeq ($(wildcard $(TF_CLI_CONFIG_FILE)),)
 unexport TF_CLI_CONFIG_FILE
 endif
 CHECKOV_VENV ?= .venv-checkov
-LAMBDA_SOURCES := $(shell find lambda -type f \( -name '*.py' -o -name '*.json' \) -not -path '*/__pycache__/*' | sort)
+LAMBDA_SOURCES := $(shell find lambda -type f \( -name '*.py' -o -name '*.json' -o -name '*.html' -o -name '*.css' -o -name '*.js' -o -name '*.svg' \) -not -path '*/__pycache__/*' | sort)
 
 build/lambda.zip: $(LAMBDA_SOURCES) requirements.txt tools/package.py
 	$(PYTHON) -m tools.package --output $@ --arch $(ARCH) --runtime $(LAMBDA_RUNTIME)

@@ -9,6 +9,13 @@ locals {
     "GET /images/{id}"    = "GET/images/*"
     "DELETE /images/{id}" = "DELETE/images/*"
   }
+  # The browser upload page (docs/browser.md): open even under JWT, since it
+  # holds no data and is where a person enters the token.
+  page_routes = {
+    "GET /"              = "GET/"
+    "GET /assets/{name}" = "GET/assets/*"
+    "GET /limits"        = "GET/limits"
+  }
   api_jwt = var.api_auth == "jwt"
 }
 
@@ -82,6 +89,16 @@ resource "aws_apigatewayv2_route" "upload" {
   authorizer_id      = local.api_jwt ? aws_apigatewayv2_authorizer.jwt[0].id : null
 }
 
+resource "aws_apigatewayv2_route" "page" {
+  #checkov:skip=CKV_AWS_309:the upload page, its assets and the public limits hold no data; the routes that do keep the authorizer
+  for_each = local.page_routes
+
+  api_id             = aws_apigatewayv2_api.images.id
+  route_key          = each.key
+  target             = "integrations/${aws_apigatewayv2_integration.upload.id}"
+  authorization_type = "NONE"
+}
+
 resource "aws_cloudwatch_log_group" "api" {
   #checkov:skip=CKV_AWS_158:CloudWatch Logs encrypts at rest by default; access logs hold no secrets
   #checkov:skip=CKV_AWS_338:retention is the log_retention_days variable (30 days by default), chosen per environment
@@ -122,9 +139,9 @@ resource "aws_apigatewayv2_stage" "default" {
 }
 
 resource "aws_lambda_permission" "api" {
-  for_each = local.api_routes
+  for_each = merge(local.api_routes, local.page_routes)
 
-  statement_id  = "AllowApiGateway-${replace(replace(each.value, "/", "-"), "*", "id")}"
+  statement_id  = "AllowApiGateway-${trimsuffix(replace(replace(each.value, "/", "-"), "*", "id"), "-")}"
   action        = "lambda:InvokeFunction"
   function_name = aws_lambda_function.upload.function_name
   principal     = "apigateway.amazonaws.com"

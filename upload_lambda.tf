@@ -38,6 +38,7 @@ resource "aws_lambda_function" "upload" {
       PRESIGN_POST_EXPIRY_SECONDS  = tostring(var.presign_post_expiry_seconds)
       RENDITION_URL_EXPIRY_SECONDS = tostring(var.rendition_url_expiry_seconds)
       CDN_BASE_URL                 = local.cdn_enabled ? local.cdn_base_url : ""
+      API_AUTH                     = var.api_auth
       LOG_LEVEL                    = var.log_level
       POWERTOOLS_SERVICE_NAME      = "upload"
       POWERTOOLS_METRICS_NAMESPACE = local.name

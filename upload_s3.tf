@@ -96,19 +96,23 @@ resource "aws_s3_bucket_lifecycle_configuration" "uploads" {
 }
 
 # Browsers POST the presigned form straight to the bucket, so the bucket (not
-# the API) must answer their CORS preflight. None unless origins are configured.
+# the API) must answer their CORS preflight: for the API's own origin, where
+# the upload page is served (docs/browser.md), and the configured origins.
 resource "aws_s3_bucket_cors_configuration" "uploads" {
-  count = length(var.api_cors_allowed_origins) > 0 ? 1 : 0
-
   bucket = aws_s3_bucket.uploads.id
 
   cors_rule {
     allowed_methods = ["POST"]
-    allowed_origins = var.api_cors_allowed_origins
+    allowed_origins = distinct(concat([aws_apigatewayv2_api.images.api_endpoint], var.api_cors_allowed_origins))
     allowed_headers = ["*"]
     expose_headers  = ["ETag", "Location"]
     max_age_seconds = 3000
   }
+}
+
+moved {
+  from = aws_s3_bucket_cors_configuration.uploads[0]
+  to   = aws_s3_bucket_cors_configuration.uploads
 }
 
 # Not against the emulator: it serves plain HTTP on loopback, where this

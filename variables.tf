@@ -110,7 +110,7 @@ variable "api_burst_limit" {
 
 variable "api_cors_allowed_origins" {
   type        = list(string)
-  description = "Origins allowed to call the API and to POST presigned forms to the uploads bucket from a browser, e.g. [\"https://app.example.com\"]. Empty = no CORS."
+  description = "Origins allowed to call the API and to POST presigned forms to the uploads bucket from a browser, e.g. [\"https://app.example.com\"]. Empty = no CORS on the API; the bucket always allows the API's own origin (its upload page)."
   default     = []
 
   validation {

@@ -2,7 +2,9 @@
 
 Routes: ``POST /images`` (direct upload), ``POST /uploads`` (presigned S3
 POST), ``GET /images/{id}`` (status and rendition links), ``DELETE
-/images/{id}`` (the original, then through S3's events the renditions). Parsing and response
+/images/{id}`` (the original, then through S3's events the renditions); and the
+browser upload page on open routes: ``GET /``, ``GET /assets/{name}``, ``GET
+/limits`` (``imgpipe.upload_page``, docs/browser.md). Parsing and response
 shapes live in ``imgpipe.api``, the AWS calls in ``imgpipe.uploads``; this
 module wires them to the routes. Behind a JWT authorizer, an image belongs to
 the token's subject and nobody else sees it (docs/api-security.md). Logs are
@@ -21,7 +23,7 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.logging import correlation_paths
 
-from imgpipe import api, aws, cdn, records, uploads
+from imgpipe import api, aws, cdn, records, upload_page, uploads
 from imgpipe.upload_config import UploadConfig
 
 logger = Logger(service=os.environ.get("POWERTOOLS_SERVICE_NAME") or "image-upload")
@@ -126,6 +128,31 @@ def delete_image(image_id: str) -> Response:
     versions = uploads.delete_original(aws.client("s3"), aws.table(cfg.table_name), cfg, record)
     logger.info("image deleted", extra={"image_id": record["id"], "versions": versions})
     return Response(status_code=204, headers={"Cache-Control": "no-store"})
+
+
+def _page_response(body: str, content_type: str) -> Response:
+    cfg = settings()
+    images, uploads_origin = upload_page.bucket_origins(aws.client("s3"), cfg)
+    csp = upload_page.content_security_policy([images], [uploads_origin])
+    return Response(200, content_type, body, upload_page.security_headers(csp))
+
+
+@app.get("/")
+def get_page() -> Response:
+    return _page_response(upload_page.read_static(upload_page.PAGE), upload_page.HTML)
+
+
+@app.get("/assets/<name>")
+def get_asset(name: str) -> Response:
+    found = upload_page.asset(name)
+    if found is None:
+        raise api.not_found(f"no asset named {name[:64]!r}")
+    return _page_response(*found)
+
+
+@app.get("/limits")
+def get_limits() -> Response:
+    return json_response(200, upload_page.limits_view(settings()))
 
 
 @app.exception_handler(api.ApiError)

@@ -55,6 +55,8 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
+from local import moto_s3_cors
+
 USER_METADATA_LIMIT = 2048  # bytes: keys and values, UTF-8
 META_PREFIX = "x-amz-meta-"
 
@@ -221,3 +223,4 @@ def patch() -> None:
     _patch_event_records()
     _patch_removal_events()
     _patch_metadata_limit()
+    moto_s3_cors.patch()  # CORS preflights (local/moto_s3_cors.py)

@@ -334,6 +334,8 @@ class Stack:
             "cdn_wait_for_deployment": False,
             # The local API is open (loopback only) unless LOCAL_TF_VARS names an issuer.
             "api_auth": "jwt" if self.tf_vars.get("api_jwt_issuer") else "open",
+            # The upload page's origin here is the front, not the API's endpoint (docs/browser.md).
+            "api_cors_allowed_origins": [self.api_url],
             **self.tf_vars,
         }
         # Terraform applies as the administrator; an IAM user's key has no session token.

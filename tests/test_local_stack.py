@@ -123,16 +123,22 @@ BACKGROUND_JOB = 'trap "" INT; exec "$0" -m local.run'
 
 
 def start_stack(
-    state_dir: Path, moto_port: int, api_port: int, command: str = BACKGROUND_JOB, **extra_env: str
+    state_dir: Path,
+    moto_port: int,
+    api_port: int,
+    command: str = BACKGROUND_JOB,
+    tf_vars: dict | None = None,
+    **extra_env: str,
 ) -> RunningStack:
     """``python -m local.run`` as `make run` starts it (``command``: the shell line that runs it,
-    ``$0`` being this Python), waited for until it prints its banner."""
+    ``$0`` being this Python; ``tf_vars``: more Terraform variables), waited for until it prints
+    its banner."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "TF_VAR_", "LOCAL_"))}
     env.update(
         MOTO_PORT=str(moto_port),
         API_PORT=str(api_port),
         LOCAL_STACK_DIR=str(state_dir),
-        LOCAL_TF_VARS=json.dumps(TEST_TF_VARS),
+        LOCAL_TF_VARS=json.dumps({**TEST_TF_VARS, **(tf_vars or {})}),
         PYTHONUNBUFFERED="1",
         **extra_env,
     )

@@ -452,6 +452,7 @@ def test_upload_function_environment_matches_the_contract(out, client):
         "PRESIGN_POST_EXPIRY_SECONDS": "900",
         "RENDITION_URL_EXPIRY_SECONDS": "3600",
         "CDN_BASE_URL": out["cdn_base_url"],
+        "API_AUTH": "open",
         "LOG_LEVEL": "INFO",
         "POWERTOOLS_SERVICE_NAME": "upload",
         "POWERTOOLS_METRICS_NAMESPACE": "imgpipe-dev",
@@ -465,12 +466,15 @@ def test_functions_log_to_their_own_groups_with_retention(out, client):
         assert retention[f"/aws/lambda/{function}"] == 30
 
 
-def test_api_has_exactly_the_four_routes_proxied_to_the_upload_function(out, client):
+def test_api_has_exactly_its_routes_proxied_to_the_upload_function(out, client):
     api = client("apigatewayv2")
     routes = api.get_routes(ApiId=out["api_id"])["Items"]
     assert sorted(r["RouteKey"] for r in routes) == [
         "DELETE /images/{id}",
+        "GET /",
+        "GET /assets/{name}",
         "GET /images/{id}",
+        "GET /limits",
         "POST /images",
         "POST /uploads",
     ]
@@ -491,7 +495,10 @@ def test_api_may_invoke_the_upload_function_only_for_its_routes(out, client):
     base = f"arn:aws:execute-api:us-east-1:123456789012:{out['api_id']}/*"
     assert arns == [
         f"{base}/DELETE/images/*",
+        f"{base}/GET/",
+        f"{base}/GET/assets/*",
         f"{base}/GET/images/*",
+        f"{base}/GET/limits",
         f"{base}/POST/images",
         f"{base}/POST/uploads",
     ]

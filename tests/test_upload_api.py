@@ -749,7 +749,13 @@ def test_get_shows_the_record_as_the_resize_lambda_wrote_it(call):
 
 @pytest.mark.parametrize(
     ("method", "path"),
-    [("GET", "/"), ("DELETE", "/images/" + "A" * 22), ("GET", "/uploads"), ("PUT", "/images")],
+    [
+        ("POST", "/"),
+        ("GET", "/static"),
+        ("DELETE", "/images/" + "A" * 22),
+        ("GET", "/uploads"),
+        ("PUT", "/images"),
+    ],
 )
 def test_unknown_route_is_json_404(call, method, path):
     event = get_image("A" * 22)

@@ -43,6 +43,8 @@ MAX_POST_OBJECT_BYTES = 5 * 1024 * MIB
 # environment can be hours old when it signs. One hour (the default IAM role
 # session) is the longest lifetime this service promises.
 MAX_EXPIRY_SECONDS = 3600
+# What guards the upload routes (Terraform's api_auth); the upload page asks for a token under "jwt".
+API_AUTH_MODES = ("jwt", "open")
 
 
 @dataclass(frozen=True)
@@ -55,6 +57,7 @@ class UploadConfig:
     presign_post_expiry_seconds: int = 900
     rendition_url_expiry_seconds: int = 3600
     cdn_base_url: str = ""
+    api_auth: str = "open"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> UploadConfig:
@@ -74,6 +77,7 @@ class UploadConfig:
                 env, "RENDITION_URL_EXPIRY_SECONDS", cls.rendition_url_expiry_seconds, 1, MAX_EXPIRY_SECONDS
             ),
             cdn_base_url=cdn.base_url(env),
+            api_auth=_choice(env, "API_AUTH", cls.api_auth, API_AUTH_MODES),
         )
 
 
@@ -94,4 +98,11 @@ def _int(env: Mapping[str, str], name: str, default: int, lo: int, hi: int) -> i
         raise ConfigError(f"{name}: {raw!r} is not an integer") from None
     if not lo <= value <= hi:
         raise ConfigError(f"{name}: {value} is not in {lo}..{hi}")
+    return value
+
+
+def _choice(env: Mapping[str, str], name: str, default: str, allowed: tuple[str, ...]) -> str:
+    value = env.get(name, "").strip() or default
+    if value not in allowed:
+        raise ConfigError(f"{name}: {value!r} is not one of {', '.join(allowed)}")
     return value
