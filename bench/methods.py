@@ -3,7 +3,7 @@
 Every method takes the source bytes and the renditions and returns its encoded
 outputs as ``{(rendition, format): bytes}``, so the runner can time them the
 same way and compare sizes. All make the same outputs: the renditions' sizes,
-formats and qualities, with the engine's encoder settings (``engine.encode``
+formats and qualities, with the engine's encoder settings (``imgpipe.encode``
 for the Pillow methods; the same libjpeg/libwebp options for libvips).
 """
 
@@ -17,7 +17,9 @@ from collections.abc import Callable, Sequence
 
 from PIL import Image, ImageChops, ImageOps, ImageStat
 
+from imgpipe import encode as encoder
 from imgpipe import engine
+from imgpipe.geometry import geometry
 from imgpipe.renditions import Rendition
 
 Outputs = dict[tuple[str, str], bytes]
@@ -30,14 +32,14 @@ def render_engine(data: bytes, renditions: Sequence[Rendition], threads: int = 0
 
 
 def rendition_sizes(data: bytes, renditions: Sequence[Rendition]) -> dict[str, tuple[int, int]]:
-    """Each rendition's output size, from the header alone (``engine.geometry``: all methods match it)."""
+    """Each rendition's output size, from the header alone (``imgpipe.geometry``: all methods match it)."""
     with Image.open(io.BytesIO(data)) as im:
         w, h = im.size
         if im.getexif().get(0x0112, 1) in (5, 6, 7, 8):
             w, h = h, w
     sizes = {}
     for r in renditions:
-        geo = engine.geometry(r, w, h)
+        geo = geometry(r, w, h)
         sizes[r.name] = (geo.width, geo.height)
     return sizes
 
@@ -75,7 +77,7 @@ def naive_images(
 def encode_all(images: dict[str, Image.Image], renditions: Sequence[Rendition], icc: bytes | None) -> Outputs:
     """The engine's own encoder, one output after another (no threads)."""
     return {
-        (r.name, fmt): engine.encode(images[r.name], fmt, r.quality, (255, 255, 255), icc)
+        (r.name, fmt): encoder.encode(images[r.name], fmt, r.quality, (255, 255, 255), icc)
         for r in renditions
         for fmt in r.formats
     }
@@ -161,17 +163,17 @@ class Vips:
         if fmt == "jpeg":
             if im.hasalpha():
                 im = im.flatten(background=[255, 255, 255])
-            progressive = im.width * im.height >= engine.JPEG_PROGRESSIVE_MIN_PIXELS
+            progressive = im.width * im.height >= encoder.JPEG_PROGRESSIVE_MIN_PIXELS
             return im.jpegsave_buffer(
                 Q=quality,
-                optimize_coding=bool(engine.JPEG_PARAMS.get("optimize")),
+                optimize_coding=bool(encoder.JPEG_PARAMS.get("optimize")),
                 interlace=progressive,
                 keep="icc",
             )
         if fmt == "webp":
-            return im.webpsave_buffer(Q=quality, effort=engine.WEBP_METHOD, keep="icc")
+            return im.webpsave_buffer(Q=quality, effort=encoder.WEBP_METHOD, keep="icc")
         if fmt == "avif":
-            return im.heifsave_buffer(Q=quality, compression="av1", effort=9 - engine.AVIF_SPEED, keep="icc")
+            return im.heifsave_buffer(Q=quality, compression="av1", effort=9 - encoder.AVIF_SPEED, keep="icc")
         raise ValueError(fmt)
 
     def render(self, data: bytes, renditions: Sequence[Rendition]) -> Outputs:
