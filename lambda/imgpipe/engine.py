@@ -14,12 +14,14 @@
                pool (Pillow releases the GIL while resizing and encoding).
 
 Animated GIF and WebP sources stay animated within their budget (``animation``).
-``EngineOptions.watermark`` is any overlay with an ``apply(image)``.
+The engine knows no watermark: ``EngineOptions.watermark`` is any overlay
+with an ``apply(image)``, and ``load_mark`` decodes a watermark image for it.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import io
 import os
 from collections.abc import Sequence
@@ -41,6 +43,7 @@ __all__ = [
     "Output",
     "RenderResult",
     "SourceInfo",
+    "load_mark",
     "reference_image",
     "render",
     "render_images",
@@ -153,3 +156,20 @@ def reference_image(data: bytes, rendition: Rendition) -> Image.Image:
     x0, y0 = (im.size[0] - geo.crop[0]) / 2, (im.size[1] - geo.crop[1]) / 2
     box = (x0, y0, x0 + geo.crop[0], y0 + geo.crop[1])
     return im.resize((geo.width, geo.height), RESAMPLE, box=box)
+
+
+def load_mark(data: bytes) -> Image.Image:
+    """A watermark image decoded once from bytes, RGBA (PNG with alpha is the usual choice).
+
+    Any format the engine accepts, at most 4096 px on a side. Raises the
+    engine's ``PermanentError`` subclasses for bytes that are not a usable image.
+    """
+    return _decoded_mark(bytes(data))
+
+
+@functools.lru_cache(maxsize=4)
+def _decoded_mark(data: bytes) -> Image.Image:
+    limit = Rendition("watermark", 4096, 4096, "contain", ("webp",), 100)
+    _, images = render_images(data, [limit], EngineOptions(max_pixels=50_000_000))
+    mark = images["watermark"]
+    return mark if mark.mode == "RGBA" else mark.convert("RGBA")
