@@ -13,6 +13,7 @@ from imgpipe.engine import EngineOptions, render, render_images
 from imgpipe.errors import PermanentError
 from imgpipe.geometry import geometry
 from imgpipe.renditions import Rendition, default_renditions
+from quality import psnr
 from tests import images
 
 THUMB = Rendition("thumb", 100, 100, "cover", ("webp", "jpeg"), 90)
@@ -290,7 +291,7 @@ def test_three_eighths_shows_the_same_picture_as_a_full_decode():
     w, h = source.image.size[0] - 1, source.image.size[1] - 1
     full = Image.open(io.BytesIO(data))
     full = full.resize((w, h), Image.Resampling.LANCZOS, box=(0, 0, w * 8 / 3, h * 8 / 3))
-    assert images.psnr(source.image.crop((0, 0, w, h)), full) >= 40
+    assert psnr(source.image.crop((0, 0, w, h)), full) >= 40
 
 
 @pytest.mark.parametrize("case", ["no libjpeg-turbo", "4:2:2 with < 1.4x left"])

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import io
 import os
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -31,23 +30,13 @@ from dataclasses import dataclass, field
 from PIL import Image
 
 from imgpipe import animation
-from imgpipe.decode import SourceInfo, decode_source, normalise
+from imgpipe.decode import SourceInfo, decode_source
 from imgpipe.encode import encode, encode_animation
-from imgpipe.geometry import geometry
 from imgpipe.options import EngineOptions
 from imgpipe.renditions import CONTENT_TYPES, Rendition
-from imgpipe.resize import RESAMPLE, cut, cut_animation
+from imgpipe.resize import cut, cut_animation
 
-__all__ = [
-    "EngineOptions",
-    "Output",
-    "RenderResult",
-    "SourceInfo",
-    "load_mark",
-    "reference_image",
-    "render",
-    "render_images",
-]
+__all__ = ["EngineOptions", "Output", "RenderResult", "SourceInfo", "load_mark", "render", "render_images"]
 
 
 @dataclass(frozen=True)
@@ -79,7 +68,7 @@ def render_images(
     """The renditions as PIL images, before encoding (upright, watermarked if configured, alpha kept).
 
     For quality checks against a full LANCZOS resize of the fully decoded
-    original (``reference_image``).
+    original (``quality.reference_image``, outside the Lambda package).
     """
     opts = opts or EngineOptions()
     decoded = decode_source(data, renditions, opts)
@@ -144,18 +133,6 @@ def render(data: bytes, renditions: Sequence[Rendition], opts: EngineOptions | N
                 count = frames.get((rendition.name, fmt), 1)
                 outputs.append(Output(rendition.name, fmt, width, height, body, CONTENT_TYPES[fmt], count))
     return RenderResult(info.format, info.width, info.height, outputs)
-
-
-def reference_image(data: bytes, rendition: Rendition) -> Image.Image:
-    """The slow, straightforward rendition: full decode, upright, one LANCZOS resize. For checks only."""
-    from PIL import ImageOps
-
-    im = ImageOps.exif_transpose(Image.open(io.BytesIO(data)))
-    im = normalise(im, im.info.get("icc_profile"))
-    geo = geometry(rendition, *im.size)
-    x0, y0 = (im.size[0] - geo.crop[0]) / 2, (im.size[1] - geo.crop[1]) / 2
-    box = (x0, y0, x0 + geo.crop[0], y0 + geo.crop[1])
-    return im.resize((geo.width, geo.height), RESAMPLE, box=box)
 
 
 def load_mark(data: bytes) -> Image.Image:
