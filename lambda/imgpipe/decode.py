@@ -289,6 +289,27 @@ def _decode_png(im: ImageFile.ImageFile, data: bytes, pool: ThreadPoolExecutor) 
             raise CorruptImage(f"png data cannot be decoded: {exc}") from None
 
 
+def _format(data: bytes, opts: EngineOptions) -> str:
+    """The sniffed format of ``data`` (``detect``), a JPEG's scans checked: before anything is parsed."""
+    if not data:
+        raise NotAnImage("the object is empty (0 bytes)")
+    fmt = sniff(data)
+    if fmt is None:
+        raise NotAnImage("the bytes are not a supported image (JPEG, PNG, WebP, GIF, TIFF, AVIF, HEIC)")
+    if fmt == "jpeg":
+        limits.check_scans(data, opts.max_scans)
+    return fmt
+
+
+def _orientation(im: ImageFile.ImageFile) -> int:
+    """The EXIF orientation (1-8) of an opened image; 1 when it has none or it cannot be read."""
+    try:
+        orientation = int(im.getexif().get(0x0112, 1) or 1)
+    except DECODE_ERRORS:
+        orientation = 1  # unreadable EXIF: show the pixels as stored
+    return orientation if orientation in range(1, 9) else 1
+
+
 def decode_source(
     data: bytes,
     renditions: Sequence[Rendition],
@@ -299,13 +320,7 @@ def decode_source(
 
     With a ``pool`` (two threads or more), big PNGs inflate on it while this thread un-filters.
     """
-    if not data:
-        raise NotAnImage("the object is empty (0 bytes)")
-    fmt = sniff(data)
-    if fmt is None:
-        raise NotAnImage("the bytes are not a supported image (JPEG, PNG, WebP, GIF, TIFF, AVIF, HEIC)")
-    if fmt == "jpeg":
-        limits.check_scans(data, opts.max_scans)
+    fmt = _format(data, opts)
     budget = None if opts.memory_budget is None else opts.memory_budget - len(data)
     with pixel_limit():
         im = _open(data, fmt)
@@ -313,12 +328,7 @@ def decode_source(
         limits.check_header(im, fmt, opts.max_pixels, None if fmt == "jpeg" else budget)
         if fmt == "png" and pool is not None:
             _decode_png(im, data, pool)  # before getexif(), which loads a PNG to look for a late eXIf
-        try:
-            orientation = int(im.getexif().get(0x0112, 1) or 1)
-        except DECODE_ERRORS:
-            orientation = 1  # unreadable EXIF: show the pixels as stored
-        if orientation not in range(1, 9):
-            orientation = 1
+        orientation = _orientation(im)
         swap = orientation in SWAPS_AXES
         up_w, up_h = (stored_h, stored_w) if swap else (stored_w, stored_h)
         geos = {r.name: geometry(r, up_w, up_h) for r in renditions}

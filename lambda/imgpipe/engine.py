@@ -1,7 +1,7 @@
 """The image engine: bytes in, renditions out. Pure Pillow, no AWS.
 
-``render`` is its one entry: the handlers and the render child
-(``sandbox``) call it. It runs the stages, each a module of its own:
+``render`` is its one entry: the resize handler calls it, in the render child
+(``sandbox``). It runs the stages, each a module of its own:
 
 ``decode``     one decode per source, at the smallest JPEG DCT scale that still
                holds the largest rendition (big PNGs on two threads:
@@ -13,6 +13,11 @@
 ``encode``     JPEG, WebP and AVIF without EXIF, XMP or GPS, in a small thread
                pool (Pillow releases the GIL while resizing and encoding).
 
+EXIF orientation is applied to every output (the pixels come out upright) and
+EXIF, XMP and GPS are never written. Colour: an RGB source with a usable ICC
+profile is converted to sRGB and its outputs carry a compact sRGB profile,
+never the source's bytes (``icc``); CMYK sources are converted to sRGB through
+their profile when they carry one, and get no profile (sRGB is the web's default).
 Animated GIF and WebP sources stay animated within their budget (``animation``).
 The engine knows no watermark: ``EngineOptions.watermark`` is any overlay
 with an ``apply(image)``, and ``load_mark`` decodes a watermark image for it.
@@ -82,6 +87,44 @@ def _threads(opts: EngineOptions) -> int:
     return opts.threads or max(1, min(4, os.cpu_count() or 1))
 
 
+class _Encoder:
+    """Encodes each rendition on the pool as soon as it is made; collects the outputs in order."""
+
+    def __init__(self, pool: ThreadPoolExecutor, opts: EngineOptions, profile: bytes | None) -> None:
+        self.pool, self.opts, self.profile = pool, opts, profile
+        self.futures: dict[tuple[str, str], Future[bytes]] = {}
+        self.sizes: dict[str, tuple[int, int]] = {}
+        self.frames: dict[tuple[str, str], int] = {}
+
+    def submit(self, rendition: Rendition, im: Image.Image) -> None:
+        self.sizes[rendition.name] = im.size
+        for fmt in rendition.formats:
+            args = (im, fmt, rendition.quality, self.opts.background, self.profile, self.opts.avif_speed)
+            self.futures[(rendition.name, fmt)] = self.pool.submit(encode, *args)
+
+    def submit_animated(self, rendition: Rendition, seq: list[Image.Image], timing: animation.Timing) -> None:
+        self.submit(dataclasses.replace(rendition, formats=("jpeg",) * ("jpeg" in rendition.formats)), seq[0])
+        for fmt in rendition.formats:
+            if fmt != "jpeg":
+                args = (seq, timing, fmt, rendition.quality, self.profile, self.opts.avif_speed)
+                self.futures[(rendition.name, fmt)] = self.pool.submit(encode_animation, *args)
+                self.frames[(rendition.name, fmt)] = len(seq)
+
+    def cancel(self) -> None:
+        for job in self.futures.values():
+            job.cancel()
+
+    def outputs(self, renditions: Sequence[Rendition]) -> list[Output]:
+        outputs = []
+        for rendition in renditions:
+            width, height = self.sizes[rendition.name]
+            for fmt in rendition.formats:
+                body = self.futures.pop((rendition.name, fmt)).result()
+                count = self.frames.get((rendition.name, fmt), 1)
+                outputs.append(Output(rendition.name, fmt, width, height, body, CONTENT_TYPES[fmt], count))
+        return outputs
+
+
 def render(data: bytes, renditions: Sequence[Rendition], opts: EngineOptions | None = None) -> RenderResult:
     """Every rendition in every configured format, outputs in the order configured.
 
@@ -90,48 +133,23 @@ def render(data: bytes, renditions: Sequence[Rendition], opts: EngineOptions | N
     ``unsupported_format``).
     """
     opts = opts or EngineOptions()
-    futures: dict[tuple[str, str], Future[bytes]] = {}
-    sizes: dict[str, tuple[int, int]] = {}
-    frames: dict[tuple[str, str], int] = {}
     workers = _threads(opts)
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="engine") as pool:
         decoded = decode_source(data, renditions, opts, pool if workers >= 2 else None)
         info = decoded.info
-        profile = decoded.colour.profile
-
-        def submit(rendition: Rendition, im: Image.Image) -> None:
-            sizes[rendition.name] = im.size
-            for fmt in rendition.formats:
-                args = (im, fmt, rendition.quality, opts.background, profile, opts.avif_speed)
-                futures[(rendition.name, fmt)] = pool.submit(encode, *args)
-
-        def submit_animated(rendition: Rendition, seq: list[Image.Image], timing: animation.Timing) -> None:
-            submit(dataclasses.replace(rendition, formats=("jpeg",) * ("jpeg" in rendition.formats)), seq[0])
-            for fmt in rendition.formats:
-                if fmt != "jpeg":
-                    args = (seq, timing, fmt, rendition.quality, profile, opts.avif_speed)
-                    futures[(rendition.name, fmt)] = pool.submit(encode_animation, *args)
-                    frames[(rendition.name, fmt)] = len(seq)
-
+        encoder = _Encoder(pool, opts, decoded.colour.profile)
         try:
             if decoded.animation is None:
-                cut(decoded, renditions, opts, submit, pool, workers)
+                cut(decoded, renditions, opts, encoder.submit, pool, workers)
             else:
                 sequences, timing = cut_animation(decoded, renditions, opts, pool, workers)
                 for rendition in renditions:
-                    submit_animated(rendition, sequences.pop(rendition.name), timing)
+                    encoder.submit_animated(rendition, sequences.pop(rendition.name), timing)
         except BaseException:
-            for job in futures.values():
-                job.cancel()
+            encoder.cancel()
             raise
         del decoded
-        outputs = []
-        for rendition in renditions:
-            width, height = sizes[rendition.name]
-            for fmt in rendition.formats:
-                body = futures.pop((rendition.name, fmt)).result()
-                count = frames.get((rendition.name, fmt), 1)
-                outputs.append(Output(rendition.name, fmt, width, height, body, CONTENT_TYPES[fmt], count))
+        outputs = encoder.outputs(renditions)
     return RenderResult(info.format, info.width, info.height, outputs)
 
 

@@ -72,22 +72,31 @@ def resize(
     if pool is None or workers < 2 or width * height < STRIP_MIN_PIXELS:
         out = im.resize(size, RESAMPLE, box=box)
     else:
-        step = (box[3] - box[1]) / height
-        bounds = [round(height * i / workers) for i in range(workers + 1)]
-        strips = [(y0, y1) for y0, y1 in itertools.pairwise(bounds) if y1 > y0]
-        jobs = [
-            pool.submit(
-                im.resize,
-                (width, y1 - y0),
-                RESAMPLE,
-                (box[0], box[1] + y0 * step, box[2], box[1] + y1 * step),
-            )
-            for y0, y1 in strips
-        ]
-        out = Image.new(im.mode, size)
-        for (y0, _), job in zip(strips, jobs, strict=True):
-            out.paste(job.result(), (0, y0))
+        out = _resize_in_strips(im, size, box, pool, workers)
     return out.convert(mode) if out.mode != mode else out
+
+
+def _resize_in_strips(
+    im: Image.Image, size: tuple[int, int], box: tuple[float, ...], pool: ThreadPoolExecutor, workers: int
+) -> Image.Image:
+    """``resize`` in ``workers`` horizontal strips on ``pool`` (``STRIP_MIN_PIXELS``)."""
+    width, height = size
+    step = (box[3] - box[1]) / height
+    bounds = [round(height * i / workers) for i in range(workers + 1)]
+    strips = [(y0, y1) for y0, y1 in itertools.pairwise(bounds) if y1 > y0]
+    jobs = [
+        pool.submit(
+            im.resize,
+            (width, y1 - y0),
+            RESAMPLE,
+            (box[0], box[1] + y0 * step, box[2], box[1] + y1 * step),
+        )
+        for y0, y1 in strips
+    ]
+    out = Image.new(im.mode, size)
+    for (y0, _), job in zip(strips, jobs, strict=True):
+        out.paste(job.result(), (0, y0))
+    return out
 
 
 def cut(
