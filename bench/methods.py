@@ -3,8 +3,9 @@
 Every method takes the source bytes and the renditions and returns its encoded
 outputs as ``{(rendition, format): bytes}``, so the runner can time them the
 same way and compare sizes. All make the same outputs: the renditions' sizes,
-formats and qualities, with the engine's encoder settings (``engine.encode``
-for the Pillow methods; the same libjpeg/libwebp options for libvips).
+formats and qualities, with the engine's encoder settings (``imgpipe.encode``
+for the Pillow methods; the same libjpeg/libwebp options for libvips). Quality
+is PSNR against ``quality.reference_image``, the same measure the tests assert.
 """
 
 from __future__ import annotations
@@ -15,10 +16,13 @@ import os
 import time
 from collections.abc import Callable, Sequence
 
-from PIL import Image, ImageChops, ImageOps, ImageStat
+from PIL import Image, ImageOps
 
+from imgpipe import encode as encoder
 from imgpipe import engine
+from imgpipe.geometry import geometry
 from imgpipe.renditions import Rendition
+from quality import psnr, reference_image
 
 Outputs = dict[tuple[str, str], bytes]
 
@@ -30,14 +34,14 @@ def render_engine(data: bytes, renditions: Sequence[Rendition], threads: int = 0
 
 
 def rendition_sizes(data: bytes, renditions: Sequence[Rendition]) -> dict[str, tuple[int, int]]:
-    """Each rendition's output size, from the header alone (``engine.geometry``: all methods match it)."""
+    """Each rendition's output size, from the header alone (``imgpipe.geometry``: all methods match it)."""
     with Image.open(io.BytesIO(data)) as im:
         w, h = im.size
         if im.getexif().get(0x0112, 1) in (5, 6, 7, 8):
             w, h = h, w
     sizes = {}
     for r in renditions:
-        geo = engine.geometry(r, w, h)
+        geo = geometry(r, w, h)
         sizes[r.name] = (geo.width, geo.height)
     return sizes
 
@@ -75,7 +79,7 @@ def naive_images(
 def encode_all(images: dict[str, Image.Image], renditions: Sequence[Rendition], icc: bytes | None) -> Outputs:
     """The engine's own encoder, one output after another (no threads)."""
     return {
-        (r.name, fmt): engine.encode(images[r.name], fmt, r.quality, (255, 255, 255), icc)
+        (r.name, fmt): encoder.encode(images[r.name], fmt, r.quality, (255, 255, 255), icc)
         for r in renditions
         for fmt in r.formats
     }
@@ -161,17 +165,17 @@ class Vips:
         if fmt == "jpeg":
             if im.hasalpha():
                 im = im.flatten(background=[255, 255, 255])
-            progressive = im.width * im.height >= engine.JPEG_PROGRESSIVE_MIN_PIXELS
+            progressive = im.width * im.height >= encoder.JPEG_PROGRESSIVE_MIN_PIXELS
             return im.jpegsave_buffer(
                 Q=quality,
-                optimize_coding=bool(engine.JPEG_PARAMS.get("optimize")),
+                optimize_coding=bool(encoder.JPEG_PARAMS.get("optimize")),
                 interlace=progressive,
                 keep="icc",
             )
         if fmt == "webp":
-            return im.webpsave_buffer(Q=quality, effort=engine.WEBP_METHOD, keep="icc")
+            return im.webpsave_buffer(Q=quality, effort=encoder.WEBP_METHOD, keep="icc")
         if fmt == "avif":
-            return im.heifsave_buffer(Q=quality, compression="av1", effort=9 - engine.AVIF_SPEED, keep="icc")
+            return im.heifsave_buffer(Q=quality, compression="av1", effort=9 - encoder.AVIF_SPEED, keep="icc")
         raise ValueError(fmt)
 
     def render(self, data: bytes, renditions: Sequence[Rendition]) -> Outputs:
@@ -194,36 +198,10 @@ class Vips:
         return outputs
 
 
-def psnr(a: Image.Image, b: Image.Image) -> float:
-    """Peak signal-to-noise ratio in dB over all channels (inf when identical).
-
-    Images with alpha are compared premultiplied (``RGBa``/``La``): the colour of
-    a fully transparent pixel is invisible and does not count.
-    """
-    if a.size != b.size:
-        raise ValueError(f"sizes differ: {a.size} vs {b.size}")
-    if b.mode != a.mode:
-        b = b.convert(a.mode)
-    if a.mode in ("RGBA", "LA"):
-        premultiplied = "RGBa" if a.mode == "RGBA" else "La"
-        a, b = a.convert(premultiplied), b.convert(premultiplied)
-    stat = ImageStat.Stat(ImageChops.difference(a, b))
-    pixels = a.size[0] * a.size[1]
-    mse = sum(stat.sum2) / (pixels * len(stat.sum2))
-    return math.inf if mse == 0 else 10 * math.log10(255 * 255 / mse)
-
-
 def quality(data: bytes, renditions: Sequence[Rendition]) -> dict[str, float]:
     """PSNR of each engine rendition (before encoding) against a full LANCZOS resize of the full decode."""
     _, images = engine.render_images(data, renditions)
-    full = _upright(data)
-    out = {}
-    for r in renditions:
-        made = images[r.name]
-        reference = full.convert(made.mode) if full.mode != made.mode else full
-        reference = reference.resize(made.size, Image.Resampling.LANCZOS, box=centre_box(full.size, r))
-        out[r.name] = psnr(made, reference)
-    return out
+    return {r.name: psnr(images[r.name], reference_image(data, r)) for r in renditions}
 
 
 def timed(fn: Callable[[], object], rounds: int) -> tuple[list[float], list[float], object]:

@@ -249,7 +249,8 @@ def _call(what: str, fn, *args, **kwargs):
 def _watermark(config: ResizeConfig):
     if not config.watermark_enabled:
         return None
-    from imgpipe.watermark import Watermark, load_mark
+    from imgpipe.engine import load_mark
+    from imgpipe.watermark import Watermark
 
     common = {
         "position": config.watermark_position,

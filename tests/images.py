@@ -195,20 +195,3 @@ def srgb_icc() -> bytes:
     from PIL import ImageCms
 
     return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
-
-
-def psnr(a: Image.Image, b: Image.Image) -> float:
-    """Peak signal-to-noise ratio in dB between two same-size images.
-
-    Images with alpha are compared premultiplied (``RGBa``), i.e. as they look
-    composited: the colour of a nearly transparent pixel hardly matters.
-    """
-    assert a.size == b.size, (a.size, b.size)
-    alpha = "A" in a.mode or "A" in b.mode
-    mode = "RGBa" if alpha else "RGB"
-    bands = 4 if alpha else 3
-    diff = ImageChops.difference(a.convert("RGBA").convert(mode), b.convert("RGBA").convert(mode))
-    hist = diff.histogram()
-    squares = sum(count * (i % 256) ** 2 for i, count in enumerate(hist))
-    mse = squares / (a.size[0] * a.size[1] * bands)
-    return math.inf if mse == 0 else 10 * math.log10(255**2 / mse)

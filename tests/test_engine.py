@@ -8,10 +8,12 @@ import random
 import pytest
 from PIL import Image
 
-from imgpipe import engine
-from imgpipe.engine import EngineOptions, geometry, render, render_images
+from imgpipe import decode
+from imgpipe.engine import EngineOptions, render, render_images
 from imgpipe.errors import PermanentError
+from imgpipe.geometry import geometry
 from imgpipe.renditions import Rendition, default_renditions
+from quality import psnr
 from tests import images
 
 THUMB = Rendition("thumb", 100, 100, "cover", ("webp", "jpeg"), 90)
@@ -259,7 +261,7 @@ def test_jpeg_is_decoded_at_three_eighths_when_that_holds_the_largest_rendition(
     # 4300x2900 for a 1600 px rendition (0.372 px per source px): 3/8 is 1613x1088, the
     # fewest pixels that hold it; 1/2 (2150x1450) was the smallest scale before.
     data = images.oriented_jpeg(orientation, 4300, 2900)
-    source = engine._decode_source(data, default_renditions(), EngineOptions()).source
+    source = decode.decode_source(data, default_renditions(), EngineOptions()).source
     assert source.image.size == ((1088, 1613) if orientation == 6 else (1613, 1088))
     assert (source.sx, source.sy) == (3 / 8, 3 / 8)
     result = render(data, default_renditions())
@@ -275,7 +277,7 @@ def test_jpeg_is_decoded_at_three_eighths_when_that_holds_the_largest_rendition(
 def test_a_4_2_2_jpeg_takes_three_eighths_with_room_for_lanczos():
     # 6028x3391 (as the benchmark's Kleiber photo): 3/8 is 2261 px, 1.41x the 1600 px needed.
     data = images.photo_jpeg(6028, 3391, subsampling="4:2:2")
-    source = engine._decode_source(data, default_renditions(), EngineOptions()).source
+    source = decode.decode_source(data, default_renditions(), EngineOptions()).source
     assert source.image.size == (2261, 1272)
     _, ims = render_images(data, default_renditions())
     assert ims["large"].size == (1600, 900)
@@ -285,21 +287,21 @@ def test_three_eighths_shows_the_same_picture_as_a_full_decode():
     # Exactly 3/8 of the original (the last pixel is partial: left out): 41.6 dB against a
     # LANCZOS resize of the full decode (1/2 gives 40.5 dB); a wrong scale or offset gives < 25.
     data = images.photo_jpeg(4300, 2900)
-    source = engine._decode_source(data, default_renditions(), EngineOptions()).source
+    source = decode.decode_source(data, default_renditions(), EngineOptions()).source
     w, h = source.image.size[0] - 1, source.image.size[1] - 1
     full = Image.open(io.BytesIO(data))
     full = full.resize((w, h), Image.Resampling.LANCZOS, box=(0, 0, w * 8 / 3, h * 8 / 3))
-    assert images.psnr(source.image.crop((0, 0, w, h)), full) >= 40
+    assert psnr(source.image.crop((0, 0, w, h)), full) >= 40
 
 
 @pytest.mark.parametrize("case", ["no libjpeg-turbo", "4:2:2 with < 1.4x left"])
 def test_otherwise_the_jpeg_is_decoded_at_one_half(case, monkeypatch):
     if case == "no libjpeg-turbo":
-        monkeypatch.setattr(engine, "_LIBJPEG_TURBO", False)
+        monkeypatch.setattr(decode, "_LIBJPEG_TURBO", False)
         data = images.photo_jpeg(4300, 2900)
     else:
         data = images.photo_jpeg(4300, 2900, subsampling="4:2:2")  # 3/8 would be 1.01x
-    source = engine._decode_source(data, default_renditions(), EngineOptions()).source
+    source = decode.decode_source(data, default_renditions(), EngineOptions()).source
     assert source.image.size == (2150, 1450)
     _, ims = render_images(data, default_renditions())
     assert ims["large"].size == (1600, 1079)
@@ -434,7 +436,7 @@ def test_parallel_strips_match_one_thread_within_one_level():
 
     from PIL import ImageChops
 
-    from imgpipe.engine import _resize
+    from imgpipe.resize import resize as _resize
 
     for source in (images.photo(3000, 2250), images.photo(4272, 2848)):
         size = (1600, round(1600 * source.height / source.width))

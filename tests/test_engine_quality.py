@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import pytest
 
-from imgpipe.engine import reference_image, render_images
+from imgpipe.engine import render_images
 from imgpipe.renditions import Rendition, default_renditions
+from quality import psnr, reference_image
 from tests import images
 
 MIN_PSNR = 40.0
@@ -27,7 +28,7 @@ def test_default_renditions_match_a_full_lanczos_resize(photo_4000x3000):
     for rendition in default_renditions():
         reference = reference_image(photo_4000x3000, rendition)
         assert ims[rendition.name].size == reference.size
-        assert images.psnr(ims[rendition.name], reference) >= MIN_PSNR, rendition.name
+        assert psnr(ims[rendition.name], reference) >= MIN_PSNR, rendition.name
 
 
 def test_many_cascaded_sizes_match_too(photo_4000x3000):
@@ -42,7 +43,7 @@ def test_many_cascaded_sizes_match_too(photo_4000x3000):
     ]
     _, ims = render_images(photo_4000x3000, renditions)
     for rendition in renditions:
-        got = images.psnr(ims[rendition.name], reference_image(photo_4000x3000, rendition))
+        got = psnr(ims[rendition.name], reference_image(photo_4000x3000, rendition))
         assert got >= MIN_PSNR, (rendition.name, got)
 
 
@@ -56,7 +57,7 @@ def test_three_eighths_dct_scale_matches_too(size, subsampling):
     data = images.photo_jpeg(*size, quality=92, subsampling=subsampling)
     _, ims = render_images(data, default_renditions())
     for rendition in default_renditions():
-        got = images.psnr(ims[rendition.name], reference_image(data, rendition))
+        got = psnr(ims[rendition.name], reference_image(data, rendition))
         assert got >= MIN_PSNR, (rendition.name, got)
 
 
@@ -71,7 +72,7 @@ def test_rotated_photo_matches_too():
     for rendition in default_renditions():
         reference = reference_image(data, rendition)
         assert ims[rendition.name].size == reference.size
-        assert images.psnr(ims[rendition.name], reference) >= MIN_PSNR, rendition.name
+        assert psnr(ims[rendition.name], reference) >= MIN_PSNR, rendition.name
 
 
 @pytest.mark.parametrize("mode", ["RGB", "RGBA"])
@@ -86,5 +87,5 @@ def test_png_sources_match_too(mode):
     renditions = [*default_renditions(), Rendition("c96", 96, 96, "cover", ("webp",))]
     _, ims = render_images(data, renditions)
     for rendition in renditions:
-        got = images.psnr(ims[rendition.name], reference_image(data, rendition))
+        got = psnr(ims[rendition.name], reference_image(data, rendition))
         assert got >= MIN_PSNR, (rendition.name, got)

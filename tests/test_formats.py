@@ -11,10 +11,11 @@ import pytest
 from PIL import Image, features
 
 from imgpipe import limits, sandbox
-from imgpipe.engine import EngineOptions, reference_image, render
+from imgpipe.engine import EngineOptions, render
 from imgpipe.errors import ConfigError, PermanentError
 from imgpipe.renditions import CONTENT_TYPES, Rendition, default_renditions
 from imgpipe.resize_config import from_env
+from quality import psnr, reference_image
 from tests import images
 
 BASE_ENV = {"RESIZED_BUCKET": "resized"}
@@ -67,7 +68,7 @@ def test_avif_rendition_decodes_to_the_size_and_pixels_it_reports():
     reference = reference_image(data, both)
     jpeg = Image.open(io.BytesIO(outputs[("hero", "jpeg")].data))
     # the noisy synthetic photo: 27.8 dB for AVIF, 25.7 dB for JPEG at the same quality
-    assert images.psnr(avif.convert("RGB"), reference) > max(26, images.psnr(jpeg, reference))
+    assert psnr(avif.convert("RGB"), reference) > max(26, psnr(jpeg, reference))
 
 
 def test_avif_speed_is_a_setting_that_trades_time_for_bytes():

@@ -142,8 +142,8 @@ def test_x86_64_package_imports_and_decodes_on_python312(tmp_path):
         "buf = io.BytesIO(); Image.new('RGB', (8, 8), 'red').save(buf, 'AVIF'); "
         "assert detect.sniff(buf.getvalue()) == 'avif'; "
         "assert Image.open(io.BytesIO(buf.getvalue())).size == (8, 8); "
-        "from imgpipe import engine; "
-        "avif = engine.encode(Image.new('RGB', (16, 16), 'blue'), 'avif', 60, avif_speed=8); "
+        "from imgpipe.encode import encode; "
+        "avif = encode(Image.new('RGB', (16, 16), 'blue'), 'avif', 60, avif_speed=8); "
         "assert avif[4:12] == b'ftypavif'; "
         "print(len(renditions.default_renditions()))"
     )

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from PIL import Image, ImageChops
 
-from imgpipe.engine import EngineOptions, render_images
+from imgpipe.engine import EngineOptions, load_mark, render_images
 from imgpipe.renditions import Rendition, default_renditions
-from imgpipe.watermark import Watermark, load_mark
+from imgpipe.watermark import Watermark
 from tests import images
 
 GREY = (128, 128, 128)
@@ -19,6 +19,10 @@ def grey(size=(1000, 600)) -> Image.Image:
 
 def red_square_png(size=(100, 100)) -> bytes:
     return images.encode(Image.new("RGBA", size, (255, 0, 0, 255)), "PNG")
+
+
+def red_square(size=(100, 100)) -> Image.Image:
+    return load_mark(red_square_png(size))
 
 
 def changed_box(before: Image.Image, after: Image.Image):
@@ -49,13 +53,13 @@ def test_text_watermark_bottom_right_by_default():
 )
 def test_positions(position, check):
     base = grey()
-    box = changed_box(base, Watermark(image=red_square_png(), position=position).apply(base))
+    box = changed_box(base, Watermark(image=red_square(), position=position).apply(base))
     assert check(box), box
 
 
 def test_image_watermark_scale_margin_and_opacity():
     base = grey()
-    mark = Watermark(image=red_square_png(), position="top-left", scale=0.1, margin=0.05, opacity=0.5)
+    mark = Watermark(image=red_square(), position="top-left", scale=0.1, margin=0.05, opacity=0.5)
     out = mark.apply(base)
     assert changed_box(base, out) == (30, 30, 130, 130)  # margin 5% of 600; width 10% of 1000
     r, g, _b = out.getpixel((80, 80))
@@ -70,7 +74,7 @@ def test_small_renditions_are_not_watermarked():
 
 def test_transparent_image_keeps_its_alpha_under_the_watermark():
     base = Image.new("RGBA", (600, 600), (0, 0, 0, 0))
-    out = Watermark(image=red_square_png(), position="center", opacity=1.0).apply(base)
+    out = Watermark(image=red_square(), position="center", opacity=1.0).apply(base)
     assert out.mode == "RGBA"
     assert out.getpixel((300, 300)) == (255, 0, 0, 255)
     assert out.getpixel((10, 10)) == (0, 0, 0, 0)
@@ -79,7 +83,7 @@ def test_transparent_image_keeps_its_alpha_under_the_watermark():
 def test_engine_watermarks_large_renditions_only():
     data = images.encode(Image.new("RGB", (2000, 1500), GREY), "PNG")
     plain = render_images(data, default_renditions())[1]
-    mark = Watermark(image=red_square_png(), opacity=1.0)
+    mark = Watermark(image=red_square(), opacity=1.0)
     marked = render_images(data, default_renditions(), EngineOptions(watermark=mark))[1]
     assert changed_box(plain["thumb"], marked["thumb"]) is None  # 200 px < min size 300
     for name in ("medium", "large"):
@@ -114,9 +118,16 @@ def test_invalid_watermarks(kwargs, needle):
 def test_watermark_on_rendition_sizes_from_config():
     # A 4:3 medium (800x600) gets a mark 200 px wide, 16 px from the corner.
     data = images.encode(Image.new("RGB", (1600, 1200), GREY), "JPEG", quality=95)
-    mark = Watermark(image=red_square_png(), opacity=1.0, margin=16 / 600)
+    mark = Watermark(image=red_square(), opacity=1.0, margin=16 / 600)
     renditions = [Rendition("medium", 800, 800, "contain", ("jpeg",))]
     _, ims = render_images(data, renditions, EngineOptions(watermark=mark))
     red = ims["medium"].getpixel((800 - 16 - 100, 600 - 16 - 100))
     assert red[0] > 240 and red[1] < 20
     assert ims["medium"].getpixel((800 - 10, 600 - 10)) != red
+
+
+def test_an_image_watermark_arrives_decoded():
+    # The watermark knows nothing of the engine: bytes are decoded by engine.load_mark first.
+    with pytest.raises(TypeError, match="load_mark"):
+        Watermark(image=red_square_png())
+    assert Watermark(image=red_square()).mark().mode == "RGBA"

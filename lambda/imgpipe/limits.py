@@ -27,7 +27,7 @@ ROW_BITS_LIMIT = (1 << 31) - 1
 
 # Bytes per pixel Pillow stores for each mode; every other mode takes 4.
 _STORAGE = {"1": 1, "L": 1, "P": 1, "I;16": 2, "I;16B": 2, "I;16L": 2, "I;16N": 2}
-# What the engine's _normalise allocates beside the decoded image, per pixel.
+# What decode.normalise allocates beside the decoded image, per pixel.
 _CONVERTED = {"L": 0, "LA": 0, "RGB": 0, "RGBA": 0, "1": 1, "F": 1}
 _I16_CONVERTED = 5  # I;16 -> I (4 bytes) -> L (1 byte)
 # Decoder working memory per pixel beyond the image, measured at 12 MP (docs/hostile-inputs.md):

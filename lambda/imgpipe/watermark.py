@@ -4,7 +4,9 @@ Sized relative to the rendition (``scale`` = watermark width / rendition
 width), placed in a corner or the centre with a margin (a fraction of the
 rendition's shorter side), blended at ``opacity``, and skipped on renditions
 whose shorter side is below ``min_size`` pixels (thumbnails stay clean).
-Off unless configured (see ``resize_config``).
+Off unless configured (see ``resize_config``). An image watermark arrives
+decoded (``imgpipe.engine.load_mark`` decodes its bytes): this module knows
+nothing of the engine, and the engine knows it only as an overlay.
 """
 
 from __future__ import annotations
@@ -20,10 +22,10 @@ _REFERENCE_FONT_SIZE = 64
 
 @dataclass(frozen=True)
 class Watermark:
-    """Exactly one of ``text`` or ``image`` (encoded bytes, or a PIL image)."""
+    """Exactly one of ``text`` or ``image`` (a decoded PIL image)."""
 
     text: str | None = None
-    image: bytes | Image.Image | None = field(default=None, repr=False, compare=False)
+    image: Image.Image | None = field(default=None, repr=False, compare=False)
     position: str = "bottom-right"
     opacity: float = 0.5
     margin: float = 0.02
@@ -33,6 +35,8 @@ class Watermark:
     def __post_init__(self) -> None:
         if (self.text is None) == (self.image is None):
             raise ValueError("a watermark needs exactly one of text or image")
+        if self.image is not None and not isinstance(self.image, Image.Image):
+            raise TypeError("a watermark image is a decoded image: imgpipe.engine.load_mark(data)")
         if self.text is not None and not self.text.strip():
             raise ValueError("watermark text is empty")
         if self.position not in POSITIONS:
@@ -50,9 +54,8 @@ class Watermark:
         """The watermark at its own resolution, RGBA, full opacity."""
         if self.text is not None:
             return _text_mark(self.text)
-        if isinstance(self.image, Image.Image):
-            return _rgba(self.image)
-        return _decoded_mark(self.image)
+        assert self.image is not None
+        return _rgba(self.image)
 
     def apply(self, im: Image.Image) -> Image.Image:
         """A watermarked copy of ``im`` (``im`` itself when it is too small)."""
@@ -111,23 +114,3 @@ def _text_mark(text: str) -> Image.Image:
         stroke_fill=(0, 0, 0, 255),
     )
     return im
-
-
-@functools.lru_cache(maxsize=4)
-def _decoded_mark(data: bytes) -> Image.Image:
-    """Decode watermark bytes once (any format the engine accepts, bounded in size)."""
-    from imgpipe.engine import EngineOptions, render_images
-    from imgpipe.renditions import Rendition
-
-    limit = Rendition("watermark", 4096, 4096, "contain", ("webp",), 100)
-    _, images = render_images(data, [limit], EngineOptions(max_pixels=50_000_000))
-    return _rgba(images["watermark"])
-
-
-def load_mark(data: bytes) -> Image.Image:
-    """Decode a watermark image from bytes (PNG with alpha is the usual choice).
-
-    Raises the engine's ``PermanentError`` subclasses for bytes that are not a
-    usable image.
-    """
-    return _decoded_mark(bytes(data))

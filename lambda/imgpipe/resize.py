@@ -1,0 +1,180 @@
+"""Resizing: every rendition cut from the decode, largest first, in a cascade.
+
+Each rendition comes from the smallest image already made that keeps at least
+``CASCADE_GAP`` times its resolution; a whole-factor box reduction goes first
+when there is room (``REDUCING_GAP``), then LANCZOS; big resizes run in
+parallel horizontal strips (Pillow releases the GIL while resizing). Every
+rendition is turned upright, converted to sRGB (``icc``) and then gets the
+overlay (a watermark) when one is configured.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+
+from PIL import Image
+
+from imgpipe import animation
+from imgpipe.decode import DECODE_ERRORS, Decoded, Source, normalise, pixel_limit
+from imgpipe.errors import CorruptImage
+from imgpipe.geometry import ORIENT, SWAPS_AXES, stored_box
+from imgpipe.options import EngineOptions
+from imgpipe.renditions import Rendition
+
+# Resampling choices, measured on a detailed synthetic photo: decoding at a DCT
+# scale that keeps >= 1x the largest rendition, then LANCZOS, stays >= 43 dB PSNR
+# against a full LANCZOS resize of the full decode at 4000x3000 and 6000x4000, and
+# >= 41 dB where a 3/8 decode needs almost no LANCZOS after it (4300x2900 for 1600 px;
+# 46.9 dB and up on the benchmark's photographs) (tests/test_engine_quality.py).
+RESAMPLE = Image.Resampling.LANCZOS
+# A source with >= 2 x REDUCING_GAP the resolution needed is first box-reduced by
+# a whole factor, keeping >= REDUCING_GAP x for LANCZOS (like JPEG DCT scaling for
+# other formats): 2x faster on a 12 MP PNG, >= 44 dB PSNR on the synthetic photo.
+REDUCING_GAP = 1.25
+# A made rendition can feed a smaller one when it has >= 2x its resolution (less
+# 1% for rounding to whole pixels: a 1600x900 large feeds an 800x450 medium).
+CASCADE_GAP = 2.0 * 0.99
+# Resizes to at least this many output pixels are cut into horizontal strips,
+# resized in parallel (LANCZOS weights depend only on the output row, and reach
+# across strip borders into the source). Each strip's box is computed in floating
+# point, so a sample centre can round differently: a few pixels in a million
+# differ by one level (46 of 1.7 million on a 12 MP photo), never more.
+STRIP_MIN_PIXELS = 400_000
+
+
+def resize(
+    im: Image.Image,
+    size: tuple[int, int],
+    box: tuple[float, ...],
+    pool: ThreadPoolExecutor | None = None,
+    workers: int = 1,
+) -> Image.Image:
+    """``box`` of ``im`` resized to ``size``: a box-average pre-reduction, then LANCZOS.
+
+    When the source has at least twice ``REDUCING_GAP`` times the resolution
+    needed, it is first reduced by a whole factor (``Image.reduce``, cheap),
+    keeping >= ``REDUCING_GAP`` times the target for LANCZOS to finish. Big
+    outputs are resized in parallel horizontal strips when a pool is given.
+    Alpha is premultiplied while resampling, as ``Image.resize`` does.
+    """
+    width, height = size
+    mode = im.mode
+    if mode in ("RGBA", "LA"):
+        im = im.convert(mode[:-1] + "a")
+    factor_x = int((box[2] - box[0]) / width / REDUCING_GAP) or 1
+    factor_y = int((box[3] - box[1]) / height / REDUCING_GAP) or 1
+    if factor_x > 1 or factor_y > 1:
+        im = im.reduce((factor_x, factor_y))
+        box = (box[0] / factor_x, box[1] / factor_y, box[2] / factor_x, box[3] / factor_y)
+    if pool is None or workers < 2 or width * height < STRIP_MIN_PIXELS:
+        out = im.resize(size, RESAMPLE, box=box)
+    else:
+        out = _resize_in_strips(im, size, box, pool, workers)
+    return out.convert(mode) if out.mode != mode else out
+
+
+def _resize_in_strips(
+    im: Image.Image, size: tuple[int, int], box: tuple[float, ...], pool: ThreadPoolExecutor, workers: int
+) -> Image.Image:
+    """``resize`` in ``workers`` horizontal strips on ``pool`` (``STRIP_MIN_PIXELS``)."""
+    width, height = size
+    step = (box[3] - box[1]) / height
+    bounds = [round(height * i / workers) for i in range(workers + 1)]
+    strips = [(y0, y1) for y0, y1 in itertools.pairwise(bounds) if y1 > y0]
+    jobs = [
+        pool.submit(
+            im.resize,
+            (width, y1 - y0),
+            RESAMPLE,
+            (box[0], box[1] + y0 * step, box[2], box[1] + y1 * step),
+        )
+        for y0, y1 in strips
+    ]
+    out = Image.new(im.mode, size)
+    for (y0, _), job in zip(strips, jobs, strict=True):
+        out.paste(job.result(), (0, y0))
+    return out
+
+
+def cut(
+    decoded: Decoded,
+    renditions: Sequence[Rendition],
+    opts: EngineOptions,
+    on_ready: Callable[[Rendition, Image.Image], None] | None = None,
+    pool: ThreadPoolExecutor | None = None,
+    workers: int = 1,
+) -> dict[str, Image.Image]:
+    """Every rendition, largest first, each from the smallest full-frame image that is good enough."""
+    full_w, full_h = decoded.stored_size
+    geos = decoded.geos
+    swap = decoded.orientation in SWAPS_AXES
+    transpose = ORIENT.get(decoded.orientation)
+    order = sorted(renditions, key=lambda r: geos[r.name].scale, reverse=True)
+    decode: Source | None = decoded.source
+    decoded.source = None  # type: ignore[assignment]  # lets the big decode be freed early
+    made: list[Source] = []  # contain renditions: full-frame, stored orientation, largest first
+    images: dict[str, Image.Image] = {}
+    for index, rendition in enumerate(order):
+        geo = geos[rendition.name]
+        out_w, out_h = (geo.height, geo.width) if swap else (geo.width, geo.height)
+        good = [s for s in made if min(s.sx, s.sy) >= geo.scale * CASCADE_GAP]
+        src = good[-1] if good else decode
+        assert src is not None
+        box = stored_box(geo, swap, full_w, full_h, src.sx, src.sy)
+        if src.image.size == (out_w, out_h) and box == (0, 0, *src.image.size):
+            stored = src.image
+        else:
+            stored = resize(src.image, (out_w, out_h), box, pool, workers)
+            if rendition.fit == "contain":
+                made.append(Source(stored, out_w / full_w, out_h / full_h))
+        later = [geos[r.name].scale for r in order[index + 1 :]]
+        if not later:
+            decode, made = None, []
+        else:
+            # Keep only what a later rendition can still use; the big decode goes first.
+            if any(min(s.sx, s.sy) >= max(later) * CASCADE_GAP for s in made):
+                decode = None
+            made = [s for s in made if min(s.sx, s.sy) >= min(later) * CASCADE_GAP]
+        upright = stored.transpose(transpose) if transpose is not None else stored
+        upright = decoded.colour.apply(upright)  # to sRGB before the (sRGB) watermark goes on
+        if opts.watermark is not None:
+            upright = opts.watermark.apply(upright)
+        images[rendition.name] = upright
+        if on_ready is not None:
+            on_ready(rendition, upright)
+    return images
+
+
+def cut_animation(
+    decoded: Decoded,
+    renditions: Sequence[Rendition],
+    opts: EngineOptions,
+    pool: ThreadPoolExecutor | None = None,
+    workers: int = 1,
+) -> tuple[dict[str, list[Image.Image]], animation.Timing]:
+    """Every rendition of every frame (the same geometry and crop as the first), and the timing."""
+    anim = decoded.animation
+    assert anim is not None
+    full_w, full_h = decoded.stored_size
+    first = cut(decoded, renditions, opts, pool=pool, workers=workers)
+    sequences = {name: [im] for name, im in first.items()}
+    durations = [anim.first_duration]
+    try:
+        with pixel_limit():
+            for frame, duration in animation.later_frames(anim.image, anim.frames):
+                work = normalise(frame, anim.icc)
+                work = work.copy() if work is frame else work  # the file seeks on; _cut may keep the frame
+                work.info.clear()
+                source = Source(work, work.size[0] / full_w, work.size[1] / full_h)
+                each = dataclasses.replace(decoded, source=source, animation=None)
+                for name, im in cut(each, renditions, opts, pool=pool, workers=workers).items():
+                    sequences[name].append(im)
+                durations.append(duration)
+    except DECODE_ERRORS as exc:
+        raise CorruptImage(f"{decoded.info.format} frame {len(durations)} cannot be decoded: {exc}") from None
+    finally:
+        anim.image.close()
+    return sequences, animation.Timing(tuple(durations), anim.loop)

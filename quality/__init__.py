@@ -1,0 +1,64 @@
+"""How close a rendition is to the slow, straightforward one: one definition for tests and bench.
+
+"40 dB" means the same everywhere: ``tests/test_engine_quality.py`` asserts it
+and ``make bench`` reports it with these two functions. Not part of the Lambda
+package (``tools/package.py`` ships ``lambda/`` only); ``imgpipe`` must be
+importable, as it is in the tests and in ``bench`` (``lambda/`` on ``sys.path``).
+
+``reference_image``  full decode, upright, one LANCZOS resize of the rendition's
+                     centre region (``imgpipe.geometry``): what the engine's
+                     DCT scaling, box reduction and cascade are measured against.
+``psnr``             peak signal-to-noise ratio in dB, 8 bits per sample:
+
+- both images are compared in the fewest channels that hold them: one grey
+  channel when both are grayscale (``L``/``LA``), else RGB (a grayscale image
+  then counts as its grey in three equal channels, which gives the same MSE);
+- when either image has alpha, both are compared premultiplied (``La`` or
+  ``RGBa``: each colour sample times its alpha, and alpha itself as one more
+  channel), i.e. as they look composited: the colour of a (nearly) transparent
+  pixel hardly counts, and an image without alpha counts as opaque;
+- the MSE is the mean over every sample of those channels;
+- identical images give ``math.inf``.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+
+from PIL import Image, ImageChops, ImageOps
+
+from imgpipe.decode import normalise
+from imgpipe.geometry import geometry
+from imgpipe.renditions import Rendition
+
+RESAMPLE = Image.Resampling.LANCZOS
+_GREY = ("L", "LA")
+
+__all__ = ["psnr", "reference_image"]
+
+
+def psnr(a: Image.Image, b: Image.Image) -> float:
+    """Peak signal-to-noise ratio in dB between two same-size images (see the module's rules)."""
+    if a.size != b.size:
+        raise ValueError(f"sizes differ: {a.size} vs {b.size}")
+    alpha = "A" in a.mode or "A" in b.mode
+    grey = a.mode in _GREY and b.mode in _GREY
+    base = ("LA" if alpha else "L") if grey else "RGBA"
+    mode = ("La" if alpha else "L") if grey else ("RGBa" if alpha else "RGB")
+    bands = len(mode)
+    diff = ImageChops.difference(a.convert(base).convert(mode), b.convert(base).convert(mode))
+    hist = diff.histogram()
+    squares = sum(count * (i % 256) ** 2 for i, count in enumerate(hist))
+    mse = squares / (a.size[0] * a.size[1] * bands)
+    return math.inf if mse == 0 else 10 * math.log10(255**2 / mse)
+
+
+def reference_image(data: bytes, rendition: Rendition) -> Image.Image:
+    """The slow, straightforward rendition: full decode, upright, one LANCZOS resize. For checks only."""
+    im = ImageOps.exif_transpose(Image.open(io.BytesIO(data)))
+    im = normalise(im, im.info.get("icc_profile"))
+    geo = geometry(rendition, *im.size)
+    x0, y0 = (im.size[0] - geo.crop[0]) / 2, (im.size[1] - geo.crop[1]) / 2
+    box = (x0, y0, x0 + geo.crop[0], y0 + geo.crop[1])
+    return im.resize((geo.width, geo.height), RESAMPLE, box=box)
