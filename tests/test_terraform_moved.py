@@ -32,7 +32,8 @@ pytestmark = [pytest.mark.slow, pytest.mark.terraform]
 
 require_terraform()
 
-# main before the buckets' protections became one for_each (s3_protections.tf).
+# main before the buckets' protections (s3_protections.tf) and the single-metric alarms
+# (aws_cloudwatch_metric_alarm.metric) became one for_each each.
 BEFORE = "977ded2bf86e45ccdf3d83b4831cc85e5c7d42f9"
 
 # As tests/terraform/pipeline/main.tf applies the module against the emulator.
@@ -154,6 +155,17 @@ def test_an_existing_deployment_plans_only_moves_no_create_delete_or_replace(upg
         for role in ("uploads", "resized")
     }
     assert protections.items() <= moved.items()
+    # The single-metric alarms, one resource keyed by the alarm's name (the webhook's is not made here).
+    alarms = {
+        "aws_cloudwatch_metric_alarm.dlq_messages": "resize-dlq-messages",
+        "aws_cloudwatch_metric_alarm.queue_age": "resize-queue-age",
+        'aws_cloudwatch_metric_alarm.function_throttles["resize"]': "resize-throttles",
+        'aws_cloudwatch_metric_alarm.function_throttles["upload"]': "upload-throttles",
+        "aws_cloudwatch_metric_alarm.events_not_published[0]": "events-not-published",
+    }
+    keyed = {old: f'aws_cloudwatch_metric_alarm.metric["{key}"]' for old, key in alarms.items()}
+    assert keyed.items() <= moved.items()
+    assert len(moved) == len(protections) + len(alarms)
     assert len(changes) == len(applied)  # nothing gone, nothing new
 
 
