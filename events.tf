@@ -239,38 +239,44 @@ resource "aws_cloudwatch_event_target" "webhook" {
 
 # --- alarms ---
 
-resource "aws_cloudwatch_metric_alarm" "events_not_published" {
-  count = var.events_enabled ? 1 : 0
-
-  alarm_name          = "${local.name}-events-not-published"
-  alarm_description   = "The resize function could not publish completion events (EventsNotPublished) after its retries: the images are done or failed, but consumers were not told (docs/events.md)."
-  namespace           = local.name
-  metric_name         = "EventsNotPublished"
-  dimensions          = { service = "resize" } # Powertools Metrics' default dimension
-  statistic           = "Sum"
-  period              = local.alarm_period
-  evaluation_periods  = 1
-  comparison_operator = "GreaterThanThreshold"
-  threshold           = 0
-  treat_missing_data  = "notBreaching"
-  alarm_actions       = local.alarm_actions
-  ok_actions          = local.alarm_actions
+# Written by the one alarm resource of monitoring.tf, with the queue's alarms.
+locals {
+  events_alarms = {
+    for key, alarm in {
+      "events-not-published" = {
+        enabled             = var.events_enabled
+        description         = "The resize function could not publish completion events (EventsNotPublished) after its retries: the images are done or failed, but consumers were not told (docs/events.md)."
+        namespace           = local.name
+        metric_name         = "EventsNotPublished"
+        dimensions          = { service = "resize" } # Powertools Metrics' default dimension
+        statistic           = "Sum"
+        period              = local.alarm_period
+        evaluation_periods  = 1
+        datapoints_to_alarm = null
+        threshold           = 0
+      }
+      "webhook-dlq-messages" = {
+        enabled             = local.events_webhook
+        description         = "Events in the webhook's dead-letter queue: the webhook refused them or was down for a day (inspect, then replay)."
+        namespace           = "AWS/SQS"
+        metric_name         = "ApproximateNumberOfMessagesVisible"
+        dimensions          = { QueueName = one(aws_sqs_queue.webhook_dlq[*].name) }
+        statistic           = "Maximum"
+        period              = 60
+        evaluation_periods  = 1
+        datapoints_to_alarm = null
+        threshold           = 0
+      }
+    } : key => alarm if alarm.enabled
+  }
 }
 
-resource "aws_cloudwatch_metric_alarm" "webhook_dlq_messages" {
-  count = local.events_webhook ? 1 : 0
+moved {
+  from = aws_cloudwatch_metric_alarm.events_not_published[0]
+  to   = aws_cloudwatch_metric_alarm.metric["events-not-published"]
+}
 
-  alarm_name          = "${local.name}-webhook-dlq-messages"
-  alarm_description   = "Events in the webhook's dead-letter queue: the webhook refused them or was down for a day (inspect, then replay)."
-  namespace           = "AWS/SQS"
-  metric_name         = "ApproximateNumberOfMessagesVisible"
-  dimensions          = { QueueName = aws_sqs_queue.webhook_dlq[0].name }
-  statistic           = "Maximum"
-  period              = 60
-  evaluation_periods  = 1
-  comparison_operator = "GreaterThanThreshold"
-  threshold           = 0
-  treat_missing_data  = "notBreaching"
-  alarm_actions       = local.alarm_actions
-  ok_actions          = local.alarm_actions
+moved {
+  from = aws_cloudwatch_metric_alarm.webhook_dlq_messages[0]
+  to   = aws_cloudwatch_metric_alarm.metric["webhook-dlq-messages"]
 }

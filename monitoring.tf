@@ -103,6 +103,48 @@ locals {
     upload = aws_lambda_function.upload.function_name
   }
 
+  # One metric over a threshold: any message in the DLQ, a queue falling
+  # behind, a function throttled (events.tf adds the completion events' alarms).
+  metric_alarms = merge(
+    {
+      "resize-dlq-messages" = {
+        description         = "Messages in the resize dead-letter queue: images that failed every retry (inspect, then redrive)."
+        namespace           = "AWS/SQS"
+        metric_name         = "ApproximateNumberOfMessagesVisible"
+        dimensions          = { QueueName = aws_sqs_queue.resize_dlq.name }
+        statistic           = "Maximum"
+        period              = 60
+        evaluation_periods  = 1
+        datapoints_to_alarm = null
+        threshold           = 0
+      }
+      "resize-queue-age" = {
+        description         = "The oldest message in the resize queue is older than ${var.alarm_oldest_message_age_seconds} s: resizing is falling behind or failing."
+        namespace           = "AWS/SQS"
+        metric_name         = "ApproximateAgeOfOldestMessage"
+        dimensions          = { QueueName = aws_sqs_queue.resize.name }
+        statistic           = "Maximum"
+        period              = 60
+        evaluation_periods  = 5
+        datapoints_to_alarm = null
+        threshold           = var.alarm_oldest_message_age_seconds
+      }
+    },
+    {
+      for role, function_name in local.functions : "${role}-throttles" => {
+        description         = "The ${role} function was throttled in ${var.alarm_datapoints_to_alarm} of the last ${var.alarm_evaluation_periods} five-minute periods."
+        namespace           = "AWS/Lambda"
+        metric_name         = "Throttles"
+        dimensions          = { FunctionName = function_name }
+        statistic           = "Sum"
+        period              = local.alarm_period
+        evaluation_periods  = var.alarm_evaluation_periods
+        datapoints_to_alarm = var.alarm_datapoints_to_alarm
+        threshold           = 0
+      }
+    },
+  )
+
   # Rates over several periods, not single events: an alarm fires when
   # alarm_datapoints_to_alarm of the last alarm_evaluation_periods five-minute
   # periods breach. Each rate is 100 * sum(numerators) / denominator; a period
@@ -151,33 +193,20 @@ locals {
   }
 }
 
-resource "aws_cloudwatch_metric_alarm" "dlq_messages" {
-  alarm_name          = "${local.name}-resize-dlq-messages"
-  alarm_description   = "Messages in the resize dead-letter queue: images that failed every retry (inspect, then redrive)."
-  namespace           = "AWS/SQS"
-  metric_name         = "ApproximateNumberOfMessagesVisible"
-  dimensions          = { QueueName = aws_sqs_queue.resize_dlq.name }
-  statistic           = "Maximum"
-  period              = 60
-  evaluation_periods  = 1
-  comparison_operator = "GreaterThanThreshold"
-  threshold           = 0
-  treat_missing_data  = "notBreaching"
-  alarm_actions       = local.alarm_actions
-  ok_actions          = local.alarm_actions
-}
+resource "aws_cloudwatch_metric_alarm" "metric" {
+  for_each = merge(local.metric_alarms, local.events_alarms)
 
-resource "aws_cloudwatch_metric_alarm" "queue_age" {
-  alarm_name          = "${local.name}-resize-queue-age"
-  alarm_description   = "The oldest message in the resize queue is older than ${var.alarm_oldest_message_age_seconds} s: resizing is falling behind or failing."
-  namespace           = "AWS/SQS"
-  metric_name         = "ApproximateAgeOfOldestMessage"
-  dimensions          = { QueueName = aws_sqs_queue.resize.name }
-  statistic           = "Maximum"
-  period              = 60
-  evaluation_periods  = 5
+  alarm_name          = "${local.name}-${each.key}"
+  alarm_description   = each.value.description
+  namespace           = each.value.namespace
+  metric_name         = each.value.metric_name
+  dimensions          = each.value.dimensions
+  statistic           = each.value.statistic
+  period              = each.value.period
+  evaluation_periods  = each.value.evaluation_periods
+  datapoints_to_alarm = each.value.datapoints_to_alarm
   comparison_operator = "GreaterThanThreshold"
-  threshold           = var.alarm_oldest_message_age_seconds
+  threshold           = each.value.threshold
   treat_missing_data  = "notBreaching"
   alarm_actions       = local.alarm_actions
   ok_actions          = local.alarm_actions
@@ -240,25 +269,6 @@ resource "aws_cloudwatch_metric_alarm" "rate" {
   }
 }
 
-resource "aws_cloudwatch_metric_alarm" "function_throttles" {
-  for_each = local.functions
-
-  alarm_name          = "${each.value}-throttles"
-  alarm_description   = "The ${each.key} function was throttled in ${var.alarm_datapoints_to_alarm} of the last ${var.alarm_evaluation_periods} five-minute periods."
-  namespace           = "AWS/Lambda"
-  metric_name         = "Throttles"
-  dimensions          = { FunctionName = each.value }
-  statistic           = "Sum"
-  period              = local.alarm_period
-  evaluation_periods  = var.alarm_evaluation_periods
-  datapoints_to_alarm = var.alarm_datapoints_to_alarm
-  comparison_operator = "GreaterThanThreshold"
-  threshold           = 0
-  treat_missing_data  = "notBreaching"
-  alarm_actions       = local.alarm_actions
-  ok_actions          = local.alarm_actions
-}
-
 # The 5xx and function error alarms became rates under the same names: moved,
 # so an existing deployment updates them in place.
 moved {
@@ -274,4 +284,26 @@ moved {
 moved {
   from = aws_cloudwatch_metric_alarm.function_errors["upload"]
   to   = aws_cloudwatch_metric_alarm.rate["upload-errors"]
+}
+
+# The queue's and the functions' alarms were one resource each: moved to
+# their keys of the metric alarm, so an existing deployment keeps them.
+moved {
+  from = aws_cloudwatch_metric_alarm.dlq_messages
+  to   = aws_cloudwatch_metric_alarm.metric["resize-dlq-messages"]
+}
+
+moved {
+  from = aws_cloudwatch_metric_alarm.queue_age
+  to   = aws_cloudwatch_metric_alarm.metric["resize-queue-age"]
+}
+
+moved {
+  from = aws_cloudwatch_metric_alarm.function_throttles["resize"]
+  to   = aws_cloudwatch_metric_alarm.metric["resize-throttles"]
+}
+
+moved {
+  from = aws_cloudwatch_metric_alarm.function_throttles["upload"]
+  to   = aws_cloudwatch_metric_alarm.metric["upload-throttles"]
 }

@@ -30,71 +30,6 @@ resource "aws_s3_bucket" "uploads" {
   bucket = local.uploads_bucket_name
 }
 
-resource "aws_s3_bucket_ownership_controls" "uploads" {
-  bucket = aws_s3_bucket.uploads.id
-
-  rule {
-    object_ownership = "BucketOwnerEnforced"
-  }
-}
-
-resource "aws_s3_bucket_public_access_block" "uploads" {
-  bucket                  = aws_s3_bucket.uploads.id
-  block_public_acls       = true
-  block_public_policy     = true
-  ignore_public_acls      = true
-  restrict_public_buckets = true
-}
-
-resource "aws_s3_bucket_versioning" "uploads" {
-  bucket = aws_s3_bucket.uploads.id
-
-  versioning_configuration {
-    status = "Enabled"
-  }
-}
-
-resource "aws_s3_bucket_server_side_encryption_configuration" "uploads" {
-  bucket = aws_s3_bucket.uploads.id
-
-  rule {
-    bucket_key_enabled = local.use_kms
-
-    apply_server_side_encryption_by_default {
-      sse_algorithm     = local.use_kms ? "aws:kms" : "AES256"
-      kms_master_key_id = var.kms_key_arn
-    }
-  }
-}
-
-resource "aws_s3_bucket_lifecycle_configuration" "uploads" {
-  bucket = aws_s3_bucket.uploads.id
-
-  rule {
-    id     = "expire-noncurrent-versions"
-    status = "Enabled"
-
-    filter {}
-
-    noncurrent_version_expiration {
-      noncurrent_days = var.noncurrent_version_expiration_days
-    }
-  }
-
-  rule {
-    id     = "abort-incomplete-multipart-uploads"
-    status = "Enabled"
-
-    filter {}
-
-    abort_incomplete_multipart_upload {
-      days_after_initiation = 1
-    }
-  }
-
-  depends_on = [aws_s3_bucket_versioning.uploads]
-}
-
 # Browsers POST the presigned form straight to the bucket, so the bucket (not
 # the API) must answer their CORS preflight: for the API's own origin, where
 # the upload page is served (docs/browser.md), and the configured origins.
@@ -113,19 +48,6 @@ resource "aws_s3_bucket_cors_configuration" "uploads" {
 moved {
   from = aws_s3_bucket_cors_configuration.uploads[0]
   to   = aws_s3_bucket_cors_configuration.uploads
-}
-
-# Not against the emulator: it serves plain HTTP on loopback, where this
-# TLS-only Deny would rightly refuse every request (and moto, which knows no
-# aws:SecureTransport, would refuse them even over TLS). The document is still
-# rendered (and checked by the tests) in every mode.
-resource "aws_s3_bucket_policy" "uploads" {
-  count = local.emulated ? 0 : 1
-
-  bucket = aws_s3_bucket.uploads.id
-  policy = data.aws_iam_policy_document.uploads_bucket.json
-
-  depends_on = [aws_s3_bucket_public_access_block.uploads]
 }
 
 # Every created and every removed object (API originals, presigned POSTs,

@@ -80,7 +80,7 @@ def test_a_failed_apply_says_which_resource_failed_and_why(module):
 def test_the_aws_providers_known_waits_are_named():
     assert "6 times, 5 s apart" in wait_reason("aws_sqs_queue.resize")
     assert "6 times" in wait_reason("module.pipeline.aws_sqs_queue.dlq[0]")
-    assert "10 s" in wait_reason("aws_s3_bucket_lifecycle_configuration.uploads")
+    assert "10 s" in wait_reason('aws_s3_bucket_lifecycle_configuration.images["uploads"]')
     assert wait_reason("aws_dynamodb_table.images") == "waiting for the provider"
 
 

@@ -1,0 +1,181 @@
+"""An existing deployment upgrades without replacing anything: renamed addresses carry `moved {}`.
+
+The root module as it was at ``BEFORE`` (the last commit before issue 17 wrote
+each repeated resource once) is taken from this repository's git history with
+``git archive``, applied against the emulator, and then this checkout's module
+is planned on the same state. Terraform moves a resource whose address changed
+only when a ``moved`` block says so; without one it plans to destroy the old
+address and create the new one, which for a bucket's versioning, encryption or
+lifecycle configuration means a window without it ("Refactoring", Terraform
+language docs: https://developer.hashicorp.com/terraform/language/modules/develop/refactoring).
+
+The history must hold ``BEFORE``: any clone does (``git clone`` copies every
+commit) except a shallow one, for which the test fails saying what to fetch.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import tarfile
+from io import BytesIO
+from pathlib import Path
+
+import pytest
+
+from local.tf import REPO_ROOT, Terraform
+from tests.conftest import require_terraform
+from tests.test_terraform_plan import CREDENTIALS, write_package
+
+pytestmark = [pytest.mark.slow, pytest.mark.terraform]
+
+require_terraform()
+
+# main before the buckets' protections (s3_protections.tf) and the single-metric alarms
+# (aws_cloudwatch_metric_alarm.metric) became one for_each each.
+BEFORE = "977ded2bf86e45ccdf3d83b4831cc85e5c7d42f9"
+
+# As tests/terraform/pipeline/main.tf applies the module against the emulator.
+EMULATOR_VARIABLES = {
+    "api_auth": "open",
+    "dynamodb_deletion_protection": False,
+    "resize_event_source_enabled": False,
+    "cdn_wait_for_deployment": False,
+    "events_queue_enabled": True,
+}
+
+
+def module_at(commit: str, directory: Path) -> Path:
+    """The repository as it was at ``commit`` (git archive: the module and the files it reads)."""
+    known = subprocess.run(
+        ["git", "cat-file", "-e", f"{commit}^{{commit}}"], cwd=REPO_ROOT, capture_output=True, text=True
+    )
+    if known.returncode != 0:
+        pytest.fail(
+            f"commit {commit} is not in this clone's history (a shallow clone?): "
+            "run `git fetch --unshallow` and test again",
+            pytrace=False,
+        )
+    archive = subprocess.run(
+        ["git", "archive", "--format=tar", commit],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        check=True,
+    )
+    with tarfile.open(fileobj=BytesIO(archive.stdout)) as tar:
+        tar.extractall(directory, filter="data")
+    return directory
+
+
+def saved_plan(tf: Terraform, variables_file: Path, state: Path, plan_file: Path) -> dict:
+    tf.run(
+        "plan",
+        "-input=false",
+        "-no-color",
+        "-lock=false",
+        f"-state={state}",
+        f"-var-file={variables_file}",
+        f"-out={plan_file}",
+    )
+    return json.loads(tf.run("show", "-json", "-no-color", str(plan_file)).stdout)
+
+
+@pytest.fixture(scope="module")
+def emulator(tmp_path_factory):
+    from local.emulator import running
+
+    with running(log_path=tmp_path_factory.mktemp("moto") / "moto.log") as emu:
+        yield emu
+
+
+@pytest.fixture(scope="module")
+def upgrade(emulator, tmp_path_factory) -> dict[str, dict]:
+    """The old module's plan (applied) and this module's plan on the state it left."""
+    base = tmp_path_factory.mktemp("upgrade")
+    package = write_package(base / "package")
+    variables_file = base / "vars.tfvars.json"
+    variables = {"aws_endpoint_url": emulator.endpoint, "lambda_zip_path": str(package), **EMULATOR_VARIABLES}
+    variables_file.write_text(json.dumps(variables))
+    state = base / "state" / "terraform.tfstate"
+
+    workdir = module_at(BEFORE, base / "before")
+    old = Terraform(workdir=workdir, data_dir=base / "before-data", state=state, env=CREDENTIALS)
+    old.init()
+    before = saved_plan(old, variables_file, state, base / "before.tfplan")
+    old.run("apply", "-input=false", "-no-color", f"-state={state}", str(base / "before.tfplan"))
+
+    new = Terraform(data_dir=base / "after-data", state=state, env=CREDENTIALS)
+    new.init()
+    after = saved_plan(new, variables_file, state, base / "after.tfplan")
+    return {"before": before, "after": after}
+
+
+def managed_changes(planned: dict) -> list[dict]:
+    return [change for change in planned["resource_changes"] if change["mode"] == "managed"]
+
+
+def moved_blocks() -> dict[str, str]:
+    """Every ``moved`` block of this module, from -> to."""
+    pattern = re.compile(r"moved\s*\{\s*from\s*=\s*(\S+)\s*to\s*=\s*(\S+)\s*\}")
+    blocks = [pattern.findall(path.read_text()) for path in REPO_ROOT.glob("*.tf")]
+    return {source: target for found in blocks for source, target in found}
+
+
+def configured(planned: dict) -> set[str]:
+    """The managed resources the module declares (whether or not count/for_each makes any)."""
+    return {
+        resource["address"]
+        for resource in planned["configuration"]["root_module"]["resources"]
+        if resource["mode"] == "managed"
+    }
+
+
+def without_key(address: str) -> str:
+    return address.split("[", 1)[0]
+
+
+def test_an_existing_deployment_plans_only_moves_no_create_delete_or_replace(upgrade):
+    changes = managed_changes(upgrade["after"])
+    applied = [c for c in managed_changes(upgrade["before"]) if c["change"]["actions"] != ["no-op"]]
+    not_kept = {c["address"]: c["change"]["actions"] for c in changes if c["change"]["actions"] != ["no-op"]}
+    assert not not_kept, not_kept
+    moved = {c["previous_address"]: c["address"] for c in changes if c.get("previous_address")}
+    print(f"{len(applied)} resources applied by {BEFORE[:7]}; {len(changes)} planned now: {len(moved)} moved")
+    # The buckets' protections, five per bucket (the TLS-only policies are not made against the emulator).
+    protections = {
+        f"aws_s3_bucket_{kind}.{role}": f'aws_s3_bucket_{kind}.images["{role}"]'
+        for kind in (
+            "ownership_controls",
+            "public_access_block",
+            "versioning",
+            "server_side_encryption_configuration",
+            "lifecycle_configuration",
+        )
+        for role in ("uploads", "resized")
+    }
+    assert protections.items() <= moved.items()
+    # The single-metric alarms, one resource keyed by the alarm's name (the webhook's is not made here).
+    alarms = {
+        "aws_cloudwatch_metric_alarm.dlq_messages": "resize-dlq-messages",
+        "aws_cloudwatch_metric_alarm.queue_age": "resize-queue-age",
+        'aws_cloudwatch_metric_alarm.function_throttles["resize"]': "resize-throttles",
+        'aws_cloudwatch_metric_alarm.function_throttles["upload"]': "upload-throttles",
+        "aws_cloudwatch_metric_alarm.events_not_published[0]": "events-not-published",
+    }
+    keyed = {old: f'aws_cloudwatch_metric_alarm.metric["{key}"]' for old, key in alarms.items()}
+    assert keyed.items() <= moved.items()
+    assert len(moved) == len(protections) + len(alarms)
+    assert len(changes) == len(applied)  # nothing gone, nothing new
+
+
+def test_every_address_the_old_module_declared_is_kept_or_moved(upgrade):
+    """Also the resources count or for_each leave out against the emulator (the bucket policies):
+    each old address is still declared, or a moved block takes it to one that is."""
+    before, after = configured(upgrade["before"]), configured(upgrade["after"])
+    moves = moved_blocks()
+    moved_from = {without_key(source): without_key(target) for source, target in moves.items()}
+    lost = {address for address in before - after if moved_from.get(address) not in after}
+    assert not lost, lost
+    # and every moved block leads to a resource this module declares
+    assert {without_key(target) for target in moves.values()} <= after
