@@ -129,7 +129,7 @@ _last_receive: contextvars.ContextVar[bool] = contextvars.ContextVar("last_recei
 
 
 @dataclass(frozen=True)
-class State:
+class Setup:
     """What a cold start prepares once: the settings, the engine's options, the id secret,
     and the rendition-config version with the outputs it makes."""
 
@@ -150,7 +150,7 @@ class State:
 
 
 @functools.cache
-def state() -> State:
+def setup() -> Setup:
     config = from_env()
     budget = limits.memory_budget(config.memory_mb)
     options = EngineOptions(
@@ -163,7 +163,7 @@ def state() -> State:
     )
     secret = _id_secret(config)
     renderer = sandbox.Renderer(config.memory_mb)
-    return State(
+    return Setup(
         config, options, renderer, secret, config_version.version(config), config_version.outputs(config)
     )
 
@@ -182,14 +182,14 @@ def _id_secret(config: ResizeConfig) -> bytes:
 
 def image_id(key: str) -> str:
     """The image id of an uploads-bucket key in this deployment."""
-    return state().image_id(key)
+    return setup().image_id(key)
 
 
 def reset() -> None:
     """Forget the cold-start state (tests change the environment between cases)."""
-    if state.cache_info().currsize:
-        state().renderer.close()
-    state.cache_clear()
+    if setup.cache_info().currsize:
+        setup().renderer.close()
+    setup.cache_clear()
 
 
 def classify(exc: Exception, what: str) -> Exception:
@@ -458,11 +458,11 @@ def _record_failure(
             exc.code,
             public_message(exc.message),
             source=job.source,
-            config_version=job.current.config_version,
+            config_version=job.setup.config_version,
         )
     except records.Conflict as conflict:
         return job.refused(conflict.record), {}
-    _delete_replaced(job.current.config, was.get("renditions") or [], [])
+    _delete_replaced(job.setup.config, was.get("renditions") or [], [])
     return None, was
 
 
@@ -471,7 +471,7 @@ class _Job:
     """One object event on its way through process_object: what each step adds to the record and log."""
 
     obj: s3_events.S3Object
-    current: State
+    setup: Setup
     image_id: str
     table: Any
     source: ordering.Source
@@ -483,14 +483,14 @@ class _Job:
     rerender: bool = False  # this version is done already: render again, and keep it done meanwhile
 
     @classmethod
-    def of(cls, obj: s3_events.S3Object, current: State, options: s3_events.Options) -> _Job:
-        image_id = current.image_id(obj.key)
+    def of(cls, obj: s3_events.S3Object, setup: Setup, options: s3_events.Options) -> _Job:
+        image_id = setup.image_id(obj.key)
         log = {"key": obj.key, "image_id": image_id, "version_id": obj.version_id, "event_size": obj.size}
         return cls(
             obj=obj,
-            current=current,
+            setup=setup,
             image_id=image_id,
-            table=_table(current.config),
+            table=_table(setup.config),
             source=ordering.Source.of(obj.key, obj.sequencer, obj.version_id),
             original={"key": obj.key, "size": obj.size, "version_id": obj.version_id},
             log={**log, "sequencer": obj.sequencer, **options.logged()},
@@ -513,7 +513,7 @@ class _Job:
         reason = ordering.verdict(record, self.source)
         if reason != ordering.DUPLICATE:
             return reason
-        if self.current.shows_current(record) and not self.options.force:
+        if self.setup.shows_current(record) and not self.options.force:
             return config_version.CURRENT
         self.rerender = True
         return None
@@ -525,7 +525,7 @@ class _Job:
             return reason
         if self.rerender:
             return config_version.KEPT
-        return config_version.CURRENT if self.current.shows_current(record) else ordering.DUPLICATE
+        return config_version.CURRENT if self.setup.shows_current(record) else ordering.DUPLICATE
 
     def known_original(self) -> dict[str, Any]:
         """What the record should say of the original: this event's, merged over the record's if unread."""
@@ -533,7 +533,7 @@ class _Job:
 
 
 def process_object(
-    obj: s3_events.S3Object, current: State, options: s3_events.Options = s3_events.NO_OPTIONS
+    obj: s3_events.S3Object, setup: Setup, options: s3_events.Options = s3_events.NO_OPTIONS
 ) -> str:
     """Render one version of an object; returns the outcome, raises TransientError to retry.
 
@@ -543,7 +543,7 @@ def process_object(
     fails; or, when the image's record says this event must not change it
     (docs/ordering.md), ``superseded``, ``refused`` or ``duplicate``.
     """
-    job = _Job.of(obj, current, options)
+    job = _Job.of(obj, setup, options)
     if obj.folder_marker:
         logger.info(
             "event skipped", extra={**job.log, "outcome": "skipped", "reason": "an S3 console folder"}
@@ -562,8 +562,8 @@ def process_object(
 
 def _render_and_store(job: _Job) -> str:
     """Read the record, fetch the version, render, write the renditions, commit: the ordinary path."""
-    config, table, image_id = job.current.config, job.table, job.image_id
-    made_by = job.current.config_version
+    config, table, image_id = job.setup.config, job.table, job.image_id
+    made_by = job.setup.config_version
     if table is not None:
         reason = job.verdict(_call(f"read {image_id}", records.get, table, image_id))
         if reason:
@@ -575,7 +575,7 @@ def _render_and_store(job: _Job) -> str:
     if table is not None and not job.rerender:  # a re-rendered image stays done meanwhile
         mark, where = records.mark_processing, f"mark {image_id} processing"
         _call(where, mark, table, image_id, job.original, source=job.source, config_version=made_by)
-    result = _render(data, job.current)
+    result = _render(data, job.setup)
     del data
     job.original.update(width=result.width, height=result.height, format=result.source_format)
     renditions = _put_outputs(config, image_id, job.obj, result, version, job.source, made_by)
@@ -613,8 +613,8 @@ def _announce(
     """Publish the image's completion event (docs/events.md), once: a write that found the record
     already so (``was``, a duplicate delivery's) publishes nothing. Never raises: the renditions
     and the record are written whatever happens to the event."""
-    config, status = job.current.config, "failed" if error else "done"
-    made_by = job.current.config_version
+    config, status = job.setup.config, "failed" if error else "done"
+    made_by = job.setup.config_version
     if not config.event_bus_name or records.already(was, status, job.source, made_by):
         return
     log = {**job.log, "detail_type": events.DETAIL_TYPES[status]}
@@ -668,7 +668,7 @@ def _will_retry(job: _Job, exc: Exception) -> None:
     _fail_on_last_receive(job)
 
 
-def process_removal(obj: s3_events.S3Object, current: State) -> str:
+def process_removal(obj: s3_events.S3Object, setup: Setup) -> str:
     """Follow a deleted original: tombstone the record and delete its renditions (docs/ordering.md).
 
     The outcome is ``deleted``; or, when the removal must not change the image,
@@ -676,9 +676,9 @@ def process_removal(obj: s3_events.S3Object, current: State) -> str:
     ``TransientError`` to retry. In an unversioned bucket (no version id) a
     delete removes the object itself, so it counts like a delete marker.
     """
-    config = current.config
+    config = setup.config
     started = time.perf_counter()
-    image_id = current.image_id(obj.key)
+    image_id = setup.image_id(obj.key)
     table = _table(config)
     log = {"key": obj.key, "image_id": image_id, "version_id": obj.version_id, "sequencer": obj.sequencer}
     if table is None:
@@ -734,7 +734,7 @@ def _fail_on_last_receive(job: _Job) -> None:
         return
     try:
         merged = job.known_original()
-        message, made_by = INTERNAL_MESSAGE, job.current.config_version
+        message, made_by = INTERNAL_MESSAGE, job.setup.config_version
         was = records.mark_failed(
             job.table, job.image_id, merged, "internal", message, source=job.source, config_version=made_by
         )
@@ -748,14 +748,14 @@ def _fail_on_last_receive(job: _Job) -> None:
     _announce(job, was, merged, error={"code": "internal", "message": INTERNAL_MESSAGE})
 
 
-def _render(data: bytes, current: State) -> RenderResult:
+def _render(data: bytes, setup: Setup) -> RenderResult:
     """The engine's render in a child process: killed at its deadline, refused past its memory."""
-    config = current.config
+    config = setup.config
     context, box = _context.get(), _timebox.get()
     remaining = context.get_remaining_time_in_millis() if context is not None else 60_000
     seconds, whole = (box or TimeBox.from_remaining(remaining)).render_seconds(remaining)
     try:
-        return current.renderer.call(render, data, config.renditions, current.options, seconds=seconds)
+        return setup.renderer.call(render, data, config.renditions, setup.options, seconds=seconds)
     except sandbox.Timeout:
         if whole:
             message = f"rendering took longer than {seconds:.0f} s, the limit for one image"
@@ -779,10 +779,10 @@ def _report(
 
 def record_handler(record, lambda_context: Any = None) -> None:
     """One SQS message: every object event in it, or an exception to have it retried."""
-    current = state()
+    prepared = setup()
     box = _timebox.get()
     received = int(record.attributes.approximate_receive_count or 1)
-    last = current.config.max_receive_count is not None and received >= current.config.max_receive_count
+    last = prepared.config.max_receive_count is not None and received >= prepared.config.max_receive_count
     _context.set(lambda_context)
     _last_receive.set(last)
     late = box is not None and lambda_context is not None and not last
@@ -807,7 +807,7 @@ def record_handler(record, lambda_context: Any = None) -> None:
     if not message.objects:
         logger.info("s3:TestEvent skipped", extra={"message_id": record.message_id, "outcome": "skipped"})
     for obj in message.objects:
-        config = current.config
+        config = prepared.config
         if not (obj.created or obj.removed):
             reason = f"event {obj.event_name} is neither ObjectCreated nor ObjectRemoved"
         elif config.watermark_key and obj.key == config.watermark_key and obj.bucket == config.uploads_bucket:
@@ -816,9 +816,9 @@ def record_handler(record, lambda_context: Any = None) -> None:
             reason = "an S3 console folder"
         else:
             if obj.created:
-                process_object(obj, current, message.options)
+                process_object(obj, prepared, message.options)
             else:
-                process_removal(obj, current)
+                process_removal(obj, prepared)
             continue
         logger.info("event skipped", extra={"key": obj.key, "outcome": "skipped", "reason": reason})
 
@@ -827,7 +827,7 @@ def record_handler(record, lambda_context: Any = None) -> None:
 @logger.inject_lambda_context(clear_state=True)
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     try:
-        state()  # configuration errors fail the whole invocation, loudly, before any message
+        setup()  # configuration errors fail the whole invocation, loudly, before any message
     except ConfigError as exc:
         metrics.add_metric(name="ConfigErrors", unit=MetricUnit.Count, value=1)
         logger.error("configuration error", extra={"outcome": "config_error", "error": str(exc)})

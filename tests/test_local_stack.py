@@ -688,10 +688,10 @@ def test_a_missing_watermark_is_a_config_error_naming_watermark_key(stack, as_re
     missing = {"WATERMARK_KEY": f"brand/{uuid.uuid4().hex}.png", "WATERMARK_TEXT": ""}
     handler = as_resize(function_role(stack, function)[1], **missing)
     with pytest.raises(ConfigError, match="WATERMARK_KEY"):
-        handler.state()
+        handler.setup()
     handler = as_resize(role_without(stack, function, "ListOriginals"), **missing)
     with pytest.raises(ClientError) as denied:
-        handler.state()
+        handler.setup()
     assert denied.value.response["Error"]["Code"] == "AccessDenied"
 
 
