@@ -507,18 +507,18 @@ def test_malformed_message_is_dropped(pipeline):
     ],
 )
 def test_aws_errors_are_classified(exc, expected):
-    import resize_handler
+    from imgpipe import aws
 
-    assert isinstance(resize_handler.classify(exc, "get"), expected)
+    assert isinstance(aws.classify(exc, "get"), expected)
 
 
 def test_unknown_aws_errors_are_left_alone():
-    import resize_handler
+    from imgpipe import aws
 
     exc = ClientError(
         {"Error": {"Code": "AccessDenied"}, "ResponseMetadata": {"HTTPStatusCode": 403}}, "GetObject"
     )
-    assert resize_handler.classify(exc, "get") is exc
+    assert aws.classify(exc, "get") is exc
 
 
 # --- direct-upload ids: keyed by the deployment's secret (docs/ids.md) ---
