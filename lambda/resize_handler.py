@@ -512,9 +512,27 @@ def _report(
 def record_handler(record, lambda_context: Any = None) -> None:
     """One SQS message: every object event in it, or an exception to have it retried."""
     prepared = setup()
+    _begin_message(record, lambda_context, prepared.config)
+    message = _parse_message(record)
+    if message is None:
+        return
+    if not message.objects:
+        logger.info("s3:TestEvent skipped", extra={"message_id": record.message_id, "outcome": "skipped"})
+    for obj in message.objects:
+        reason = _skip_reason(obj, prepared.config)
+        if reason:
+            logger.info("event skipped", extra={"key": obj.key, "outcome": "skipped", "reason": reason})
+        elif obj.created:
+            process_object(obj, prepared, message.options)
+        else:
+            process_removal(obj, prepared)
+
+
+def _begin_message(record, lambda_context: Any, config: ResizeConfig) -> None:
+    """Note the invocation and whether this is the message's last receive; hand it back when too late."""
     box = _timebox.get()
     received = int(record.attributes.approximate_receive_count or 1)
-    last = prepared.config.max_receive_count is not None and received >= prepared.config.max_receive_count
+    last = config.max_receive_count is not None and received >= config.max_receive_count
     _context.set(lambda_context)
     _last_receive.set(last)
     late = box is not None and lambda_context is not None and not last
@@ -522,37 +540,28 @@ def record_handler(record, lambda_context: Any = None) -> None:
         metrics.add_metric(name="MessagesHandedBack", unit=MetricUnit.Count, value=1)
         logger.warning("message handed back", extra={"message_id": record.message_id, "outcome": "retry"})
         raise OutOfTime("too little time left in this invocation; SQS delivers the message again")
+
+
+def _parse_message(record) -> s3_events.Message | None:
+    """The S3 events in the message body, or ``None`` (logged and counted) when it is not one."""
     try:
-        message = s3_events.parse_message(record.body)
+        return s3_events.parse_message(record.body)
     except PermanentError as exc:
         metrics.add_metric(name="BadMessages", unit=MetricUnit.Count, value=1)
-        logger.warning(
-            "message dropped",
-            extra={
-                "message_id": record.message_id,
-                "outcome": "dropped",
-                "error_code": exc.code,
-                "error": exc.message,
-            },
-        )
-        return
-    if not message.objects:
-        logger.info("s3:TestEvent skipped", extra={"message_id": record.message_id, "outcome": "skipped"})
-    for obj in message.objects:
-        config = prepared.config
-        if not (obj.created or obj.removed):
-            reason = f"event {obj.event_name} is neither ObjectCreated nor ObjectRemoved"
-        elif config.watermark_key and obj.key == config.watermark_key and obj.bucket == config.uploads_bucket:
-            reason = "the watermark image itself"
-        elif obj.removed and obj.key.endswith("/"):
-            reason = "an S3 console folder"
-        else:
-            if obj.created:
-                process_object(obj, prepared, message.options)
-            else:
-                process_removal(obj, prepared)
-            continue
-        logger.info("event skipped", extra={"key": obj.key, "outcome": "skipped", "reason": reason})
+        fields = {"message_id": record.message_id, "outcome": "dropped", "error_code": exc.code}
+        logger.warning("message dropped", extra={**fields, "error": exc.message})
+        return None
+
+
+def _skip_reason(obj: s3_events.S3Object, config: ResizeConfig) -> str | None:
+    """Why this object event changes nothing, or ``None`` to process it."""
+    if not (obj.created or obj.removed):
+        return f"event {obj.event_name} is neither ObjectCreated nor ObjectRemoved"
+    if config.watermark_key and obj.key == config.watermark_key and obj.bucket == config.uploads_bucket:
+        return "the watermark image itself"
+    if obj.removed and obj.key.endswith("/"):
+        return "an S3 console folder"
+    return None
 
 
 @metrics.log_metrics

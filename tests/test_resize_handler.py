@@ -525,7 +525,7 @@ def test_unknown_aws_errors_are_left_alone():
 
 
 def plain_hash_id(key: str) -> str:
-    """The id a direct upload used to get, which anyone who guessed its key could compute."""
+    """An unkeyed hash of the key: an id anyone who guessed the key could compute (what ids must not be)."""
     return base64.urlsafe_b64encode(hashlib.sha256(key.encode()).digest()).decode()[:22]
 
 

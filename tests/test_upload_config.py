@@ -60,7 +60,7 @@ def test_missing_required_variable_is_named(name, value):
     [
         ("MAX_UPLOAD_BYTES", "4MiB", r"MAX_UPLOAD_BYTES: '4MiB' is not an integer"),
         ("MAX_UPLOAD_BYTES", "0", r"MAX_UPLOAD_BYTES: '0' is out of range \(1\.\.4603904\)"),
-        # Larger images no longer fit a 6 MiB Lambda invoke once base64-encoded in a multipart body.
+        # Larger images do not fit a 6 MiB Lambda invoke once base64-encoded in a multipart body.
         ("MAX_UPLOAD_BYTES", "4603905", r"MAX_UPLOAD_BYTES: '4603905' is out of range"),
         ("MAX_UPLOAD_BYTES", "4718592", r"MAX_UPLOAD_BYTES: '4718592' is out of range"),
         ("MAX_PRESIGNED_BYTES", "-1", r"MAX_PRESIGNED_BYTES: '-1' is out of range \(1\.\."),
