@@ -54,7 +54,7 @@ def _child_cpu() -> float:
     """CPU seconds of the render child so far (0 before it is forked)."""
     import resize_handler
 
-    pid = resize_handler.state().renderer._pid
+    pid = resize_handler.setup().renderer._pid
     if not pid:
         return 0.0
     with open(f"/proc/{pid}/stat") as stat:

@@ -6,27 +6,22 @@ ports, its state under ``build/bench-stack``), waits for it, then N clients each
 every ``POLL_SECONDS`` until the status is ``done`` or ``failed``. Latency is
 from just before the POST to the first poll that sees ``done`` (so it is late by
 up to one poll interval). The stack is stopped by its process id (SIGINT, then
-SIGKILL to its own process group if it does not stop).
+SIGKILL to its own process group if it does not stop). Starting, uploading and
+polling are ``local.client``'s, shared with ``make demo`` and the tests.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import re
-import signal
 import socket
 import statistics
-import subprocess
-import sys
 import threading
 import time
-import urllib.error
-import urllib.parse
-import urllib.request
 from pathlib import Path
 
 from bench import ROOT
+from local import client
 
 POLL_SECONDS = 0.1
 READY_TIMEOUT = 600.0
@@ -40,21 +35,6 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _request(
-    method: str, url: str, body: bytes | None = None, headers: dict | None = None
-) -> tuple[int, dict]:
-    req = urllib.request.Request(url, data=body, method=method, headers=headers or {})
-    try:
-        with urllib.request.urlopen(req, timeout=60) as resp:
-            return resp.status, json.loads(resp.read() or b"{}")
-    except urllib.error.HTTPError as exc:
-        payload = exc.read()
-        try:
-            return exc.code, json.loads(payload or b"{}")
-        except json.JSONDecodeError:
-            return exc.code, {"raw": payload[:200].decode("latin-1")}
-
-
 def _percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     if len(ordered) == 1:
@@ -66,10 +46,12 @@ def _percentile(values: list[float], q: float) -> float:
 
 
 class LocalStack:
+    """The stack on two free ports, started and stopped again through ``local.client``."""
+
     def __init__(self) -> None:
         self.moto_port = _free_port()
         self.api_port = _free_port()
-        self.process: subprocess.Popen | None = None
+        self.running: client.StackProcess | None = None
         self.log_path = STATE_DIR / "run.log"
 
     @property
@@ -77,71 +59,46 @@ class LocalStack:
         return f"http://127.0.0.1:{self.api_port}"
 
     def start(self) -> float:
-        STATE_DIR.mkdir(parents=True, exist_ok=True)
-        env = dict(os.environ)
-        env.update(
-            MOTO_PORT=str(self.moto_port),
-            API_PORT=str(self.api_port),
-            LOCAL_STACK_DIR=str(STATE_DIR),
-            PYTHONPATH=os.pathsep.join([str(ROOT / "lambda"), str(ROOT)]),
-        )
-        (STATE_DIR / "stack.json").unlink(missing_ok=True)
+        """Start it; the seconds until it was ready."""
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "lambda"), str(ROOT)])}
         started = time.monotonic()
-        with self.log_path.open("wb") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "local.run"],
-                cwd=ROOT,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
+        try:
+            self.running = client.start(
+                STATE_DIR, self.moto_port, self.api_port, env=env, timeout=READY_TIMEOUT, log=self.log_path
             )
-        while time.monotonic() - started < READY_TIMEOUT:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"the local stack exited ({self.process.returncode}); see {self.log_path}")
-            if (STATE_DIR / "stack.json").exists():
-                status, _ = _request("GET", f"{self.api_url}/images/AAAAAAAAAAAAAAAAAAAAAA")
-                if status == 404:
-                    return time.monotonic() - started
-            time.sleep(0.5)
-        raise RuntimeError(f"the local stack was not ready within {READY_TIMEOUT:.0f} s; see {self.log_path}")
+        except client.StackNotReady as exc:
+            raise RuntimeError(f"{str(exc).splitlines()[0]}; see {self.log_path}") from None
+        return time.monotonic() - started
 
     def stop(self) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.send_signal(signal.SIGINT)
-        try:
-            self.process.wait(60)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)  # the group this process leads, by its id
-            self.process.wait(10)
+        if self.running is not None:
+            self.running.stop()
 
 
 def _one(api_url: str, data: bytes, content_type: str, name: str, barrier: threading.Barrier) -> dict:
     barrier.wait()
     t0 = time.perf_counter()
-    query = urllib.parse.urlencode({"filename": name})
-    status, body = _request("POST", f"{api_url}/images?{query}", data, {"Content-Type": content_type})
-    if status != 201:
-        return {"error": f"POST /images: {status} {body}"}
-    image_id = body["id"]
+    response = client.upload_direct(api_url, data, content_type, name, timeout=60)
+    if response.status_code != 201:
+        return {"error": f"POST /images: {response.status_code} {response.text[:200]}"}
+    image_id = response.json()["id"]
     accepted = time.perf_counter()
-    while time.perf_counter() - t0 < IMAGE_TIMEOUT:
-        status, body = _request("GET", f"{api_url}/images/{image_id}")
-        if status == 200 and body.get("status") in ("done", "failed"):
-            done = time.perf_counter()
-            return {
-                "id": image_id,
-                "status": body["status"],
-                "start": t0,
-                "done": done,
-                "upload_ms": (accepted - t0) * 1000,
-                "latency_ms": (done - t0) * 1000,
-                "error": body.get("error"),
-            }
-        time.sleep(POLL_SECONDS)
-    return {"error": f"{image_id} not done within {IMAGE_TIMEOUT:.0f} s"}
+    try:
+        body = client.wait_done(
+            api_url, image_id, timeout=IMAGE_TIMEOUT, poll_seconds=POLL_SECONDS, errors_mean_not_yet=True
+        )
+    except TimeoutError:
+        return {"error": f"{image_id} not done within {IMAGE_TIMEOUT:.0f} s"}
+    done = time.perf_counter()
+    return {
+        "id": image_id,
+        "status": body["status"],
+        "start": t0,
+        "done": done,
+        "upload_ms": (accepted - t0) * 1000,
+        "latency_ms": (done - t0) * 1000,
+        "error": body.get("error"),
+    }
 
 
 REPORT_RE = re.compile(

@@ -1,8 +1,10 @@
 """Resize Lambda: an SQS batch of S3 notifications in, renditions in the resized bucket out.
 
 Thin: parse the event (``imgpipe.s3_events``), fetch the object, render with the
-pure engine (``imgpipe.engine``), write the outputs and the table record. Each
-SQS message succeeds or fails on its own (``ReportBatchItemFailures``):
+pure engine (``imgpipe.engine``), write the outputs and the table record (the
+S3 and DynamoDB calls live in ``imgpipe.resizes``, the twin of
+``imgpipe.uploads``; ``imgpipe.aws`` sorts their errors). Each SQS message
+succeeds or fails on its own (``ReportBatchItemFailures``):
 
 - transient trouble (throttling, 5xx, timeouts) fails just that message, and
   SQS delivers it again (then to the DLQ after the queue's maxReceiveCount);
@@ -40,54 +42,42 @@ import contextvars
 import functools
 import time
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import unquote
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 
 from imgpipe import (
+    aws,
     cdn,
     config_version,
     events,
-    id_secret,
     keys,
     limits,
-    metadata,
     ordering,
     records,
+    resizes,
     s3_events,
     sandbox,
 )
-from imgpipe.detect import mime_type
 from imgpipe.engine import EngineOptions, RenderResult, render
 from imgpipe.errors import (
     ConfigError,
     OutOfTime,
     PermanentError,
     RenderTimeout,
-    SourceNotFound,
-    SourceTooLarge,
     TooManyPixels,
     TransientError,
     public_message,
 )
-from imgpipe.renditions import EXTENSIONS
 from imgpipe.resize_config import ResizeConfig, from_env
 from imgpipe.timebox import TimeBox
 
 logger = Logger()  # service: POWERTOOLS_SERVICE_NAME; level: LOG_LEVEL
 metrics = Metrics()  # namespace: POWERTOOLS_METRICS_NAMESPACE
 processor = BatchProcessor(EventType.SQS, raise_on_entire_batch_failure=False)
-
-# Every source version, rendered with each configuration, has its own rendition
-# keys ({id}/{tag}/...), so the bytes under a rendition key never change: caches
-# (a browser, the CDN) may keep them for a year.
-CACHE_CONTROL_IMMUTABLE = "public, max-age=31536000, immutable"
-PUT_THREADS = 4
 
 # Events the record says must not change the image (docs/ordering.md).
 _PASSED_OVER = {
@@ -99,28 +89,6 @@ _PASSED_OVER = {
     config_version.KEPT: ("warning", "re-render failed: the image keeps its renditions", "RerendersFailed"),
 }
 
-# Error codes worth retrying, from S3 and DynamoDB.
-_TRANSIENT_CODES = frozenset(
-    {
-        "SlowDown",
-        "Throttling",
-        "ThrottlingException",
-        "ThrottledException",
-        "RequestThrottled",
-        "RequestLimitExceeded",
-        "TooManyRequestsException",
-        "ProvisionedThroughputExceededException",
-        "TransactionConflictException",
-        "RequestTimeout",
-        "RequestTimeoutException",
-        "InternalError",
-        "InternalFailure",
-        "InternalServerError",
-        "ServiceUnavailable",
-        "ServiceUnavailableException",
-    }
-)
-_NOT_FOUND_CODES = frozenset({"NoSuchKey", "NoSuchVersion", "404", "NotFound"})
 INTERNAL_MESSAGE = "the image could not be processed after every attempt; the error was logged"
 # The invocation's context and time box, and whether this message is on its last receive.
 _context: contextvars.ContextVar[Any] = contextvars.ContextVar("context", default=None)
@@ -129,7 +97,7 @@ _last_receive: contextvars.ContextVar[bool] = contextvars.ContextVar("last_recei
 
 
 @dataclass(frozen=True)
-class State:
+class Setup:
     """What a cold start prepares once: the settings, the engine's options, the id secret,
     and the rendition-config version with the outputs it makes."""
 
@@ -150,7 +118,7 @@ class State:
 
 
 @functools.cache
-def state() -> State:
+def setup() -> Setup:
     config = from_env()
     budget = limits.memory_budget(config.memory_mb)
     options = EngineOptions(
@@ -161,89 +129,31 @@ def state() -> State:
         avif_speed=config.avif_speed,
         max_animation_pixels=config.max_animation_pixels,
     )
-    secret = _id_secret(config)
+    secret = resizes.load_id_secret(_table(config))
     renderer = sandbox.Renderer(config.memory_mb)
-    return State(
+    return Setup(
         config, options, renderer, secret, config_version.version(config), config_version.outputs(config)
     )
 
 
-def _id_secret(config: ResizeConfig) -> bytes:
-    """The table's id secret, read once per cold start (docs/ids.md).
-
-    Without a table there is no record for an id to reveal, and rendition keys
-    carry the random version's tag, so the ids are keyed with an empty secret.
-    """
-    table = _table(config)
-    if table is None:
-        return b""
-    return _call("read the id secret", id_secret.load, table)
-
-
 def image_id(key: str) -> str:
     """The image id of an uploads-bucket key in this deployment."""
-    return state().image_id(key)
+    return setup().image_id(key)
 
 
 def reset() -> None:
     """Forget the cold-start state (tests change the environment between cases)."""
-    if state.cache_info().currsize:
-        state().renderer.close()
-    state.cache_clear()
-
-
-def classify(exc: Exception, what: str) -> Exception:
-    """An AWS SDK exception as a pipeline error: transient, source_not_found, or itself.
-
-    Unknown errors (AccessDenied, NoSuchBucket, ...) come back unchanged: the
-    message fails and is retried, and ends in the DLQ if it never succeeds.
-    """
-    from botocore import exceptions as boto
-
-    if isinstance(exc, boto.ClientError):
-        error = exc.response.get("Error", {})
-        code = str(error.get("Code", ""))
-        status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
-        if code in _NOT_FOUND_CODES:
-            return SourceNotFound(f"the original no longer exists ({code})", detail=what)
-        if code in _TRANSIENT_CODES or status >= 500 or status == 429:
-            return TransientError(f"{what}: {code or status} ({status})")
-        return exc
-    transient = (
-        boto.ConnectionError,
-        boto.HTTPClientError,
-        boto.ResponseStreamingError,
-        boto.IncompleteReadError,
-    )
-    if isinstance(exc, transient):
-        return TransientError(f"{what}: {type(exc).__name__}: {exc}")
-    return exc
+    if setup.cache_info().currsize:
+        setup().renderer.close()
+    setup.cache_clear()
 
 
 def _s3() -> Any:
-    from imgpipe import aws
-
     return aws.client("s3")
 
 
 def _table(config: ResizeConfig) -> Any:
-    if not config.table_name:
-        return None
-    from imgpipe import aws
-
-    return aws.table(config.table_name)
-
-
-def _call(what: str, fn, *args, **kwargs):
-    try:
-        return fn(*args, **kwargs)
-    except PermanentError:
-        raise
-    except Exception as exc:
-        err = classify(exc, what)
-        if err is exc:
-            raise
-        raise err from exc
+    return aws.table(config.table_name) if config.table_name else None
 
 
 def _watermark(config: ResizeConfig):
@@ -261,14 +171,7 @@ def _watermark(config: ResizeConfig):
     }
     if config.watermark_text:
         return Watermark(text=config.watermark_text, **common)
-    where = f"s3://{config.uploads_bucket}/{config.watermark_key}"
-    try:
-        response = _call(
-            f"get watermark {where}", _s3().get_object, Bucket=config.uploads_bucket, Key=config.watermark_key
-        )
-        data = _call(f"read watermark {where}", response["Body"].read)
-    except SourceNotFound:
-        raise ConfigError(f"WATERMARK_KEY: {config.watermark_key!r} does not exist ({where})") from None
+    data = resizes.fetch_watermark(_s3(), config.uploads_bucket, config.watermark_key)
     try:
         image = load_mark(data)
     except PermanentError as exc:
@@ -278,115 +181,6 @@ def _watermark(config: ResizeConfig):
     return Watermark(image=image, **common)
 
 
-def _filename(key: str, metadata: dict[str, str]) -> str:
-    """The client's filename (percent-encoded metadata), else the key's last part.
-
-    Sanitised by the same rule as the API's: direct uploads choose their key and
-    metadata freely.
-    """
-    encoded = metadata.get("filename")
-    return keys.sanitize_filename(unquote(encoded) if encoded else key.rsplit("/", 1)[-1])
-
-
-def _put_outputs(
-    config: ResizeConfig,
-    image_id: str,
-    obj: s3_events.S3Object,
-    result: RenderResult,
-    version: str | None,
-    source: ordering.Source,
-    made_by: str,
-) -> list[dict[str, Any]]:
-    s3 = _s3()
-    user_metadata = metadata.rendition_metadata(obj.key, image_id, version, made_by)
-    tag = source.tag(made_by)  # the config version: a new configuration writes new keys
-
-    def put(output) -> dict[str, Any]:
-        key = keys.rendition_key(image_id, output.name, EXTENSIONS[output.format], tag)
-        _call(
-            f"put s3://{config.resized_bucket}/{key}",
-            s3.put_object,
-            Bucket=config.resized_bucket,
-            Key=key,
-            Body=output.data,
-            ContentType=output.content_type,
-            CacheControl=CACHE_CONTROL_IMMUTABLE,
-            Metadata=user_metadata,
-        )
-        return {
-            "name": output.name,
-            "format": output.format,
-            "key": key,
-            "width": output.width,
-            "height": output.height,
-            "bytes": output.size,
-            **({"frames": output.frames} if output.frames > 1 else {}),  # animated (docs/formats.md)
-        }
-
-    with ThreadPoolExecutor(max_workers=PUT_THREADS, thread_name_prefix="put") as pool:
-        return list(pool.map(put, result.outputs))
-
-
-def _delete_renditions(config: ResizeConfig, rendition_keys: list[str], reason: str) -> None:
-    """Best effort: an object left behind costs storage, never correctness (no record lists it)."""
-    if not rendition_keys:
-        return
-    s3 = _s3()
-
-    def delete(key: str) -> str | None:
-        try:
-            s3.delete_object(Bucket=config.resized_bucket, Key=key)
-        except Exception:
-            return key
-        return None
-
-    with ThreadPoolExecutor(max_workers=PUT_THREADS, thread_name_prefix="delete") as pool:
-        left = [key for key in pool.map(delete, rendition_keys) if key]
-    if left:
-        metrics.add_metric(name="RenditionsNotDeleted", unit=MetricUnit.Count, value=len(left))
-        logger.warning("renditions left behind", extra={"keys": left, "reason": reason})
-
-
-def _commit(
-    config: ResizeConfig,
-    table: Any,
-    image_id: str,
-    original: dict[str, Any],
-    renditions: list[dict[str, Any]],
-    source: ordering.Source,
-    made_by: str,
-) -> dict[str, Any]:
-    """Record the renditions, unless another version won meanwhile: then delete them again.
-
-    Returns the record as it was.
-    """
-    try:
-        was = _call(
-            f"mark {image_id} done",
-            records.mark_done,
-            table,
-            image_id,
-            original,
-            renditions,
-            source=source,
-            config_version=made_by,
-        )
-    except records.Conflict:
-        _delete_renditions(config, [r["key"] for r in renditions], "another version won while rendering")
-        raise
-    _delete_replaced(config, was.get("renditions") or [], renditions)
-    return was
-
-
-def _delete_replaced(
-    config: ResizeConfig, replaced: list[dict[str, Any]], kept: list[dict[str, Any]]
-) -> None:
-    """The renditions of the older version the record listed before this write."""
-    keep = {r["key"] for r in kept}
-    stale = [r["key"] for r in replaced if r.get("key") and r["key"] not in keep]
-    _delete_renditions(config, stale, "replaced by a newer version")
-
-
 def _passed_over(reason: str, started: float, log: dict[str, Any], **fields: Any) -> str:
     """Log and count an event that must not change its image; returns the outcome."""
     level, message, metric = _PASSED_OVER[reason]
@@ -394,76 +188,18 @@ def _passed_over(reason: str, started: float, log: dict[str, Any], **fields: Any
     return reason
 
 
-def _known_original(table: Any, image_id: str, original: dict[str, Any]) -> dict[str, Any]:
-    """The record's original merged under what this event says (keeps an API upload's filename)."""
-    try:
-        existing = records.get(table, image_id) or {}
-    except Exception:  # best effort: the failure itself is what must be recorded
-        logger.warning("could not read the existing record", extra={"image_id": image_id})
-        existing = {}
-    return {**existing.get("original", {}), **{k: v for k, v in original.items() if v is not None}}
-
-
-def _where(obj: s3_events.S3Object) -> str:
-    return f"s3://{obj.bucket}/{obj.key}" + (f"?versionId={obj.version_id}" if obj.version_id else "")
-
-
-def _get(
-    obj: s3_events.S3Object, source: ordering.Source
-) -> tuple[dict[str, Any], str | None, ordering.Source]:
-    """GET the version the event names; the response, its version id, and the source it identifies."""
-    params = {"Bucket": obj.bucket, "Key": obj.key}
-    if obj.version_id:
-        params["VersionId"] = obj.version_id
-    response = _call(f"get {_where(obj)}", _s3().get_object, **params)
-    version = response.get("VersionId") or obj.version_id
-    return response, version, source.identified(version, response.get("ETag"))
-
-
-def _read(
-    config: ResizeConfig,
-    obj: s3_events.S3Object,
-    response: dict[str, Any],
-    original: dict[str, Any],
-    version: str | None,
-) -> bytes:
-    """The object's bytes, unless it is over MAX_SOURCE_BYTES; ``original`` learns what S3 said."""
-    length = response.get("ContentLength")
-    if length is not None and length > config.max_source_bytes:
-        response["Body"].close()
-        original.update(size=length, version_id=version)
-        raise SourceTooLarge(
-            f"the object is {length} bytes; the limit (MAX_SOURCE_BYTES) is {config.max_source_bytes}"
-        )
-    data = _call(f"read {_where(obj)}", response["Body"].read)
-    original.update(
-        size=len(data),
-        version_id=version,
-        filename=_filename(obj.key, response.get("Metadata") or {}),
-        content_type=mime_type(data) or response.get("ContentType"),
-    )
-    return data
-
-
 def _record_failure(
     job: _Job, original: dict[str, Any], exc: PermanentError
 ) -> tuple[str | None, dict[str, Any]]:
     """Record a permanent failure; the outcome when the record refuses it, and the record as it was."""
+    bucket, made_by = job.setup.config.resized_bucket, job.setup.config_version
+    message = public_message(exc.message)
     try:
-        was = _call(
-            f"mark {job.image_id} failed",
-            records.mark_failed,
-            job.table,
-            job.image_id,
-            original,
-            exc.code,
-            public_message(exc.message),
-            source=job.source,
-            config_version=job.current.config_version,
+        was = resizes.record_failed(
+            _s3(), bucket, job.table, job.image_id, original, exc.code, message, job.source, made_by
         )
     except records.Conflict as conflict:
         return job.refused(conflict.record), {}
-    _delete_replaced(job.current.config, was.get("renditions") or [], [])
     return None, was
 
 
@@ -472,7 +208,7 @@ class _Job:
     """One object event on its way through process_object: what each step adds to the record and log."""
 
     obj: s3_events.S3Object
-    current: State
+    setup: Setup
     image_id: str
     table: Any
     source: ordering.Source
@@ -484,14 +220,14 @@ class _Job:
     rerender: bool = False  # this version is done already: render again, and keep it done meanwhile
 
     @classmethod
-    def of(cls, obj: s3_events.S3Object, current: State, options: s3_events.Options) -> _Job:
-        image_id = current.image_id(obj.key)
+    def of(cls, obj: s3_events.S3Object, setup: Setup, options: s3_events.Options) -> _Job:
+        image_id = setup.image_id(obj.key)
         log = {"key": obj.key, "image_id": image_id, "version_id": obj.version_id, "event_size": obj.size}
         return cls(
             obj=obj,
-            current=current,
+            setup=setup,
             image_id=image_id,
-            table=_table(current.config),
+            table=_table(setup.config),
             source=ordering.Source.of(obj.key, obj.sequencer, obj.version_id),
             original={"key": obj.key, "size": obj.size, "version_id": obj.version_id},
             log={**log, "sequencer": obj.sequencer, **options.logged()},
@@ -514,7 +250,7 @@ class _Job:
         reason = ordering.verdict(record, self.source)
         if reason != ordering.DUPLICATE:
             return reason
-        if self.current.shows_current(record) and not self.options.force:
+        if self.setup.shows_current(record) and not self.options.force:
             return config_version.CURRENT
         self.rerender = True
         return None
@@ -526,15 +262,19 @@ class _Job:
             return reason
         if self.rerender:
             return config_version.KEPT
-        return config_version.CURRENT if self.current.shows_current(record) else ordering.DUPLICATE
+        return config_version.CURRENT if self.setup.shows_current(record) else ordering.DUPLICATE
 
     def known_original(self) -> dict[str, Any]:
         """What the record should say of the original: this event's, merged over the record's if unread."""
-        return self.original if self.fetched else _known_original(self.table, self.image_id, self.original)
+        return (
+            self.original
+            if self.fetched
+            else resizes.known_original(self.table, self.image_id, self.original)
+        )
 
 
 def process_object(
-    obj: s3_events.S3Object, current: State, options: s3_events.Options = s3_events.NO_OPTIONS
+    obj: s3_events.S3Object, setup: Setup, options: s3_events.Options = s3_events.NO_OPTIONS
 ) -> str:
     """Render one version of an object; returns the outcome, raises TransientError to retry.
 
@@ -544,7 +284,7 @@ def process_object(
     fails; or, when the image's record says this event must not change it
     (docs/ordering.md), ``superseded``, ``refused`` or ``duplicate``.
     """
-    job = _Job.of(obj, current, options)
+    job = _Job.of(obj, setup, options)
     if obj.folder_marker:
         logger.info(
             "event skipped", extra={**job.log, "outcome": "skipped", "reason": "an S3 console folder"}
@@ -563,26 +303,25 @@ def process_object(
 
 def _render_and_store(job: _Job) -> str:
     """Read the record, fetch the version, render, write the renditions, commit: the ordinary path."""
-    config, table, image_id = job.current.config, job.table, job.image_id
-    made_by = job.current.config_version
+    config, table, image_id, s3 = job.setup.config, job.table, job.image_id, _s3()
+    made_by, bucket = job.setup.config_version, config.resized_bucket
     if table is not None:
-        reason = job.verdict(_call(f"read {image_id}", records.get, table, image_id))
+        reason = job.verdict(resizes.read_record(table, image_id))
         if reason:
             return _passed_over(reason, job.started, job.log)
-    response, version, job.source = _get(job.obj, job.source)
-    data = _read(config, job.obj, response, job.original, version)
+    response, version, job.source = resizes.get_version(s3, job.obj, job.source)
+    data = resizes.read_version(job.obj, response, job.original, version, config.max_source_bytes)
     job.fetched = True
     job.log["bytes"] = len(data)
     if table is not None and not job.rerender:  # a re-rendered image stays done meanwhile
-        mark, where = records.mark_processing, f"mark {image_id} processing"
-        _call(where, mark, table, image_id, job.original, source=job.source, config_version=made_by)
-    result = _render(data, job.current)
+        resizes.record_processing(table, image_id, job.original, job.source, made_by)
+    result = _render(data, job.setup)
     del data
     job.original.update(width=result.width, height=result.height, format=result.source_format)
-    renditions = _put_outputs(config, image_id, job.obj, result, version, job.source, made_by)
+    renditions = resizes.store_renditions(s3, bucket, image_id, job.obj, result, version, job.source, made_by)
     was = None
     if table is not None:
-        was = _commit(config, table, image_id, job.original, renditions, job.source, made_by)
+        was = resizes.record_done(s3, bucket, table, image_id, job.original, renditions, job.source, made_by)
     outcome = _processed(job.started, job.log, result, renditions, job.original["size"])
     _announce(job, was, job.original, renditions=renditions)
     return outcome
@@ -614,8 +353,8 @@ def _announce(
     """Publish the image's completion event (docs/events.md), once: a write that found the record
     already so (``was``, a duplicate delivery's) publishes nothing. Never raises: the renditions
     and the record are written whatever happens to the event."""
-    config, status = job.current.config, "failed" if error else "done"
-    made_by = job.current.config_version
+    config, status = job.setup.config, "failed" if error else "done"
+    made_by = job.setup.config_version
     if not config.event_bus_name or records.already(was, status, job.source, made_by):
         return
     log = {**job.log, "detail_type": events.DETAIL_TYPES[status]}
@@ -626,7 +365,7 @@ def _announce(
         listed = events.renditions(renditions, url)
         detail = events.detail(job.image_id, status, job.obj.bucket, original, made_by, listed, error)
         entry = events.entry(config.event_bus_name, config.event_source, detail)
-        event_id = events.publish(_events(), entry, is_transient=_transient)
+        event_id = events.publish(_events(), entry, is_transient=aws.is_transient)
     except Exception as exc:  # logged and counted (alarm: events-not-published), never retried by SQS
         metrics.add_metric(name="EventsNotPublished", unit=MetricUnit.Count, value=1)
         logger.error(
@@ -639,13 +378,7 @@ def _announce(
 
 
 def _events() -> Any:
-    from imgpipe import aws
-
     return aws.client("events")
-
-
-def _transient(exc: Exception) -> bool:
-    return isinstance(classify(exc, "put events"), TransientError)
 
 
 def _will_retry(job: _Job, exc: Exception) -> None:
@@ -669,7 +402,7 @@ def _will_retry(job: _Job, exc: Exception) -> None:
     _fail_on_last_receive(job)
 
 
-def process_removal(obj: s3_events.S3Object, current: State) -> str:
+def process_removal(obj: s3_events.S3Object, setup: Setup) -> str:
     """Follow a deleted original: tombstone the record and delete its renditions (docs/ordering.md).
 
     The outcome is ``deleted``; or, when the removal must not change the image,
@@ -677,9 +410,9 @@ def process_removal(obj: s3_events.S3Object, current: State) -> str:
     ``TransientError`` to retry. In an unversioned bucket (no version id) a
     delete removes the object itself, so it counts like a delete marker.
     """
-    config = current.config
+    config = setup.config
     started = time.perf_counter()
-    image_id = current.image_id(obj.key)
+    image_id = setup.image_id(obj.key)
     table = _table(config)
     log = {"key": obj.key, "image_id": image_id, "version_id": obj.version_id, "sequencer": obj.sequencer}
     if table is None:
@@ -688,16 +421,15 @@ def process_removal(obj: s3_events.S3Object, current: State) -> str:
     source = ordering.Source.of(obj.key, obj.sequencer, obj.version_id)
     marker = obj.delete_marker or source.version is None
     try:
-        reason = ordering.removal(_call(f"read {image_id}", records.get, table, image_id), source, marker)
+        reason = ordering.removal(resizes.read_record(table, image_id), source, marker)
         if reason:
             return _passed_over(reason, started, log)
-        listed = _call(
-            f"mark {image_id} deleted", records.mark_deleted, table, image_id, source, marker=marker
-        )
+        listed = resizes.record_deleted(table, image_id, source, marker)
     except records.Conflict as conflict:
         reason = ordering.removal(conflict.record, source, marker) or ordering.SUPERSEDED
         return _passed_over(reason, started, log)
-    _delete_renditions(config, [r["key"] for r in listed if r.get("key")], "the original was deleted")
+    left = [r["key"] for r in listed if r.get("key")]
+    resizes.delete_renditions(_s3(), config.resized_bucket, left, "the original was deleted")
     _report("info", "image deleted", "ImagesDeleted", started, log, outcome="deleted", renditions=len(listed))
     return "deleted"
 
@@ -735,7 +467,7 @@ def _fail_on_last_receive(job: _Job) -> None:
         return
     try:
         merged = job.known_original()
-        message, made_by = INTERNAL_MESSAGE, job.current.config_version
+        message, made_by = INTERNAL_MESSAGE, job.setup.config_version
         was = records.mark_failed(
             job.table, job.image_id, merged, "internal", message, source=job.source, config_version=made_by
         )
@@ -749,14 +481,14 @@ def _fail_on_last_receive(job: _Job) -> None:
     _announce(job, was, merged, error={"code": "internal", "message": INTERNAL_MESSAGE})
 
 
-def _render(data: bytes, current: State) -> RenderResult:
+def _render(data: bytes, setup: Setup) -> RenderResult:
     """The engine's render in a child process: killed at its deadline, refused past its memory."""
-    config = current.config
+    config = setup.config
     context, box = _context.get(), _timebox.get()
     remaining = context.get_remaining_time_in_millis() if context is not None else 60_000
     seconds, whole = (box or TimeBox.from_remaining(remaining)).render_seconds(remaining)
     try:
-        return current.renderer.call(render, data, config.renditions, current.options, seconds=seconds)
+        return setup.renderer.call(render, data, config.renditions, setup.options, seconds=seconds)
     except sandbox.Timeout:
         if whole:
             message = f"rendering took longer than {seconds:.0f} s, the limit for one image"
@@ -780,10 +512,28 @@ def _report(
 
 def record_handler(record, lambda_context: Any = None) -> None:
     """One SQS message: every object event in it, or an exception to have it retried."""
-    current = state()
+    prepared = setup()
+    _begin_message(record, lambda_context, prepared.config)
+    message = _parse_message(record)
+    if message is None:
+        return
+    if not message.objects:
+        logger.info("s3:TestEvent skipped", extra={"message_id": record.message_id, "outcome": "skipped"})
+    for obj in message.objects:
+        reason = _skip_reason(obj, prepared.config)
+        if reason:
+            logger.info("event skipped", extra={"key": obj.key, "outcome": "skipped", "reason": reason})
+        elif obj.created:
+            process_object(obj, prepared, message.options)
+        else:
+            process_removal(obj, prepared)
+
+
+def _begin_message(record, lambda_context: Any, config: ResizeConfig) -> None:
+    """Note the invocation and whether this is the message's last receive; hand it back when too late."""
     box = _timebox.get()
     received = int(record.attributes.approximate_receive_count or 1)
-    last = current.config.max_receive_count is not None and received >= current.config.max_receive_count
+    last = config.max_receive_count is not None and received >= config.max_receive_count
     _context.set(lambda_context)
     _last_receive.set(last)
     late = box is not None and lambda_context is not None and not last
@@ -791,44 +541,35 @@ def record_handler(record, lambda_context: Any = None) -> None:
         metrics.add_metric(name="MessagesHandedBack", unit=MetricUnit.Count, value=1)
         logger.warning("message handed back", extra={"message_id": record.message_id, "outcome": "retry"})
         raise OutOfTime("too little time left in this invocation; SQS delivers the message again")
+
+
+def _parse_message(record) -> s3_events.Message | None:
+    """The S3 events in the message body, or ``None`` (logged and counted) when it is not one."""
     try:
-        message = s3_events.parse_message(record.body)
+        return s3_events.parse_message(record.body)
     except PermanentError as exc:
         metrics.add_metric(name="BadMessages", unit=MetricUnit.Count, value=1)
-        logger.warning(
-            "message dropped",
-            extra={
-                "message_id": record.message_id,
-                "outcome": "dropped",
-                "error_code": exc.code,
-                "error": exc.message,
-            },
-        )
-        return
-    if not message.objects:
-        logger.info("s3:TestEvent skipped", extra={"message_id": record.message_id, "outcome": "skipped"})
-    for obj in message.objects:
-        config = current.config
-        if not (obj.created or obj.removed):
-            reason = f"event {obj.event_name} is neither ObjectCreated nor ObjectRemoved"
-        elif config.watermark_key and obj.key == config.watermark_key and obj.bucket == config.uploads_bucket:
-            reason = "the watermark image itself"
-        elif obj.removed and obj.key.endswith("/"):
-            reason = "an S3 console folder"
-        else:
-            if obj.created:
-                process_object(obj, current, message.options)
-            else:
-                process_removal(obj, current)
-            continue
-        logger.info("event skipped", extra={"key": obj.key, "outcome": "skipped", "reason": reason})
+        fields = {"message_id": record.message_id, "outcome": "dropped", "error_code": exc.code}
+        logger.warning("message dropped", extra={**fields, "error": exc.message})
+        return None
+
+
+def _skip_reason(obj: s3_events.S3Object, config: ResizeConfig) -> str | None:
+    """Why this object event changes nothing, or ``None`` to process it."""
+    if not (obj.created or obj.removed):
+        return f"event {obj.event_name} is neither ObjectCreated nor ObjectRemoved"
+    if config.watermark_key and obj.key == config.watermark_key and obj.bucket == config.uploads_bucket:
+        return "the watermark image itself"
+    if obj.removed and obj.key.endswith("/"):
+        return "an S3 console folder"
+    return None
 
 
 @metrics.log_metrics
 @logger.inject_lambda_context(clear_state=True)
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     try:
-        state()  # configuration errors fail the whole invocation, loudly, before any message
+        setup()  # configuration errors fail the whole invocation, loudly, before any message
     except ConfigError as exc:
         metrics.add_metric(name="ConfigErrors", unit=MetricUnit.Count, value=1)
         logger.error("configuration error", extra={"outcome": "config_error", "error": str(exc)})

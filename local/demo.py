@@ -9,19 +9,20 @@ photo-like JPEG with Pillow, uploads it
 polls ``GET /images/{id}`` until each is ``done`` (or ``failed``) and prints the
 renditions with their URLs (the local CDN's, ``$API/cdn/<key>``, or presigned
 GETs with ``cdn_enabled = false``), which work from this machine with curl.
-``API`` (default ``http://127.0.0.1:$API_PORT``) says where the stack listens.
+``API`` says where the stack listens; by default the running stack's own
+(``$LOCAL_STACK_DIR/stack.json``), else ``http://127.0.0.1:$API_PORT``. The
+uploads and the polling are ``local.client``'s, shared with the bench and the tests.
 """
 
 from __future__ import annotations
 
 import io
-import os
 import sys
-import time
 from typing import Any
 
-import requests
 from PIL import Image, ImageDraw
+
+from local import client
 
 POLL_SECONDS = 120
 
@@ -61,13 +62,7 @@ def sample_jpeg(width: int = 2400, height: int = 1600) -> bytes:
 
 
 def upload_direct(api: str, data: bytes) -> str:
-    response = requests.post(
-        f"{api}/images",
-        params={"filename": "demo-direct.jpg"},
-        data=data,
-        headers={"Content-Type": "image/jpeg"},
-        timeout=30,
-    )
+    response = client.upload_direct(api, data, "image/jpeg", "demo-direct.jpg")
     response.raise_for_status()
     body = response.json()
     print(f"POST /images                 -> {response.status_code} id={body['id']} status={body['status']}")
@@ -75,32 +70,20 @@ def upload_direct(api: str, data: bytes) -> str:
 
 
 def upload_presigned(api: str, data: bytes) -> str:
-    request = {"filename": "demo-presigned.jpg", "content_type": "image/jpeg", "size": len(data)}
-    response = requests.post(f"{api}/uploads", json=request, timeout=30)
-    response.raise_for_status()
-    body = response.json()
-    upload = body["upload"]
-    print(f"POST /uploads                -> {response.status_code} id={body['id']} status={body['status']}")
-    form = requests.post(
-        upload["url"],
-        data=upload["fields"],
-        files={"file": ("demo-presigned.jpg", data, "image/jpeg")},
-        timeout=30,
-    )
+    created, form = client.upload_presigned(api, data, "image/jpeg", "demo-presigned.jpg")
+    created.raise_for_status()
+    body = created.json()
+    print(f"POST /uploads                -> {created.status_code} id={body['id']} status={body['status']}")
     form.raise_for_status()
     print(f"POST (presigned form to S3)  -> {form.status_code}")
     return body["id"]
 
 
 def wait_done(api: str, image_id: str) -> dict[str, Any]:
-    deadline = time.monotonic() + POLL_SECONDS
-    while True:
-        response = requests.get(f"{api}/images/{image_id}", timeout=30)
-        response.raise_for_status()
-        body = response.json()
-        if body["status"] in ("done", "failed") or time.monotonic() > deadline:
-            return body
-        time.sleep(0.5)
+    try:
+        return client.wait_done(api, image_id, timeout=POLL_SECONDS)
+    except TimeoutError as exc:
+        return {"id": image_id, "status": "not finished", "error": str(exc)}
 
 
 def show(label: str, body: dict[str, Any]) -> bool:
@@ -119,10 +102,8 @@ def show(label: str, body: dict[str, Any]) -> bool:
 
 
 def main() -> int:
-    api = os.environ.get("API") or f"http://127.0.0.1:{os.environ.get('API_PORT') or 8080}"
-    try:
-        requests.get(f"{api}/images/{'x' * 22}", timeout=5)
-    except requests.ConnectionError:
+    api = client.api_url()
+    if not client.is_answering(api):
         print(
             f"nothing answers on {api}: start the stack with `make run` in another terminal", file=sys.stderr
         )

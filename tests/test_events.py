@@ -196,11 +196,11 @@ def test_a_duplicate_rendering_at_the_same_time_publishes_once(pipeline, bus, mo
     record = pipeline.upload("race.png", images.encode(images.quadrants(), "PNG"))
     real_render, outcomes = resize_handler._render, []
 
-    def render(data, current):
+    def render(data, setup):
         if not outcomes:
             outcomes.append("nested")
-            outcomes.append(resize_handler.process_object(_object(record), current))
-        return real_render(data, current)
+            outcomes.append(resize_handler.process_object(_object(record), setup))
+        return real_render(data, setup)
 
     monkeypatch.setattr(resize_handler, "_render", render)
     assert pipeline.invoke(record) == {"batchItemFailures": []}
@@ -220,9 +220,9 @@ def test_a_late_duplicate_never_sets_a_done_image_back_to_processing(pipeline, b
     image_id = pipeline.image_id("late.png")
     stale, real_get = {**pipeline.item(image_id), "status": "processing"}, records.get
     monkeypatch.setattr(records, "get", lambda table, i: stale if i == image_id else real_get(table, i))
-    current = resize_handler.state()
+    setup = resize_handler.setup()
     # It stops as "current" (docs/config-version.md): the record it may not undo shows this config.
-    assert resize_handler.process_object(_object(record), current) == config_version.CURRENT
+    assert resize_handler.process_object(_object(record), setup) == config_version.CURRENT
     assert real_get(pipeline.table, image_id)["status"] == "done"
     assert len(bus.received()) == 1
 

@@ -38,7 +38,7 @@ def function_options(monkeypatch):
         monkeypatch.setenv("RESIZED_BUCKET", "resized")
         monkeypatch.setenv("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", str(memory_mb))
         resize_handler.reset()
-        return resize_handler.state().options
+        return resize_handler.setup().options
 
     yield options
     resize_handler.reset()

@@ -17,7 +17,7 @@ import hashlib
 import io
 import json
 import os
-import signal
+import re
 import subprocess
 import sys
 import time
@@ -32,6 +32,7 @@ from botocore.exceptions import ClientError
 from PIL import Image
 
 from imgpipe import keys
+from local import client as stack_client
 from local.emulator import client as emulator_client
 from local.emulator import free_port, lambda_credentials, port_open
 from local.tf import REPO_ROOT
@@ -56,25 +57,10 @@ MAGIC = {"jpeg": b"\xff\xd8\xff", "webp": b"RIFF", "avif": b"ftyp"}
 
 
 @dataclass
-class RunningStack:
-    process: subprocess.Popen
-    log: Path
-    moto_port: int
-    api_port: int
-    description: dict = field(default_factory=dict)
+class RunningStack(stack_client.StackProcess):
+    """The stack ``local.client.start`` started, with what the tests ask of it."""
+
     events: list = field(default_factory=list)  # every completion event read from the queue so far
-
-    @property
-    def api(self) -> str:
-        return f"http://127.0.0.1:{self.api_port}"
-
-    @property
-    def endpoint(self) -> str:
-        return f"http://127.0.0.1:{self.moto_port}"
-
-    @property
-    def outputs(self) -> dict:
-        return self.description["outputs"]
 
     def client(self, service: str):
         """As the stack's administrator: the emulator enforces IAM (docs/local-stack-iam.md)."""
@@ -96,17 +82,6 @@ class RunningStack:
             found |= children
             frontier = children
         return found
-
-    def stop(self) -> int:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGINT)
-            try:
-                return self.process.wait(60)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait(10)
-                raise
-        return self.process.returncode
 
 
 @pytest.fixture(scope="session")
@@ -135,40 +110,18 @@ def start_stack(
     its banner."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "TF_VAR_", "LOCAL_"))}
     env.update(
-        MOTO_PORT=str(moto_port),
-        API_PORT=str(api_port),
-        LOCAL_STACK_DIR=str(state_dir),
         LOCAL_TF_VARS=json.dumps({**TEST_TF_VARS, **(tf_vars or {})}),
         PYTHONUNBUFFERED="1",
         **extra_env,
     )
-    log = state_dir / f"run-{time.time_ns()}.log"
-    with open(log, "wb") as out:
-        process = subprocess.Popen(
-            ["/bin/sh", "-c", command, sys.executable],
-            cwd=REPO_ROOT,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-    running = RunningStack(process, log, moto_port, api_port)
+    argv = ["/bin/sh", "-c", command, sys.executable]
     try:
-        deadline = time.monotonic() + START_TIMEOUT
-        while b"Image pipeline running" not in log.read_bytes():
-            if process.poll() is not None:
-                pytest.fail(f"the local stack exited with {process.returncode}:\n{log.read_text()[-6000:]}")
-            if time.monotonic() > deadline:
-                pytest.fail(
-                    f"the local stack was not ready within {START_TIMEOUT} s:\n{log.read_text()[-6000:]}"
-                )
-            time.sleep(0.5)
-        running.description = json.loads((state_dir / "stack.json").read_text())
-    except BaseException:
-        running.stop()
-        raise
-    return running
+        started = stack_client.start(
+            state_dir, moto_port, api_port, argv=argv, env=env, timeout=START_TIMEOUT
+        )
+    except stack_client.StackNotReady as exc:
+        pytest.fail(str(exc))
+    return RunningStack(started.process, started.log, moto_port, api_port, started.description)
 
 
 @pytest.fixture(scope="session")
@@ -183,19 +136,12 @@ def stack(tmp_path_factory, lambda_zip):
 
 def wait_for(stack: RunningStack, image_id: str, *, unknown_at_first: bool = False) -> dict:
     """Poll GET /images/{id} until done or failed (a direct S3 put has no record until resized)."""
-    deadline = time.monotonic() + DONE_TIMEOUT
-    while True:
-        response = requests.get(f"{stack.api}/images/{image_id}", timeout=30)
-        if response.status_code == 404 and unknown_at_first:
-            status = "unknown"
-        else:
-            assert response.status_code == 200, response.text
-            body = response.json()
-            if body["status"] in ("done", "failed"):
-                return body
-            status = body["status"]
-        assert time.monotonic() < deadline, f"{image_id} still {status} after {DONE_TIMEOUT} s"
-        time.sleep(0.5)
+    try:
+        return stack_client.wait_done(
+            stack.api, image_id, timeout=DONE_TIMEOUT, unknown_at_first=unknown_at_first
+        )
+    except (TimeoutError, RuntimeError) as exc:
+        pytest.fail(str(exc))
 
 
 def check_renditions(stack: RunningStack, body: dict, source_size: tuple[int, int]) -> None:
@@ -317,12 +263,7 @@ def test_an_example_script_shows_the_apis_error_and_fails(stack, tmp_path):
 
 def test_direct_upload_through_the_front_gets_every_rendition(stack):
     data = photo_jpeg(1200, 900)
-    response = requests.post(
-        f"{stack.api}/images?filename=holiday.jpg",
-        data=data,
-        headers={"Content-Type": "image/jpeg"},
-        timeout=30,
-    )
+    response = stack_client.upload_direct(stack.api, data, "image/jpeg", "holiday.jpg")
     assert response.status_code == 201, response.text
     created = response.json()
     assert response.headers["Location"] == f"/images/{created['id']}"
@@ -334,26 +275,41 @@ def test_direct_upload_through_the_front_gets_every_rendition(stack):
 
 def test_presigned_upload_posts_the_form_to_the_emulator(stack):
     data = rgba_png((900, 600))
-    response = requests.post(
-        f"{stack.api}/uploads",
-        json={"filename": "diagram.png", "content_type": "image/png", "size": len(data)},
-        timeout=30,
-    )
+    response, form = stack_client.upload_presigned(stack.api, data, "image/png", "diagram.png")
     assert response.status_code == 201, response.text
     created = response.json()
     assert created["status"] == "awaiting_upload"
     upload = created["upload"]
     assert urlsplit(upload["url"]).netloc == f"127.0.0.1:{stack.moto_port}"
-    form = requests.post(
-        upload["url"],
-        data=upload["fields"],
-        files={"file": ("diagram.png", data, "image/png")},
-        timeout=30,
-    )
     assert form.status_code in (200, 201, 204), form.text
     body = wait_for(stack, created["id"])
     check_renditions(stack, body, (900, 600))
     assert body["original"]["format"] == "png"
+
+
+def test_make_demo_finds_the_running_stack_and_shows_both_uploads_done(stack):
+    # local.client finds the stack through its stack.json (its process alive), as `make demo` does.
+    state_dir = stack.log.parent
+    assert stack_client.find_running(state_dir)["api_url"] == stack.api
+    env = {k: v for k, v in os.environ.items() if k not in ("API", "API_PORT")}
+    env.update(
+        LOCAL_STACK_DIR=str(state_dir),
+        PYTHONPATH=os.pathsep.join([str(REPO_ROOT / "lambda"), str(REPO_ROOT)]),
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "local.demo"],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"API {stack.api}" in result.stdout
+    for label in ("direct upload", "presigned upload"):
+        assert re.search(rf"^{label}: \S+ is done \(original 2400x1600 jpeg\)$", result.stdout, re.M), (
+            result.stdout
+        )
 
 
 def test_direct_s3_put_with_an_awkward_key_is_processed(stack):
@@ -688,10 +644,10 @@ def test_a_missing_watermark_is_a_config_error_naming_watermark_key(stack, as_re
     missing = {"WATERMARK_KEY": f"brand/{uuid.uuid4().hex}.png", "WATERMARK_TEXT": ""}
     handler = as_resize(function_role(stack, function)[1], **missing)
     with pytest.raises(ConfigError, match="WATERMARK_KEY"):
-        handler.state()
+        handler.setup()
     handler = as_resize(role_without(stack, function, "ListOriginals"), **missing)
     with pytest.raises(ClientError) as denied:
-        handler.state()
+        handler.setup()
     assert denied.value.response["Error"]["Code"] == "AccessDenied"
 
 

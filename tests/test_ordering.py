@@ -153,7 +153,7 @@ def test_older_render_finishing_after_the_newer_is_done_leaves_the_newer_and_del
         if not interleaved:  # the older version, its renditions written: let the newer run to done
             interleaved.append(renditions)
             (obj,) = s3_events.parse_body(new["body"])
-            assert resize_handler.process_object(obj, resize_handler.state()) == "done"
+            assert resize_handler.process_object(obj, resize_handler.setup()) == "done"
         return real_mark_done(table, image_id, original, renditions, **kwargs)
 
     monkeypatch.setattr(records, "mark_done", mark_done)
@@ -204,7 +204,7 @@ def test_a_duplicate_that_fails_while_the_same_version_is_done_leaves_it_done(
 
     def render(*args, **kwargs):
         monkeypatch.setattr(resize_handler, "_render", real_render)
-        assert resize_handler.process_object(obj, resize_handler.state()) == "done"
+        assert resize_handler.process_object(obj, resize_handler.setup()) == "done"
         raise CorruptImage("this delivery failed")
 
     monkeypatch.setattr(resize_handler, "_render", render)
@@ -423,7 +423,7 @@ def test_a_render_that_finishes_after_its_original_was_deleted_removes_its_rendi
 
     def mark_done(table, image_id, original, renditions, **kwargs):
         (obj,) = s3_events.parse_body(delete_marker(pipeline, key)["body"])
-        assert resize_handler.process_removal(obj, resize_handler.state()) == "deleted"
+        assert resize_handler.process_removal(obj, resize_handler.setup()) == "deleted"
         return real_mark_done(table, image_id, original, renditions, **kwargs)
 
     monkeypatch.setattr(records, "mark_done", mark_done)

@@ -35,7 +35,7 @@ def change_config(monkeypatch) -> str:
 
     monkeypatch.setenv("RENDITIONS", json.dumps(SMALL))
     resize_handler.reset()
-    return resize_handler.state().config_version
+    return resize_handler.setup().config_version
 
 
 def metrics(capsys) -> dict[str, float]:
@@ -55,7 +55,7 @@ def test_a_replayed_message_for_a_current_image_costs_a_read_not_a_render(pipeli
     assert pipeline.invoke(record) == {"batchItemFailures": []}
     image_id = pipeline.image_id("replay/current.png")
     before = pipeline.item(image_id)
-    assert before["config_version"] == resize_handler.state().config_version
+    assert before["config_version"] == resize_handler.setup().config_version
     calls.update(get_object=0, put_object=0, delete_object=0)
     capsys.readouterr()
 
@@ -180,7 +180,7 @@ def test_a_newer_version_arriving_during_a_reprocess_wins(pipeline, outcomes, mo
 
     def render(*args, **kwargs):
         monkeypatch.setattr(resize_handler, "_render", real_render)
-        assert resize_handler.process_object(newer, resize_handler.state()) == "done"
+        assert resize_handler.process_object(newer, resize_handler.setup()) == "done"
         return real_render(*args, **kwargs)
 
     monkeypatch.setattr(resize_handler, "_render", render)

@@ -507,25 +507,25 @@ def test_malformed_message_is_dropped(pipeline):
     ],
 )
 def test_aws_errors_are_classified(exc, expected):
-    import resize_handler
+    from imgpipe import aws
 
-    assert isinstance(resize_handler.classify(exc, "get"), expected)
+    assert isinstance(aws.classify(exc, "get"), expected)
 
 
 def test_unknown_aws_errors_are_left_alone():
-    import resize_handler
+    from imgpipe import aws
 
     exc = ClientError(
         {"Error": {"Code": "AccessDenied"}, "ResponseMetadata": {"HTTPStatusCode": 403}}, "GetObject"
     )
-    assert resize_handler.classify(exc, "get") is exc
+    assert aws.classify(exc, "get") is exc
 
 
 # --- direct-upload ids: keyed by the deployment's secret (docs/ids.md) ---
 
 
 def plain_hash_id(key: str) -> str:
-    """The id a direct upload used to get, which anyone who guessed its key could compute."""
+    """An unkeyed hash of the key: an id anyone who guessed the key could compute (what ids must not be)."""
     return base64.urlsafe_b64encode(hashlib.sha256(key.encode()).digest()).decode()[:22]
 
 
@@ -597,7 +597,7 @@ def test_the_id_secret_never_appears_in_the_logs(pipeline, capsys, monkeypatch):
     capsys.readouterr()
     pipeline.invoke(ok, bad)
     out = log.getvalue() + "".join(capsys.readouterr())
-    secret = resize_handler.state().id_secret
+    secret = resize_handler.setup().id_secret
     assert "image processed" in out
     for form in (
         secret.hex(),
@@ -606,7 +606,7 @@ def test_the_id_secret_never_appears_in_the_logs(pipeline, capsys, monkeypatch):
         repr(secret),
     ):
         assert form not in out
-    assert secret.hex() not in repr(resize_handler.state())
+    assert secret.hex() not in repr(resize_handler.setup())
 
 
 # --- table optional, logs and metrics ---
@@ -717,7 +717,7 @@ def test_avif_and_animated_renditions_are_stored_and_recorded_like_any_other(pip
         assert getattr(im, "n_frames", 1) == frames, fmt
     import resize_handler
 
-    options = resize_handler.state().options  # the settings reach the engine
+    options = resize_handler.setup().options  # the settings reach the engine
     assert (options.avif_speed, options.max_animation_pixels) == (10, 50_000_000)
 
 

@@ -21,6 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
+from local import client as stack_client
 from local.emulator import free_port
 from tests.images import photo_jpeg
 from tests.test_local_stack import (  # noqa: F401 (lambda_zip: fixture)
@@ -52,9 +53,7 @@ def unkind_stack(tmp_path_factory, lambda_zip):
 
 
 def _upload(api: str, size: tuple[int, int]) -> tuple[str, tuple[int, int]]:
-    response = requests.post(
-        f"{api}/images", data=photo_jpeg(*size), headers={"Content-Type": "image/jpeg"}, timeout=120
-    )
+    response = stack_client.upload_direct(api, photo_jpeg(*size), "image/jpeg", timeout=120)
     assert response.status_code == 201, response.text
     return response.json()["id"], size
 

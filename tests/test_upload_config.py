@@ -59,19 +59,27 @@ def test_missing_required_variable_is_named(name, value):
     ("name", "value", "message"),
     [
         ("MAX_UPLOAD_BYTES", "4MiB", r"MAX_UPLOAD_BYTES: '4MiB' is not an integer"),
-        ("MAX_UPLOAD_BYTES", "0", r"MAX_UPLOAD_BYTES: 0 is not in 1\.\.4603904"),
-        # Larger images no longer fit a 6 MiB Lambda invoke once base64-encoded in a multipart body.
-        ("MAX_UPLOAD_BYTES", "4603905", r"MAX_UPLOAD_BYTES: 4603905 is not in"),
-        ("MAX_UPLOAD_BYTES", "4718592", r"MAX_UPLOAD_BYTES: 4718592 is not in"),
-        ("MAX_PRESIGNED_BYTES", "-1", r"MAX_PRESIGNED_BYTES: -1 is not in 1\.\."),
-        ("MAX_PRESIGNED_BYTES", str(5 * 1024**3 + 1), r"MAX_PRESIGNED_BYTES: 5368709121 is not in"),
+        ("MAX_UPLOAD_BYTES", "0", r"MAX_UPLOAD_BYTES: '0' is out of range \(1\.\.4603904\)"),
+        # Larger images do not fit a 6 MiB Lambda invoke once base64-encoded in a multipart body.
+        ("MAX_UPLOAD_BYTES", "4603905", r"MAX_UPLOAD_BYTES: '4603905' is out of range"),
+        ("MAX_UPLOAD_BYTES", "4718592", r"MAX_UPLOAD_BYTES: '4718592' is out of range"),
+        ("MAX_PRESIGNED_BYTES", "-1", r"MAX_PRESIGNED_BYTES: '-1' is out of range \(1\.\."),
+        ("MAX_PRESIGNED_BYTES", str(5 * 1024**3 + 1), r"MAX_PRESIGNED_BYTES: '5368709121' is out of range"),
         ("PRESIGN_POST_EXPIRY_SECONDS", "1.5", r"PRESIGN_POST_EXPIRY_SECONDS: '1\.5' is not an integer"),
         # Signed with the function's temporary role credentials: S3 refuses the
         # URL once they expire, so no lifetime beyond one hour is promised.
-        ("PRESIGN_POST_EXPIRY_SECONDS", "3601", r"PRESIGN_POST_EXPIRY_SECONDS: 3601 is not in 1\.\.3600"),
-        ("PRESIGN_POST_EXPIRY_SECONDS", "604800", r"PRESIGN_POST_EXPIRY_SECONDS: 604800 is not in"),
-        ("RENDITION_URL_EXPIRY_SECONDS", "0", r"RENDITION_URL_EXPIRY_SECONDS: 0 is not in"),
-        ("RENDITION_URL_EXPIRY_SECONDS", "86400", r"RENDITION_URL_EXPIRY_SECONDS: 86400 is not in 1\.\.3600"),
+        (
+            "PRESIGN_POST_EXPIRY_SECONDS",
+            "3601",
+            r"PRESIGN_POST_EXPIRY_SECONDS: '3601' is out of range \(1\.\.3600\)",
+        ),
+        ("PRESIGN_POST_EXPIRY_SECONDS", "604800", r"PRESIGN_POST_EXPIRY_SECONDS: '604800' is out of range"),
+        ("RENDITION_URL_EXPIRY_SECONDS", "0", r"RENDITION_URL_EXPIRY_SECONDS: '0' is out of range"),
+        (
+            "RENDITION_URL_EXPIRY_SECONDS",
+            "86400",
+            r"RENDITION_URL_EXPIRY_SECONDS: '86400' is out of range \(1\.\.3600\)",
+        ),
     ],
 )
 def test_bad_values_are_refused_with_name_and_value(name, value, message):

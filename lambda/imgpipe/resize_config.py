@@ -1,26 +1,41 @@
 """The resize function's settings, read once at cold start from its environment.
 
-Every value is validated here; a bad one raises ``ConfigError`` naming the
-variable and the value, so a misconfigured deployment fails loudly on its first
+Every value is validated here, through the one environment reader
+(``imgpipe.settings``); a bad one raises ``ConfigError`` naming the variable
+and the value, so a misconfigured deployment fails loudly on its first
 invocation instead of quietly making wrong images. Empty strings count as unset
-(Terraform passes ``""`` for optional values).
+(Terraform passes ``""`` for optional values). Each numeric setting's default
+and bounds are declared once, below (the watermark's in
+``imgpipe.watermark_settings``, which needs no Pillow).
 """
 
 from __future__ import annotations
 
-import math
 import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from imgpipe import cdn
+from imgpipe import cdn, settings
+from imgpipe import watermark_settings as wm
 from imgpipe.errors import ConfigError
 from imgpipe.renditions import Rendition, load_renditions
-from imgpipe.watermark import POSITIONS
+from imgpipe.settings import Integer
 
-AVIF_SPEED = 8
-MAX_ANIMATION_PIXELS = 50_000_000
+MAX_PIXELS = Integer("MAX_PIXELS", 100_000_000, 1)
+MAX_SOURCE_BYTES = Integer("MAX_SOURCE_BYTES", 104_857_600, 1)
+# AWS_LAMBDA_FUNCTION_MEMORY_SIZE: Lambda sets it from the function's MemorySize (128..10240 MB).
+MEMORY_MB = Integer("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", 1536, 128, 10240)
+# The queue's redrive maxReceiveCount (SQS allows 1..1000); unset: unknown.
+MAX_RECEIVE_COUNT = Integer("MAX_RECEIVE_COUNT", 1, 1, 1000)
+# libavif's speed: 0 slowest/smallest .. 10 fastest (docs/formats.md).
+AVIF_SPEED = Integer("AVIF_SPEED", 8, 0, 10)
+# Frames x width x height an animation may keep.
+MAX_ANIMATION_PIXELS = Integer("MAX_ANIMATION_PIXELS", 50_000_000, 0)
+# The presigned rendition URLs in completion events: SigV4 allows at most 7 days.
+RENDITION_URL_EXPIRY_SECONDS = Integer("RENDITION_URL_EXPIRY_SECONDS", 3600, 1, 604800)
+DEFAULT_BACKGROUND = (255, 255, 255)
+DEFAULT_EVENT_SOURCE = "imgpipe"
 _HEX_COLOUR = re.compile(r"^#?([0-9a-fA-F]{6}|[0-9a-fA-F]{3})$")
 
 
@@ -30,73 +45,28 @@ class ResizeConfig:
     uploads_bucket: str | None
     table_name: str | None
     renditions: tuple[Rendition, ...]
-    max_pixels: int = 100_000_000
-    max_source_bytes: int = 104_857_600
-    background: tuple[int, int, int] = (255, 255, 255)
+    max_pixels: int = MAX_PIXELS.default
+    max_source_bytes: int = MAX_SOURCE_BYTES.default
+    background: tuple[int, int, int] = DEFAULT_BACKGROUND
     watermark_text: str | None = None
     watermark_key: str | None = None
-    watermark_position: str = "bottom-right"
-    watermark_opacity: float = 0.5
-    watermark_margin: float = 0.02
-    watermark_scale: float = 0.25
-    watermark_min_size: int = 300
-    memory_mb: int = 1536  # AWS_LAMBDA_FUNCTION_MEMORY_SIZE, which Lambda sets from the function's MemorySize
-    max_receive_count: int | None = None  # the queue's redrive maxReceiveCount (None: unknown)
+    watermark_position: str = wm.DEFAULT_POSITION
+    watermark_opacity: float = wm.OPACITY.default
+    watermark_margin: float = wm.MARGIN.default
+    watermark_scale: float = wm.SCALE.default
+    watermark_min_size: int = wm.MIN_SIZE.default
+    memory_mb: int = MEMORY_MB.default
+    max_receive_count: int | None = None  # None: unknown
     event_bus_name: str | None = None  # completion events' bus (docs/events.md); None: no events
-    event_source: str = "imgpipe"
-    rendition_url_expiry_seconds: int = 3600  # the presigned rendition URLs in completion events
+    event_source: str = DEFAULT_EVENT_SOURCE
+    rendition_url_expiry_seconds: int = RENDITION_URL_EXPIRY_SECONDS.default
     cdn_base_url: str = ""  # rendition URLs in completion events are the CDN's when set (docs/cdn.md)
-    avif_speed: int = AVIF_SPEED  # libavif's speed: 0 slowest/smallest .. 10 fastest (docs/formats.md)
-    max_animation_pixels: int = MAX_ANIMATION_PIXELS  # frames x width x height an animation may keep
+    avif_speed: int = AVIF_SPEED.default
+    max_animation_pixels: int = MAX_ANIMATION_PIXELS.default
 
     @property
     def watermark_enabled(self) -> bool:
         return bool(self.watermark_text or self.watermark_key)
-
-
-def _get(env: Mapping[str, str], name: str) -> str | None:
-    value = env.get(name)
-    if value is None or not value.strip():
-        return None
-    return value.strip()
-
-
-def _int(env: Mapping[str, str], name: str, default: int, lo: int, hi: int | None = None) -> int:
-    raw = _get(env, name)
-    if raw is None:
-        return default
-    try:
-        value = float(raw)
-        if not value.is_integer():
-            raise ValueError
-        number = int(value)
-    except (ValueError, OverflowError):
-        raise ConfigError(f"{name}: {raw!r} is not an integer") from None
-    if number < lo or (hi is not None and number > hi):
-        bounds = f"{lo}..{hi}" if hi is not None else f">= {lo}"
-        raise ConfigError(f"{name}: {raw!r} is out of range ({bounds})")
-    return number
-
-
-def _optional_int(env: Mapping[str, str], name: str, lo: int, hi: int) -> int | None:
-    return None if _get(env, name) is None else _int(env, name, lo, lo, hi)
-
-
-def _float(
-    env: Mapping[str, str], name: str, default: float, lo: float, hi: float, *, lo_open=False, hi_open=False
-) -> float:
-    raw = _get(env, name)
-    if raw is None:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ConfigError(f"{name}: {raw!r} is not a number") from None
-    outside = value < lo or value > hi or (lo_open and value == lo) or (hi_open and value == hi)
-    if not math.isfinite(value) or outside:
-        bounds = f"{'(' if lo_open else '['}{lo}, {hi}{')' if hi_open else ']'}"
-        raise ConfigError(f"{name}: {raw!r} is out of range ({bounds})")
-    return value
 
 
 def parse_colour(name: str, raw: str) -> tuple[int, int, int]:
@@ -113,20 +83,16 @@ def parse_colour(name: str, raw: str) -> tuple[int, int, int]:
 def from_env(env: Mapping[str, str] | None = None) -> ResizeConfig:
     """Read and validate the settings (``os.environ`` by default)."""
     env = os.environ if env is None else env
-    resized = _get(env, "RESIZED_BUCKET")
-    if resized is None:
-        raise ConfigError("RESIZED_BUCKET: required, not set")
-    uploads = _get(env, "UPLOADS_BUCKET")
+    resized = settings.required(env, "RESIZED_BUCKET")
+    uploads = settings.text(env, "UPLOADS_BUCKET")
     renditions = load_renditions(env.get("RENDITIONS"))
-    background_raw = _get(env, "JPEG_BACKGROUND")
-    background = parse_colour("JPEG_BACKGROUND", background_raw) if background_raw else (255, 255, 255)
-    position = _get(env, "WATERMARK_POSITION") or "bottom-right"
-    if position not in POSITIONS:
-        raise ConfigError(f"WATERMARK_POSITION: {position!r} is not one of {list(POSITIONS)}")
+    background_raw = settings.text(env, "JPEG_BACKGROUND")
+    background = parse_colour("JPEG_BACKGROUND", background_raw) if background_raw else DEFAULT_BACKGROUND
+    position = settings.choice(env, "WATERMARK_POSITION", wm.DEFAULT_POSITION, wm.POSITIONS)
     text = env.get("WATERMARK_TEXT") or None
     if text is not None and not text.strip():
         text = None
-    key = _get(env, "WATERMARK_KEY")
+    key = settings.text(env, "WATERMARK_KEY")
     if text and key:
         raise ConfigError(
             f"WATERMARK_TEXT ({text!r}) and WATERMARK_KEY ({key!r}) are both set; choose one watermark"
@@ -136,32 +102,32 @@ def from_env(env: Mapping[str, str] | None = None) -> ResizeConfig:
     return ResizeConfig(
         resized_bucket=resized,
         uploads_bucket=uploads,
-        table_name=_get(env, "TABLE_NAME"),
+        table_name=settings.text(env, "TABLE_NAME"),
         renditions=renditions,
-        max_pixels=_int(env, "MAX_PIXELS", 100_000_000, 1),
-        max_source_bytes=_int(env, "MAX_SOURCE_BYTES", 104_857_600, 1),
+        max_pixels=MAX_PIXELS.read(env),
+        max_source_bytes=MAX_SOURCE_BYTES.read(env),
         background=background,
         watermark_text=text,
         watermark_key=key,
         watermark_position=position,
-        watermark_opacity=_float(env, "WATERMARK_OPACITY", 0.5, 0.0, 1.0),
-        watermark_margin=_float(env, "WATERMARK_MARGIN", 0.02, 0.0, 0.5, hi_open=True),
-        watermark_scale=_float(env, "WATERMARK_SCALE", 0.25, 0.0, 1.0, lo_open=True),
-        watermark_min_size=_int(env, "WATERMARK_MIN_SIZE", 300, 0),
-        memory_mb=_int(env, "AWS_LAMBDA_FUNCTION_MEMORY_SIZE", 1536, 128, 10240),
-        max_receive_count=_optional_int(env, "MAX_RECEIVE_COUNT", 1, 1000),
-        avif_speed=_int(env, "AVIF_SPEED", AVIF_SPEED, 0, 10),
-        max_animation_pixels=_int(env, "MAX_ANIMATION_PIXELS", MAX_ANIMATION_PIXELS, 0),
-        event_bus_name=_get(env, "EVENT_BUS_NAME"),
+        watermark_opacity=wm.OPACITY.read(env),
+        watermark_margin=wm.MARGIN.read(env),
+        watermark_scale=wm.SCALE.read(env),
+        watermark_min_size=wm.MIN_SIZE.read(env),
+        memory_mb=MEMORY_MB.read(env),
+        max_receive_count=MAX_RECEIVE_COUNT.read_optional(env),
+        avif_speed=AVIF_SPEED.read(env),
+        max_animation_pixels=MAX_ANIMATION_PIXELS.read(env),
+        event_bus_name=settings.text(env, "EVENT_BUS_NAME"),
         event_source=_event_source(env),
-        rendition_url_expiry_seconds=_int(env, "RENDITION_URL_EXPIRY_SECONDS", 3600, 1, 604800),
+        rendition_url_expiry_seconds=RENDITION_URL_EXPIRY_SECONDS.read(env),
         cdn_base_url=cdn.base_url(env),
     )
 
 
 def _event_source(env: Mapping[str, str]) -> str:
     """EventBridge's rule for an event's source: 1..256 characters, not starting with ``aws.``."""
-    source = _get(env, "EVENT_SOURCE") or "imgpipe"
+    source = settings.text(env, "EVENT_SOURCE") or DEFAULT_EVENT_SOURCE
     if len(source) > 256 or source.startswith("aws."):
         raise ConfigError(f"EVENT_SOURCE: {source!r} must be 1..256 characters and not start with 'aws.'")
     return source

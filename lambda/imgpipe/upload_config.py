@@ -1,8 +1,10 @@
 """Settings of the upload API function, read once from the environment.
 
-Every value is validated when the object is built; a bad value raises
-``ConfigError`` naming the variable and the value, so a misconfigured function
-fails its first invocation loudly instead of misbehaving later.
+Every value is validated when the object is built, through the one
+environment reader (``imgpipe.settings``); a bad value raises ``ConfigError``
+naming the variable and the value, so a misconfigured function fails its first
+invocation loudly instead of misbehaving later. Each numeric setting's default
+and bounds are declared once, below.
 """
 
 from __future__ import annotations
@@ -11,8 +13,8 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from imgpipe import cdn
-from imgpipe.errors import ConfigError
+from imgpipe import cdn, settings
+from imgpipe.settings import Integer
 
 MIB = 1024 * 1024
 # Lambda refuses a synchronous invoke whose request payload (the whole event
@@ -45,6 +47,12 @@ MAX_POST_OBJECT_BYTES = 5 * 1024 * MIB
 MAX_EXPIRY_SECONDS = 3600
 # What guards the upload routes (Terraform's api_auth); the upload page asks for a token under "jwt".
 API_AUTH_MODES = ("jwt", "open")
+DEFAULT_API_AUTH = "open"
+
+MAX_UPLOAD_BYTES = Integer("MAX_UPLOAD_BYTES", 4 * MIB, 1, MAX_DIRECT_BYTES)
+MAX_PRESIGNED_BYTES = Integer("MAX_PRESIGNED_BYTES", 50 * MIB, 1, MAX_POST_OBJECT_BYTES)
+PRESIGN_POST_EXPIRY_SECONDS = Integer("PRESIGN_POST_EXPIRY_SECONDS", 900, 1, MAX_EXPIRY_SECONDS)
+RENDITION_URL_EXPIRY_SECONDS = Integer("RENDITION_URL_EXPIRY_SECONDS", 3600, 1, MAX_EXPIRY_SECONDS)
 
 
 @dataclass(frozen=True)
@@ -52,57 +60,24 @@ class UploadConfig:
     uploads_bucket: str
     resized_bucket: str
     table_name: str
-    max_upload_bytes: int = 4 * MIB
-    max_presigned_bytes: int = 50 * MIB
-    presign_post_expiry_seconds: int = 900
-    rendition_url_expiry_seconds: int = 3600
+    max_upload_bytes: int = MAX_UPLOAD_BYTES.default
+    max_presigned_bytes: int = MAX_PRESIGNED_BYTES.default
+    presign_post_expiry_seconds: int = PRESIGN_POST_EXPIRY_SECONDS.default
+    rendition_url_expiry_seconds: int = RENDITION_URL_EXPIRY_SECONDS.default
     cdn_base_url: str = ""
-    api_auth: str = "open"
+    api_auth: str = DEFAULT_API_AUTH
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> UploadConfig:
         env = os.environ if env is None else env
         return cls(
-            uploads_bucket=_required(env, "UPLOADS_BUCKET"),
-            resized_bucket=_required(env, "RESIZED_BUCKET"),
-            table_name=_required(env, "TABLE_NAME"),
-            max_upload_bytes=_int(env, "MAX_UPLOAD_BYTES", cls.max_upload_bytes, 1, MAX_DIRECT_BYTES),
-            max_presigned_bytes=_int(
-                env, "MAX_PRESIGNED_BYTES", cls.max_presigned_bytes, 1, MAX_POST_OBJECT_BYTES
-            ),
-            presign_post_expiry_seconds=_int(
-                env, "PRESIGN_POST_EXPIRY_SECONDS", cls.presign_post_expiry_seconds, 1, MAX_EXPIRY_SECONDS
-            ),
-            rendition_url_expiry_seconds=_int(
-                env, "RENDITION_URL_EXPIRY_SECONDS", cls.rendition_url_expiry_seconds, 1, MAX_EXPIRY_SECONDS
-            ),
+            uploads_bucket=settings.required(env, "UPLOADS_BUCKET"),
+            resized_bucket=settings.required(env, "RESIZED_BUCKET"),
+            table_name=settings.required(env, "TABLE_NAME"),
+            max_upload_bytes=MAX_UPLOAD_BYTES.read(env),
+            max_presigned_bytes=MAX_PRESIGNED_BYTES.read(env),
+            presign_post_expiry_seconds=PRESIGN_POST_EXPIRY_SECONDS.read(env),
+            rendition_url_expiry_seconds=RENDITION_URL_EXPIRY_SECONDS.read(env),
             cdn_base_url=cdn.base_url(env),
-            api_auth=_choice(env, "API_AUTH", cls.api_auth, API_AUTH_MODES),
+            api_auth=settings.choice(env, "API_AUTH", DEFAULT_API_AUTH, API_AUTH_MODES),
         )
-
-
-def _required(env: Mapping[str, str], name: str) -> str:
-    value = env.get(name, "").strip()
-    if not value:
-        raise ConfigError(f"{name}: required, got {env.get(name)!r}")
-    return value
-
-
-def _int(env: Mapping[str, str], name: str, default: int, lo: int, hi: int) -> int:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = int(raw, 10)
-    except ValueError:
-        raise ConfigError(f"{name}: {raw!r} is not an integer") from None
-    if not lo <= value <= hi:
-        raise ConfigError(f"{name}: {value} is not in {lo}..{hi}")
-    return value
-
-
-def _choice(env: Mapping[str, str], name: str, default: str, allowed: tuple[str, ...]) -> str:
-    value = env.get(name, "").strip() or default
-    if value not in allowed:
-        raise ConfigError(f"{name}: {value!r} is not one of {', '.join(allowed)}")
-    return value

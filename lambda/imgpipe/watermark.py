@@ -4,9 +4,10 @@ Sized relative to the rendition (``scale`` = watermark width / rendition
 width), placed in a corner or the centre with a margin (a fraction of the
 rendition's shorter side), blended at ``opacity``, and skipped on renditions
 whose shorter side is below ``min_size`` pixels (thumbnails stay clean).
-Off unless configured (see ``resize_config``). An image watermark arrives
-decoded (``imgpipe.engine.load_mark`` decodes its bytes): this module knows
-nothing of the engine, and the engine knows it only as an overlay.
+Off unless configured (see ``resize_config``); the defaults and bounds are
+declared once, in ``watermark_settings``. An image watermark arrives decoded
+(``imgpipe.engine.load_mark`` decodes its bytes): this module knows nothing of
+the engine, and the engine knows it only as an overlay.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from dataclasses import dataclass, field
 
 from PIL import Image, ImageDraw, ImageFont
 
-POSITIONS = ("top-left", "top-right", "bottom-left", "bottom-right", "center")
+from imgpipe.watermark_settings import DEFAULT_POSITION, MARGIN, MIN_SIZE, OPACITY, POSITIONS, SCALE
+
 _REFERENCE_FONT_SIZE = 64
 
 
@@ -26,11 +28,11 @@ class Watermark:
 
     text: str | None = None
     image: Image.Image | None = field(default=None, repr=False, compare=False)
-    position: str = "bottom-right"
-    opacity: float = 0.5
-    margin: float = 0.02
-    scale: float = 0.25
-    min_size: int = 300
+    position: str = DEFAULT_POSITION
+    opacity: float = OPACITY.default
+    margin: float = MARGIN.default
+    scale: float = SCALE.default
+    min_size: int = MIN_SIZE.default
 
     def __post_init__(self) -> None:
         if (self.text is None) == (self.image is None):
@@ -41,14 +43,15 @@ class Watermark:
             raise ValueError("watermark text is empty")
         if self.position not in POSITIONS:
             raise ValueError(f"watermark position {self.position!r} is not one of {list(POSITIONS)}")
-        if not 0.0 <= self.opacity <= 1.0:
-            raise ValueError(f"watermark opacity {self.opacity!r} is not in 0..1")
-        if not 0.0 <= self.margin < 0.5:
-            raise ValueError(f"watermark margin {self.margin!r} is not in 0..0.5")
-        if not 0.0 < self.scale <= 1.0:
-            raise ValueError(f"watermark scale {self.scale!r} is not in (0, 1]")
-        if self.min_size < 0:
-            raise ValueError(f"watermark min_size {self.min_size!r} is negative")
+        for name, declared in (
+            ("opacity", OPACITY),
+            ("margin", MARGIN),
+            ("scale", SCALE),
+            ("min_size", MIN_SIZE),
+        ):
+            value = getattr(self, name)
+            if value not in declared:
+                raise ValueError(f"watermark {name} {value!r} is not in {declared.bounds}")
 
     def mark(self) -> Image.Image:
         """The watermark at its own resolution, RGBA, full opacity."""
