@@ -49,6 +49,10 @@ venv: $(VENV)/.installed ## create or refresh the virtualenv from the pinned req
 test: $(VENV)/.installed terraform-present browser ## run the whole test suite (unit, handlers, terraform apply, local stack, browser)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
+.PHONY: test-fast
+test-fast: $(VENV)/.installed ## the tests that start no server, terraform or local stack (pytest -m "not slow"): the inner loop
+	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
+
 # Playwright drives Debian's Chromium (executable_path): it never downloads a browser of its own.
 .PHONY: browser
 browser: ## install Debian's chromium for the browser tests when CHROMIUM is missing
