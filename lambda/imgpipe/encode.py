@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from PIL import Image
 
 from imgpipe import animation
+from imgpipe.resize_config import AVIF_SPEED as AVIF_SPEED_SETTING
 
 # Encoder settings, measured for time and size on photos at 1600 px: WebP method 2
 # is about 2x faster than the default 4 for 3-6 % more bytes. AVIF's speed is a
@@ -23,7 +24,7 @@ JPEG_PARAMS = {"optimize": True, "progressive": False}  # progressive: see the n
 # and they show coarse-to-fine while loading; tiny ones stay baseline.
 JPEG_PROGRESSIVE_MIN_PIXELS = 10_000
 WEBP_METHOD = 2
-AVIF_SPEED = 8  # the default of EngineOptions.avif_speed (resize_config.AVIF_SPEED)
+AVIF_SPEED = AVIF_SPEED_SETTING.default  # declared once, with its bounds, in resize_config
 # Pillow plugin module per output format: only the one needed is imported.
 _SAVE_PLUGINS = {"jpeg": "JpegImagePlugin", "webp": "WebPImagePlugin", "avif": "AvifImagePlugin"}
 

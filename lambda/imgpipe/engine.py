@@ -39,7 +39,7 @@ from imgpipe.decode import SourceInfo, decode_source
 from imgpipe.encode import encode, encode_animation
 from imgpipe.options import EngineOptions
 from imgpipe.renditions import CONTENT_TYPES, Rendition
-from imgpipe.resize import cut, cut_animation
+from imgpipe.resize import cascade, cascade_animation
 
 __all__ = ["EngineOptions", "Output", "RenderResult", "SourceInfo", "load_mark", "render", "render_images"]
 
@@ -80,7 +80,7 @@ def render_images(
     info = decoded.info
     if decoded.animation is not None:
         decoded.animation.image.close()  # the first frame only
-    return info, cut(decoded, renditions, opts)
+    return info, cascade(decoded, renditions, opts)
 
 
 def _threads(opts: EngineOptions) -> int:
@@ -140,9 +140,9 @@ def render(data: bytes, renditions: Sequence[Rendition], opts: EngineOptions | N
         encoder = _Encoder(pool, opts, decoded.colour.profile)
         try:
             if decoded.animation is None:
-                cut(decoded, renditions, opts, encoder.submit, pool, workers)
+                cascade(decoded, renditions, opts, encoder.submit, pool, workers)
             else:
-                sequences, timing = cut_animation(decoded, renditions, opts, pool, workers)
+                sequences, timing = cascade_animation(decoded, renditions, opts, pool, workers)
                 for rendition in renditions:
                     encoder.submit_animated(rendition, sequences.pop(rendition.name), timing)
         except BaseException:

@@ -99,7 +99,7 @@ def _resize_in_strips(
     return out
 
 
-def cut(
+def cascade(
     decoded: Decoded,
     renditions: Sequence[Rendition],
     opts: EngineOptions,
@@ -148,7 +148,7 @@ def cut(
     return images
 
 
-def cut_animation(
+def cascade_animation(
     decoded: Decoded,
     renditions: Sequence[Rendition],
     opts: EngineOptions,
@@ -159,7 +159,7 @@ def cut_animation(
     anim = decoded.animation
     assert anim is not None
     full_w, full_h = decoded.stored_size
-    first = cut(decoded, renditions, opts, pool=pool, workers=workers)
+    first = cascade(decoded, renditions, opts, pool=pool, workers=workers)
     sequences = {name: [im] for name, im in first.items()}
     durations = [anim.first_duration]
     try:
@@ -170,7 +170,7 @@ def cut_animation(
                 work.info.clear()
                 source = Source(work, work.size[0] / full_w, work.size[1] / full_h)
                 each = dataclasses.replace(decoded, source=source, animation=None)
-                for name, im in cut(each, renditions, opts, pool=pool, workers=workers).items():
+                for name, im in cascade(each, renditions, opts, pool=pool, workers=workers).items():
                     sequences[name].append(im)
                 durations.append(duration)
     except DECODE_ERRORS as exc:
