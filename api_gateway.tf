@@ -73,7 +73,7 @@ resource "aws_apigatewayv2_integration" "upload" {
   api_id                 = aws_apigatewayv2_api.images.id
   integration_type       = "AWS_PROXY"
   integration_method     = "POST"
-  integration_uri        = aws_lambda_function.upload.invoke_arn
+  integration_uri        = aws_lambda_function.function["upload"].invoke_arn
   payload_format_version = "2.0"
   timeout_milliseconds   = 30000
 }
@@ -143,7 +143,7 @@ resource "aws_lambda_permission" "api" {
 
   statement_id  = "AllowApiGateway-${trimsuffix(replace(replace(each.value, "/", "-"), "*", "id"), "-")}"
   action        = "lambda:InvokeFunction"
-  function_name = aws_lambda_function.upload.function_name
+  function_name = aws_lambda_function.function["upload"].function_name
   principal     = "apigateway.amazonaws.com"
   source_arn    = "${aws_apigatewayv2_api.images.execution_arn}/*/${each.value}"
 }

@@ -98,10 +98,7 @@ resource "aws_sns_topic_subscription" "alarm_email" {
 locals {
   alarm_actions = [aws_sns_topic.alarms.arn]
   alarm_period  = 300
-  functions = {
-    resize = aws_lambda_function.resize.function_name
-    upload = aws_lambda_function.upload.function_name
-  }
+  functions     = { for key, function in aws_lambda_function.function : key => function.function_name }
 
   # One metric over a threshold: any message in the DLQ, a queue falling
   # behind, a function throttled (events.tf adds the completion events' alarms).
@@ -177,7 +174,7 @@ locals {
     "resize-errors" = {
       description = "Over ${var.alarm_function_error_percent}% of resize invocations failed as a whole (timeout, out of memory, configuration error): the whole batch is retried"
       namespace   = "AWS/Lambda"
-      dimensions  = { FunctionName = aws_lambda_function.resize.function_name }
+      dimensions  = { FunctionName = aws_lambda_function.function["resize"].function_name }
       numerators  = ["Errors"]
       denominator = "Invocations"
       threshold   = var.alarm_function_error_percent
@@ -185,7 +182,7 @@ locals {
     "upload-errors" = {
       description = "Over ${var.alarm_function_error_percent}% of upload invocations failed (unhandled error or timeout: the client got a 5xx)"
       namespace   = "AWS/Lambda"
-      dimensions  = { FunctionName = aws_lambda_function.upload.function_name }
+      dimensions  = { FunctionName = aws_lambda_function.function["upload"].function_name }
       numerators  = ["Errors"]
       denominator = "Invocations"
       threshold   = var.alarm_function_error_percent

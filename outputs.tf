@@ -75,17 +75,17 @@ output "resize_event_source_mapping_uuid" {
 
 output "resize_function_arn" {
   description = "ARN of the resize function."
-  value       = aws_lambda_function.resize.arn
+  value       = aws_lambda_function.function["resize"].arn
 }
 
 output "resize_function_name" {
   description = "Name of the resize function."
-  value       = aws_lambda_function.resize.function_name
+  value       = aws_lambda_function.function["resize"].function_name
 }
 
 output "resize_log_group_name" {
   description = "Log group of the resize function."
-  value       = aws_cloudwatch_log_group.resize.name
+  value       = aws_cloudwatch_log_group.function["resize"].name
 }
 
 output "resized_bucket_name" {
@@ -105,17 +105,17 @@ output "table_ttl_attribute" {
 
 output "upload_function_arn" {
   description = "ARN of the upload function."
-  value       = aws_lambda_function.upload.arn
+  value       = aws_lambda_function.function["upload"].arn
 }
 
 output "upload_function_name" {
   description = "Name of the upload function."
-  value       = aws_lambda_function.upload.function_name
+  value       = aws_lambda_function.function["upload"].function_name
 }
 
 output "upload_log_group_name" {
   description = "Log group of the upload function."
-  value       = aws_cloudwatch_log_group.upload.name
+  value       = aws_cloudwatch_log_group.function["upload"].name
 }
 
 output "uploads_bucket_name" {

@@ -116,7 +116,7 @@ data "aws_iam_policy_document" "resize" {
     sid       = "WriteOwnLogs"
     effect    = "Allow"
     actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
-    resources = ["${aws_cloudwatch_log_group.resize.arn}:*"]
+    resources = ["${aws_cloudwatch_log_group.function["resize"].arn}:*"]
   }
 
   dynamic "statement" {

@@ -63,7 +63,7 @@ data "aws_iam_policy_document" "upload" {
     sid       = "WriteOwnLogs"
     effect    = "Allow"
     actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
-    resources = ["${aws_cloudwatch_log_group.upload.arn}:*"]
+    resources = ["${aws_cloudwatch_log_group.function["upload"].arn}:*"]
   }
 
   dynamic "statement" {

@@ -59,16 +59,12 @@ def within(inner: dict[str, object], outer: dict[str, object]) -> bool:
 
 
 def function_variables() -> dict[str, str]:
-    """Environment variable -> the Terraform variable it comes from, over every
-    ``aws_lambda_function`` in the root module, for values set straight from one variable
-    (``NAME = var.x`` or ``NAME = tostring(var.x)``)."""
+    """Environment variable -> the Terraform variable it comes from, for values a function's
+    environment takes straight from one variable (``NAME = var.x`` or ``NAME = tostring(var.x)``;
+    upper-case keys are environment variables in this module's HCL)."""
+    setting = re.compile(r"^\s*([A-Z][A-Z0-9_]*)\s*=\s*(?:tostring\()?var\.(\w+)\)?\s*$", re.M)
     found: dict[str, str] = {}
     for path in sorted(ROOT.glob("*.tf")):
-        for function in re.findall(
-            r'^resource "aws_lambda_function" "\w+" \{\n(.*?)^\}', path.read_text(), re.M | re.S
-        ):
-            setting = r"^\s*([A-Z][A-Z0-9_]*)\s*=\s*(?:tostring\()?var\.(\w+)\)?\s*$"
-            pairs = re.findall(setting, function, re.M)
-            for env_name, variable in pairs:
-                assert found.setdefault(env_name, variable) == variable, f"{env_name} set from two variables"
+        for env_name, variable in setting.findall(path.read_text()):
+            assert found.setdefault(env_name, variable) == variable, f"{env_name} set from two variables"
     return found

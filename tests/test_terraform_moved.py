@@ -165,7 +165,14 @@ def test_an_existing_deployment_plans_only_moves_no_create_delete_or_replace(upg
     }
     keyed = {old: f'aws_cloudwatch_metric_alarm.metric["{key}"]' for old, key in alarms.items()}
     assert keyed.items() <= moved.items()
-    assert len(moved) == len(protections) + len(alarms)
+    # The functions and their log groups, one resource each keyed by the function's role.
+    functions = {
+        f"{kind}.{role}": f'{kind}.function["{role}"]'
+        for kind in ("aws_lambda_function", "aws_cloudwatch_log_group")
+        for role in ("resize", "upload")
+    }
+    assert functions.items() <= moved.items()
+    assert len(moved) == len(protections) + len(alarms) + len(functions)
     assert len(changes) == len(applied)  # nothing gone, nothing new
 
 

@@ -444,7 +444,7 @@ def test_an_attention_crop_and_the_avif_speed_bounds_plan(plan):
     thumb = {"name": "thumb", "width": 200, "height": 200, "fit": "cover", "crop": "attention"}
     for speed in (0, 10):
         planned = plan(renditions=[thumb], avif_speed=speed, resize_max_animation_pixels=0)
-        assert one(planned, "aws_lambda_function.resize")["function_name"].endswith("-resize")
+        assert one(planned, 'aws_lambda_function.function["resize"]')["function_name"].endswith("-resize")
 
 
 @pytest.mark.parametrize(
