@@ -591,3 +591,65 @@ def test_a_bad_reconcile_setting_fails_loudly_with_its_name(maintenance, monkeyp
     monkeypatch.setenv(name, value)
     with pytest.raises(ConfigError, match=name):
         reconcile(maintenance)
+
+
+def test_an_unused_presigned_upload_reads_expired_through_get_images(maintenance, monkeypatch):
+    """The whole way: POST /uploads, the form's lifetime passes, a pass, then GET /images/{id}."""
+    import time
+
+    import maintenance_handler
+    import upload_handler
+    from tests.test_upload_api import get_image, post_uploads
+
+    context = maintenance.pipeline.context
+    monkeypatch.setenv("PRESIGN_POST_EXPIRY_SECONDS", "1")  # read by both functions
+    upload_handler.settings.cache_clear()
+    maintenance_handler.reset()
+    try:
+        doc = {"filename": "never.png", "content_type": "image/png", "size": 1000}
+        created = upload_handler.handler(post_uploads(doc), context)
+        image_id = json.loads(created["body"])["id"]
+        assert counts(reconcile(maintenance)) == {}  # the form is still valid
+        time.sleep(1.2)
+
+        assert counts(reconcile(maintenance)) == {"expired": 1}
+
+        got = upload_handler.handler(get_image(image_id), context)
+    finally:
+        upload_handler.settings.cache_clear()
+    body = json.loads(got["body"])
+    assert got["statusCode"] == 200 and body["status"] == "expired" and body["renditions"] == []
+    assert body["error"] == {
+        "code": "upload_expired",
+        "message": "the upload form expired before a file arrived",
+    }
+
+
+@pytest.mark.parametrize(
+    ("status", "record", "expected"),
+    [
+        ("pending", {"status": "pending"}, "reenqueue_pending"),
+        ("pending", {"status": "processing"}, "leave"),  # its event came meanwhile
+        ("pending", None, "leave"),  # deleted meanwhile
+        ("processing", {"status": "processing"}, "reenqueue_stuck"),
+        (
+            "processing",
+            {"status": "processing", records.STUCK_FLAG: "2026-12-07T00:00:00.000Z"},
+            "fail_stuck",
+        ),
+        ("processing", {"status": "processing", "unfinished_since": "later"}, "leave"),  # started again
+        ("awaiting_upload", {"status": "awaiting_upload", "expires_at": 1000 + 172800}, "expire"),
+        (
+            "awaiting_upload",
+            {"status": "awaiting_upload", "expires_at": 1001 + 172800},
+            "leave",
+        ),  # form valid
+        ("awaiting_upload", {"status": "awaiting_upload"}, "expire"),  # written before the TTL existed
+        ("awaiting_upload", {"status": "done"}, "leave"),
+    ],
+)
+def test_the_reconcile_rule_for_each_status(status, record, expected):
+    seen = "2026-12-07T10:00:00.000Z"
+    if record is not None:
+        record = {"unfinished_since": seen, **record}
+    assert reconcile_module().action(status, seen, record, now_epoch=1000) == expected
