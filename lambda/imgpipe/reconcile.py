@@ -31,8 +31,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from boto3.dynamodb.conditions import Key
-
 from imgpipe import records, reprocess
 from imgpipe.aws import classified_call
 from imgpipe.errors import BadRequest, PermanentError, StuckProcessing, UploadExpired
@@ -124,7 +122,9 @@ def due(
     next page starts (``None``: no more)."""
     params: dict[str, Any] = {
         "IndexName": records.UNFINISHED_INDEX,
-        "KeyConditionExpression": Key("unfinished").eq(status) & Key("unfinished_since").lt(cutoff),
+        "KeyConditionExpression": "#status = :status AND #since < :cutoff",
+        "ExpressionAttributeNames": {"#status": "unfinished", "#since": "unfinished_since"},
+        "ExpressionAttributeValues": {":status": status, ":cutoff": cutoff},
         "Limit": limit,
     }
     if start:
