@@ -653,3 +653,23 @@ def test_the_reconcile_rule_for_each_status(status, record, expected):
     if record is not None:
         record = {"unfinished_since": seen, **record}
     assert reconcile_module().action(status, seen, record, now_epoch=1000) == expected
+
+
+def test_an_original_in_an_unversioned_bucket_is_planned_without_a_version_id_and_rendered(
+    maintenance, monkeypatch
+):
+    """S3 sends no versionId for an object in an unversioned bucket; HeadObject answers none (or "null")."""
+    import maintenance_handler
+
+    pipeline = maintenance.pipeline
+    pipeline.s3.create_bucket(Bucket="plain-uploads")
+    monkeypatch.setenv("UPLOADS_BUCKET", "plain-uploads")
+    maintenance_handler.reset()
+    pipeline.s3.put_object(Bucket="plain-uploads", Key="photos/plain.png", Body=png(BLUE))
+
+    answer = maintenance.plan(["photos/plain.png"])
+
+    (body,) = bodies(answer)
+    assert "versionId" not in body["Records"][0]["s3"]["object"] and body["imgpipe"]["reprocess"] is False
+    assert maintenance.deliver(answer) == {"batchItemFailures": []}
+    assert pipeline.item(pipeline.image_id("photos/plain.png"))["status"] == "done"

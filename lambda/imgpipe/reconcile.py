@@ -33,7 +33,7 @@ from typing import Any
 
 from imgpipe import records, reprocess
 from imgpipe.aws import classified_call
-from imgpipe.errors import BadRequest, PermanentError, StuckProcessing, UploadExpired
+from imgpipe.errors import BadRequest, PermanentError, SourceNotFound, StuckProcessing, UploadExpired
 from imgpipe.maintenance_config import MaintenanceConfig
 
 STATUSES = ("pending", "processing", "awaiting_upload")
@@ -208,5 +208,5 @@ def _message(s3: Any, config: MaintenanceConfig, record: Mapping[str, Any] | Non
     """The resize message for the record's original (``SourceNotFound`` when it is gone)."""
     key = str(((record or {}).get("original") or {}).get("key") or "")
     if not key:
-        raise PermanentError("the record names no original", code="no_original")
+        raise SourceNotFound("the record names no original")
     return reprocess.enqueue_message(s3, config.uploads_bucket, key, record, force=False)

@@ -119,10 +119,13 @@ def decide(record: Mapping[str, Any] | None, key: str, deployment: Deployment, o
 
 
 def s3_record(
-    bucket: str, key: str, version_id: str, *, size: int | None = None, sequencer: str | None = None
+    bucket: str, key: str, version_id: str | None, *, size: int | None = None, sequencer: str | None = None
 ) -> dict[str, Any]:
-    """One ``ObjectCreated:Put`` record as S3 writes it in a notification (the key URL-encoded)."""
-    obj: dict[str, Any] = {"key": quote_plus(key, safe="/"), "versionId": version_id}
+    """One ``ObjectCreated:Put`` record as S3 writes it in a notification (the key URL-encoded;
+    no ``versionId`` in an unversioned bucket, as S3 sends none)."""
+    obj: dict[str, Any] = {"key": quote_plus(key, safe="/")}
+    if version_id:
+        obj["versionId"] = version_id
     if size is not None:
         obj["size"] = size
     if sequencer:
@@ -192,13 +195,12 @@ class Plan:
         return answer
 
 
-def head_version(s3: Any, bucket: str, key: str) -> tuple[str, int | None]:
-    """The current version id and size of ``key``; ``SourceNotFound`` when it no longer exists."""
+def head_version(s3: Any, bucket: str, key: str) -> tuple[str | None, int | None]:
+    """The current version id (``None`` in an unversioned bucket) and size of ``key``;
+    ``SourceNotFound`` when it no longer exists."""
     response = classified_call(f"head s3://{bucket}/{key}", s3.head_object, Bucket=bucket, Key=key)
     version = response.get("VersionId")
-    if not version or version == "null":
-        raise PermanentError("the uploads bucket is not versioned: no version id", code="unversioned")
-    return version, response.get("ContentLength")
+    return (version if version and version != "null" else None), response.get("ContentLength")
 
 
 def enqueue_message(s3: Any, bucket: str, key: str, record: Mapping[str, Any] | None, force: bool) -> str:
