@@ -673,3 +673,31 @@ def test_an_original_in_an_unversioned_bucket_is_planned_without_a_version_id_an
     assert "versionId" not in body["Records"][0]["s3"]["object"] and body["imgpipe"]["reprocess"] is False
     assert maintenance.deliver(answer) == {"batchItemFailures": []}
     assert pipeline.item(pipeline.image_id("photos/plain.png"))["status"] == "done"
+
+
+def test_a_failed_image_is_enqueued_by_default_and_renders_once_the_limit_is_raised(
+    maintenance, outcomes, monkeypatch
+):
+    """MAX_PIXELS decides whether work is refused, not what a rendition looks like: raising it keeps
+    the config version, and the failed images are exactly what a default reprocess sends again."""
+    import maintenance_handler
+    import resize_handler
+
+    pipeline = maintenance.pipeline
+    monkeypatch.setenv("MAX_PIXELS", "1000")
+    resize_handler.reset()
+    key = "photos/too big.png"
+    assert pipeline.invoke(pipeline.upload(key, png(RED))) == {"batchItemFailures": []}
+    image_id = pipeline.image_id(key)
+    assert pipeline.item(image_id)["error"]["code"] == "too_many_pixels"
+    monkeypatch.delenv("MAX_PIXELS")
+    resize_handler.reset()
+    maintenance_handler.reset()
+
+    answer = maintenance.plan([key])
+
+    assert answer["enqueue"] == 1 and bodies(answer)[0]["imgpipe"]["reprocess"] is True
+    assert maintenance.deliver(answer) == {"batchItemFailures": []}
+    item = pipeline.item(image_id)
+    assert item["status"] == "done" and "error" not in item
+    assert maintenance.plan([key])["skipped_current"] == 1
