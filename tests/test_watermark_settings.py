@@ -1,8 +1,9 @@
 """The watermark's settings are declared once in Python (``imgpipe.watermark_settings``).
 
 Terraform's ``watermark_*`` variables must repeat the default and the bounds in
-HCL, and docs/renditions.md shows them to readers: these tests read both and
-compare them with the Python declaration, so neither can drift. They also keep
+HCL (tests/test_settings_drift.py holds every numeric setting to its
+declaration), and docs/renditions.md shows them to readers: these tests hold
+the position's choices and the documented defaults to the Python declaration. They also keep
 the config reader free of Pillow (it loads at cold start before any render).
 """
 
@@ -11,54 +12,13 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
 from imgpipe import watermark_settings as wm
-from imgpipe.settings import Integer, Number
+from tests.hcl_text import ROOT, terraform_default, variable_block
 
-ROOT = Path(__file__).resolve().parent.parent
 NUMERIC = {"opacity": wm.OPACITY, "margin": wm.MARGIN, "scale": wm.SCALE, "min_size": wm.MIN_SIZE}
-
-
-def variable_block(name: str) -> str:
-    text = (ROOT / "variables.tf").read_text()
-    match = re.search(rf'^variable "{name}" \{{\n(.*?)^\}}', text, re.M | re.S)
-    assert match, f"variables.tf has no variable {name}"
-    return match.group(1)
-
-
-def terraform_default(block: str) -> str:
-    return re.search(r"^\s*default\s*=\s*(.+?)\s*$", block, re.M).group(1)
-
-
-def terraform_bounds(block: str, name: str) -> dict[str, object]:
-    """The bounds a validation condition like ``var.x >= 0 && var.x < 0.5`` sets."""
-    condition = re.search(r"^\s*condition\s*=\s*(.+?)\s*$", block, re.M).group(1)
-    bounds: dict[str, object] = {"lo": None, "hi": None, "lo_open": False, "hi_open": False}
-    for op, number in re.findall(rf"var\.{name}\s*(>=|<=|>|<)\s*(-?[\d.]+)", condition):
-        end = "lo" if op.startswith(">") else "hi"
-        bounds[end] = float(number)
-        bounds[f"{end}_open"] = len(op) == 1
-    return bounds
-
-
-def python_bounds(declared: Integer | Number) -> dict[str, object]:
-    return {
-        "lo": float(declared.lo),
-        "hi": None if declared.hi is None else float(declared.hi),
-        "lo_open": getattr(declared, "lo_open", False),
-        "hi_open": getattr(declared, "hi_open", False),
-    }
-
-
-@pytest.mark.parametrize("setting", sorted(NUMERIC))
-def test_terraform_variable_default_and_validation_equal_the_python_declaration(setting):
-    declared = NUMERIC[setting]
-    block = variable_block(f"watermark_{setting}")
-    assert float(terraform_default(block)) == declared.default
-    assert terraform_bounds(block, f"watermark_{setting}") == python_bounds(declared)
 
 
 def test_terraform_watermark_position_default_and_choices_equal_the_python_declaration():

@@ -16,6 +16,17 @@ from typing import Any
 from urllib.parse import quote
 
 from imgpipe.errors import ConfigError
+from imgpipe.settings import Integer
+
+# Presigned URLs and POST forms are signed with the function's role
+# credentials, and S3 refuses them once those credentials expire, whatever
+# expiry was asked for. Lambda follows neither the role's maximum session
+# duration nor any published lifetime for its credentials, and an execution
+# environment can be hours old when it signs. One hour (the default IAM role
+# session) is the longest lifetime this service promises.
+MAX_EXPIRY_SECONDS = 3600
+# How long a presigned rendition URL is valid, in both functions (GET /images/{id}, the events).
+RENDITION_URL_EXPIRY_SECONDS = Integer("RENDITION_URL_EXPIRY_SECONDS", 3600, 1, MAX_EXPIRY_SECONDS)
 
 # CDN_BASE_URL: https://host (Terraform) or http://127.0.0.1:port/cdn (the local stack).
 _BASE_URL = re.compile(r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[A-Za-z0-9._~/-]*)?$")

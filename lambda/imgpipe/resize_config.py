@@ -26,14 +26,15 @@ MAX_PIXELS = Integer("MAX_PIXELS", 100_000_000, 1)
 MAX_SOURCE_BYTES = Integer("MAX_SOURCE_BYTES", 104_857_600, 1)
 # AWS_LAMBDA_FUNCTION_MEMORY_SIZE: Lambda sets it from the function's MemorySize (128..10240 MB).
 MEMORY_MB = Integer("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", 1536, 128, 10240)
-# The queue's redrive maxReceiveCount (SQS allows 1..1000); unset: unknown.
-MAX_RECEIVE_COUNT = Integer("MAX_RECEIVE_COUNT", 1, 1, 1000)
+# The queue's redrive maxReceiveCount (SQS allows 1..1000). Read as optional: unset means
+# unknown, and the default is only Terraform's (resize_max_receive_count).
+MAX_RECEIVE_COUNT = Integer("MAX_RECEIVE_COUNT", 5, 1, 1000)
 # libavif's speed: 0 slowest/smallest .. 10 fastest (docs/formats.md).
 AVIF_SPEED = Integer("AVIF_SPEED", 8, 0, 10)
 # Frames x width x height an animation may keep.
 MAX_ANIMATION_PIXELS = Integer("MAX_ANIMATION_PIXELS", 50_000_000, 0)
-# The presigned rendition URLs in completion events: SigV4 allows at most 7 days.
-RENDITION_URL_EXPIRY_SECONDS = Integer("RENDITION_URL_EXPIRY_SECONDS", 3600, 1, 604800)
+# The presigned rendition URLs in completion events (one declaration for both functions).
+RENDITION_URL_EXPIRY_SECONDS = cdn.RENDITION_URL_EXPIRY_SECONDS
 DEFAULT_BACKGROUND = (255, 255, 255)
 DEFAULT_EVENT_SOURCE = "imgpipe"
 _HEX_COLOUR = re.compile(r"^#?([0-9a-fA-F]{6}|[0-9a-fA-F]{3})$")

@@ -38,13 +38,8 @@ MULTIPART_OVERHEAD = 64 * 1024
 MAX_DIRECT_BYTES = MAX_DIRECT_BODY_BYTES - MULTIPART_OVERHEAD
 # S3 takes at most 5 GiB in one POST.
 MAX_POST_OBJECT_BYTES = 5 * 1024 * MIB
-# Presigned URLs and POST forms are signed with the function's role
-# credentials, and S3 refuses them once those credentials expire, whatever
-# expiry was asked for. Lambda follows neither the role's maximum session
-# duration nor any published lifetime for its credentials, and an execution
-# environment can be hours old when it signs. One hour (the default IAM role
-# session) is the longest lifetime this service promises.
-MAX_EXPIRY_SECONDS = 3600
+# A presigned POST is bounded like every presigned URL (imgpipe.cdn).
+MAX_EXPIRY_SECONDS = cdn.MAX_EXPIRY_SECONDS
 # What guards the upload routes (Terraform's api_auth); the upload page asks for a token under "jwt".
 API_AUTH_MODES = ("jwt", "open")
 DEFAULT_API_AUTH = "open"
@@ -52,7 +47,7 @@ DEFAULT_API_AUTH = "open"
 MAX_UPLOAD_BYTES = Integer("MAX_UPLOAD_BYTES", 4 * MIB, 1, MAX_DIRECT_BYTES)
 MAX_PRESIGNED_BYTES = Integer("MAX_PRESIGNED_BYTES", 50 * MIB, 1, MAX_POST_OBJECT_BYTES)
 PRESIGN_POST_EXPIRY_SECONDS = Integer("PRESIGN_POST_EXPIRY_SECONDS", 900, 1, MAX_EXPIRY_SECONDS)
-RENDITION_URL_EXPIRY_SECONDS = Integer("RENDITION_URL_EXPIRY_SECONDS", 3600, 1, MAX_EXPIRY_SECONDS)
+RENDITION_URL_EXPIRY_SECONDS = cdn.RENDITION_URL_EXPIRY_SECONDS
 
 
 @dataclass(frozen=True)
