@@ -436,7 +436,8 @@ def test_a_stuck_processing_record_is_reenqueued_once_and_the_resize_handler_fin
 ):
     pipeline = maintenance.pipeline
     image_id = processing(pipeline, "photos/stuck.png")
-    age(pipeline, image_id, 1799)  # not yet: RECONCILE_STUCK_AFTER_S is 1800 by default
+    # Not yet (RECONCILE_STUCK_AFTER_S is 1800): a minute of slack for a loaded machine.
+    age(pipeline, image_id, 1740)
     assert counts(reconcile(maintenance)) == {}
     age(pipeline, image_id, 1801)
 
