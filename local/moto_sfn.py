@@ -16,6 +16,14 @@ The local stack turns on moto's ASL interpreter (``execute_state_machine``,
    UUID ("If you don't provide a name for the execution, Step Functions
    automatically generates a universally unique identifier (UUID) as the
    execution name", StartExecution API reference).
+3. A Distributed Map's ``ItemReader`` ``arn:aws:states:::s3:listObjectsV2``
+   reads only the first page (1,000 keys), fails on an empty listing (no
+   ``Contents``) and hands each child the SDK's object, whose ``datetime``
+   makes ``DescribeExecution`` fail with HTTP 500. Here it reads every page;
+   an empty listing is zero items (the map succeeds with none); each item is
+   what AWS shows a child: ``{"Etag", "Key", "LastModified", "Size",
+   "StorageClass"}`` with ``LastModified`` in epoch seconds (the ItemReader
+   guide's example: ``"LastModified": 1668699881``).
 
 ``local.moto_server`` calls ``patch()`` before serving; docs/local-stack.md
 ("Step Functions") lists what is patched and what is not emulated.
@@ -108,7 +116,39 @@ def _patch_execution_names() -> None:
     StepFunctionsParserBackend.start_execution = start_execution
 
 
+def listed_item(obj: dict[str, Any]) -> dict[str, Any]:
+    """One ListObjectsV2 ``Contents`` entry as the item a Distributed Map child receives on AWS."""
+    return {
+        "Etag": obj["ETag"],
+        "Key": obj["Key"],
+        "LastModified": int(obj["LastModified"].timestamp()),
+        "Size": obj["Size"],
+        "StorageClass": obj.get("StorageClass", "STANDARD"),
+    }
+
+
+def _patch_item_reader() -> None:
+    from moto.stepfunctions.parser.asl.component.state.exec.state_map.item_reader.eval import resource_eval_s3
+
+    def _handle_list_objects_v2(env: Any, resource_runtime_part: Any, state_credentials: Any) -> None:
+        s3 = resource_eval_s3.ResourceEvalS3._get_s3_client(
+            resource_runtime_part=resource_runtime_part, state_credentials=state_credentials
+        )
+        parameters = dict(env.stack.pop())
+        items: list[dict[str, Any]] = []
+        while True:
+            page = s3.list_objects_v2(**parameters)
+            items.extend(listed_item(obj) for obj in page.get("Contents", []))
+            if not page.get("IsTruncated"):
+                break
+            parameters["ContinuationToken"] = page["NextContinuationToken"]
+        env.stack.append(items)
+
+    resource_eval_s3.ResourceEvalS3._handle_list_objects_v2 = staticmethod(_handle_list_objects_v2)
+
+
 def patch() -> None:
     """Make moto's Step Functions answer and run as described above."""
     _patch_responses()
     _patch_execution_names()
+    _patch_item_reader()

@@ -152,6 +152,93 @@ def test_a_state_machine_survives_the_snapshot_of_a_warm_start_and_still_runs(tm
         assert (described["status"], json.loads(described["output"])) == ("SUCCEEDED", {"a": 1})
 
 
+# -- Slice B: a Distributed Map over a listing of S3 objects -----------------------------------------
+
+
+def distributed_map(reader_parameters: dict, item_selector: dict | None = None, **map_fields) -> dict:
+    """A machine whose Distributed Map lists objects (ItemReader s3:listObjectsV2); children pass."""
+    state = {
+        "Type": "Map",
+        "ItemReader": {"Resource": "arn:aws:states:::s3:listObjectsV2", "Parameters": reader_parameters},
+        "ItemProcessor": {
+            "ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"},
+            "StartAt": "Child",
+            "States": {"Child": {"Type": "Pass", "End": True}},
+        },
+        "End": True,
+        **map_fields,
+    }
+    if item_selector is not None:
+        state["ItemSelector"] = item_selector
+    return {"StartAt": "Each", "States": {"Each": state}}
+
+
+def run_machine(
+    emulator, name: str, definition: dict, execution_input: dict | None = None
+) -> tuple[dict, object]:
+    sfn = emulator.client("stepfunctions")
+    arn = sfn.create_state_machine(name=name, definition=json.dumps(definition), roleArn=ROLE_ARN)[
+        "stateMachineArn"
+    ]
+    run = sfn.start_execution(stateMachineArn=arn, input=json.dumps(execution_input or {}))["executionArn"]
+    return wait_for_execution(sfn, run, timeout=300), sfn
+
+
+def put_objects(s3, bucket: str, keys: list[str]) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda key: s3.put_object(Bucket=bucket, Key=key, Body=b"x"), keys))
+
+
+KEY_SELECTOR = {"key.$": "$$.Map.Item.Value.Key"}
+
+
+def test_list_objects_v2_reader_gives_every_key_past_the_first_page_and_only_under_the_prefix(emulator):
+    """ListObjectsV2 "returns some or all (up to 1,000)" keys a call; Step Functions' S3 objects
+    reader goes on with the continuation token, so all 1,500 originals reach a child, and the
+    Prefix parameter limits the listing as in ListObjectsV2."""
+    s3 = emulator.client("s3")
+    s3.create_bucket(Bucket="many")
+    originals = [f"originals/{i:05d}.jpg" for i in range(1500)]
+    put_objects(s3, "many", [*originals, "renditions/a.webp", "originalsX"])
+    definition = distributed_map({"Bucket": "many", "Prefix": "originals/"}, KEY_SELECTOR, MaxConcurrency=20)
+    described, _ = run_machine(emulator, "many", definition)
+    assert described["status"] == "SUCCEEDED"
+    assert sorted(child["key"] for child in json.loads(described["output"])) == originals
+
+
+def test_each_listed_item_is_what_aws_hands_a_child_and_describe_execution_reads_it(emulator):
+    """The ItemReader guide's S3 objects example: a child receives {"Etag", "Key", "LastModified"
+    (epoch seconds), "Size", "StorageClass"}; every value is JSON, so DescribeExecution answers."""
+    s3 = emulator.client("s3")
+    s3.create_bucket(Bucket="shape")
+    etag = s3.put_object(Bucket="shape", Key="originals/a.jpg", Body=b"12345")["ETag"]
+    before = int(time.time()) - 5
+    described, _ = run_machine(emulator, "shape", distributed_map({"Bucket": "shape"}))
+    assert described["status"] == "SUCCEEDED"
+    (item,) = json.loads(described["output"])
+    assert set(item) == {"Etag", "Key", "LastModified", "Size", "StorageClass"}
+    assert (item["Etag"], item["Key"], item["Size"], item["StorageClass"]) == (
+        etag,
+        "originals/a.jpg",
+        5,
+        "STANDARD",
+    )
+    assert isinstance(item["LastModified"], int) and before <= item["LastModified"] <= time.time() + 5
+
+
+def test_an_empty_listing_is_zero_items_and_the_map_succeeds(emulator):
+    """A prefix with no objects: ListObjectsV2 answers no Contents (KeyCount 0); the Distributed
+    Map runs no child and succeeds with an empty result, as on AWS."""
+    s3 = emulator.client("s3")
+    s3.create_bucket(Bucket="empty")
+    s3.put_object(Bucket="empty", Key="elsewhere/a.jpg", Body=b"x")
+    definition = distributed_map({"Bucket": "empty", "Prefix": "originals/"}, KEY_SELECTOR)
+    described, _ = run_machine(emulator, "empty", definition)
+    assert (described["status"], json.loads(described["output"])) == ("SUCCEEDED", [])
+
+
 SFN_MODULE = """
 terraform {
   required_providers {
