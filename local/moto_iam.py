@@ -303,8 +303,10 @@ def _matches(pattern: str, value: str) -> bool:
     return re.fullmatch(re.escape(pattern).replace(r"\*", ".*").replace(r"\?", "."), value) is not None
 
 
-def lambda_may_assume(trust_policy: Any) -> bool:
-    """Whether a role's trust policy lets the Lambda service call sts:AssumeRole (an explicit Deny wins)."""
+def service_may_assume(trust_policy: Any, service: str) -> bool:
+    """Whether a role's trust policy lets ``service`` (a service principal) call sts:AssumeRole.
+
+    An explicit Deny wins."""
     allowed = False
     for statement in _statements(trust_policy):
         actions = _listed(statement.get("Action"))
@@ -312,7 +314,7 @@ def lambda_may_assume(trust_policy: Any) -> bool:
             continue
         principal = statement.get("Principal") or {}
         services = _listed(principal.get("Service")) if isinstance(principal, dict) else []
-        if principal != "*" and LAMBDA_SERVICE not in services:
+        if principal != "*" and service not in services:
             continue
         if statement.get("Effect") == "Deny":
             return False
@@ -320,8 +322,15 @@ def lambda_may_assume(trust_policy: Any) -> bool:
     return allowed
 
 
-def assume_role_as_lambda(role_arn: str, session_name: str, duration: int) -> dict[str, Any]:
-    """What Lambda does before it starts an execution environment: assume the function's role."""
+def lambda_may_assume(trust_policy: Any) -> bool:
+    """Whether a role's trust policy lets the Lambda service call sts:AssumeRole (an explicit Deny wins)."""
+    return service_may_assume(trust_policy, LAMBDA_SERVICE)
+
+
+def assume_role_as_service(role_arn: str, service: str, session_name: str, duration: int) -> dict[str, Any]:
+    """What an AWS service does before it acts with a customer's role: assume it as ``service``.
+
+    PermissionError when the role does not exist or its trust policy does not name the service."""
     from moto.iam.exceptions import NotFoundException
     from moto.iam.models import iam_backends
     from moto.sts.models import sts_backends
@@ -331,9 +340,9 @@ def assume_role_as_lambda(role_arn: str, session_name: str, duration: int) -> di
     try:
         role = iam_backends[account][partition].get_role_by_arn(role_arn)
     except NotFoundException:
-        raise PermissionError("The role defined for the function cannot be assumed by Lambda.") from None
-    if not lambda_may_assume(role.assume_role_policy_document):
-        raise PermissionError("The role defined for the function cannot be assumed by Lambda.")
+        raise PermissionError(f"{role_arn} does not exist") from None
+    if not service_may_assume(role.assume_role_policy_document, service):
+        raise PermissionError(f"the trust policy of {role_arn} does not let {service} assume it")
     assumed = sts_backends[account][partition].assume_role(
         region_name="us-east-1",
         role_session_name=session_name,
@@ -348,6 +357,14 @@ def assume_role_as_lambda(role_arn: str, session_name: str, duration: int) -> di
         "SessionToken": assumed.session_token,
         "Expiration": assumed.expiration.timestamp(),
     }
+
+
+def assume_role_as_lambda(role_arn: str, session_name: str, duration: int) -> dict[str, Any]:
+    """What Lambda does before it starts an execution environment: assume the function's role."""
+    try:
+        return assume_role_as_service(role_arn, LAMBDA_SERVICE, session_name, duration)
+    except PermissionError:
+        raise PermissionError("The role defined for the function cannot be assumed by Lambda.") from None
 
 
 class LocalIamRoutes:

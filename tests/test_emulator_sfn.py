@@ -478,6 +478,105 @@ def test_result_writer_writes_the_manifest_and_the_succeeded_and_failed_files(em
     assert failed["Cause"] == "a poison item"
 
 
+# -- Slice D: Task states act with the state machine's role ----------------------------------------
+
+STATES_TRUST = {
+    "Version": "2012-10-17",
+    "Statement": [
+        {"Effect": "Allow", "Action": "sts:AssumeRole", "Principal": {"Service": "states.amazonaws.com"}}
+    ],
+}
+
+
+@pytest.fixture(scope="module")
+def strict_emulator():
+    """An emulator that enforces IAM, as the local stack's does (docs/local-stack-iam.md)."""
+    with running(strict=True) as emu:
+        yield emu
+
+
+def send_batch_machine(emulator, name: str, role_arn: str, queue_url: str) -> dict:
+    """A machine that sends one message through the AWS SDK integration sqs:sendMessageBatch."""
+    definition = {
+        "StartAt": "Send",
+        "States": {
+            "Send": {
+                "Type": "Task",
+                "Resource": "arn:aws:states:::aws-sdk:sqs:sendMessageBatch",
+                "Parameters": {"QueueUrl": queue_url, "Entries": [{"Id": "0", "MessageBody": "hello"}]},
+                "End": True,
+            }
+        },
+    }
+    sfn = emulator.client("stepfunctions")
+    arn = sfn.create_state_machine(name=name, definition=json.dumps(definition), roleArn=role_arn)[
+        "stateMachineArn"
+    ]
+    return wait_for_execution(sfn, sfn.start_execution(stateMachineArn=arn)["executionArn"])
+
+
+def queue_and_arn(sqs, name: str) -> tuple[str, str]:
+    url = sqs.create_queue(QueueName=name)["QueueUrl"]
+    return url, sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+
+
+def test_task_calls_are_made_as_the_state_machines_role_and_a_missing_grant_is_denied(strict_emulator):
+    """Step Functions calls AWS services with the state machine's execution role. A role allowed
+    sqs:SendMessage on one queue sends to it; sending to another fails the task with the AWS SDK
+    integration's error, ServiceName.ErrorName in Pascal case (Sqs.SqsException), naming the
+    assumed role and the action IAM refused (SendMessageBatch is authorised as sqs:SendMessage)."""
+    iam, sqs = strict_emulator.client("iam"), strict_emulator.client("sqs")
+    allowed_url, allowed_arn = queue_and_arn(sqs, "allowed")
+    denied_url, denied_arn = queue_and_arn(sqs, "denied")
+    role = iam.create_role(RoleName="sender", AssumeRolePolicyDocument=json.dumps(STATES_TRUST))["Role"][
+        "Arn"
+    ]
+    grant = {"Effect": "Allow", "Action": "sqs:SendMessage", "Resource": allowed_arn}
+    iam.put_role_policy(
+        RoleName="sender",
+        PolicyName="send",
+        PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [grant]}),
+    )
+
+    sent = send_batch_machine(strict_emulator, "send-allowed", role, allowed_url)
+    assert sent["status"] == "SUCCEEDED"
+    assert json.loads(sent["output"])["Failed"] == []
+    assert [m["Body"] for m in sqs.receive_message(QueueUrl=allowed_url)["Messages"]] == ["hello"]
+
+    refused = send_batch_machine(strict_emulator, "send-denied", role, denied_url)
+    assert (refused["status"], refused["error"]) == ("FAILED", "Sqs.SqsException")
+    assert "assumed-role/sender/" in refused["cause"]
+    assert f"sqs:SendMessage on resource: {denied_arn}" in refused["cause"]
+    assert "Messages" not in sqs.receive_message(QueueUrl=denied_url)
+    by_role = [c for c in strict_emulator.iam_calls() if ":assumed-role/sender/" in c["principal"]]
+    assert {(c["action"], c["resource"], c["allowed"]) for c in by_role} == {
+        ("sqs:SendMessage", allowed_arn, True),
+        ("sqs:SendMessage", denied_arn, False),
+    }
+
+
+def test_a_role_that_does_not_trust_step_functions_gets_no_access(strict_emulator):
+    """The execution role's trust policy must let states.amazonaws.com assume it; a role trusting
+    only Lambda gives Step Functions no credentials, so even a granted call is refused."""
+    iam, sqs = strict_emulator.client("iam"), strict_emulator.client("sqs")
+    url, arn = queue_and_arn(sqs, "untrusted")
+    lambda_trust = json.loads(
+        json.dumps(STATES_TRUST).replace("states.amazonaws.com", "lambda.amazonaws.com")
+    )
+    role = iam.create_role(RoleName="lambda-only", AssumeRolePolicyDocument=json.dumps(lambda_trust))["Role"][
+        "Arn"
+    ]
+    grant = {"Effect": "Allow", "Action": "sqs:SendMessage", "Resource": arn}
+    iam.put_role_policy(
+        RoleName="lambda-only",
+        PolicyName="send",
+        PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [grant]}),
+    )
+    refused = send_batch_machine(strict_emulator, "untrusted", role, url)
+    assert refused["status"] == "FAILED"
+    assert "Messages" not in sqs.receive_message(QueueUrl=url)
+
+
 SFN_MODULE = """
 terraform {
   required_providers {
