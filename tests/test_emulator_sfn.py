@@ -577,6 +577,241 @@ def test_a_role_that_does_not_trust_step_functions_gets_no_access(strict_emulato
     assert "Messages" not in sqs.receive_message(QueueUrl=url)
 
 
+# -- Slice E: what the reprocess and reconcile machines use ------------------------------------------
+
+
+def reprocess_like(queue_url: str) -> dict:
+    """The reprocess machine's shape (docs: issue 13's design) with a Pass state in place of the
+    maintenance function: list, select the key, batch with BatchInput, plan the SQS batches of 10
+    (States.ArrayPartition), send each through aws-sdk:sqs:sendMessageBatch in an inline Map inside
+    the Distributed Map's child, count with intrinsics, write the results."""
+    send = {
+        "Type": "Map",
+        "ItemsPath": "$.batches",
+        "ItemSelector": {"batch.$": "$$.Map.Item.Value"},
+        "ItemProcessor": {
+            "ProcessorConfig": {"Mode": "INLINE"},
+            "StartAt": "Entries",
+            "States": {
+                "Entries": {
+                    "Type": "Map",
+                    "ItemsPath": "$.batch",
+                    "ItemSelector": {
+                        "Id.$": "States.Format('{}', $$.Map.Item.Index)",
+                        "MessageBody.$": "States.JsonToString($$.Map.Item.Value)",
+                    },
+                    "ItemProcessor": {
+                        "ProcessorConfig": {"Mode": "INLINE"},
+                        "StartAt": "Entry",
+                        "States": {"Entry": {"Type": "Pass", "End": True}},
+                    },
+                    "ResultPath": "$.entries",
+                    "Next": "SendBatch",
+                },
+                "SendBatch": {
+                    "Type": "Task",
+                    "Resource": "arn:aws:states:::aws-sdk:sqs:sendMessageBatch",
+                    "Parameters": {"QueueUrl": queue_url, "Entries.$": "$.entries"},
+                    "Retry": [
+                        {
+                            "ErrorEquals": ["Sqs.RequestThrottledException", "Sqs.SqsException"],
+                            "IntervalSeconds": 1,
+                            "MaxAttempts": 3,
+                            "BackoffRate": 2,
+                        }
+                    ],
+                    "ResultSelector": {
+                        "failed.$": "States.ArrayLength($.Failed)",
+                        "sent.$": "States.ArrayLength($.Successful)",
+                    },
+                    "End": True,
+                },
+            },
+        },
+        "ResultPath": "$.sent",
+        "Next": "Count",
+    }
+    child = {
+        "Plan": {
+            "Type": "Pass",
+            "Parameters": {
+                "batches.$": "States.ArrayPartition($.Items, 10)",
+                "listed.$": "States.ArrayLength($.Items)",
+                "force.$": "$.BatchInput.force",
+            },
+            "Next": "Send",
+        },
+        "Send": send,
+        "Count": {
+            "Type": "Pass",
+            "Parameters": {
+                "listed.$": "$.listed",
+                "sent.$": "$.sent[*].sent",
+                "failed.$": "$.sent[*].failed",
+            },
+            "End": True,
+        },
+    }
+    return {
+        "StartAt": "Reprocess",
+        "States": {
+            "Reprocess": {
+                "Type": "Map",
+                "ItemReader": {
+                    "Resource": "arn:aws:states:::s3:listObjectsV2",
+                    "Parameters": {"Bucket": "uploads", "Prefix.$": "$.prefix"},
+                },
+                "ItemSelector": {"key.$": "$$.Map.Item.Value.Key"},
+                "ItemBatcher": {
+                    "MaxItemsPerBatch": 100,
+                    "BatchInput": {"all.$": "$.all", "force.$": "$.force"},
+                },
+                "MaxConcurrency": 4,
+                "ToleratedFailurePercentage": 5,
+                "ItemProcessor": {
+                    "ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"},
+                    "StartAt": "Plan",
+                    "States": child,
+                },
+                "ResultWriter": {
+                    "Resource": "arn:aws:states:::s3:putObject",
+                    "Parameters": {"Bucket": "results", "Prefix": "reprocess"},
+                },
+                "End": True,
+            }
+        },
+    }
+
+
+def test_a_reprocess_shaped_machine_runs_with_its_least_privilege_role(strict_emulator):
+    """The whole reprocess shape under enforced IAM with a role granting only what it uses
+    (s3:ListBucket on the uploads bucket, sqs:SendMessage on the queue, s3:PutObject for the
+    results): every listed key is sent once as a message, in SQS batches of 10, and the results
+    object records each child's counts."""
+    iam, sqs, s3 = (strict_emulator.client(name) for name in ("iam", "sqs", "s3"))
+    url, queue_arn = queue_and_arn(sqs, "resize")
+    s3.create_bucket(Bucket="uploads")
+    s3.create_bucket(Bucket="results")
+    originals = [f"originals/{i:04d}.jpg" for i in range(250)]
+    put_objects(s3, "uploads", [*originals, "elsewhere/x.jpg"])
+    role = iam.create_role(RoleName="reprocess", AssumeRolePolicyDocument=json.dumps(STATES_TRUST))["Role"][
+        "Arn"
+    ]
+    statements = [
+        {"Effect": "Allow", "Action": "sqs:SendMessage", "Resource": queue_arn},
+        {"Effect": "Allow", "Action": "s3:ListBucket", "Resource": "arn:aws:s3:::uploads"},
+        {"Effect": "Allow", "Action": "s3:PutObject", "Resource": "arn:aws:s3:::results/reprocess/*"},
+    ]
+    iam.put_role_policy(
+        RoleName="reprocess",
+        PolicyName="reprocess",
+        PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": statements}),
+    )
+    sfn = strict_emulator.client("stepfunctions")
+    arn = sfn.create_state_machine(
+        name="reprocess", definition=json.dumps(reprocess_like(url)), roleArn=role
+    )["stateMachineArn"]
+    run = sfn.start_execution(
+        stateMachineArn=arn, input=json.dumps({"prefix": "originals/", "all": False, "force": True})
+    )["executionArn"]
+    described = wait_for_execution(sfn, run, timeout=300)
+    assert described["status"] == "SUCCEEDED", failure_events(sfn, run)
+
+    bodies = []
+    while True:
+        got = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
+        if not got:
+            break
+        bodies += [json.loads(m["Body"])["key"] for m in got]
+        sqs.delete_message_batch(
+            QueueUrl=url,
+            Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(got)],
+        )
+    assert sorted(bodies) == originals
+
+    manifest_key = json.loads(described["output"])["ResultWriterDetails"]["Key"]
+    manifest = json.loads(s3.get_object(Bucket="results", Key=manifest_key)["Body"].read())
+    (succeeded,) = manifest["ResultFiles"]["SUCCEEDED"]
+    children = json.loads(s3.get_object(Bucket="results", Key=succeeded["Key"])["Body"].read())
+    counts = [json.loads(child["Output"]) for child in children]
+    assert sorted(c["listed"] for c in counts) == [50, 100, 100]
+    assert sum(sum(c["sent"]) for c in counts) == 250
+    assert all(set(c["failed"]) == {0} for c in counts)
+
+
+def test_retry_then_catch_on_an_aws_sdk_error(emulator):
+    """Retry re-runs a Task on the errors it names (MaxAttempts more times); Catch then hands the
+    error output ({"Error", "Cause"}) to its Next state. The AWS SDK integration names SQS's
+    QueueDoesNotExist as Sqs.QueueDoesNotExistException (ServiceName.ErrorName + Exception)."""
+    missing = f"{emulator.endpoint}/123456789012/no-such-queue"
+    definition = {
+        "StartAt": "SendBatch",
+        "States": {
+            "SendBatch": {
+                "Type": "Task",
+                "Resource": "arn:aws:states:::aws-sdk:sqs:sendMessageBatch",
+                "Parameters": {"QueueUrl": missing, "Entries": [{"Id": "0", "MessageBody": "x"}]},
+                "Retry": [
+                    {
+                        "ErrorEquals": ["Sqs.QueueDoesNotExistException"],
+                        "IntervalSeconds": 1,
+                        "MaxAttempts": 2,
+                    }
+                ],
+                "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "Caught"}],
+                "End": True,
+            },
+            "Caught": {"Type": "Pass", "End": True},
+        },
+    }
+    described, sfn = run_machine(emulator, "retried", definition, {"job": 1})
+    assert described["status"] == "SUCCEEDED"
+    output = json.loads(described["output"])
+    assert (output["job"], output["error"]["Error"]) == (1, "Sqs.QueueDoesNotExistException")
+    events = sfn.get_execution_history(executionArn=described["executionArn"], maxResults=1000)["events"]
+    assert [e["type"] for e in events].count("TaskFailed") == 3
+
+
+def test_a_reconcile_shaped_loop_follows_next_until_it_is_null(emulator):
+    """The reconcile machine's loop: a Choice on $.next (IsNull) goes round again with the token
+    until the page step answers null; States.MathAdd counts the pages."""
+    definition = {
+        "StartAt": "Page",
+        "States": {
+            "Page": {
+                "Type": "Pass",
+                "Parameters": {"pages.$": "States.MathAdd($.pages, 1)", "tokens.$": "$.tokens"},
+                "Next": "Token",
+            },
+            "Token": {
+                "Type": "Choice",
+                "Choices": [
+                    {
+                        "Variable": "$.pages",
+                        "NumericLessThan": 3,
+                        "Next": "More",
+                    }
+                ],
+                "Default": "Last",
+            },
+            "More": {
+                "Type": "Pass",
+                "Parameters": {"pages.$": "$.pages", "tokens.$": "$.tokens", "next": "token"},
+                "Next": "HasNext",
+            },
+            "Last": {"Type": "Pass", "Parameters": {"pages.$": "$.pages", "next": None}, "Next": "HasNext"},
+            "HasNext": {
+                "Type": "Choice",
+                "Choices": [{"Variable": "$.next", "IsNull": True, "Next": "Done"}],
+                "Default": "Page",
+            },
+            "Done": {"Type": "Succeed"},
+        },
+    }
+    described, _ = run_machine(emulator, "loop", definition, {"pages": 0, "tokens": []})
+    assert (described["status"], json.loads(described["output"])) == ("SUCCEEDED", {"pages": 3, "next": None})
+
+
 SFN_MODULE = """
 terraform {
   required_providers {
