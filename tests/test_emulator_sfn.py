@@ -824,8 +824,9 @@ provider "aws" {
   skip_metadata_api_check     = true
   skip_region_validation      = true
   endpoints {
-    iam = var.endpoint
-    sfn = var.endpoint
+    iam  = var.endpoint
+    logs = var.endpoint
+    sfn  = var.endpoint
   }
 }
 variable "endpoint" { type = string }
@@ -840,13 +841,46 @@ resource "aws_iam_role" "sfn" {
     }]
   })
 }
+resource "aws_cloudwatch_log_group" "sfn" {
+  name              = "/aws/vendedlogs/states/probe"
+  retention_in_days = 7
+}
 resource "aws_sfn_state_machine" "probe" {
   name     = "probe"
   role_arn = aws_iam_role.sfn.arn
+  type     = "STANDARD"
   definition = jsonencode({
-    StartAt = "Done"
-    States  = { Done = { Type = "Pass", End = true } }
+    StartAt = "Each"
+    States = {
+      Each = {
+        Type = "Map"
+        ItemReader = {
+          Resource   = "arn:aws:states:::s3:listObjectsV2"
+          Parameters = { Bucket = "uploads", "Prefix.$" = "$.prefix" }
+        }
+        ItemSelector               = { "key.$" = "$$.Map.Item.Value.Key" }
+        ItemBatcher                = { MaxItemsPerBatch = 100, BatchInput = { "all.$" = "$.all" } }
+        MaxConcurrency             = 4
+        ToleratedFailurePercentage = 5
+        ItemProcessor = {
+          ProcessorConfig = { Mode = "DISTRIBUTED", ExecutionType = "STANDARD" }
+          StartAt         = "Child"
+          States          = { Child = { Type = "Pass", End = true } }
+        }
+        ResultWriter = {
+          Resource   = "arn:aws:states:::s3:putObject"
+          Parameters = { Bucket = "results", Prefix = "reprocess" }
+        }
+        End = true
+      }
+    }
   })
+  logging_configuration {
+    log_destination        = "${aws_cloudwatch_log_group.sfn.arn}:*"
+    include_execution_data = false
+    level                  = "ERROR"
+  }
+  tags = { Name = "probe" }
 }
 """
 
@@ -854,7 +888,8 @@ resource "aws_sfn_state_machine" "probe" {
 @pytest.mark.terraform
 def test_terraform_applies_a_state_machine_and_plans_nothing_after(tmp_path):
     """The aws provider validates the definition at plan (ValidateStateMachineDefinition) and reads
-    versions on refresh (ListStateMachineVersions): apply succeeds and a second plan is empty."""
+    versions on refresh (ListStateMachineVersions): a Distributed Map with an ItemBatcher, an integer
+    ToleratedFailurePercentage, execution logging and tags applies, and a second plan is empty."""
     from tests.conftest import require_terraform
     from tests.test_terraform_plan import CREDENTIALS
 
