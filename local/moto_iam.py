@@ -9,6 +9,9 @@ turns this on after creating its administrator: ``local.emulator``), but
    scoped to a table ARN never matches and every call is denied. Here the
    resource is the table's ARN (an index's for a Query or Scan of one), as in IAM.
    EventBridge's ``PutEvents`` likewise: here it is the event bus's ARN.
+   Lambda's calls on a function (Invoke, authorised as
+   ``lambda:InvokeFunction``, not moto's ``lambda:Invoke``) are checked on the
+   function's ARN; Step Functions' on the state machine or execution named.
 2. Batch SQS calls are checked as ``sqs:DeleteMessageBatch`` (and so on);
    IAM authorises them with the single-message action (``sqs:DeleteMessage``).
    A denial of a JSON-protocol call (DynamoDB, SQS, EventBridge) comes as the service's
@@ -58,6 +61,8 @@ IAM_ACTIONS = {
     "sqs:DeleteMessageBatch": "sqs:DeleteMessage",
     "sqs:SendMessageBatch": "sqs:SendMessage",
     "sqs:ChangeMessageVisibilityBatch": "sqs:ChangeMessageVisibility",
+    # Lambda's Invoke API is authorised as lambda:InvokeFunction (Service Authorization Reference).
+    "lambda:Invoke": "lambda:InvokeFunction",
 }
 
 # JSON-protocol services: (__type, HTTP status) of their AccessDenied answer. (SQS also sends
@@ -66,7 +71,10 @@ JSON_DENIALS = {
     "dynamodb": ("com.amazonaws.dynamodb.v20120810#AccessDeniedException", 400),
     "sqs": ("com.amazon.coral.service#AccessDeniedException", 403),
     "events": ("AccessDeniedException", 400),
+    "awslambda": ("AccessDeniedException", 403),
+    "stepfunctions": ("AccessDeniedException", 400),
 }
+LAMBDA_FUNCTION_PATH = re.compile(r"^/\d{4}-\d{2}-\d{2}/functions/([^/]+)")
 
 _calls: collections.deque[dict[str, Any]] = collections.deque(maxlen=20000)
 _calls_lock = threading.Lock()
@@ -128,11 +136,47 @@ def _event_bus_arn(response: Any, resource: str) -> str:
     return f"arn:{response.partition}:events:{response.region}:{response.current_account}:event-bus/{bus}"
 
 
+def _lambda_function_arn(response: Any, resource: str) -> str:
+    """A call on one function (Invoke, GetFunction, ...) is authorised on the function's ARN, with
+    its qualifier when the call names one (Lambda's "Resources and conditions" guide)."""
+    from urllib.parse import unquote
+
+    found = LAMBDA_FUNCTION_PATH.match(response.raw_path or "")
+    if not found:
+        return resource
+    name = unquote(found.group(1))
+    if not name.startswith("arn:"):
+        name = f"arn:{response.partition}:lambda:{response.region}:{response.current_account}:function:{name}"
+    qualifier = response.querystring.get("Qualifier") if isinstance(response.querystring, dict) else None
+    if qualifier and name.count(":") == 6:
+        name = f"{name}:{qualifier[0] if isinstance(qualifier, list) else qualifier}"
+    return name
+
+
+def _state_machine_arn(response: Any, resource: str) -> str:
+    """Step Functions authorises StartExecution on the state machine, execution calls on the
+    execution (Service Authorization Reference: stateMachine, execution resource types)."""
+    try:
+        body = response.body.decode() if isinstance(response.body, bytes) else response.body
+        params = json.loads(body or "{}")
+    except (ValueError, AttributeError):
+        return resource
+    for field in ("executionArn", "stateMachineArn", "mapRunArn"):
+        if isinstance(params.get(field), str):
+            return params[field]
+    return resource
+
+
 def _resource(response: Any, resource: str) -> str:
-    if getattr(response, "service_name", None) == "dynamodb":
+    service = getattr(response, "service_name", None)
+    if service == "dynamodb":
         return _table_arn(response, resource)
-    if getattr(response, "service_name", None) == "events":
+    if service == "events":
         return _event_bus_arn(response, resource)
+    if service in ("lambda", "awslambda"):
+        return _lambda_function_arn(response, resource)
+    if service == "stepfunctions":
+        return _state_machine_arn(response, resource)
     # A presigned POST names its key in the form: S3 authorises the object, not the bucket.
     action = response.data.get("Action") if isinstance(response.data, dict) else None
     if action == "PutObject" and resource.count("/") == 0 and "key" in response.querystring:

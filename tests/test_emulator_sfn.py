@@ -577,6 +577,69 @@ def test_a_role_that_does_not_trust_step_functions_gets_no_access(strict_emulato
     assert "Messages" not in sqs.receive_message(QueueUrl=url)
 
 
+def test_a_lambda_task_is_authorised_as_invoke_function_on_the_functions_arn(strict_emulator):
+    """Lambda's Invoke is authorised as lambda:InvokeFunction on the function's ARN, so a role
+    scoped to the function may call it and a role scoped to another may not: the task fails with
+    Lambda.AccessDeniedException. (What the function runs is the local stack's part.)"""
+    import io
+    import zipfile
+
+    iam, lam = strict_emulator.client("iam"), strict_emulator.client("lambda")
+    lambda_trust = json.loads(
+        json.dumps(STATES_TRUST).replace("states.amazonaws.com", "lambda.amazonaws.com")
+    )
+    function_role = iam.create_role(RoleName="fn", AssumeRolePolicyDocument=json.dumps(lambda_trust))["Role"]
+    package = io.BytesIO()
+    with zipfile.ZipFile(package, "w") as archive:
+        archive.writestr("handler.py", "def handler(event, context):\n    return event\n")
+    function_arn = lam.create_function(
+        FunctionName="maintenance",
+        Runtime="python3.12",
+        Role=function_role["Arn"],
+        Handler="handler.handler",
+        Code={"ZipFile": package.getvalue()},
+    )["FunctionArn"]
+    sfn = strict_emulator.client("stepfunctions")
+    results = {}
+    for role_name, granted in (("invoker", function_arn), ("other-invoker", f"{function_arn}-other")):
+        role = iam.create_role(RoleName=role_name, AssumeRolePolicyDocument=json.dumps(STATES_TRUST))["Role"][
+            "Arn"
+        ]
+        grant = {"Effect": "Allow", "Action": "lambda:InvokeFunction", "Resource": [granted, f"{granted}:*"]}
+        iam.put_role_policy(
+            RoleName=role_name,
+            PolicyName="invoke",
+            PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [grant]}),
+        )
+        definition = {
+            "StartAt": "Invoke",
+            "States": {
+                "Invoke": {
+                    "Type": "Task",
+                    "Resource": "arn:aws:states:::lambda:invoke",
+                    "Parameters": {"FunctionName": function_arn, "Payload": {"action": "reconcile"}},
+                    "End": True,
+                }
+            },
+        }
+        arn = sfn.create_state_machine(name=role_name, definition=json.dumps(definition), roleArn=role)[
+            "stateMachineArn"
+        ]
+        results[role_name] = wait_for_execution(sfn, sfn.start_execution(stateMachineArn=arn)["executionArn"])
+    decided = {
+        (c["principal"].split("/")[1], c["action"], c["resource"], c["allowed"])
+        for c in strict_emulator.iam_calls()
+        if "invoker/" in c["principal"]
+    }
+    assert decided == {
+        ("invoker", "lambda:InvokeFunction", function_arn, True),
+        ("other-invoker", "lambda:InvokeFunction", function_arn, False),
+    }
+    refused = results["other-invoker"]
+    assert (refused["status"], refused["error"]) == ("FAILED", "Lambda.AccessDeniedException")
+    assert f"lambda:InvokeFunction on resource: {function_arn}" in refused["cause"]
+
+
 # -- Slice E: what the reprocess and reconcile machines use ------------------------------------------
 
 
