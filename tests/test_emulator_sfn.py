@@ -357,6 +357,13 @@ def test_each_child_gets_a_batch_of_selected_items_and_the_batch_input(emulator)
     assert {json.dumps(child["BatchInput"], sort_keys=True) for child in children} == {
         json.dumps({"all": True, "force": False, "source": "reprocess"}, sort_keys=True)
     }
+    # DescribeMapRun counts items (25) and child executions (3), as a progress display reads them.
+    sfn = emulator.client("stepfunctions")
+    (map_run,) = sfn.list_map_runs(executionArn=described["executionArn"])["mapRuns"]
+    counts = sfn.describe_map_run(mapRunArn=map_run["mapRunArn"])
+    items, executions = counts["itemCounts"], counts["executionCounts"]
+    assert (items["total"], items["succeeded"], items["pending"], items["running"]) == (25, 25, 0, 0)
+    assert (executions["total"], executions["succeeded"], executions["failed"]) == (3, 3, 0)
 
 
 def test_max_input_bytes_per_batch_bounds_each_childs_input(emulator):
