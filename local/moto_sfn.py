@@ -11,7 +11,10 @@ The local stack turns on moto's ASL interpreter (``execute_state_machine``,
    ``SCHEMA_VALIDATION_FAILED`` for what the interpreter's parser rejects), the
    second the machine's published versions, newest first (none unless
    published).
-2. ``StartExecution`` without a name names the execution ``None``, so a second
+2. ``DescribeExecution`` returns a string result as the bare text (``done``)
+   where Step Functions returns JSON text (``"done"``: "output: The JSON output
+   data of the execution"). Here it is JSON.
+   ``StartExecution`` without a name names the execution ``None``, so a second
    one is refused (``ExecutionAlreadyExists``). Step Functions names it with a
    UUID ("If you don't provide a name for the execution, Step Functions
    automatically generates a universally unique identifier (UUID) as the
@@ -124,6 +127,19 @@ def _patch_responses() -> None:
         items = [{"stateMachineVersionArn": v.arn, "creationDate": v.creation_date} for v in versions]
         return ActionResult({"stateMachineVersions": items})
 
+    original_describe = StepFunctionResponse.describe_execution
+
+    def describe_execution(self: Any) -> ActionResult:
+        from moto.stepfunctions.parser.backend.execution import Execution
+
+        answer = original_describe(self)
+        execution = self.stepfunction_backend.describe_execution(self._get_param("executionArn"))
+        shown = answer.result
+        if isinstance(execution, Execution) and isinstance(shown, dict) and "output" in shown:
+            shown["output"] = json.dumps(execution.output)
+        return answer
+
+    StepFunctionResponse.describe_execution = describe_execution
     StepFunctionResponse.validate_state_machine_definition = validate_state_machine_definition
     StepFunctionResponse.list_state_machine_versions = list_state_machine_versions
 

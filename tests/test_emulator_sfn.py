@@ -119,6 +119,14 @@ def test_a_task_state_sends_to_the_emulators_own_queue_whatever_moto_port_the_ca
         assert [m["Body"] for m in messages] == ["hi"]
 
 
+def test_describe_execution_gives_a_string_result_as_json_text(emulator):
+    """DescribeExecution's output is "the JSON output data of the execution": a string result is
+    the JSON string "done", quoted."""
+    definition = {"StartAt": "Done", "States": {"Done": {"Type": "Pass", "Result": "done", "End": True}}}
+    described, _ = run_machine(emulator, "text", definition)
+    assert (described["status"], described["output"]) == ("SUCCEEDED", '"done"')
+
+
 def test_executions_started_without_a_name_get_distinct_uuid_names(emulator):
     """StartExecution: "If you don't provide a name for the execution, Step Functions automatically
     generates a universally unique identifier (UUID) as the execution name"."""
