@@ -9,6 +9,9 @@ turns this on after creating its administrator: ``local.emulator``), but
    scoped to a table ARN never matches and every call is denied. Here the
    resource is the table's ARN (an index's for a Query or Scan of one), as in IAM.
    EventBridge's ``PutEvents`` likewise: here it is the event bus's ARN.
+   Lambda's calls on a function (Invoke, authorised as
+   ``lambda:InvokeFunction``, not moto's ``lambda:Invoke``) are checked on the
+   function's ARN; Step Functions' on the state machine or execution named.
 2. Batch SQS calls are checked as ``sqs:DeleteMessageBatch`` (and so on);
    IAM authorises them with the single-message action (``sqs:DeleteMessage``).
    A denial of a JSON-protocol call (DynamoDB, SQS, EventBridge) comes as the service's
@@ -58,6 +61,8 @@ IAM_ACTIONS = {
     "sqs:DeleteMessageBatch": "sqs:DeleteMessage",
     "sqs:SendMessageBatch": "sqs:SendMessage",
     "sqs:ChangeMessageVisibilityBatch": "sqs:ChangeMessageVisibility",
+    # Lambda's Invoke API is authorised as lambda:InvokeFunction (Service Authorization Reference).
+    "lambda:Invoke": "lambda:InvokeFunction",
 }
 
 # JSON-protocol services: (__type, HTTP status) of their AccessDenied answer. (SQS also sends
@@ -66,7 +71,10 @@ JSON_DENIALS = {
     "dynamodb": ("com.amazonaws.dynamodb.v20120810#AccessDeniedException", 400),
     "sqs": ("com.amazon.coral.service#AccessDeniedException", 403),
     "events": ("AccessDeniedException", 400),
+    "awslambda": ("AccessDeniedException", 403),
+    "stepfunctions": ("AccessDeniedException", 400),
 }
+LAMBDA_FUNCTION_PATH = re.compile(r"^/\d{4}-\d{2}-\d{2}/functions/([^/]+)")
 
 _calls: collections.deque[dict[str, Any]] = collections.deque(maxlen=20000)
 _calls_lock = threading.Lock()
@@ -128,11 +136,47 @@ def _event_bus_arn(response: Any, resource: str) -> str:
     return f"arn:{response.partition}:events:{response.region}:{response.current_account}:event-bus/{bus}"
 
 
+def _lambda_function_arn(response: Any, resource: str) -> str:
+    """A call on one function (Invoke, GetFunction, ...) is authorised on the function's ARN, with
+    its qualifier when the call names one (Lambda's "Resources and conditions" guide)."""
+    from urllib.parse import unquote
+
+    found = LAMBDA_FUNCTION_PATH.match(response.raw_path or "")
+    if not found:
+        return resource
+    name = unquote(found.group(1))
+    if not name.startswith("arn:"):
+        name = f"arn:{response.partition}:lambda:{response.region}:{response.current_account}:function:{name}"
+    qualifier = response.querystring.get("Qualifier") if isinstance(response.querystring, dict) else None
+    if qualifier and name.count(":") == 6:
+        name = f"{name}:{qualifier[0] if isinstance(qualifier, list) else qualifier}"
+    return name
+
+
+def _state_machine_arn(response: Any, resource: str) -> str:
+    """Step Functions authorises StartExecution on the state machine, execution calls on the
+    execution (Service Authorization Reference: stateMachine, execution resource types)."""
+    try:
+        body = response.body.decode() if isinstance(response.body, bytes) else response.body
+        params = json.loads(body or "{}")
+    except (ValueError, AttributeError):
+        return resource
+    for field in ("executionArn", "stateMachineArn", "mapRunArn"):
+        if isinstance(params.get(field), str):
+            return params[field]
+    return resource
+
+
 def _resource(response: Any, resource: str) -> str:
-    if getattr(response, "service_name", None) == "dynamodb":
+    service = getattr(response, "service_name", None)
+    if service == "dynamodb":
         return _table_arn(response, resource)
-    if getattr(response, "service_name", None) == "events":
+    if service == "events":
         return _event_bus_arn(response, resource)
+    if service in ("lambda", "awslambda"):
+        return _lambda_function_arn(response, resource)
+    if service == "stepfunctions":
+        return _state_machine_arn(response, resource)
     # A presigned POST names its key in the form: S3 authorises the object, not the bucket.
     action = response.data.get("Action") if isinstance(response.data, dict) else None
     if action == "PutObject" and resource.count("/") == 0 and "key" in response.querystring:
@@ -303,8 +347,10 @@ def _matches(pattern: str, value: str) -> bool:
     return re.fullmatch(re.escape(pattern).replace(r"\*", ".*").replace(r"\?", "."), value) is not None
 
 
-def lambda_may_assume(trust_policy: Any) -> bool:
-    """Whether a role's trust policy lets the Lambda service call sts:AssumeRole (an explicit Deny wins)."""
+def service_may_assume(trust_policy: Any, service: str) -> bool:
+    """Whether a role's trust policy lets ``service`` (a service principal) call sts:AssumeRole.
+
+    An explicit Deny wins."""
     allowed = False
     for statement in _statements(trust_policy):
         actions = _listed(statement.get("Action"))
@@ -312,7 +358,7 @@ def lambda_may_assume(trust_policy: Any) -> bool:
             continue
         principal = statement.get("Principal") or {}
         services = _listed(principal.get("Service")) if isinstance(principal, dict) else []
-        if principal != "*" and LAMBDA_SERVICE not in services:
+        if principal != "*" and service not in services:
             continue
         if statement.get("Effect") == "Deny":
             return False
@@ -320,8 +366,15 @@ def lambda_may_assume(trust_policy: Any) -> bool:
     return allowed
 
 
-def assume_role_as_lambda(role_arn: str, session_name: str, duration: int) -> dict[str, Any]:
-    """What Lambda does before it starts an execution environment: assume the function's role."""
+def lambda_may_assume(trust_policy: Any) -> bool:
+    """Whether a role's trust policy lets the Lambda service call sts:AssumeRole (an explicit Deny wins)."""
+    return service_may_assume(trust_policy, LAMBDA_SERVICE)
+
+
+def assume_role_as_service(role_arn: str, service: str, session_name: str, duration: int) -> dict[str, Any]:
+    """What an AWS service does before it acts with a customer's role: assume it as ``service``.
+
+    PermissionError when the role does not exist or its trust policy does not name the service."""
     from moto.iam.exceptions import NotFoundException
     from moto.iam.models import iam_backends
     from moto.sts.models import sts_backends
@@ -331,9 +384,9 @@ def assume_role_as_lambda(role_arn: str, session_name: str, duration: int) -> di
     try:
         role = iam_backends[account][partition].get_role_by_arn(role_arn)
     except NotFoundException:
-        raise PermissionError("The role defined for the function cannot be assumed by Lambda.") from None
-    if not lambda_may_assume(role.assume_role_policy_document):
-        raise PermissionError("The role defined for the function cannot be assumed by Lambda.")
+        raise PermissionError(f"{role_arn} does not exist") from None
+    if not service_may_assume(role.assume_role_policy_document, service):
+        raise PermissionError(f"the trust policy of {role_arn} does not let {service} assume it")
     assumed = sts_backends[account][partition].assume_role(
         region_name="us-east-1",
         role_session_name=session_name,
@@ -348,6 +401,14 @@ def assume_role_as_lambda(role_arn: str, session_name: str, duration: int) -> di
         "SessionToken": assumed.session_token,
         "Expiration": assumed.expiration.timestamp(),
     }
+
+
+def assume_role_as_lambda(role_arn: str, session_name: str, duration: int) -> dict[str, Any]:
+    """What Lambda does before it starts an execution environment: assume the function's role."""
+    try:
+        return assume_role_as_service(role_arn, LAMBDA_SERVICE, session_name, duration)
+    except PermissionError:
+        raise PermissionError("The role defined for the function cannot be assumed by Lambda.") from None
 
 
 class LocalIamRoutes:
