@@ -39,37 +39,39 @@ def _row(cells: list[str]) -> str:
 IMAGE_COLUMNS = [
     "image",
     "MP",
-    "engine ms (1 thread)",
-    "MP/s",
-    "libvips 1 thread ms",
-    "engine / libvips",
-    "naive ms",
-    "engine / naive",
-    "floor ms",
-    "engine / floor",
+    "CPU ms engine (1 thread)",
+    "CPU ms libvips 1 thread",
+    "CPU engine / libvips",
+    "CPU ms naive",
+    "CPU engine / naive",
+    "wall ms engine, {threads} threads",
+    "wall ms libvips, 1 thread",
     "peak RSS MiB engine / naive / libvips",
+    "RSS engine / libvips",
     "worst PSNR dB",
     "output KB",
 ]
 
 
 def images_table(r: dict) -> list[str]:
-    lines = [_row(IMAGE_COLUMNS), "|---" + "|--:" * (len(IMAGE_COLUMNS) - 1) + "|"]
+    threads = r["images"][0].get("engine_threads", "?") if r["images"] else "?"
+    columns = [c.format(threads=threads) for c in IMAGE_COLUMNS]
+    lines = [_row(columns), "|---" + "|--:" * (len(columns) - 1) + "|"]
     for i in r["images"]:
-        ms, ratio, rss = i["ms"], i["ratios"], i["peak_rss_mib"]
+        ms, cpu, ratio, rss = i["ms"], i["cpu_ms"], i["cpu_ratios"], i["peak_rss_mib"]
         psnr = "identical" if i["psnr_min_db"] is None else _fmt(i["psnr_min_db"], 1)
         cells = [
             f"{i['file']} ({i['description']})",
             f"{i['megapixels']:.1f}",
-            f"{_fmt(ms['engine'])} ({_fmt(ms['engine_1thread'])})",
-            _fmt(i["engine_mp_per_s"]),
-            _fmt(ms["vips_1thread"]),
+            f"{_fmt(cpu['engine'])} ({_fmt(cpu['engine_1thread'])})",
+            _fmt(cpu["vips_1thread"]),
             f"{ratio['engine/vips_1thread']:.2f}",
-            _fmt(ms["naive"]),
+            _fmt(cpu["naive"]),
             f"{ratio['engine/naive']:.2f}",
-            _fmt(ms["floor"]),
-            f"{ratio['engine/floor']:.2f}",
+            _fmt(ms["engine"]),
+            _fmt(ms["vips_1thread"]),
             f"{_fmt(rss['engine'])} / {_fmt(rss['naive'])} / {_fmt(rss['vips'])}",
+            _fmt(i.get("rss_ratio"), 2),
             psnr,
             _fmt(i["output_bytes"]["engine"] / 1024),
         ]
