@@ -3,7 +3,8 @@
 One decode per source: the format is sniffed (``detect``) and only its Pillow
 plugin imported; what the image may cost is checked from its header first
 (``limits``: pixels, row width, memory, JPEG scans); JPEGs decode at the
-smallest DCT scale that still holds the largest rendition, big PNGs inflate on
+smallest DCT scale that still holds the largest rendition, still WebPs at a
+reduced size by libwebp's own scaling (``webpdecode``), big PNGs inflate on
 one thread while another un-filters (``pngdecode``). The pixels stay in stored
 orientation, in a mode LANCZOS can resize (L, LA, RGB or RGBA), with the
 colour plan (``icc``) and, for a source kept animated, its open file
@@ -23,7 +24,7 @@ from dataclasses import dataclass, field
 
 from PIL import Image, ImageFile, UnidentifiedImageError
 
-from imgpipe import animation, attention, limits, pngdecode
+from imgpipe import animation, attention, limits, pngdecode, webpdecode
 from imgpipe import icc as colour
 from imgpipe.detect import sniff
 from imgpipe.errors import CorruptImage, NotAnImage, UnsupportedFormat
@@ -155,6 +156,18 @@ def _decode(im: ImageFile.ImageFile, fmt: str) -> Image.Image:
     except DECODE_ERRORS as exc:
         raise CorruptImage(f"{fmt} data cannot be decoded: {exc}") from None
     return im
+
+
+def _decode_webp(im: ImageFile.ImageFile, data: bytes, needed: float) -> Image.Image:
+    """A still WebP decoded by libwebp at the size the renditions need (``webpdecode``), else by Pillow."""
+    try:
+        scaled = webpdecode.decode(data, needed)
+    except webpdecode.DecodeError as exc:
+        raise CorruptImage(f"webp data cannot be decoded: {exc}") from None
+    if scaled is None:
+        return _decode(im, "webp")
+    im.close()
+    return scaled
 
 
 def _cmyk_to_rgb(im: Image.Image, icc: bytes | None) -> Image.Image:
@@ -336,7 +349,10 @@ def decode_source(
         icc = im.info.get("icc_profile")
         frames = _animated_frames(im, fmt, geos, opts, budget) if geos else 1
         loop = animation.webp_loop(im.info, fmt)
-        im = _decode(im, fmt)
+        if fmt == "webp" and frames == 1 and geos:
+            im = _decode_webp(im, data, max(g.scale for g in geos.values()))
+        else:
+            im = _decode(im, fmt)
         first_duration = animation.duration(im.info)
     if eighths < 8:
         # The DCT-scaled decode is the original at exactly eighths/8 (its last pixel partial).
