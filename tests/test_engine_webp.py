@@ -36,9 +36,9 @@ def test_pillows_wheel_carries_the_libwebp_this_path_uses():
 
 
 def test_a_big_still_webp_is_decoded_at_what_the_largest_rendition_needs(photo_webp):
-    # 1600 px wide from 3000: the decode keeps 1.25x that (2000 px), never the full 6 MP.
+    # 1600 px wide from 3000: the decode is 1600 px wide (webpdecode.GAP), never the full 6 MP.
     decoded = decode_source(photo_webp, default_renditions(), EngineOptions())
-    assert decoded.source.image.size == (2000, 1334)
+    assert decoded.source.image.size == (1600, 1067)
     assert decoded.source.image.mode == "RGB"
 
 
