@@ -128,6 +128,7 @@ def setup() -> Setup:
         memory_budget=budget,
         avif_speed=config.avif_speed,
         max_animation_pixels=config.max_animation_pixels,
+        threads=limits.engine_threads(config.memory_mb),
     )
     secret = resizes.load_id_secret(_table(config))
     renderer = sandbox.Renderer(config.memory_mb)
