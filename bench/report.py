@@ -39,9 +39,9 @@ def _row(cells: list[str]) -> str:
 IMAGE_COLUMNS = [
     "image",
     "MP",
-    "CPU ms engine (1 thread)",
+    "CPU ms engine, {threads} threads (1 thread)",
     "CPU ms libvips 1 thread",
-    "CPU engine / libvips",
+    "CPU engine as the handler runs it ({handler} thread) / libvips",
     "CPU ms naive",
     "CPU engine / naive",
     "wall ms engine, {threads} threads",
@@ -54,8 +54,9 @@ IMAGE_COLUMNS = [
 
 
 def images_table(r: dict) -> list[str]:
-    threads = r["images"][0].get("engine_threads", "?") if r["images"] else "?"
-    columns = [c.format(threads=threads) for c in IMAGE_COLUMNS]
+    first = r["images"][0] if r["images"] else {}
+    threads, handler = first.get("engine_threads", "?"), first.get("handler_threads", "?")
+    columns = [c.format(threads=threads, handler=handler) for c in IMAGE_COLUMNS]
     lines = [_row(columns), "|---" + "|--:" * (len(columns) - 1) + "|"]
     for i in r["images"]:
         ms, cpu, ratio, rss = i["ms"], i["cpu_ms"], i["cpu_ratios"], i["peak_rss_mib"]
