@@ -7,7 +7,7 @@ import io
 import pytest
 from PIL import Image, ImageOps
 
-from imgpipe import webpdecode
+from imgpipe import limits, webpdecode
 from imgpipe.decode import decode_source
 from imgpipe.engine import EngineOptions, render, render_images
 from imgpipe.errors import PermanentError
@@ -83,3 +83,15 @@ def test_a_truncated_big_webp_is_corrupt_image(photo_webp):
     with pytest.raises(PermanentError) as caught:
         render(photo_webp[: len(photo_webp) // 2], default_renditions())
     assert caught.value.code == "corrupt_image"
+
+
+def test_the_memory_check_counts_the_reduced_decode_not_the_full_canvas(photo_webp):
+    # 6 MP through Pillow's plugin is estimated at ~140 MB (three RGBA canvases); decoded at
+    # 1600x1067 it needs ~44 MB. A function with 80 MB to spare renders it.
+    budget = 80 * limits.MIB
+    result = render(photo_webp, default_renditions(), EngineOptions(memory_budget=budget))
+    assert len(result.outputs) == sum(len(r.formats) for r in default_renditions())
+    with pytest.raises(PermanentError) as caught:
+        render(photo_webp, default_renditions(), EngineOptions(memory_budget=30 * limits.MIB))
+    assert caught.value.code == "too_many_pixels"
+    assert "decoded at 1600x1067" in caught.value.message

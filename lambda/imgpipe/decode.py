@@ -338,7 +338,9 @@ def decode_source(
     with pixel_limit():
         im = _open(data, fmt)
         stored_w, stored_h = im.size
-        limits.check_header(im, fmt, opts.max_pixels, None if fmt == "jpeg" else budget)
+        # a still WebP decodes at the renditions' size (webpdecode): its memory is checked there
+        still_webp = fmt == "webp" and getattr(im, "n_frames", 1) == 1 and webpdecode.available()
+        limits.check_header(im, fmt, opts.max_pixels, None if fmt == "jpeg" or still_webp else budget)
         if fmt == "png" and pool is not None:
             _decode_png(im, data, pool)  # before getexif(), which loads a PNG to look for a late eXIf
         orientation = _orientation(im)
@@ -346,6 +348,9 @@ def decode_source(
         up_w, up_h = (stored_h, stored_w) if swap else (stored_w, stored_h)
         geos = {r.name: geometry(r, up_w, up_h) for r in renditions}
         eighths = _jpeg_scale(im, geos, budget) if fmt == "jpeg" and geos else 8
+        if still_webp:
+            needed = max((g.scale for g in geos.values()), default=1.0)
+            limits.check_scaled_memory(im, webpdecode.scaled_size(stored_w, stored_h, needed), fmt, budget)
         icc = im.info.get("icc_profile")
         frames = _animated_frames(im, fmt, geos, opts, budget) if geos else 1
         loop = animation.webp_loop(im.info, fmt)

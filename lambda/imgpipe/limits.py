@@ -113,6 +113,19 @@ def check_header(im: Image.Image, fmt: str, max_pixels: int, budget: int | None)
     check_memory(im, fmt, budget)
 
 
+def check_scaled_memory(im: Image.Image, size: tuple[int, int], fmt: str, budget: int | None) -> None:
+    """As ``check_memory``, for a source its decoder shrinks while decoding to ``size`` (a still WebP:
+    ``webpdecode``): the reduced image and the resize's intermediates, no full-size canvas."""
+    if budget is None:
+        return
+    need = round(size[0] * size[1] * (storage_bytes(im.mode) + _RESIZE_EXTRA)) + FIXED_DECODE_BYTES
+    if need > budget:
+        raise TooManyPixels(
+            f"{im.size[0]}x{im.size[1]} {im.mode} {fmt}, decoded at {size[0]}x{size[1]}, needs about "
+            f"{need / MIB:,.0f} MB; the function's memory allows {budget / MIB:,.0f} MB"
+        )
+
+
 def check_pixels(width: int, height: int, max_pixels: int) -> None:
     pixels = width * height
     if pixels > max_pixels:
