@@ -59,16 +59,17 @@ def images_table(r: dict) -> list[str]:
     columns = [c.format(threads=threads, handler=handler) for c in IMAGE_COLUMNS]
     lines = [_row(columns), "|---" + "|--:" * (len(columns) - 1) + "|"]
     for i in r["images"]:
-        ms, cpu, ratio, rss = i["ms"], i["cpu_ms"], i["cpu_ratios"], i["peak_rss_mib"]
+        # results from before issue 16 have no CPU ratios: n/a
+        ms, cpu, ratio, rss = i["ms"], i["cpu_ms"], i.get("cpu_ratios", {}), i["peak_rss_mib"]
         psnr = "identical" if i["psnr_min_db"] is None else _fmt(i["psnr_min_db"], 1)
         cells = [
             f"{i['file']} ({i['description']})",
             f"{i['megapixels']:.1f}",
             f"{_fmt(cpu['engine'])} ({_fmt(cpu['engine_1thread'])})",
             _fmt(cpu["vips_1thread"]),
-            f"{ratio['engine/vips_1thread']:.2f}",
+            _fmt(ratio.get("engine/vips_1thread"), 2),
             _fmt(cpu["naive"]),
-            f"{ratio['engine/naive']:.2f}",
+            _fmt(ratio.get("engine/naive"), 2),
             _fmt(ms["engine"]),
             _fmt(ms["vips_1thread"]),
             f"{_fmt(rss['engine'])} / {_fmt(rss['naive'])} / {_fmt(rss['vips'])}",
