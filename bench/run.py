@@ -371,6 +371,9 @@ def print_report(results: dict) -> None:
                 f"local stack resize function: {fn['invocations']} batches, "
                 f"{fn.get('ms_per_image')} ms per image, max memory used {fn['max_memory_used_mb']} MB"
             )
+        if st.get("handler_stages_ms"):
+            steps = ", ".join(f"{k} {v}" for k, v in st["handler_stages_ms"].items())
+            print(f"local stack resize handler, median ms per image by step: {steps}")
         print(
             f"local stack: {st['done']}/{st['uploads']} done, upload-to-done p50 {st['latency_p50_ms']} ms, "
             f"p95 {st['latency_p95_ms']} ms, {st['images_per_s']} images/s ({st['image']}); "
