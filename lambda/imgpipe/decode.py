@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 from PIL import Image, ImageFile, UnidentifiedImageError
 
-from imgpipe import animation, attention, limits, pngdecode, webpdecode
+from imgpipe import animation, attention, limits, pngdecode
 from imgpipe import icc as colour
 from imgpipe.detect import sniff
 from imgpipe.errors import CorruptImage, NotAnImage, UnsupportedFormat
@@ -158,8 +158,19 @@ def _decode(im: ImageFile.ImageFile, fmt: str) -> Image.Image:
     return im
 
 
+def _still_webp(im: ImageFile.ImageFile, fmt: str) -> bool:
+    """Whether ``im`` is a still WebP that libwebp can decode scaled (``webpdecode``)."""
+    if fmt != "webp" or getattr(im, "n_frames", 1) != 1:
+        return False
+    from imgpipe import webpdecode  # ctypes: imported with the first WebP, not at every cold start
+
+    return webpdecode.available()
+
+
 def _decode_webp(im: ImageFile.ImageFile, data: bytes, needed: float) -> Image.Image:
     """A still WebP decoded by libwebp at the size the renditions need (``webpdecode``), else by Pillow."""
+    from imgpipe import webpdecode
+
     try:
         scaled = webpdecode.decode(data, needed)
     except webpdecode.DecodeError as exc:
@@ -168,6 +179,12 @@ def _decode_webp(im: ImageFile.ImageFile, data: bytes, needed: float) -> Image.I
         return _decode(im, "webp")
     im.close()
     return scaled
+
+
+def _webp_size(width: int, height: int, needed: float) -> tuple[int, int]:
+    from imgpipe import webpdecode
+
+    return webpdecode.scaled_size(width, height, needed)
 
 
 def _cmyk_to_rgb(im: Image.Image, icc: bytes | None) -> Image.Image:
@@ -339,7 +356,7 @@ def decode_source(
         im = _open(data, fmt)
         stored_w, stored_h = im.size
         # a still WebP decodes at the renditions' size (webpdecode): its memory is checked there
-        still_webp = fmt == "webp" and getattr(im, "n_frames", 1) == 1 and webpdecode.available()
+        still_webp = _still_webp(im, fmt)
         limits.check_header(im, fmt, opts.max_pixels, None if fmt == "jpeg" or still_webp else budget)
         if fmt == "png" and pool is not None:
             _decode_png(im, data, pool)  # before getexif(), which loads a PNG to look for a late eXIf
@@ -350,7 +367,7 @@ def decode_source(
         eighths = _jpeg_scale(im, geos, budget) if fmt == "jpeg" and geos else 8
         if still_webp:
             needed = max((g.scale for g in geos.values()), default=1.0)
-            limits.check_scaled_memory(im, webpdecode.scaled_size(stored_w, stored_h, needed), fmt, budget)
+            limits.check_scaled_memory(im, _webp_size(stored_w, stored_h, needed), fmt, budget)
         icc = im.info.get("icc_profile")
         frames = _animated_frames(im, fmt, geos, opts, budget) if geos else 1
         loop = animation.webp_loop(im.info, fmt)

@@ -34,6 +34,7 @@ from PIL import Image
 # (synthetic 41.1 dB); 1.25 -> 361 ms, 48.9 dB (41.4 dB): what LANCZOS adds after libwebp's
 # area-averaging rescaler is not worth a 29 % longer render.
 GAP = 1.0
+LIBRARY_GLOB = "libwebp-*.so*"  # in pillow.libs/ beside PIL/, as auditwheel names it
 ABI_VERSION = 0x0209  # WEBP_DECODER_ABI_VERSION of libwebp 1.0; libwebp accepts any 2.x
 MODE_RGB, MODE_RGBA = 0, 1  # WEBP_CSP_MODE
 STATUS = {
@@ -122,7 +123,7 @@ class _Config(ctypes.Structure):  # WebPDecoderConfig
 def _library() -> ctypes.CDLL | None:
     """Pillow's own libwebp (its wheel's ``pillow.libs``); None where Pillow was built otherwise."""
     libs = Path(Image.__file__).resolve().parent.parent / "pillow.libs"
-    for path in sorted(libs.glob("libwebp-*.so*")):
+    for path in sorted(libs.glob(LIBRARY_GLOB)):
         try:
             lib = ctypes.CDLL(str(path))
         except OSError:
