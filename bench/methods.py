@@ -38,6 +38,14 @@ def engine_threads() -> int:
     return engine._threads(engine.EngineOptions())
 
 
+def handler_threads() -> int:
+    """The engine's threads in the resize handler at the configured memory (``limits.engine_threads``)."""
+    from bench import cost
+    from imgpipe import limits
+
+    return limits.engine_threads(cost.configured_memory()[0])
+
+
 def rendition_sizes(data: bytes, renditions: Sequence[Rendition]) -> dict[str, tuple[int, int]]:
     """Each rendition's output size, from the header alone (``imgpipe.geometry``: all methods match it)."""
     with Image.open(io.BytesIO(data)) as im:

@@ -33,7 +33,6 @@ from importlib import metadata
 from pathlib import Path
 
 from bench import ROOT, coldstart, corpus, cost, methods, stack
-from imgpipe import limits
 from imgpipe.detect import MIME_TYPES
 from imgpipe.renditions import default_renditions
 
@@ -54,7 +53,7 @@ TARGETS = {
 RSS_METHODS = ("engine", "naive", "vips")
 # The engine's threads in the resize handler at the configured memory (imgpipe.limits.engine_threads):
 # the CPU targets measure the engine run that way.
-HANDLER_THREADS = limits.engine_threads(cost.configured_memory()[0])
+HANDLER_THREADS = methods.handler_threads()
 
 
 def _median(values: list[float]) -> float:
