@@ -644,7 +644,8 @@ def test_one_json_log_line_per_image_and_emf_metrics(pipeline, capsys, monkeypat
     # where the image's time went, step by step, for finding what is slow (docs/performance.md)
     stages = done["stages_ms"]
     assert list(stages) == ["read_record", "fetch", "record_processing", "render", "store", "record_done"]
-    assert all(ms >= 0 for ms in stages.values()) and sum(stages.values()) <= done["duration_ms"]
+    assert all(ms >= 0 for ms in stages.values())
+    assert sum(stages.values()) <= done["duration_ms"] + 0.1 * len(stages)  # each rounded to 0.1 ms
     failed = next(line for line in per_image if line["outcome"] == "failed")
     assert failed["key"] == "bad.png" and failed["error_code"] == "not_an_image"
     emf = [line for line in lines if "_aws" in line]
