@@ -128,6 +128,10 @@ bench: $(BENCH_VENV)/.installed $(if $(BENCH_CORPUS),,bench/corpus/.fetched) bui
 	$(BENCH_PY) -m bench.run
 	$(BENCH_PY) -m bench.formats
 
+.PHONY: bench-giants
+bench-giants: $(BENCH_VENV)/.installed bench/corpus/.fetched ## 100 MP JPEG, 50 MP PNG, 16000x6000 panorama: CPU, peak RSS, whether a batch fits
+	$(BENCH_PY) -m bench.giants
+
 .PHONY: bench-formats
 bench-formats: $(VENV)/.installed ## CPU per rendition for JPEG, WebP and AVIF at several speeds; attention crop; animation (docs/formats.md)
 	$(PY) -m bench.formats

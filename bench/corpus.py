@@ -7,11 +7,12 @@
   and progressive JPEG, plus a 24 MP digital painting and a 9 MP PNG;
 - scikit-image's small sample images, unzipped from its wheel (``pip download``,
   nothing is installed);
-- three files derived from those photographs, because no package ships them:
+- four files derived from those photographs, because no package ships them:
   a copy of a JPEG with EXIF orientation 6 spliced into its header (the compressed
   image data is byte-for-byte the original), a photograph stored as PNG (its decoded
-  pixels, losslessly), and a photograph as RGBA PNG whose alpha channel is the
-  photograph's own smoothed luminance. None is upscaled.
+  pixels, losslessly), a photograph as RGBA PNG whose alpha channel is the
+  photograph's own smoothed luminance, and a photograph as lossy WebP (quality 90).
+  None is upscaled.
 
 ``manifest.json`` records where every file came from. ``load(dir)`` lists any
 directory of images (``BENCH_CORPUS`` points the benchmark at your own).
@@ -276,6 +277,18 @@ def fetch(out: Path) -> list[dict]:
             "file": name,
             "description": "photo, RGBA PNG",
             "source": f"derived from {source}: alpha = the photo's smoothed, stretched luminance",
+        }
+    )
+
+    source = "Infinite-Sea_by_Aury88.jpg"
+    name = "Infinite-Sea_by_Aury88.webp"
+    with Image.open(out / source) as im:
+        im.convert("RGB").save(out / name, "WEBP", quality=90)
+    entries.append(
+        {
+            "file": name,
+            "description": "night-sky photo, lossy WebP",
+            "source": f"derived from {source}: its decoded pixels saved as lossy WebP, quality 90",
         }
     )
 

@@ -33,6 +33,19 @@ def render_engine(data: bytes, renditions: Sequence[Rendition], threads: int = 0
     return {(o.name, o.format): o.data for o in result.outputs}
 
 
+def engine_threads() -> int:
+    """The threads ``engine.render`` uses by default on this machine (wall-time figures say it)."""
+    return engine._threads(engine.EngineOptions())
+
+
+def handler_threads() -> int:
+    """The engine's threads in the resize handler at the configured memory (``limits.engine_threads``)."""
+    from bench import cost
+    from imgpipe import limits
+
+    return limits.engine_threads(cost.configured_memory()[0])
+
+
 def rendition_sizes(data: bytes, renditions: Sequence[Rendition]) -> dict[str, tuple[int, int]]:
     """Each rendition's output size, from the header alone (``imgpipe.geometry``: all methods match it)."""
     with Image.open(io.BytesIO(data)) as im:

@@ -39,37 +39,41 @@ def _row(cells: list[str]) -> str:
 IMAGE_COLUMNS = [
     "image",
     "MP",
-    "engine ms (1 thread)",
-    "MP/s",
-    "libvips 1 thread ms",
-    "engine / libvips",
-    "naive ms",
-    "engine / naive",
-    "floor ms",
-    "engine / floor",
+    "CPU ms engine, {threads} threads (1 thread)",
+    "CPU ms libvips 1 thread",
+    "CPU engine as the handler runs it ({handler} thread) / libvips",
+    "CPU ms naive",
+    "CPU engine / naive",
+    "wall ms engine, {threads} threads",
+    "wall ms libvips, 1 thread",
     "peak RSS MiB engine / naive / libvips",
+    "RSS engine / libvips",
     "worst PSNR dB",
     "output KB",
 ]
 
 
 def images_table(r: dict) -> list[str]:
-    lines = [_row(IMAGE_COLUMNS), "|---" + "|--:" * (len(IMAGE_COLUMNS) - 1) + "|"]
+    first = r["images"][0] if r["images"] else {}
+    threads, handler = first.get("engine_threads", "?"), first.get("handler_threads", "?")
+    columns = [c.format(threads=threads, handler=handler) for c in IMAGE_COLUMNS]
+    lines = [_row(columns), "|---" + "|--:" * (len(columns) - 1) + "|"]
     for i in r["images"]:
-        ms, ratio, rss = i["ms"], i["ratios"], i["peak_rss_mib"]
+        # results from before issue 16 have no CPU ratios: n/a
+        ms, cpu, ratio, rss = i["ms"], i["cpu_ms"], i.get("cpu_ratios", {}), i["peak_rss_mib"]
         psnr = "identical" if i["psnr_min_db"] is None else _fmt(i["psnr_min_db"], 1)
         cells = [
             f"{i['file']} ({i['description']})",
             f"{i['megapixels']:.1f}",
-            f"{_fmt(ms['engine'])} ({_fmt(ms['engine_1thread'])})",
-            _fmt(i["engine_mp_per_s"]),
+            f"{_fmt(cpu['engine'])} ({_fmt(cpu['engine_1thread'])})",
+            _fmt(cpu["vips_1thread"]),
+            _fmt(ratio.get("engine/vips_1thread"), 2),
+            _fmt(cpu["naive"]),
+            _fmt(ratio.get("engine/naive"), 2),
+            _fmt(ms["engine"]),
             _fmt(ms["vips_1thread"]),
-            f"{ratio['engine/vips_1thread']:.2f}",
-            _fmt(ms["naive"]),
-            f"{ratio['engine/naive']:.2f}",
-            _fmt(ms["floor"]),
-            f"{ratio['engine/floor']:.2f}",
             f"{_fmt(rss['engine'])} / {_fmt(rss['naive'])} / {_fmt(rss['vips'])}",
+            _fmt(i.get("rss_ratio"), 2),
             psnr,
             _fmt(i["output_bytes"]["engine"] / 1024),
         ]

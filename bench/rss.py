@@ -1,6 +1,7 @@
 """Peak memory of one rendition set in a fresh process.
 
-``python -m bench.rss METHOD PATH`` (METHOD: engine, naive or vips) renders the
+``python -m bench.rss METHOD PATH`` (METHOD: engine, as the resize handler runs
+it at the configured memory; naive; or vips, one thread) renders the
 image once with the default renditions and prints JSON: the process's peak RSS
 after importing what the method needs and after rendering, in MiB. A fresh
 process per image, so one image's peak does not hide another's.
@@ -39,8 +40,8 @@ def main(argv: list[str]) -> int:
         vips.set_threads(1)
     data = Path(path).read_bytes()
     baseline = _peak_mib()
-    if method == "engine":
-        out = methods.render_engine(data, renditions)
+    if method == "engine":  # with the resize handler's threads at the configured memory
+        out = methods.render_engine(data, renditions, threads=methods.handler_threads())
     elif method == "naive":
         out = methods.render_naive(data, renditions)
     elif method == "vips":

@@ -17,6 +17,7 @@ process.
 
 from __future__ import annotations
 
+import argparse
 import cProfile
 import datetime
 import hashlib
@@ -35,16 +36,24 @@ from bench import ROOT, coldstart, corpus, cost, methods, stack
 from imgpipe.detect import MIME_TYPES
 from imgpipe.renditions import default_renditions
 
+# Speed targets are on CPU time (all threads of the process, ``time.process_time``): below
+# 1,769 MB a Lambda function has less than one vCPU, so threads shorten no bill. The engine
+# runs as the handler calls it (its own threads); libvips on one thread.
 TARGETS = {
-    "jpeg_large_vs_vips": 0.8,
-    "jpeg_large_vs_naive": 0.5,
-    "png_large_vs_vips": 1.25,
+    "jpeg_large_cpu_vs_vips": 0.85,
+    "png_large_cpu_vs_vips": 1.1,
+    "webp_cpu_vs_vips": 1.0,
+    "jpeg_large_cpu_vs_naive": 0.5,
+    "rss_vs_vips": 1.5,
     "rss_20mp_jpeg_mib": 125,
     "import_ms": 150,
     "zip_bytes": 15_000_000,
     "psnr_db": 40.0,
 }
 RSS_METHODS = ("engine", "naive", "vips")
+# The engine's threads in the resize handler at the configured memory (imgpipe.limits.engine_threads):
+# the CPU targets measure the engine run that way.
+HANDLER_THREADS = methods.handler_threads()
 
 
 def _median(values: list[float]) -> float:
@@ -119,19 +128,33 @@ def bench_image(image: corpus.CorpusImage, renditions, rounds: int, vips: method
             walls[name] += wall
             cpus[name] += cpu
     ms = {k: _median(v) for k, v in walls.items()}
+    handler = "engine_1thread" if HANDLER_THREADS == 1 else "engine"
     cpu_ms = {k: _median(v) for k, v in cpus.items()}
     ms["floor"] = round(ms["floor_decode"] + ms["floor_encode"], 1)
+    cpu_ms["floor"] = round(cpu_ms["floor_decode"] + cpu_ms["floor_encode"], 1)
     mp = image.width * image.height / 1e6
     result = {
         **image.describe(),
         "load_average_1min": load_1min,
         "ms": ms,
         "cpu_ms": cpu_ms,
+        "engine_threads": methods.engine_threads(),
+        "handler_threads": HANDLER_THREADS,
         "engine_mp_per_s": round(mp / (ms["engine"] / 1000), 1),
+        "engine_cpu_mp_per_s": round(mp / (cpu_ms["engine"] / 1000), 1),
         "output_bytes": {
             k: sum(len(b) for b in outputs[k].values())
             for k in ("engine", "naive", "vips_1thread", "floor_encode")
         },
+        # CPU time: what a Lambda function at under one vCPU is billed for (the targets' figure)
+        # engine = as the resize handler runs it at the configured memory (HANDLER_THREADS)
+        "cpu_ratios": {
+            "engine/vips_1thread": round(cpu_ms[handler] / cpu_ms["vips_1thread"], 2),
+            "engine_all_cpus/vips_1thread": round(cpu_ms["engine"] / cpu_ms["vips_1thread"], 2),
+            "engine/naive": round(cpu_ms[handler] / cpu_ms["naive"], 2),
+            "engine/floor": round(cpu_ms[handler] / (cpu_ms["floor_decode"] + cpu_ms["floor_encode"]), 2),
+        },
+        # wall time: the engine with its own threads (engine) or one (engine_1thread)
         "ratios": {
             "engine/vips_1thread": round(ms["engine"] / ms["vips_1thread"], 2),
             "engine/vips_default": round(ms["engine"] / ms["vips_default"], 2),
@@ -147,7 +170,8 @@ def bench_image(image: corpus.CorpusImage, renditions, rounds: int, vips: method
         k: (round(v, 2) if v != float("inf") else None) for k, v in methods.quality(data, renditions).items()
     }
     result["psnr_min_db"] = min((v for v in result["psnr_db"].values() if v is not None), default=None)
-    result["peak_rss_mib"] = {m: _rss(m, image.path) for m in RSS_METHODS}
+    rss = result["peak_rss_mib"] = {m: _rss(m, image.path) for m in RSS_METHODS}
+    result["rss_ratio"] = round(rss["engine"] / rss["vips"], 2) if rss["engine"] and rss["vips"] else None
     return result
 
 
@@ -221,22 +245,28 @@ def evaluate(images: list[dict], cold: dict, package: dict) -> list[dict]:
 
     large_jpeg = [i for i in images if i["category"] == "jpeg-large"]
     large_png = [i for i in images if i["category"] == "png-large"]
+    webp = [i for i in images if i["format"] == "webp"]
+    for label, key, group in (
+        ("large JPEG", "jpeg_large_cpu_vs_vips", large_jpeg),
+        ("large PNG", "png_large_cpu_vs_vips", large_png),
+        ("WebP input", "webp_cpu_vs_vips", webp),
+    ):
+        add(
+            f"{label}: engine / libvips (1 thread), CPU",
+            TARGETS[key],
+            [(i["file"], i["cpu_ratios"]["engine/vips_1thread"]) for i in group],
+            "x",
+        )
     add(
-        "large JPEG: engine / libvips (1 thread)",
-        TARGETS["jpeg_large_vs_vips"],
-        [(i["file"], i["ratios"]["engine/vips_1thread"]) for i in large_jpeg],
+        "large JPEG: engine / naive Pillow, CPU",
+        TARGETS["jpeg_large_cpu_vs_naive"],
+        [(i["file"], i["cpu_ratios"]["engine/naive"]) for i in large_jpeg],
         "x",
     )
     add(
-        "large JPEG: engine / naive Pillow",
-        TARGETS["jpeg_large_vs_naive"],
-        [(i["file"], i["ratios"]["engine/naive"]) for i in large_jpeg],
-        "x",
-    )
-    add(
-        "large PNG: engine / libvips (1 thread)",
-        TARGETS["png_large_vs_vips"],
-        [(i["file"], i["ratios"]["engine/vips_1thread"]) for i in large_png],
+        "peak RSS: engine / libvips (1 thread)",
+        TARGETS["rss_vs_vips"],
+        [(i["file"], i["rss_ratio"]) for i in images if i.get("rss_ratio") is not None],
         "x",
     )
     twenty = [i for i in images if i["format"] == "jpeg" and 18 <= i["megapixels"] <= 22]
@@ -285,25 +315,33 @@ def print_report(results: dict) -> None:
         f"libvips {m['libvips']} (pyvips {m['pyvips']}); load average {results['load_average']['start']} "
         f"-> {results['load_average']['end']}; {results['rounds']} rounds, medians"
     )
+    first = results["images"][0] if results["images"] else {}
+    threads, handler = first.get("engine_threads", "?"), first.get("handler_threads", "?")
     head = (
-        f"{'image':42} {'MP':>5} {'engine':>7} {'MP/s':>5} {'vips1':>7} {'e/v1':>5} {'vipsN':>6} "
-        f"{'naive':>7} {'e/n':>5} {'floor':>6} {'e/f':>5} {'RSS':>6} {'PSNR':>5} {'out KB':>7}"
+        f"{'image':38} {'MP':>5} | {'engine':>6} {'eng1':>6} {'vips1':>6} {'naive':>6} {'e/v1':>5} "
+        f"{'e/n':>5} | {'engine':>6} {'vips1':>6} {'vipsN':>6} | {'RSS':>5} {'e/v':>5} {'PSNR':>5}"
     )
-    print("\n" + head)
+    print(f"\n{'':44} | CPU ms (all threads){'':20} | wall ms{'':15} |")
+    print(head)
     print("-" * len(head))
     for i in results["images"]:
-        ms, r = i["ms"], i["ratios"]
+        cpu, ms, r = i["cpu_ms"], i["ms"], i["cpu_ratios"]
         rss = i["peak_rss_mib"]["engine"]
         print(
-            f"{i['file'][:42]:42} {i['megapixels']:5.1f} {ms['engine']:7.0f} {i['engine_mp_per_s']:5.0f} "
-            f"{ms['vips_1thread']:7.0f} {r['engine/vips_1thread']:5.2f} {ms['vips_default']:6.0f} "
-            f"{ms['naive']:7.0f} {r['engine/naive']:5.2f} {ms['floor']:6.0f} {r['engine/floor']:5.2f} "
-            f"{(rss or 0):6.0f} {(i['psnr_min_db'] or 99):5.1f} {i['output_bytes']['engine'] / 1024:7.0f}"
+            f"{i['file'][:38]:38} {i['megapixels']:5.1f} | {cpu['engine']:6.0f} {cpu['engine_1thread']:6.0f} "
+            f"{cpu['vips_1thread']:6.0f} {cpu['naive']:6.0f} {r['engine/vips_1thread']:5.2f} "
+            f"{r['engine/naive']:5.2f} | {ms['engine']:6.0f} {ms['vips_1thread']:6.0f} "
+            f"{ms['vips_default']:6.0f} | {(rss or 0):5.0f} {(i['rss_ratio'] or 0):5.2f} "
+            f"{(i['psnr_min_db'] or 99):5.1f}"
         )
     print(
-        "\nms: wall time for the whole rendition set; e/v1 = engine / libvips 1 thread; "
-        "vipsN = libvips default threads; e/n = engine / naive Pillow; e/f = engine / floor; "
-        "RSS = engine peak MiB in a fresh process; PSNR = worst rendition, dB (99 = identical)"
+        f"\nCPU ms: process CPU time for the whole rendition set, every thread counted (what Lambda bills "
+        f"below one vCPU); engine = on all {threads} CPUs, eng1 = engine on one thread, vips1 = libvips on "
+        f"one thread; e/v1, e/n = engine as the resize handler runs it at the configured memory ({handler} "
+        f"thread(s)) / libvips 1 thread, and / naive Pillow, in CPU time. Wall ms: engine on {threads} "
+        "threads, libvips on 1 (vips1) and on its default threads (vipsN). RSS = engine peak MiB in a "
+        "fresh process, e/v = engine / libvips (1 thread); "
+        "PSNR = worst rendition, dB (99 = identical)"
     )
     cold = results["cold_start"]
     for module, row in cold.get("handlers", {}).items():
@@ -332,6 +370,9 @@ def print_report(results: dict) -> None:
                 f"local stack resize function: {fn['invocations']} batches, "
                 f"{fn.get('ms_per_image')} ms per image, max memory used {fn['max_memory_used_mb']} MB"
             )
+        if st.get("handler_stages_ms"):
+            steps = ", ".join(f"{k} {v}" for k, v in st["handler_stages_ms"].items())
+            print(f"local stack resize handler, median ms per image by step: {steps}")
         print(
             f"local stack: {st['done']}/{st['uploads']} done, upload-to-done p50 {st['latency_p50_ms']} ms, "
             f"p95 {st['latency_p95_ms']} ms, {st['images_per_s']} images/s ({st['image']}); "
@@ -354,17 +395,30 @@ def print_report(results: dict) -> None:
     for check in results["targets"]:
         mark = "met " if check["met"] else "MISS"
         print(
-            f"  {mark} {check['target']:42} {check['image'][:42]:42} {check['value']} {check['unit']} "
+            f"  {mark} {check['target']:46} {check['image'][:40]:40} {check['value']} {check['unit']} "
             f"(limit {check['limit']})"
         )
 
 
-def main() -> int:
+def _args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.split("\n")[0])
+    parser.add_argument(
+        "--only", action="append", default=[], metavar="TEXT", help="only the images whose name holds TEXT"
+    )
+    parser.add_argument("--skip-cold", action="store_true", help="no cold-start or package measurement")
+    parser.add_argument("--skip-stack", action="store_true", help="no local stack (as BENCH_UPLOADS=0)")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _args(argv)
     rounds = int(os.environ.get("BENCH_ROUNDS") or 3)
-    uploads = int(os.environ.get("BENCH_UPLOADS") or 20)
+    uploads = 0 if args.skip_stack else int(os.environ.get("BENCH_UPLOADS") or 20)
     corpus_dir = Path(os.environ.get("BENCH_CORPUS") or corpus.DEFAULT_DIR)
     out_path = Path(os.environ.get("BENCH_OUT") or ROOT / "bench" / "results" / "latest.json")
     images = corpus.load(corpus_dir)
+    if args.only:
+        images = [i for i in images if any(text in i.name for text in args.only)]
     if not images:
         print(f"bench: no images in {corpus_dir} (make bench-corpus, or BENCH_CORPUS=dir)", file=sys.stderr)
         return 2
@@ -392,8 +446,11 @@ def main() -> int:
             flush=True,
         )
 
-    results["cold_start"] = coldstart.measure(max(5, rounds))
-    results["package"] = coldstart.package_size(_ensure_package())
+    if args.skip_cold:
+        results["cold_start"], results["package"] = {}, {"error": "skipped (--skip-cold)"}
+    else:
+        results["cold_start"] = coldstart.measure(max(5, rounds))
+        results["package"] = coldstart.package_size(_ensure_package())
     typical = _median_image(images)
     if uploads > 0:
         upload = (
@@ -403,7 +460,7 @@ def main() -> int:
         )
         results["local_stack"] = stack.measure(upload.path, MIME_TYPES[upload.format], uploads)
     else:
-        results["local_stack"] = {"error": "skipped (BENCH_UPLOADS=0)"}
+        results["local_stack"] = {"error": "skipped (BENCH_UPLOADS=0 or --skip-stack)"}
     row = next(r for r in results["images"] if r["file"] == typical.name)
     handler_ms = results["local_stack"].get("resize_function", {}).get("ms_per_image")
     if results["local_stack"].get("image") != typical.name:
@@ -411,7 +468,7 @@ def main() -> int:
     results["cost"] = cost.estimate(typical.name, row["ms"]["engine"], row["cpu_ms"]["engine"], handler_ms)
     results["targets"] = evaluate(results["images"], results["cold_start"], results["package"])
     # a profile of the worst miss of each speed target, for the engine's author
-    missed = [c for c in results["targets"] if not c["met"] and "engine" in c["target"]]
+    missed = [c for c in results["targets"] if not c["met"] and "CPU" in c["target"]]
     results["profiles"] = []
     for target in dict.fromkeys(c["target"] for c in missed):
         worst = max((c for c in missed if c["target"] == target), key=lambda c: c["value"])

@@ -12,6 +12,7 @@ polling are ``local.client``'s, shared with ``make demo`` and the tests.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import socket
@@ -120,6 +121,22 @@ def resize_reports(log_text: str) -> dict:
     }
 
 
+def handler_stages(log_text: str) -> dict:
+    """Median ms of each step of the resize handler per done image (``stages_ms`` of its log lines)."""
+    stages: dict[str, list[float]] = {}
+    for line in log_text.splitlines():
+        start = line.find("{")
+        if start < 0 or '"image processed"' not in line:
+            continue
+        try:
+            entry = json.loads(line[start:])
+        except ValueError:
+            continue
+        for name, ms in (entry.get("stages_ms") or {}).items():
+            stages.setdefault(name, []).append(float(ms))
+    return {name: round(statistics.median(values), 1) for name, values in stages.items()}
+
+
 def measure(image: Path, content_type: str, uploads: int) -> dict:
     if not (ROOT / "local" / "run.py").exists():
         return {"error": "local/run.py does not exist"}
@@ -165,7 +182,9 @@ def measure(image: Path, content_type: str, uploads: int) -> dict:
     }
     if failed:
         out["failure_example"] = failed[0].get("error")
-    out["resize_function"] = resize_reports(stack.log_path.read_text(errors="replace"))
+    log_text = stack.log_path.read_text(errors="replace")
+    out["resize_function"] = resize_reports(log_text)
+    out["handler_stages_ms"] = handler_stages(log_text)
     if out["resize_function"] and done:
         out["resize_function"]["ms_per_image"] = round(out["resize_function"]["total_ms"] / len(done))
     if done:

@@ -128,6 +128,7 @@ def setup() -> Setup:
         memory_budget=budget,
         avif_speed=config.avif_speed,
         max_animation_pixels=config.max_animation_pixels,
+        threads=limits.engine_threads(config.memory_mb),
     )
     secret = resizes.load_id_secret(_table(config))
     renderer = sandbox.Renderer(config.memory_mb)
@@ -216,6 +217,7 @@ class _Job:
     log: dict[str, Any]
     options: s3_events.Options = s3_events.NO_OPTIONS
     started: float = field(default_factory=time.perf_counter)
+    lap: float = field(default_factory=time.perf_counter)
     fetched: bool = False
     rerender: bool = False  # this version is done already: render again, and keep it done meanwhile
 
@@ -264,6 +266,12 @@ class _Job:
             return config_version.KEPT
         return config_version.CURRENT if self.setup.shows_current(record) else ordering.DUPLICATE
 
+    def stage(self, name: str) -> None:
+        """Note how long the step just ended took: ``stages_ms`` in the image's log line."""
+        now = time.perf_counter()
+        self.log.setdefault("stages_ms", {})[name] = round((now - self.lap) * 1000, 1)
+        self.lap = now
+
     def known_original(self) -> dict[str, Any]:
         """What the record should say of the original: this event's, merged over the record's if unread."""
         return (
@@ -309,19 +317,25 @@ def _render_and_store(job: _Job) -> str:
         reason = job.verdict(resizes.read_record(table, image_id))
         if reason:
             return _passed_over(reason, job.started, job.log)
+        job.stage("read_record")
     response, version, job.source = resizes.get_version(s3, job.obj, job.source)
     data = resizes.read_version(job.obj, response, job.original, version, config.max_source_bytes)
     job.fetched = True
     job.log["bytes"] = len(data)
+    job.stage("fetch")
     if table is not None and not job.rerender:  # a re-rendered image stays done meanwhile
         resizes.record_processing(table, image_id, job.original, job.source, made_by)
+        job.stage("record_processing")
     result = _render(data, job.setup)
     del data
+    job.stage("render")
     job.original.update(width=result.width, height=result.height, format=result.source_format)
     renditions = resizes.store_renditions(s3, bucket, image_id, job.obj, result, version, job.source, made_by)
+    job.stage("store")
     was = None
     if table is not None:
         was = resizes.record_done(s3, bucket, table, image_id, job.original, renditions, job.source, made_by)
+        job.stage("record_done")
     outcome = _processed(job.started, job.log, result, renditions, job.original["size"])
     _announce(job, was, job.original, renditions=renditions)
     return outcome

@@ -6,8 +6,10 @@ package (``tools/package.py`` ships ``lambda/`` only); ``imgpipe`` must be
 importable, as it is in the tests and in ``bench`` (``lambda/`` on ``sys.path``).
 
 ``reference_image``  full decode, upright, one LANCZOS resize of the rendition's
-                     centre region (``imgpipe.geometry``): what the engine's
-                     DCT scaling, box reduction and cascade are measured against.
+                     centre region (``imgpipe.geometry``), then to sRGB from the
+                     source's ICC profile as the engine does (``imgpipe.icc``):
+                     what the engine's DCT scaling, box reduction and cascade
+                     are measured against.
 ``psnr``             peak signal-to-noise ratio in dB, 8 bits per sample:
 
 - both images are compared in the fewest channels that hold them: one grey
@@ -28,6 +30,7 @@ import math
 
 from PIL import Image, ImageChops, ImageOps
 
+from imgpipe import icc as colour
 from imgpipe.decode import normalise
 from imgpipe.geometry import geometry
 from imgpipe.renditions import Rendition
@@ -55,10 +58,16 @@ def psnr(a: Image.Image, b: Image.Image) -> float:
 
 
 def reference_image(data: bytes, rendition: Rendition) -> Image.Image:
-    """The slow, straightforward rendition: full decode, upright, one LANCZOS resize. For checks only."""
+    """The slow, straightforward rendition: full decode, upright, one LANCZOS resize, in sRGB (for checks).
+
+    The colour conversion is the engine's own (``imgpipe.icc``, after resizing, as the
+    engine does): a source in Adobe RGB is compared in sRGB, as its renditions are.
+    """
     im = ImageOps.exif_transpose(Image.open(io.BytesIO(data)))
-    im = normalise(im, im.info.get("icc_profile"))
+    source_mode, icc = im.mode, im.info.get("icc_profile")
+    im = normalise(im, icc)
     geo = geometry(rendition, *im.size)
     x0, y0 = (im.size[0] - geo.crop[0]) / 2, (im.size[1] - geo.crop[1]) / 2
     box = (x0, y0, x0 + geo.crop[0], y0 + geo.crop[1])
-    return im.resize((geo.width, geo.height), RESAMPLE, box=box)
+    out = im.resize((geo.width, geo.height), RESAMPLE, box=box)
+    return out if source_mode == "CMYK" else colour.plan(icc, out.mode).apply(out)

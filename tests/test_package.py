@@ -6,6 +6,7 @@ Builds download wheels from PyPI once (cached under build/wheels/); slow.
 from __future__ import annotations
 
 import base64
+import fnmatch
 import hashlib
 import json
 import shutil
@@ -81,6 +82,17 @@ def test_zip_holds_pillows_own_avif_plugin_and_the_libavif_it_bundles(arm_zip):
     assert "PIL/AvifImagePlugin.py" in names
     assert "PIL/_avif.cpython-312-aarch64-linux-gnu.so" in names
     assert [n for n in names if n.startswith("pillow.libs/libavif") and ".so" in n]
+
+
+def test_zip_holds_the_libwebp_the_scaled_webp_decode_loads(arm_zip):
+    """imgpipe.webpdecode loads Pillow's bundled libwebp from pillow.libs/ beside PIL/ (no system
+    libwebp on Lambda): without it every WebP would decode in full through Pillow."""
+    from imgpipe import webpdecode
+
+    with zipfile.ZipFile(arm_zip) as zf:
+        names = set(zf.namelist())
+    libs = [n for n in names if n.startswith("pillow.libs/")]
+    assert [n for n in libs if fnmatch.fnmatch(n.split("/", 1)[1], webpdecode.LIBRARY_GLOB)]
 
 
 def test_zip_leaves_out_runtime_and_machine_specific_files(arm_zip):

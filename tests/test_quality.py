@@ -7,7 +7,10 @@ import math
 import pytest
 from PIL import Image
 
-from quality import psnr
+from imgpipe.engine import render_images
+from imgpipe.renditions import Rendition
+from quality import psnr, reference_image
+from tests import hostile, images
 
 ONE_LEVEL_DB = 10 * math.log10(255**2)  # every sample one level off: MSE 1, 48.13 dB
 
@@ -34,3 +37,13 @@ def test_alpha_is_compared_premultiplied():
 def test_sizes_must_match():
     with pytest.raises(ValueError, match="sizes differ"):
         psnr(Image.new("RGB", (8, 8)), Image.new("RGB", (8, 9)))
+
+
+def test_the_reference_of_an_adobe_rgb_photo_is_in_srgb_like_its_renditions():
+    # The engine converts a source's colours to sRGB (imgpipe.icc); a reference left in Adobe RGB
+    # put a 640x427 photo that the engine reproduces exactly at 29.8 dB (the bench's rocket.jpg).
+    profile = hostile.rgb_profile()
+    data = images.encode(images.photo(640, 427), "JPEG", quality=95, icc_profile=profile)
+    same_size = Rendition("same", 640, 640, "contain", ("jpeg",))
+    _, made = render_images(data, [same_size])
+    assert psnr(made["same"], reference_image(data, same_size)) == math.inf

@@ -641,6 +641,11 @@ def test_one_json_log_line_per_image_and_emf_metrics(pipeline, capsys, monkeypat
     assert done["key"] == "logged.png"
     assert done["bytes"] > 0 and done["width"] == 400 and done["height"] == 200
     assert done["duration_ms"] >= 0 and done["level"] == "INFO"
+    # where the image's time went, step by step, for finding what is slow (docs/performance.md)
+    stages = done["stages_ms"]
+    assert list(stages) == ["read_record", "fetch", "record_processing", "render", "store", "record_done"]
+    assert all(ms >= 0 for ms in stages.values())
+    assert sum(stages.values()) <= done["duration_ms"] + 0.1 * len(stages)  # each rounded to 0.1 ms
     failed = next(line for line in per_image if line["outcome"] == "failed")
     assert failed["key"] == "bad.png" and failed["error_code"] == "not_an_image"
     emf = [line for line in lines if "_aws" in line]
@@ -719,6 +724,25 @@ def test_avif_and_animated_renditions_are_stored_and_recorded_like_any_other(pip
 
     options = resize_handler.setup().options  # the settings reach the engine
     assert (options.avif_speed, options.max_animation_pixels) == (10, 50_000_000)
+
+
+@pytest.mark.parametrize(
+    ("memory_mb", "threads"), [(128, 1), (1536, 1), (1769, 1), (1770, 2), (3538, 2), (10240, 4)]
+)
+def test_the_engine_runs_one_thread_per_vcpu_of_credit_the_memory_buys(monkeypatch, memory_mb, threads):
+    # AWS: at 1,769 MB a function has the equivalent of one vCPU (one vCPU-second of credits per
+    # second), in proportion to memory; a second thread below that costs CPU and saves no time.
+    import resize_handler
+
+    monkeypatch.setenv("RESIZED_BUCKET", "r")
+    monkeypatch.setenv("UPLOADS_BUCKET", "u")
+    monkeypatch.setenv("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", str(memory_mb))
+    monkeypatch.setattr("os.cpu_count", lambda: 6)  # Lambda shows 6 vCPUs at 10,240 MB
+    resize_handler.reset()
+    try:
+        assert resize_handler.setup().options.threads == threads
+    finally:
+        resize_handler.reset()
 
 
 # --- configuration ---

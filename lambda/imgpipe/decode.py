@@ -3,7 +3,8 @@
 One decode per source: the format is sniffed (``detect``) and only its Pillow
 plugin imported; what the image may cost is checked from its header first
 (``limits``: pixels, row width, memory, JPEG scans); JPEGs decode at the
-smallest DCT scale that still holds the largest rendition, big PNGs inflate on
+smallest DCT scale that still holds the largest rendition, still WebPs at a
+reduced size by libwebp's own scaling (``webpdecode``), big PNGs inflate on
 one thread while another un-filters (``pngdecode``). The pixels stay in stored
 orientation, in a mode LANCZOS can resize (L, LA, RGB or RGBA), with the
 colour plan (``icc``) and, for a source kept animated, its open file
@@ -155,6 +156,35 @@ def _decode(im: ImageFile.ImageFile, fmt: str) -> Image.Image:
     except DECODE_ERRORS as exc:
         raise CorruptImage(f"{fmt} data cannot be decoded: {exc}") from None
     return im
+
+
+def _still_webp(im: ImageFile.ImageFile, fmt: str) -> bool:
+    """Whether ``im`` is a still WebP that libwebp can decode scaled (``webpdecode``)."""
+    if fmt != "webp" or getattr(im, "n_frames", 1) != 1:
+        return False
+    from imgpipe import webpdecode  # ctypes: imported with the first WebP, not at every cold start
+
+    return webpdecode.available()
+
+
+def _decode_webp(im: ImageFile.ImageFile, data: bytes, needed: float) -> Image.Image:
+    """A still WebP decoded by libwebp at the size the renditions need (``webpdecode``), else by Pillow."""
+    from imgpipe import webpdecode
+
+    try:
+        scaled = webpdecode.decode(data, needed)
+    except webpdecode.DecodeError as exc:
+        raise CorruptImage(f"webp data cannot be decoded: {exc}") from None
+    if scaled is None:
+        return _decode(im, "webp")
+    im.close()
+    return scaled
+
+
+def _webp_size(width: int, height: int, needed: float) -> tuple[int, int]:
+    from imgpipe import webpdecode
+
+    return webpdecode.scaled_size(width, height, needed)
 
 
 def _cmyk_to_rgb(im: Image.Image, icc: bytes | None) -> Image.Image:
@@ -325,7 +355,9 @@ def decode_source(
     with pixel_limit():
         im = _open(data, fmt)
         stored_w, stored_h = im.size
-        limits.check_header(im, fmt, opts.max_pixels, None if fmt == "jpeg" else budget)
+        # a still WebP decodes at the renditions' size (webpdecode): its memory is checked there
+        still_webp = _still_webp(im, fmt)
+        limits.check_header(im, fmt, opts.max_pixels, None if fmt == "jpeg" or still_webp else budget)
         if fmt == "png" and pool is not None:
             _decode_png(im, data, pool)  # before getexif(), which loads a PNG to look for a late eXIf
         orientation = _orientation(im)
@@ -333,10 +365,16 @@ def decode_source(
         up_w, up_h = (stored_h, stored_w) if swap else (stored_w, stored_h)
         geos = {r.name: geometry(r, up_w, up_h) for r in renditions}
         eighths = _jpeg_scale(im, geos, budget) if fmt == "jpeg" and geos else 8
+        if still_webp:
+            needed = max((g.scale for g in geos.values()), default=1.0)
+            limits.check_scaled_memory(im, _webp_size(stored_w, stored_h, needed), fmt, budget)
         icc = im.info.get("icc_profile")
         frames = _animated_frames(im, fmt, geos, opts, budget) if geos else 1
         loop = animation.webp_loop(im.info, fmt)
-        im = _decode(im, fmt)
+        if fmt == "webp" and frames == 1 and geos:
+            im = _decode_webp(im, data, max(g.scale for g in geos.values()))
+        else:
+            im = _decode(im, fmt)
         first_duration = animation.duration(im.info)
     if eighths < 8:
         # The DCT-scaled decode is the original at exactly eighths/8 (its last pixel partial).
