@@ -21,7 +21,8 @@
    function's ``CDN_BASE_URL`` points there); the poller delivers the queue to the
    resize function with the mapping's settings (``local.poller``); the
    emulator's Lambda ``Invoke`` (boto3, Step Functions' ``lambda:invoke``) runs
-   the same functions (``local.invocations``, ``local.moto_lambda``).
+   the same functions (``local.invocations``, ``local.moto_lambda``), and each
+   ENABLED EventBridge Scheduler schedule fires with its role (``local.schedules``).
 
 Ctrl-C or SIGTERM stops everything, in reverse order, and leaves no process
 and no open port; a ``kill -9`` takes the children with it
@@ -32,7 +33,9 @@ and no open port; a ``kill -9`` takes the children with it
 ``{"resize_max_receive_count": 2}``), ``LOCAL_STACK_FRESH=1`` (ignore the
 snapshot: provision from nothing), ``LOCAL_UNKIND_DELIVERY=1`` (``make run
 UNKIND=1``: the poller delivers as unkindly as SQS may; ``LOCAL_UNKIND_SEED``,
-``LOCAL_UNKIND_RATE``, ``LOCAL_UNKIND_MAX_DELAY``; see ``local.unkind``).
+``LOCAL_UNKIND_RATE``, ``LOCAL_UNKIND_MAX_DELAY``; see ``local.unkind``),
+``LOCAL_SCHEDULE_SECONDS=N`` (fire EventBridge Scheduler schedules every N
+seconds instead of at their rate; see ``local.schedules``).
 """
 
 from __future__ import annotations
@@ -61,6 +64,7 @@ from local.front import Api, Front, load_api
 from local.functions import FAKE_CREDENTIALS, FunctionConfig, LocalFunction
 from local.invocations import InvokeServer, UnknownFunction
 from local.poller import MappingSettings, Poller
+from local.schedules import SCHEDULER_SERVICE, Scheduler, ScheduleSettingsError, local_rate
 from local.unkind import UnkindDelivery, UnkindSettings, UnkindSettingsError
 
 log = logging.getLogger("local.run")
@@ -134,6 +138,8 @@ class Stack:
     restored: bool = False  # the emulator started from the last run's snapshot
     apply_summary: str = ""
     unkind: UnkindSettings | None = None  # make run UNKIND=1: SQS's at-least-once, on purpose
+    schedule_seconds: float | None = None  # LOCAL_SCHEDULE_SECONDS: fire schedules this often instead
+    scheduler: Scheduler | None = None
     _warmers: concurrent.futures.ThreadPoolExecutor | None = None
     _functions_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -277,6 +283,10 @@ class Stack:
         self.front = Front(self.api, self._invoke, self.api_port, cdn=cdn).start()
         # Lambda's Invoke on the emulator (boto3, Step Functions' lambda:invoke) runs these functions.
         self.invocations = InvokeServer(self.endpoint, self._function_for_invoke).start()
+        # EventBridge Scheduler: moto stores schedules, the stack fires them with each one's role.
+        self.scheduler = Scheduler(
+            self.client("scheduler"), self.endpoint, self._scheduler_client, local_rate=self.schedule_seconds
+        ).start()
         sqs = self.client("sqs")
         for mapping in self.mappings:
             unkind = UnkindDelivery.for_queue(self.unkind, sqs, mapping.queue_url) if self.unkind else None
@@ -287,6 +297,10 @@ class Stack:
                 queue = role_client(self.endpoint, "sqs", role, mapping.function_name)
                 poller = Poller(queue, mapping, self._invoke, name, unkind=unkind)
                 self.pollers.append(poller.start())
+
+    def _scheduler_client(self, service: str, role_arn: str, session_name: str) -> Any:
+        """A client acting as a schedule's role, assumed by EventBridge Scheduler as AWS does."""
+        return role_client(self.endpoint, service, role_arn, session_name, assumed_by=SCHEDULER_SERVICE)
 
     def claim_ports(self) -> None:
         """Free MOTO_PORT from a stale emulator of ours; say who holds a port otherwise."""
@@ -431,6 +445,7 @@ class Stack:
             f"  Table     {o.get('table_name', '?')}",
             f"  Poller    {poll}",
             f"  Delivery  {self.unkind.describe() if self.unkind else _KIND_DELIVERY}",
+            f"  Schedules {self.scheduler.describe() if self.scheduler else 'off'}",
             f"  Logs      handlers below; emulator {self.state_dir / 'moto.log'}; "
             f"terraform {self.state_dir / 'terraform.log'}",
             "",
@@ -449,6 +464,9 @@ class Stack:
 
     def stop(self) -> None:
         """Stop everything that started, whatever stage start() reached."""
+        if self.scheduler:
+            self.scheduler.stop()
+            self.scheduler = None
         for poller in self.pollers:
             poller.request_stop()
         if self.front:
@@ -513,8 +531,9 @@ def main() -> int:
             tf_vars=_extra_tf_vars(),
             fresh=os.environ.get("LOCAL_STACK_FRESH", "").strip() not in ("", "0"),
             unkind=UnkindSettings.from_env(),
+            schedule_seconds=local_rate(),
         )
-    except (StackError, UnkindSettingsError) as exc:
+    except (StackError, UnkindSettingsError, ScheduleSettingsError) as exc:
         print(exc, file=sys.stderr)
         return 2
     code = 0
