@@ -15,15 +15,19 @@ calls this same Invoke.
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 import uuid
 
 import pytest
+import requests
 from botocore.exceptions import ClientError
 
 from local.emulator import client as emulator_client
-from local.emulator import free_port, lambda_credentials
+from local.emulator import free_port, lambda_credentials, running
+from local.functions import FunctionConfig, LocalFunction
+from local.invocations import InvokeServer
 from tests.conftest import require_terraform
 from tests.test_local_stack import REPO_ROOT, RunningStack, iam_calls, lambda_zip, role_of, start_stack
 
@@ -164,3 +168,85 @@ def test_a_function_created_after_the_start_is_run_on_its_first_invoke(stack):
     assert time.monotonic() - started < 60
     log = stack.log.read_text()
     assert f"Function: {name}" in log  # its own REPORT line: its own runtime
+
+
+FAKE_ROOT = REPO_ROOT / "tests/fixtures/fake_lambda"
+LAMBDA_TRUST = {
+    "Version": "2012-10-17",
+    "Statement": [
+        {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}
+    ],
+}
+
+
+def test_a_step_functions_lambda_invoke_task_runs_the_handler_and_catches_its_error():
+    # Step Functions' lambda:invoke integration calls Invoke and returns {"Payload": ...}; a
+    # function error fails the Task with the function's errorType as Error (Step Functions
+    # developer guide, "Invoke a Lambda function"). moto's interpreter calls the emulator's
+    # Invoke, which runs our runtime's function (stand-in handlers here, IAM not enforced).
+    with running() as emulator:
+        execute = json.dumps({"stepfunctions": {"execute_state_machine": True}})
+        requests.post(f"{emulator.endpoint}/moto-api/config", data=execute, timeout=10).raise_for_status()
+        iam, lam, sfn = emulator.client("iam"), emulator.client("lambda"), emulator.client("stepfunctions")
+        role = iam.create_role(RoleName="fake", AssumeRolePolicyDocument=json.dumps(LAMBDA_TRUST))["Role"][
+            "Arn"
+        ]
+        code = {"ZipFile": (REPO_ROOT / "build/lambda.zip").read_bytes()}
+        for handler in ("echo", "fail"):
+            lam.create_function(
+                FunctionName=f"fake-{handler}",
+                Runtime="python3.12",
+                Role=role,
+                Handler=f"fake_handler.{handler}",
+                Code=code,
+            )
+        started: list[LocalFunction] = []
+
+        def find(name: str, arn: str) -> LocalFunction:
+            config = FunctionConfig.from_api(lam.get_function_configuration(FunctionName=arn))
+            credentials = functools.partial(emulator.lambda_credentials, config.role, name)
+            started.append(
+                LocalFunction(config, emulator.endpoint, task_root=FAKE_ROOT, credentials=credentials)
+            )
+            return started[-1]
+
+        server = InvokeServer(emulator.endpoint, find).start()
+        try:
+            definition = {
+                "StartAt": "Echo",
+                "States": {
+                    "Echo": {
+                        "Type": "Task",
+                        "Resource": "arn:aws:states:::lambda:invoke",
+                        "Parameters": {"FunctionName": "fake-echo", "Payload.$": "$"},
+                        "ResultSelector": {"event.$": "$.Payload.event", "name.$": "$.Payload.function_name"},
+                        "ResultPath": "$.echo",
+                        "Next": "Fail",
+                    },
+                    "Fail": {
+                        "Type": "Task",
+                        "Resource": "arn:aws:states:::lambda:invoke",
+                        "Parameters": {"FunctionName": "fake-fail", "Payload": {}},
+                        "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "Done"}],
+                        "End": True,
+                    },
+                    "Done": {"Type": "Pass", "End": True},
+                },
+            }
+            machine = sfn.create_state_machine(name="invoke", definition=json.dumps(definition), roleArn=role)
+            execution = sfn.start_execution(stateMachineArn=machine["stateMachineArn"], input='{"n": 7}')
+            deadline = time.monotonic() + 60
+            while (found := sfn.describe_execution(executionArn=execution["executionArn"]))[
+                "status"
+            ] == "RUNNING":
+                assert time.monotonic() < deadline
+                time.sleep(0.2)
+        finally:
+            server.stop()
+            for fn in started:
+                fn.close()
+    assert found["status"] == "SUCCEEDED", found
+    output = json.loads(found["output"])
+    assert output["echo"] == {"event": {"n": 7}, "name": "fake-echo"}  # our handler ran, with its name
+    assert output["error"]["Error"] == "ValueError"
+    assert json.loads(output["error"]["Cause"])["errorMessage"] == "boom"
