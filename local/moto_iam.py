@@ -7,12 +7,17 @@ turns this on after creating its administrator: ``local.emulator``), but
 
 1. DynamoDB requests are checked against the resource ``*``, so a statement
    scoped to a table ARN never matches and every call is denied. Here the
-   resource is the table's ARN (an index's for a Query or Scan of one), as in IAM.
-   EventBridge's ``PutEvents`` likewise: here it is the event bus's ARN.
+   resource is the table's ARN (an index's for a Query or Scan of one; the one
+   table a BatchGetItem or BatchWriteItem names), as in IAM.
+   EventBridge's ``PutEvents`` likewise: here it is the event bus's ARN; Step
+   Functions' calls likewise: here the map run's, execution's or state
+   machine's ARN the request names; Lambda's ``Invoke`` (checked as
+   ``lambda:Invoke``): here ``lambda:InvokeFunction`` on the function's ARN.
 2. Batch SQS calls are checked as ``sqs:DeleteMessageBatch`` (and so on);
    IAM authorises them with the single-message action (``sqs:DeleteMessage``).
-   A denial of a JSON-protocol call (DynamoDB, SQS, EventBridge) comes as the service's
-   JSON error (DynamoDB: HTTP 400 ``AccessDeniedException``), where moto sends
+   A denial of a JSON-protocol call (DynamoDB, SQS, EventBridge, Step
+   Functions, Lambda) comes as the service's JSON error (DynamoDB: HTTP 400
+   ``AccessDeniedException``), where moto sends
    IAM's XML, which the SDK cannot read.
 3. A bodiless request (a REST GET such as Lambda's GetFunction) fails moto's
    signature check: moto hashes its query, or its headers when it has none,
@@ -71,6 +76,7 @@ JSON_DENIALS = {
     "sqs": ("com.amazon.coral.service#AccessDeniedException", 403),
     "events": ("AccessDeniedException", 400),
     "awslambda": ("AccessDeniedException", 403),
+    "stepfunctions": ("AccessDeniedException", 400),
 }
 
 _calls: collections.deque[dict[str, Any]] = collections.deque(maxlen=20000)
@@ -103,6 +109,11 @@ def _presigned(response: Any) -> tuple[str, str | None] | None:
 def _table_arn(response: Any, resource: str) -> str:
     params = getattr(response, "params", None) or {}
     table = params.get("TableName") if isinstance(params, dict) else None
+    if not table and isinstance(params, dict) and isinstance(params.get("RequestItems"), dict):
+        # BatchGetItem / BatchWriteItem: authorised on each table they name (DynamoDB's
+        # "Actions, resources, and condition keys": resource type table); one table here.
+        tables = list(params["RequestItems"])
+        table = tables[0] if len(tables) == 1 else None
     if not table:
         return resource
     arn = table
@@ -156,7 +167,31 @@ def _function_arn(response: Any, resource: str) -> str:
     return arn
 
 
+# The request field naming the resource a Step Functions action is authorised on, most specific
+# first (Service Authorization Reference: StartExecution on the state machine, DescribeExecution
+# on the execution, DescribeMapRun on the map run, ...).
+SFN_RESOURCE_FIELDS = ("mapRunArn", "executionArn", "stateMachineArn", "activityArn")
+
+
+def _states_arn(response: Any, resource: str) -> str:
+    """Step Functions checked on ``*`` never matches a statement scoped to a machine's ARN; here the
+    resource is the ARN the request names."""
+    try:
+        body = response.body.decode() if isinstance(response.body, bytes) else response.body
+        params = json.loads(body or "{}")
+    except (ValueError, AttributeError):
+        return resource
+    if not isinstance(params, dict):
+        return resource
+    for name in SFN_RESOURCE_FIELDS:
+        if isinstance(params.get(name), str) and params[name].startswith("arn:"):
+            return params[name]
+    return resource
+
+
 def _resource(response: Any, resource: str) -> str:
+    if getattr(response, "service_name", None) == "stepfunctions":
+        return _states_arn(response, resource)
     if getattr(response, "service_name", None) == "awslambda":
         return _function_arn(response, resource)
     if getattr(response, "service_name", None) == "dynamodb":
