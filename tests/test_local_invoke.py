@@ -168,8 +168,11 @@ def test_a_function_created_after_the_start_is_run_on_its_first_invoke(stack):
     assert answer["StatusCode"] == 200 and "FunctionError" not in answer, answer["Payload"].read()
     assert json.loads(answer["Payload"].read())["statusCode"] == 404
     assert time.monotonic() - started < 60
-    log = stack.log.read_text()
-    assert f"Function: {name}" in log  # its own REPORT line: its own runtime
+    # Its own REPORT line (printed just after the answer): its own runtime.
+    deadline = time.monotonic() + 15
+    while f"Function: {name}" not in stack.log.read_text():
+        assert time.monotonic() < deadline, f"no REPORT line for {name}"
+        time.sleep(0.2)
 
 
 def test_the_running_stack_fires_a_schedule_with_its_role_at_the_local_rate(stack):
