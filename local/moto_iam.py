@@ -9,15 +9,14 @@ turns this on after creating its administrator: ``local.emulator``), but
    scoped to a table ARN never matches and every call is denied. Here the
    resource is the table's ARN (an index's for a Query or Scan of one; the one
    table a BatchGetItem or BatchWriteItem names), as in IAM.
-   EventBridge's ``PutEvents`` likewise: here it is the event bus's ARN; Step
-   Functions' calls likewise: here the map run's, execution's or state
-   machine's ARN the request names; Lambda's ``Invoke`` (checked as
-   ``lambda:Invoke``): here ``lambda:InvokeFunction`` on the function's ARN.
+   EventBridge's ``PutEvents`` likewise: here it is the event bus's ARN.
+   Lambda's calls on a function (Invoke, authorised as
+   ``lambda:InvokeFunction``, not moto's ``lambda:Invoke``) are checked on the
+   function's ARN; Step Functions' on the state machine or execution named.
 2. Batch SQS calls are checked as ``sqs:DeleteMessageBatch`` (and so on);
    IAM authorises them with the single-message action (``sqs:DeleteMessage``).
-   A denial of a JSON-protocol call (DynamoDB, SQS, EventBridge, Step
-   Functions, Lambda) comes as the service's JSON error (DynamoDB: HTTP 400
-   ``AccessDeniedException``), where moto sends
+   A denial of a JSON-protocol call (DynamoDB, SQS, EventBridge) comes as the service's
+   JSON error (DynamoDB: HTTP 400 ``AccessDeniedException``), where moto sends
    IAM's XML, which the SDK cannot read.
 3. A bodiless request (a REST GET such as Lambda's GetFunction) fails moto's
    signature check: moto hashes its query, or its headers when it has none,
@@ -55,7 +54,7 @@ import re
 import threading
 from collections.abc import Callable, Iterable
 from typing import Any
-from urllib.parse import unquote, urlparse
+from urllib.parse import urlparse
 
 LAMBDA_SERVICE = "lambda.amazonaws.com"
 ASSUME_ROLE_PATH = "/_local/lambda/assume-role"
@@ -65,7 +64,7 @@ IAM_ACTIONS = {
     "sqs:DeleteMessageBatch": "sqs:DeleteMessage",
     "sqs:SendMessageBatch": "sqs:SendMessage",
     "sqs:ChangeMessageVisibilityBatch": "sqs:ChangeMessageVisibility",
-    # Lambda's Invoke operation is authorised as lambda:InvokeFunction (Service Authorization Reference).
+    # Lambda's Invoke API is authorised as lambda:InvokeFunction (Service Authorization Reference).
     "lambda:Invoke": "lambda:InvokeFunction",
 }
 
@@ -78,6 +77,7 @@ JSON_DENIALS = {
     "awslambda": ("AccessDeniedException", 403),
     "stepfunctions": ("AccessDeniedException", 400),
 }
+LAMBDA_FUNCTION_PATH = re.compile(r"^/\d{4}-\d{2}-\d{2}/functions/([^/]+)")
 
 _calls: collections.deque[dict[str, Any]] = collections.deque(maxlen=20000)
 _calls_lock = threading.Lock()
@@ -144,60 +144,47 @@ def _event_bus_arn(response: Any, resource: str) -> str:
     return f"arn:{response.partition}:events:{response.region}:{response.current_account}:event-bus/{bus}"
 
 
-def _function_arn(response: Any, resource: str) -> str:
-    """Invoke is authorised on the function's ARN (qualified when the call names a version or
-    alias), whichever form of name the caller used: Lambda's "Resources and conditions" page."""
-    path = unquote(urlparse(response.uri).path)
-    match = re.search(r"/functions/(?P<name>[^/]+)/invocations/?$", path)
-    if not match:
+def _lambda_function_arn(response: Any, resource: str) -> str:
+    """A call on one function (Invoke, GetFunction, ...) is authorised on the function's ARN, with
+    its qualifier when the call names one (Lambda's "Resources and conditions" guide)."""
+    from urllib.parse import unquote
+
+    found = LAMBDA_FUNCTION_PATH.match(response.raw_path or "")
+    if not found:
         return resource
-    name = match.group("name")
-    qualifier = (response.querystring.get("Qualifier") or [None])[0]
-    if name.startswith("arn:"):
-        arn = name
-    else:
-        parts = name.split(":")
-        if len(parts) >= 3 and parts[1] == "function":  # partial ARN: account:function:name[:qualifier]
-            account, name = parts[0], ":".join(parts[2:])
-        else:
-            account = response.current_account
-        arn = f"arn:{response.partition}:lambda:{response.region}:{account}:function:{name}"
-    if qualifier and arn.count(":") == 6:
-        arn = f"{arn}:{qualifier}"
-    return arn
+    name = unquote(found.group(1))
+    if not name.startswith("arn:"):
+        name = f"arn:{response.partition}:lambda:{response.region}:{response.current_account}:function:{name}"
+    qualifier = response.querystring.get("Qualifier") if isinstance(response.querystring, dict) else None
+    if qualifier and name.count(":") == 6:
+        name = f"{name}:{qualifier[0] if isinstance(qualifier, list) else qualifier}"
+    return name
 
 
-# The request field naming the resource a Step Functions action is authorised on, most specific
-# first (Service Authorization Reference: StartExecution on the state machine, DescribeExecution
-# on the execution, DescribeMapRun on the map run, ...).
-SFN_RESOURCE_FIELDS = ("mapRunArn", "executionArn", "stateMachineArn", "activityArn")
-
-
-def _states_arn(response: Any, resource: str) -> str:
-    """Step Functions checked on ``*`` never matches a statement scoped to a machine's ARN; here the
-    resource is the ARN the request names."""
+def _state_machine_arn(response: Any, resource: str) -> str:
+    """Step Functions authorises StartExecution on the state machine, execution calls on the
+    execution (Service Authorization Reference: stateMachine, execution resource types)."""
     try:
         body = response.body.decode() if isinstance(response.body, bytes) else response.body
         params = json.loads(body or "{}")
     except (ValueError, AttributeError):
         return resource
-    if not isinstance(params, dict):
-        return resource
-    for name in SFN_RESOURCE_FIELDS:
-        if isinstance(params.get(name), str) and params[name].startswith("arn:"):
-            return params[name]
+    for field in ("executionArn", "stateMachineArn", "mapRunArn"):
+        if isinstance(params.get(field), str):
+            return params[field]
     return resource
 
 
 def _resource(response: Any, resource: str) -> str:
-    if getattr(response, "service_name", None) == "stepfunctions":
-        return _states_arn(response, resource)
-    if getattr(response, "service_name", None) == "awslambda":
-        return _function_arn(response, resource)
-    if getattr(response, "service_name", None) == "dynamodb":
+    service = getattr(response, "service_name", None)
+    if service == "dynamodb":
         return _table_arn(response, resource)
-    if getattr(response, "service_name", None) == "events":
+    if service == "events":
         return _event_bus_arn(response, resource)
+    if service in ("lambda", "awslambda"):
+        return _lambda_function_arn(response, resource)
+    if service == "stepfunctions":
+        return _state_machine_arn(response, resource)
     # A presigned POST names its key in the form: S3 authorises the object, not the bucket.
     action = response.data.get("Action") if isinstance(response.data, dict) else None
     if action == "PutObject" and resource.count("/") == 0 and "key" in response.querystring:
@@ -368,8 +355,10 @@ def _matches(pattern: str, value: str) -> bool:
     return re.fullmatch(re.escape(pattern).replace(r"\*", ".*").replace(r"\?", "."), value) is not None
 
 
-def service_may_assume(trust_policy: Any, service: str = LAMBDA_SERVICE) -> bool:
-    """Whether a role's trust policy lets ``service`` call sts:AssumeRole (an explicit Deny wins)."""
+def service_may_assume(trust_policy: Any, service: str) -> bool:
+    """Whether a role's trust policy lets ``service`` (a service principal) call sts:AssumeRole.
+
+    An explicit Deny wins."""
     allowed = False
     for statement in _statements(trust_policy):
         actions = _listed(statement.get("Action"))
@@ -386,35 +375,26 @@ def service_may_assume(trust_policy: Any, service: str = LAMBDA_SERVICE) -> bool
 
 
 def lambda_may_assume(trust_policy: Any) -> bool:
-    """Whether a role's trust policy lets the Lambda service call sts:AssumeRole."""
+    """Whether a role's trust policy lets the Lambda service call sts:AssumeRole (an explicit Deny wins)."""
     return service_may_assume(trust_policy, LAMBDA_SERVICE)
 
 
-def assume_role_as_service(
-    role_arn: str, session_name: str, duration: int, service: str = LAMBDA_SERVICE
-) -> dict[str, Any]:
-    """What an AWS service does before it acts with a role it was given: assume it.
+def assume_role_as_service(role_arn: str, service: str, session_name: str, duration: int) -> dict[str, Any]:
+    """What an AWS service does before it acts with a customer's role: assume it as ``service``.
 
-    Lambda assumes a function's execution role; EventBridge Scheduler
-    (``scheduler.amazonaws.com``) a schedule's role before each target call.
-    """
+    PermissionError when the role does not exist or its trust policy does not name the service."""
     from moto.iam.exceptions import NotFoundException
     from moto.iam.models import iam_backends
     from moto.sts.models import sts_backends
 
-    refused = (
-        "The role defined for the function cannot be assumed by Lambda."
-        if service == LAMBDA_SERVICE
-        else f"{service} is not authorized to perform: sts:AssumeRole on resource: {role_arn}"
-    )
     account = role_arn.split(":")[4]
     partition = role_arn.split(":")[1]
     try:
         role = iam_backends[account][partition].get_role_by_arn(role_arn)
     except NotFoundException:
-        raise PermissionError(refused) from None
+        raise PermissionError(f"{role_arn} does not exist") from None
     if not service_may_assume(role.assume_role_policy_document, service):
-        raise PermissionError(refused)
+        raise PermissionError(f"the trust policy of {role_arn} does not let {service} assume it")
     assumed = sts_backends[account][partition].assume_role(
         region_name="us-east-1",
         role_session_name=session_name,
@@ -433,7 +413,10 @@ def assume_role_as_service(
 
 def assume_role_as_lambda(role_arn: str, session_name: str, duration: int) -> dict[str, Any]:
     """What Lambda does before it starts an execution environment: assume the function's role."""
-    return assume_role_as_service(role_arn, session_name, duration, LAMBDA_SERVICE)
+    try:
+        return assume_role_as_service(role_arn, LAMBDA_SERVICE, session_name, duration)
+    except PermissionError:
+        raise PermissionError("The role defined for the function cannot be assumed by Lambda.") from None
 
 
 class LocalIamRoutes:
@@ -451,12 +434,12 @@ class LocalIamRoutes:
         try:
             size = int(environ.get("CONTENT_LENGTH") or 0)
             request = json.loads(environ["wsgi.input"].read(size) or b"{}")
-            credentials = assume_role_as_service(
-                str(request["RoleArn"]),
-                str(request["RoleSessionName"]),
-                int(request.get("DurationSeconds", 3600)),
-                str(request.get("Service") or LAMBDA_SERVICE),
-            )
+            role_arn, session = str(request["RoleArn"]), str(request["RoleSessionName"])
+            duration, service = int(request.get("DurationSeconds", 3600)), request.get("Service")
+            if service and service != LAMBDA_SERVICE:  # e.g. scheduler.amazonaws.com: a schedule's role
+                credentials = assume_role_as_service(role_arn, str(service), session, duration)
+            else:
+                credentials = assume_role_as_lambda(role_arn, session, duration)
         except PermissionError as exc:
             return _json(start_response, "403 Forbidden", {"error": str(exc)})
         except (KeyError, ValueError, TypeError) as exc:

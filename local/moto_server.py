@@ -21,7 +21,7 @@ S3's event records and metadata limit follow AWS (``local.moto_s3``), and
 (``local.moto_dynamodb``), CloudFront origins keep their origin access control
 (``local.moto_cloudfront``), Step Functions answers the calls Terraform makes
 and runs the project's state machines as AWS does (``local.moto_sfn``), its
-Task calls made with the state machine's role (``local.moto_sfn_roles``), and
+Task calls made with the state machine's role, and
 Lambda's ``Invoke`` runs the local stack's functions once the stack registers
 its runtime (``local.moto_lambda``); everything else is moto's server, unchanged.
 
@@ -50,7 +50,6 @@ from local import (
     moto_lambda,
     moto_s3,
     moto_sfn,
-    moto_sfn_roles,
     snapshot,
 )
 
@@ -154,7 +153,6 @@ def main(argv: list[str] | None = None) -> None:
     moto_dynamodb.patch()  # UpdateTable's SSESpecification (local/moto_dynamodb.py)
     moto_cloudfront.patch()  # origins keep their OAC; cache policies, no forwarded values
     moto_sfn.patch()  # Step Functions' missing calls, ItemReader, ItemBatcher, roles (local/moto_sfn.py)
-    moto_sfn_roles.patch()  # Step Functions' Task calls signed as the state machine's role
     moto_lambda.patch()  # Invoke runs the local stack's functions once it registers (local/moto_lambda.py)
     from moto.moto_server import werkzeug_app
     from werkzeug.serving import run_simple

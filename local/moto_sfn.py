@@ -25,7 +25,22 @@ The local stack turns on moto's ASL interpreter (``execute_state_machine``,
    "can identify only a single node in a JSON structure" (Amazon States
    Language, Reference Paths), so a Choice rule on it never matched. Here only
    a wildcard, slice, filter or descendant path gives a list.
-5. A Distributed Map (``ItemReader`` over ``s3:listObjectsV2``, ``ItemBatcher``,
+5. A Task state's AWS calls (and the ItemReader's and ResultWriter's) are
+   made with fixed fake keys, so once the emulator enforces IAM every one of
+   them is refused, and before that none is checked. Step Functions makes them
+   with the state machine's execution role ("Step Functions assumes the
+   execution role ... to call AWS services", its IAM guide), whose trust
+   policy must let ``states.amazonaws.com`` assume it. Here they are signed
+   with that role's temporary credentials, so a grant missing from the role
+   fails the task with the service's AccessDenied error, as on AWS. A role
+   that does not exist or does not trust the service leaves the fake keys
+   (refused by an emulator that enforces IAM).
+   An AWS SDK integration's error is named ``ServiceName.ErrorName``, "both
+   ... in Pascal case", with the ``Exception`` suffix (Step Functions' AWS SDK
+   integrations guide); moto names only DynamoDB's and Step Functions' that
+   way (``sqs.sqsException``). Here the services this project calls too
+   (``Sqs.SqsException`` for a denied SendMessageBatch).
+6. A Distributed Map (``ItemReader`` over ``s3:listObjectsV2``, ``ItemBatcher``,
    tolerated failures, ``MaxConcurrency``, ``ResultWriter``): see
    ``local.moto_sfn_map``.
 
@@ -35,13 +50,15 @@ The local stack turns on moto's ASL interpreter (``execute_state_machine``,
 
 from __future__ import annotations
 
+import datetime
 import importlib
 import json
 import re
+import threading
 import uuid
 from typing import Any
 
-from local import moto_sfn_map
+from local import moto_iam, moto_sfn_map
 
 # ValidateStateMachineDefinition's diagnostic codes (ValidateStateMachineDefinitionDiagnostic).
 INVALID_JSON = "INVALID_JSON_DESCRIPTION"
@@ -169,10 +186,120 @@ def _patch_json_path() -> None:
             module.extract_json = extract_json
 
 
+STATES_SERVICE = "states.amazonaws.com"
+ROLE_SESSION_SECONDS = 3600
+_role_keys: dict[str, dict[str, Any]] = {}
+_role_keys_lock = threading.Lock()
+BOTO_CLIENT_USERS = (
+    "moto.stepfunctions.parser.asl.component.state.exec.state_map.result_writer.resource_eval.resource_eval_s3",
+    "moto.stepfunctions.parser.asl.component.state.exec.state_map.item_reader.eval.resource_eval_s3",
+    "moto.stepfunctions.parser.asl.component.state.exec.state_task.lambda_eval_utils",
+    "moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_unsupported",
+    "moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_glue",
+    "moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_events",
+    "moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_ecs",
+    "moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_sqs",
+    "moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_sfn",
+    "moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_dynamodb",
+    "moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_batch",
+    "moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_sns",
+    "moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_aws_sdk",
+)
+
+
+def _still_valid(keys: dict[str, Any], role_arn: str) -> bool:
+    """Whether cached keys outlive the next call and the emulator still knows them (a reset forgets)."""
+    from moto.sts.models import sts_backends
+
+    if keys["Expiration"] - datetime.datetime.now(datetime.UTC).timestamp() < 300:
+        return False
+    account, partition = role_arn.split(":")[4], role_arn.split(":")[1]
+    backend = sts_backends.get(account, {}).get(partition)
+    return backend is not None and any(a.access_key_id == keys["AccessKeyId"] for a in backend.assumed_roles)
+
+
+def role_keys(role_arn: str | None) -> dict[str, Any] | None:
+    """The execution role's temporary keys as Step Functions gets them; None if it cannot assume it."""
+    if not role_arn or not role_arn.startswith("arn:"):
+        return None
+    with _role_keys_lock:
+        cached = _role_keys.get(role_arn)
+        if cached is not None and _still_valid(cached, role_arn):
+            return cached
+        try:
+            keys = moto_iam.assume_role_as_service(
+                role_arn, STATES_SERVICE, f"StepFunctions-{uuid.uuid4().hex[:12]}", ROLE_SESSION_SECONDS
+            )
+        except (PermissionError, IndexError, KeyError):
+            return None
+        _role_keys[role_arn] = keys
+        return keys
+
+
+def _patch_task_credentials() -> None:
+    import boto3
+    from botocore.client import BaseClient
+    from botocore.config import Config
+    from moto.core.models import botocore_stubber
+    from moto.settings import moto_server_port
+    from moto.stepfunctions.parser.asl.component.common.timeouts.timeout import TimeoutSeconds
+    from moto.stepfunctions.parser.asl.utils import boto_client
+
+    original = boto_client.boto_client_for
+
+    def boto_client_for(region: str, service: str, state_credentials: Any = None) -> BaseClient:
+        """moto's client for a state's AWS call, signed as the state machine's role."""
+        keys = role_keys(getattr(state_credentials, "role_arn", None))
+        if keys is None or botocore_stubber.enabled:  # in-process moto (mock_aws) checks no keys
+            return original(region=region, service=service, state_credentials=state_credentials)
+        return boto3.client(
+            service_name=service,
+            region_name=region,
+            endpoint_url=f"http://localhost:{moto_server_port()}",
+            aws_access_key_id=keys["AccessKeyId"],
+            aws_secret_access_key=keys["SecretAccessKey"],
+            aws_session_token=keys["SessionToken"],
+            config=Config(
+                parameter_validation=False,
+                retries={"max_attempts": 0, "total_max_attempts": 1},
+                connect_timeout=TimeoutSeconds.DEFAULT_TIMEOUT_SECONDS,
+                read_timeout=TimeoutSeconds.DEFAULT_TIMEOUT_SECONDS,
+            ),
+        )
+
+    boto_client.boto_client_for = boto_client_for
+    for name in BOTO_CLIENT_USERS:
+        module = importlib.import_module(name)
+        if getattr(module, "boto_client_for", None) is original:
+            module.boto_client_for = boto_client_for
+
+
+# Service names in AWS SDK integration errors ("ServiceName.ErrorName", Pascal case), beyond moto's.
+SDK_ERROR_SERVICE_NAMES = {
+    "eventbridge": "EventBridge",
+    "lambda": "Lambda",
+    "s3": "S3",
+    "scheduler": "Scheduler",
+    "sns": "Sns",
+    "sqs": "Sqs",
+    "sts": "Sts",
+}
+
+
+def _patch_sdk_error_names() -> None:
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
+        state_task_service_aws_sdk,
+    )
+
+    state_task_service_aws_sdk._SERVICE_ERROR_NAMES.update(SDK_ERROR_SERVICE_NAMES)
+
+
 def patch() -> None:
     """Make moto's Step Functions answer and run as described above."""
     _patch_responses()
     _patch_execution_names()
     _patch_error_codes()
     _patch_json_path()
+    _patch_task_credentials()
+    _patch_sdk_error_names()
     moto_sfn_map.patch()

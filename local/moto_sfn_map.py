@@ -26,8 +26,11 @@ Part of ``local.moto_sfn`` (which calls ``patch()``); what differs from AWS and 
    moto's grammar also refuses an integer ``ToleratedFailurePercentage``
    (``10``; AWS takes any number from 0 to 100, and Terraform's ``jsonencode``
    writes integers so): it is given to moto as ``10.0``.
-4. ``MaxConcurrency`` is honoured; with 0 (AWS: up to 10,000 children at once)
-   at most ``LOCAL_MAX_CHILDREN`` run at once here, each a thread. moto also
+4. DescribeMapRun's item and execution counts count items (a batch counts
+   each of its items) and show every item as pending from the start, so
+   progress is (succeeded + failed) / total. ``MaxConcurrency`` is honoured;
+   with 0 (AWS: up to 10,000 children at once) at most
+   ``LOCAL_MAX_CHILDREN`` run at once here, each a thread. moto also
    ran each worker's children by recursion, which overflows the stack past a
    few hundred children a worker; here it loops.
 5. ``ResultWriter`` wrote an empty manifest. Here it writes what the
@@ -367,6 +370,10 @@ def _patch_map_run() -> None:
         job_pool.local_results = {}
         job_pool.local_lock = threading.Lock()
         record = eval_input.map_run_record
+        # DescribeMapRun's counts from the start: every item (and child) pending until its child runs.
+        for counter, number in ((record.item_counter, sum(sizes)), (record.execution_counter, len(inputs))):
+            counter.total.count(number)
+            counter.pending.count(number)
         limit = record.max_concurrency or LOCAL_MAX_CHILDREN
         for _ in range(min(len(inputs), limit, LOCAL_MAX_CHILDREN)):
             self._launch_worker(env=env, eval_input=worker_input, job_pool=job_pool)
@@ -405,9 +412,9 @@ def _patch_worker() -> None:
         record = self._map_run_record
         sizes = getattr(self._job_pool, "local_sizes", None)
         size = sizes[job.job_index] if sizes else 1
-        record.item_counter.total.count(size)
+        record.item_counter.pending.offset(-size)
         record.item_counter.running.count(size)
-        record.execution_counter.total.count()
+        record.execution_counter.pending.offset(-1)
         record.execution_counter.running.count()
         started = _timestamp()
         status, output, error, cause = "FAILED", None, None, None

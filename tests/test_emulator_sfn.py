@@ -357,6 +357,13 @@ def test_each_child_gets_a_batch_of_selected_items_and_the_batch_input(emulator)
     assert {json.dumps(child["BatchInput"], sort_keys=True) for child in children} == {
         json.dumps({"all": True, "force": False, "source": "reprocess"}, sort_keys=True)
     }
+    # DescribeMapRun counts items (25) and child executions (3), as a progress display reads them.
+    sfn = emulator.client("stepfunctions")
+    (map_run,) = sfn.list_map_runs(executionArn=described["executionArn"])["mapRuns"]
+    counts = sfn.describe_map_run(mapRunArn=map_run["mapRunArn"])
+    items, executions = counts["itemCounts"], counts["executionCounts"]
+    assert (items["total"], items["succeeded"], items["pending"], items["running"]) == (25, 25, 0, 0)
+    assert (executions["total"], executions["succeeded"], executions["failed"]) == (3, 3, 0)
 
 
 def test_max_input_bytes_per_batch_bounds_each_childs_input(emulator):
@@ -478,6 +485,403 @@ def test_result_writer_writes_the_manifest_and_the_succeeded_and_failed_files(em
     assert failed["Cause"] == "a poison item"
 
 
+# -- Slice D: Task states act with the state machine's role ----------------------------------------
+
+STATES_TRUST = {
+    "Version": "2012-10-17",
+    "Statement": [
+        {"Effect": "Allow", "Action": "sts:AssumeRole", "Principal": {"Service": "states.amazonaws.com"}}
+    ],
+}
+
+
+@pytest.fixture(scope="module")
+def strict_emulator():
+    """An emulator that enforces IAM, as the local stack's does (docs/local-stack-iam.md)."""
+    with running(strict=True) as emu:
+        yield emu
+
+
+def send_batch_machine(emulator, name: str, role_arn: str, queue_url: str) -> dict:
+    """A machine that sends one message through the AWS SDK integration sqs:sendMessageBatch."""
+    definition = {
+        "StartAt": "Send",
+        "States": {
+            "Send": {
+                "Type": "Task",
+                "Resource": "arn:aws:states:::aws-sdk:sqs:sendMessageBatch",
+                "Parameters": {"QueueUrl": queue_url, "Entries": [{"Id": "0", "MessageBody": "hello"}]},
+                "End": True,
+            }
+        },
+    }
+    sfn = emulator.client("stepfunctions")
+    arn = sfn.create_state_machine(name=name, definition=json.dumps(definition), roleArn=role_arn)[
+        "stateMachineArn"
+    ]
+    return wait_for_execution(sfn, sfn.start_execution(stateMachineArn=arn)["executionArn"])
+
+
+def queue_and_arn(sqs, name: str) -> tuple[str, str]:
+    url = sqs.create_queue(QueueName=name)["QueueUrl"]
+    return url, sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+
+
+def test_task_calls_are_made_as_the_state_machines_role_and_a_missing_grant_is_denied(strict_emulator):
+    """Step Functions calls AWS services with the state machine's execution role. A role allowed
+    sqs:SendMessage on one queue sends to it; sending to another fails the task with the AWS SDK
+    integration's error, ServiceName.ErrorName in Pascal case (Sqs.SqsException), naming the
+    assumed role and the action IAM refused (SendMessageBatch is authorised as sqs:SendMessage)."""
+    iam, sqs = strict_emulator.client("iam"), strict_emulator.client("sqs")
+    allowed_url, allowed_arn = queue_and_arn(sqs, "allowed")
+    denied_url, denied_arn = queue_and_arn(sqs, "denied")
+    role = iam.create_role(RoleName="sender", AssumeRolePolicyDocument=json.dumps(STATES_TRUST))["Role"][
+        "Arn"
+    ]
+    grant = {"Effect": "Allow", "Action": "sqs:SendMessage", "Resource": allowed_arn}
+    iam.put_role_policy(
+        RoleName="sender",
+        PolicyName="send",
+        PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [grant]}),
+    )
+
+    sent = send_batch_machine(strict_emulator, "send-allowed", role, allowed_url)
+    assert sent["status"] == "SUCCEEDED"
+    assert json.loads(sent["output"])["Failed"] == []
+    assert [m["Body"] for m in sqs.receive_message(QueueUrl=allowed_url)["Messages"]] == ["hello"]
+
+    refused = send_batch_machine(strict_emulator, "send-denied", role, denied_url)
+    assert (refused["status"], refused["error"]) == ("FAILED", "Sqs.SqsException")
+    assert "assumed-role/sender/" in refused["cause"]
+    assert f"sqs:SendMessage on resource: {denied_arn}" in refused["cause"]
+    assert "Messages" not in sqs.receive_message(QueueUrl=denied_url)
+    by_role = [c for c in strict_emulator.iam_calls() if ":assumed-role/sender/" in c["principal"]]
+    assert {(c["action"], c["resource"], c["allowed"]) for c in by_role} == {
+        ("sqs:SendMessage", allowed_arn, True),
+        ("sqs:SendMessage", denied_arn, False),
+    }
+
+
+def test_a_role_that_does_not_trust_step_functions_gets_no_access(strict_emulator):
+    """The execution role's trust policy must let states.amazonaws.com assume it; a role trusting
+    only Lambda gives Step Functions no credentials, so even a granted call is refused."""
+    iam, sqs = strict_emulator.client("iam"), strict_emulator.client("sqs")
+    url, arn = queue_and_arn(sqs, "untrusted")
+    lambda_trust = json.loads(
+        json.dumps(STATES_TRUST).replace("states.amazonaws.com", "lambda.amazonaws.com")
+    )
+    role = iam.create_role(RoleName="lambda-only", AssumeRolePolicyDocument=json.dumps(lambda_trust))["Role"][
+        "Arn"
+    ]
+    grant = {"Effect": "Allow", "Action": "sqs:SendMessage", "Resource": arn}
+    iam.put_role_policy(
+        RoleName="lambda-only",
+        PolicyName="send",
+        PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [grant]}),
+    )
+    refused = send_batch_machine(strict_emulator, "untrusted", role, url)
+    assert refused["status"] == "FAILED"
+    assert "Messages" not in sqs.receive_message(QueueUrl=url)
+
+
+def test_a_lambda_task_is_authorised_as_invoke_function_on_the_functions_arn(strict_emulator):
+    """Lambda's Invoke is authorised as lambda:InvokeFunction on the function's ARN, so a role
+    scoped to the function may call it and a role scoped to another may not: the task fails with
+    Lambda.AccessDeniedException. (What the function runs is the local stack's part.)"""
+    import io
+    import zipfile
+
+    iam, lam = strict_emulator.client("iam"), strict_emulator.client("lambda")
+    lambda_trust = json.loads(
+        json.dumps(STATES_TRUST).replace("states.amazonaws.com", "lambda.amazonaws.com")
+    )
+    function_role = iam.create_role(RoleName="fn", AssumeRolePolicyDocument=json.dumps(lambda_trust))["Role"]
+    package = io.BytesIO()
+    with zipfile.ZipFile(package, "w") as archive:
+        archive.writestr("handler.py", "def handler(event, context):\n    return event\n")
+    function_arn = lam.create_function(
+        FunctionName="maintenance",
+        Runtime="python3.12",
+        Role=function_role["Arn"],
+        Handler="handler.handler",
+        Code={"ZipFile": package.getvalue()},
+    )["FunctionArn"]
+    sfn = strict_emulator.client("stepfunctions")
+    results = {}
+    for role_name, granted in (("invoker", function_arn), ("other-invoker", f"{function_arn}-other")):
+        role = iam.create_role(RoleName=role_name, AssumeRolePolicyDocument=json.dumps(STATES_TRUST))["Role"][
+            "Arn"
+        ]
+        grant = {"Effect": "Allow", "Action": "lambda:InvokeFunction", "Resource": [granted, f"{granted}:*"]}
+        iam.put_role_policy(
+            RoleName=role_name,
+            PolicyName="invoke",
+            PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [grant]}),
+        )
+        definition = {
+            "StartAt": "Invoke",
+            "States": {
+                "Invoke": {
+                    "Type": "Task",
+                    "Resource": "arn:aws:states:::lambda:invoke",
+                    "Parameters": {"FunctionName": function_arn, "Payload": {"action": "reconcile"}},
+                    "End": True,
+                }
+            },
+        }
+        arn = sfn.create_state_machine(name=role_name, definition=json.dumps(definition), roleArn=role)[
+            "stateMachineArn"
+        ]
+        results[role_name] = wait_for_execution(sfn, sfn.start_execution(stateMachineArn=arn)["executionArn"])
+    decided = {
+        (c["principal"].split("/")[1], c["action"], c["resource"], c["allowed"])
+        for c in strict_emulator.iam_calls()
+        if "invoker/" in c["principal"]
+    }
+    assert decided == {
+        ("invoker", "lambda:InvokeFunction", function_arn, True),
+        ("other-invoker", "lambda:InvokeFunction", function_arn, False),
+    }
+    refused = results["other-invoker"]
+    assert (refused["status"], refused["error"]) == ("FAILED", "Lambda.AccessDeniedException")
+    assert f"lambda:InvokeFunction on resource: {function_arn}" in refused["cause"]
+
+
+# -- Slice E: what the reprocess and reconcile machines use ------------------------------------------
+
+
+def reprocess_like(queue_url: str) -> dict:
+    """The reprocess machine's shape (docs: issue 13's design) with a Pass state in place of the
+    maintenance function: list, select the key, batch with BatchInput, plan the SQS batches of 10
+    (States.ArrayPartition), send each through aws-sdk:sqs:sendMessageBatch in an inline Map inside
+    the Distributed Map's child, count with intrinsics, write the results."""
+    send = {
+        "Type": "Map",
+        "ItemsPath": "$.batches",
+        "ItemSelector": {"batch.$": "$$.Map.Item.Value"},
+        "ItemProcessor": {
+            "ProcessorConfig": {"Mode": "INLINE"},
+            "StartAt": "Entries",
+            "States": {
+                "Entries": {
+                    "Type": "Map",
+                    "ItemsPath": "$.batch",
+                    "ItemSelector": {
+                        "Id.$": "States.Format('{}', $$.Map.Item.Index)",
+                        "MessageBody.$": "States.JsonToString($$.Map.Item.Value)",
+                    },
+                    "ItemProcessor": {
+                        "ProcessorConfig": {"Mode": "INLINE"},
+                        "StartAt": "Entry",
+                        "States": {"Entry": {"Type": "Pass", "End": True}},
+                    },
+                    "ResultPath": "$.entries",
+                    "Next": "SendBatch",
+                },
+                "SendBatch": {
+                    "Type": "Task",
+                    "Resource": "arn:aws:states:::aws-sdk:sqs:sendMessageBatch",
+                    "Parameters": {"QueueUrl": queue_url, "Entries.$": "$.entries"},
+                    "Retry": [
+                        {
+                            "ErrorEquals": ["Sqs.RequestThrottledException", "Sqs.SqsException"],
+                            "IntervalSeconds": 1,
+                            "MaxAttempts": 3,
+                            "BackoffRate": 2,
+                        }
+                    ],
+                    "ResultSelector": {
+                        "failed.$": "States.ArrayLength($.Failed)",
+                        "sent.$": "States.ArrayLength($.Successful)",
+                    },
+                    "End": True,
+                },
+            },
+        },
+        "ResultPath": "$.sent",
+        "Next": "Count",
+    }
+    child = {
+        "Plan": {
+            "Type": "Pass",
+            "Parameters": {
+                "batches.$": "States.ArrayPartition($.Items, 10)",
+                "listed.$": "States.ArrayLength($.Items)",
+                "force.$": "$.BatchInput.force",
+            },
+            "Next": "Send",
+        },
+        "Send": send,
+        "Count": {
+            "Type": "Pass",
+            "Parameters": {
+                "listed.$": "$.listed",
+                "sent.$": "$.sent[*].sent",
+                "failed.$": "$.sent[*].failed",
+            },
+            "End": True,
+        },
+    }
+    return {
+        "StartAt": "Reprocess",
+        "States": {
+            "Reprocess": {
+                "Type": "Map",
+                "ItemReader": {
+                    "Resource": "arn:aws:states:::s3:listObjectsV2",
+                    "Parameters": {"Bucket": "uploads", "Prefix.$": "$.prefix"},
+                },
+                "ItemSelector": {"key.$": "$$.Map.Item.Value.Key"},
+                "ItemBatcher": {
+                    "MaxItemsPerBatch": 100,
+                    "BatchInput": {"all.$": "$.all", "force.$": "$.force"},
+                },
+                "MaxConcurrency": 4,
+                "ToleratedFailurePercentage": 5,
+                "ItemProcessor": {
+                    "ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"},
+                    "StartAt": "Plan",
+                    "States": child,
+                },
+                "ResultWriter": {
+                    "Resource": "arn:aws:states:::s3:putObject",
+                    "Parameters": {"Bucket": "results", "Prefix": "reprocess"},
+                },
+                "End": True,
+            }
+        },
+    }
+
+
+def test_a_reprocess_shaped_machine_runs_with_its_least_privilege_role(strict_emulator):
+    """The whole reprocess shape under enforced IAM with a role granting only what it uses
+    (s3:ListBucket on the uploads bucket, sqs:SendMessage on the queue, s3:PutObject for the
+    results): every listed key is sent once as a message, in SQS batches of 10, and the results
+    object records each child's counts."""
+    iam, sqs, s3 = (strict_emulator.client(name) for name in ("iam", "sqs", "s3"))
+    url, queue_arn = queue_and_arn(sqs, "resize")
+    s3.create_bucket(Bucket="uploads")
+    s3.create_bucket(Bucket="results")
+    originals = [f"originals/{i:04d}.jpg" for i in range(250)]
+    put_objects(s3, "uploads", [*originals, "elsewhere/x.jpg"])
+    role = iam.create_role(RoleName="reprocess", AssumeRolePolicyDocument=json.dumps(STATES_TRUST))["Role"][
+        "Arn"
+    ]
+    statements = [
+        {"Effect": "Allow", "Action": "sqs:SendMessage", "Resource": queue_arn},
+        {"Effect": "Allow", "Action": "s3:ListBucket", "Resource": "arn:aws:s3:::uploads"},
+        {"Effect": "Allow", "Action": "s3:PutObject", "Resource": "arn:aws:s3:::results/reprocess/*"},
+    ]
+    iam.put_role_policy(
+        RoleName="reprocess",
+        PolicyName="reprocess",
+        PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": statements}),
+    )
+    sfn = strict_emulator.client("stepfunctions")
+    arn = sfn.create_state_machine(
+        name="reprocess", definition=json.dumps(reprocess_like(url)), roleArn=role
+    )["stateMachineArn"]
+    run = sfn.start_execution(
+        stateMachineArn=arn, input=json.dumps({"prefix": "originals/", "all": False, "force": True})
+    )["executionArn"]
+    described = wait_for_execution(sfn, run, timeout=300)
+    assert described["status"] == "SUCCEEDED", failure_events(sfn, run)
+
+    bodies = []
+    while True:
+        got = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
+        if not got:
+            break
+        bodies += [json.loads(m["Body"])["key"] for m in got]
+        sqs.delete_message_batch(
+            QueueUrl=url,
+            Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(got)],
+        )
+    assert sorted(bodies) == originals
+
+    manifest_key = json.loads(described["output"])["ResultWriterDetails"]["Key"]
+    manifest = json.loads(s3.get_object(Bucket="results", Key=manifest_key)["Body"].read())
+    (succeeded,) = manifest["ResultFiles"]["SUCCEEDED"]
+    children = json.loads(s3.get_object(Bucket="results", Key=succeeded["Key"])["Body"].read())
+    counts = [json.loads(child["Output"]) for child in children]
+    assert sorted(c["listed"] for c in counts) == [50, 100, 100]
+    assert sum(sum(c["sent"]) for c in counts) == 250
+    assert all(set(c["failed"]) == {0} for c in counts)
+
+
+def test_retry_then_catch_on_an_aws_sdk_error(emulator):
+    """Retry re-runs a Task on the errors it names (MaxAttempts more times); Catch then hands the
+    error output ({"Error", "Cause"}) to its Next state. The AWS SDK integration names SQS's
+    QueueDoesNotExist as Sqs.QueueDoesNotExistException (ServiceName.ErrorName + Exception)."""
+    missing = f"{emulator.endpoint}/123456789012/no-such-queue"
+    definition = {
+        "StartAt": "SendBatch",
+        "States": {
+            "SendBatch": {
+                "Type": "Task",
+                "Resource": "arn:aws:states:::aws-sdk:sqs:sendMessageBatch",
+                "Parameters": {"QueueUrl": missing, "Entries": [{"Id": "0", "MessageBody": "x"}]},
+                "Retry": [
+                    {
+                        "ErrorEquals": ["Sqs.QueueDoesNotExistException"],
+                        "IntervalSeconds": 1,
+                        "MaxAttempts": 2,
+                    }
+                ],
+                "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "Caught"}],
+                "End": True,
+            },
+            "Caught": {"Type": "Pass", "End": True},
+        },
+    }
+    described, sfn = run_machine(emulator, "retried", definition, {"job": 1})
+    assert described["status"] == "SUCCEEDED"
+    output = json.loads(described["output"])
+    assert (output["job"], output["error"]["Error"]) == (1, "Sqs.QueueDoesNotExistException")
+    events = sfn.get_execution_history(executionArn=described["executionArn"], maxResults=1000)["events"]
+    assert [e["type"] for e in events].count("TaskFailed") == 3
+
+
+def test_a_reconcile_shaped_loop_follows_next_until_it_is_null(emulator):
+    """The reconcile machine's loop: a Choice on $.next (IsNull) goes round again with the token
+    until the page step answers null; States.MathAdd counts the pages."""
+    definition = {
+        "StartAt": "Page",
+        "States": {
+            "Page": {
+                "Type": "Pass",
+                "Parameters": {"pages.$": "States.MathAdd($.pages, 1)", "tokens.$": "$.tokens"},
+                "Next": "Token",
+            },
+            "Token": {
+                "Type": "Choice",
+                "Choices": [
+                    {
+                        "Variable": "$.pages",
+                        "NumericLessThan": 3,
+                        "Next": "More",
+                    }
+                ],
+                "Default": "Last",
+            },
+            "More": {
+                "Type": "Pass",
+                "Parameters": {"pages.$": "$.pages", "tokens.$": "$.tokens", "next": "token"},
+                "Next": "HasNext",
+            },
+            "Last": {"Type": "Pass", "Parameters": {"pages.$": "$.pages", "next": None}, "Next": "HasNext"},
+            "HasNext": {
+                "Type": "Choice",
+                "Choices": [{"Variable": "$.next", "IsNull": True, "Next": "Done"}],
+                "Default": "Page",
+            },
+            "Done": {"Type": "Succeed"},
+        },
+    }
+    described, _ = run_machine(emulator, "loop", definition, {"pages": 0, "tokens": []})
+    assert (described["status"], json.loads(described["output"])) == ("SUCCEEDED", {"pages": 3, "next": None})
+
+
 SFN_MODULE = """
 terraform {
   required_providers {
@@ -490,8 +894,9 @@ provider "aws" {
   skip_metadata_api_check     = true
   skip_region_validation      = true
   endpoints {
-    iam = var.endpoint
-    sfn = var.endpoint
+    iam  = var.endpoint
+    logs = var.endpoint
+    sfn  = var.endpoint
   }
 }
 variable "endpoint" { type = string }
@@ -506,13 +911,46 @@ resource "aws_iam_role" "sfn" {
     }]
   })
 }
+resource "aws_cloudwatch_log_group" "sfn" {
+  name              = "/aws/vendedlogs/states/probe"
+  retention_in_days = 7
+}
 resource "aws_sfn_state_machine" "probe" {
   name     = "probe"
   role_arn = aws_iam_role.sfn.arn
+  type     = "STANDARD"
   definition = jsonencode({
-    StartAt = "Done"
-    States  = { Done = { Type = "Pass", End = true } }
+    StartAt = "Each"
+    States = {
+      Each = {
+        Type = "Map"
+        ItemReader = {
+          Resource   = "arn:aws:states:::s3:listObjectsV2"
+          Parameters = { Bucket = "uploads", "Prefix.$" = "$.prefix" }
+        }
+        ItemSelector               = { "key.$" = "$$.Map.Item.Value.Key" }
+        ItemBatcher                = { MaxItemsPerBatch = 100, BatchInput = { "all.$" = "$.all" } }
+        MaxConcurrency             = 4
+        ToleratedFailurePercentage = 5
+        ItemProcessor = {
+          ProcessorConfig = { Mode = "DISTRIBUTED", ExecutionType = "STANDARD" }
+          StartAt         = "Child"
+          States          = { Child = { Type = "Pass", End = true } }
+        }
+        ResultWriter = {
+          Resource   = "arn:aws:states:::s3:putObject"
+          Parameters = { Bucket = "results", Prefix = "reprocess" }
+        }
+        End = true
+      }
+    }
   })
+  logging_configuration {
+    log_destination        = "${aws_cloudwatch_log_group.sfn.arn}:*"
+    include_execution_data = false
+    level                  = "ERROR"
+  }
+  tags = { Name = "probe" }
 }
 """
 
@@ -520,7 +958,8 @@ resource "aws_sfn_state_machine" "probe" {
 @pytest.mark.terraform
 def test_terraform_applies_a_state_machine_and_plans_nothing_after(tmp_path):
     """The aws provider validates the definition at plan (ValidateStateMachineDefinition) and reads
-    versions on refresh (ListStateMachineVersions): apply succeeds and a second plan is empty."""
+    versions on refresh (ListStateMachineVersions): a Distributed Map with an ItemBatcher, an integer
+    ToleratedFailurePercentage, execution logging and tags applies, and a second plan is empty."""
     from tests.conftest import require_terraform
     from tests.test_terraform_plan import CREDENTIALS
 
