@@ -161,7 +161,7 @@ def test_a_disabled_schedule_never_fires_and_a_failing_one_is_logged_without_sto
         running.stop()
     assert denied and not denied[0]["ok"] and denied[0]["error"].startswith("AccessDenied")
     # A role that does not trust scheduler.amazonaws.com cannot be assumed by the scheduler.
-    assert untrusted and not untrusted[0]["ok"] and "sts:AssumeRole" in untrusted[0]["message"]
+    assert untrusted and not untrusted[0]["ok"] and "scheduler.amazonaws.com" in untrusted[0]["message"]
     assert messages and all(m["Body"] == '"ok"' for m in messages)
     assert not [o for o in running.fired if o["schedule"] == f"off-{queue['suffix']}"]
     assert any("failed to invoke" in r.getMessage() for r in caplog.records)
