@@ -7,7 +7,8 @@ turns this on after creating its administrator: ``local.emulator``), but
 
 1. DynamoDB requests are checked against the resource ``*``, so a statement
    scoped to a table ARN never matches and every call is denied. Here the
-   resource is the table's ARN (an index's for a Query or Scan of one), as in IAM.
+   resource is the table's ARN (an index's for a Query or Scan of one; the one
+   table a BatchGetItem or BatchWriteItem names), as in IAM.
    EventBridge's ``PutEvents`` likewise: here it is the event bus's ARN.
    Lambda's calls on a function (Invoke, authorised as
    ``lambda:InvokeFunction``, not moto's ``lambda:Invoke``) are checked on the
@@ -39,6 +40,8 @@ must name the service ``lambda.amazonaws.com``); customers cannot call that
 path, so the emulator offers it on loopback: ``POST /_local/lambda/assume-role``
 with ``{"RoleArn", "RoleSessionName", "DurationSeconds"}`` answers the
 credentials, or 403 when the trust policy does not let Lambda assume the role.
+With ``"Service"`` it does the same for another service that acts with a role
+it is given (``scheduler.amazonaws.com``: a schedule's role).
 ``GET /_local/iam/calls`` lists the authorisations decided so far
 (principal, action, resource, allowed), for tests.
 """
@@ -106,6 +109,11 @@ def _presigned(response: Any) -> tuple[str, str | None] | None:
 def _table_arn(response: Any, resource: str) -> str:
     params = getattr(response, "params", None) or {}
     table = params.get("TableName") if isinstance(params, dict) else None
+    if not table and isinstance(params, dict) and isinstance(params.get("RequestItems"), dict):
+        # BatchGetItem / BatchWriteItem: authorised on each table they name (DynamoDB's
+        # "Actions, resources, and condition keys": resource type table); one table here.
+        tables = list(params["RequestItems"])
+        table = tables[0] if len(tables) == 1 else None
     if not table:
         return resource
     arn = table
@@ -426,11 +434,12 @@ class LocalIamRoutes:
         try:
             size = int(environ.get("CONTENT_LENGTH") or 0)
             request = json.loads(environ["wsgi.input"].read(size) or b"{}")
-            credentials = assume_role_as_lambda(
-                str(request["RoleArn"]),
-                str(request["RoleSessionName"]),
-                int(request.get("DurationSeconds", 3600)),
-            )
+            role_arn, session = str(request["RoleArn"]), str(request["RoleSessionName"])
+            duration, service = int(request.get("DurationSeconds", 3600)), request.get("Service")
+            if service and service != LAMBDA_SERVICE:  # e.g. scheduler.amazonaws.com: a schedule's role
+                credentials = assume_role_as_service(role_arn, str(service), session, duration)
+            else:
+                credentials = assume_role_as_lambda(role_arn, session, duration)
         except PermissionError as exc:
             return _json(start_response, "403 Forbidden", {"error": str(exc)})
         except (KeyError, ValueError, TypeError) as exc:

@@ -245,3 +245,52 @@ def test_put_events_is_authorised_on_the_event_bus_arn(strict):
     with pytest.raises(ClientError) as denied:
         events.put_events(Entries=[{**entry, "EventBusName": "other-bus"}])
     assert code_of(denied.value) == (400, "AccessDeniedException")
+
+
+def test_step_functions_calls_are_authorised_on_the_arn_they_name(strict):
+    # IAM: states:StartExecution has the resource type stateMachine and DescribeExecution the
+    # type execution (Service Authorization Reference, "Actions defined by AWS Step Functions"),
+    # so a grant on one machine allows it and no other; a denial is the JSON AccessDeniedException.
+    sfn = strict.client("stepfunctions")
+    definition = json.dumps({"StartAt": "Done", "States": {"Done": {"Type": "Pass", "End": True}}})
+    machine_role = "arn:aws:iam::123456789012:role/strict-machine"
+    arns = {
+        name: sfn.create_state_machine(name=name, definition=definition, roleArn=machine_role)[
+            "stateMachineArn"
+        ]
+        for name in ("strict-granted", "strict-other")
+    }
+    executions = arns["strict-granted"].replace(":stateMachine:", ":execution:") + ":*"
+    creds = role(
+        strict,
+        "strict-states",
+        [
+            allow(["states:StartExecution"], arns["strict-granted"]),
+            allow(["states:DescribeExecution"], executions),
+        ],
+    )
+    states = client(strict.endpoint, "stepfunctions", creds)
+    started = states.start_execution(stateMachineArn=arns["strict-granted"], input="{}")
+    assert (
+        states.describe_execution(executionArn=started["executionArn"])["stateMachineArn"]
+        == arns["strict-granted"]
+    )
+    with pytest.raises(ClientError) as denied:
+        states.start_execution(stateMachineArn=arns["strict-other"], input="{}")
+    assert code_of(denied.value) == (400, "AccessDeniedException")
+    assert "states:StartExecution" in denied.value.response["Error"]["Message"]
+
+
+def test_a_batch_get_of_one_table_is_authorised_on_its_arn(strict):
+    # IAM: dynamodb:BatchGetItem has the resource type table (Service Authorization Reference),
+    # so a grant on the table's ARN allows a batch read of it; BatchWriteItem needs its own grant.
+    arn = strict.client("dynamodb").describe_table(TableName=TABLE)["Table"]["TableArn"]
+    ddb = client(
+        strict.endpoint, "dynamodb", role(strict, "batch-reader", [allow(["dynamodb:BatchGetItem"], arn)])
+    )
+    found = ddb.batch_get_item(RequestItems={TABLE: {"Keys": [{"id": {"S": "a"}}], "ConsistentRead": True}})
+    assert found["Responses"] == {TABLE: []} and not found["UnprocessedKeys"]
+    with pytest.raises(ClientError) as denied:
+        ddb.batch_write_item(RequestItems={TABLE: [{"PutRequest": {"Item": {"id": {"S": "b"}}}}]})
+    assert code_of(denied.value) == (400, "AccessDeniedException")
+    assert "dynamodb:BatchWriteItem" in denied.value.response["Error"]["Message"]
