@@ -1,13 +1,24 @@
-"""Shared fixtures: fake credentials, moto's in-process mock, a Lambda context.
+"""Shared fixtures: fake credentials, moto's in-process mock, a Lambda context, build/lambda.zip.
 
 Nothing here (or in any test) can reach real AWS: credentials are fake, the
 region is fixed, and any endpoint override from the developer's shell is removed.
+
+`make test` runs the suite on several pytest-xdist workers (``--dist loadgroup``).
+A test that starts nothing is sent to whichever worker is free. Every test
+marked ``slow`` is kept on one worker with the rest of its module (an
+``xdist_group`` named after the module, added below), so a module- or
+session-scoped server, stack or Terraform apply is started once, not once per
+worker; a module that declares its own ``xdist_group`` keeps it. Ports come
+from ``local.emulator.free_port()`` and state from ``tmp_path``, both per
+worker, so groups on different workers never share either.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,6 +26,40 @@ import pytest
 
 EVENTS = Path(__file__).parent / "events"
 REGION = "us-east-1"
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the groups
+def pytest_collection_modifyitems(config, items):
+    """Group each slow test with its module for ``--dist loadgroup``; modules with slow tests first.
+
+    The slow modules are the long poles (a stack or an apply each): started first, they run side by
+    side while the quick tests fill the gaps. Each module stays whole and in its own order.
+    """
+    slow_modules = set()
+    for item in items:
+        if item.get_closest_marker("slow"):
+            slow_modules.add(item.module.__name__)
+            if not item.get_closest_marker("xdist_group"):
+                item.add_marker(pytest.mark.xdist_group(item.module.__name__.rsplit(".", 1)[-1]))
+    items.sort(key=lambda item: item.module.__name__ not in slow_modules)  # stable: order kept within
+
+
+@pytest.fixture(scope="session")
+def lambda_zip() -> Path:
+    """build/lambda.zip through the Makefile's file target (rebuilt only when stale).
+
+    Several xdist workers may ask at once: a lock file lets one run make while the others wait.
+    """
+    build = REPO_ROOT / "build"
+    build.mkdir(exist_ok=True)
+    with (build / ".lambda-zip.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        result = subprocess.run(
+            ["make", "-s", "build/lambda.zip"], cwd=REPO_ROOT, capture_output=True, text=True
+        )
+    assert result.returncode == 0, result.stderr
+    return build / "lambda.zip"
 
 
 @pytest.fixture(autouse=True)
