@@ -51,11 +51,11 @@ venv: $(VENV)/.installed ## create or refresh the virtualenv from the pinned req
 
 .PHONY: test
 test: $(VENV)/.installed terraform-present browser ## run the whole test suite (unit, handlers, terraform apply, local stack, browser)
-	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadscope $(PYTEST_ARGS)
 
 .PHONY: test-fast
 test-fast: $(VENV)/.installed ## the tests that start no server, terraform or local stack (pytest -m "not slow"): the inner loop
-	$(PY) -m pytest -m "not slow" -n $(FAST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
+	$(PY) -m pytest -m "not slow" -n $(FAST_WORKERS) --dist loadscope $(PYTEST_ARGS)
 
 # Playwright drives Debian's Chromium (executable_path): it never downloads a browser of its own.
 .PHONY: browser

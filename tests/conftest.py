@@ -3,14 +3,20 @@
 Nothing here (or in any test) can reach real AWS: credentials are fake, the
 region is fixed, and any endpoint override from the developer's shell is removed.
 
-`make test` runs the suite on several pytest-xdist workers (``--dist loadgroup``).
-A test that starts nothing is sent to whichever worker is free. Every test
-marked ``slow`` is kept on one worker with the rest of its module (an
-``xdist_group`` named after the module, added below), so a module- or
-session-scoped server, stack or Terraform apply is started once, not once per
-worker; a module that declares its own ``xdist_group`` keeps it. Ports come
-from ``local.emulator.free_port()`` and state from ``tmp_path``, both per
-worker, so groups on different workers never share either.
+`make test` runs the suite on several pytest-xdist workers with ``--dist
+loadscope``: each module (each test class, when a module has classes) runs
+whole on one worker, so a module- or session-scoped server, stack or
+Terraform apply starts once per module and never once per worker. Tests that
+must share one live thing belong in one module (or class); a second stack in
+a module that can run beside the first goes in a class of its own (see the
+JWT test in tests/test_browser.py). Ports come from
+``local.emulator.free_port()`` and state from ``tmp_path``, both per worker.
+Modules with slow tests are collected first, so the long poles start first.
+(Not ``--dist loadgroup``: pytest-xdist 3.8.0 marks groups through an
+attribute pytest 9.2 no longer reads, so its groups are ignored.)
+
+A test not marked ``slow`` may start no server, no terraform and no local
+stack (``make test-fast`` runs only those): the hook below fails it if it does.
 """
 
 from __future__ import annotations
@@ -18,6 +24,8 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import shutil
+import socket
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,20 +37,49 @@ REGION = "us-east-1"
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the groups
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config, items):
-    """Group each slow test with its module for ``--dist loadgroup``; modules with slow tests first.
+    """Modules with slow tests first (whole, each in its own order): under xdist they are the long
+    poles, started first so that they run side by side while the quick modules fill the gaps."""
+    slow_modules = {item.module.__name__ for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: item.module.__name__ not in slow_modules)
 
-    The slow modules are the long poles (a stack or an apply each): started first, they run side by
-    side while the quick tests fill the gaps. Each module stays whole and in its own order.
-    """
-    slow_modules = set()
-    for item in items:
-        if item.get_closest_marker("slow"):
-            slow_modules.add(item.module.__name__)
-            if not item.get_closest_marker("xdist_group"):
-                item.add_marker(pytest.mark.xdist_group(item.module.__name__.rsplit(".", 1)[-1]))
-    items.sort(key=lambda item: item.module.__name__ not in slow_modules)  # stable: order kept within
+
+def _real(program: str) -> str | None:
+    found = shutil.which(program)
+    return os.path.realpath(found) if found else None
+
+
+_TERRAFORMS = {path for path in (_real("terraform"), _real("tofu")) if path}
+
+
+class _QuickPopen(subprocess.Popen):
+    """subprocess.Popen for a test not marked slow: refuses terraform (the binary on PATH; a stand-in
+    script a test writes is fine) and the local stack."""
+
+    def __init__(self, args, *rest, **kwargs):
+        argv = [args] if isinstance(args, str | bytes | os.PathLike) else list(args)
+        program = _real(os.fsdecode(argv[0])) if argv else None
+        if program in _TERRAFORMS or "local.run" in map(str, argv):
+            raise AssertionError(f"{argv[:3]}: a test that runs this must be marked @pytest.mark.slow")
+        super().__init__(args, *rest, **kwargs)
+
+
+def _refuse_listen(self, *args):
+    raise AssertionError("a test that starts a server must be marked @pytest.mark.slow")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    """`make test-fast` runs what is not marked slow: such a test (its fixtures included) may open
+    no listening socket and run no terraform and no local stack, so the mark stays honest."""
+    if item.get_closest_marker("slow"):
+        yield
+        return
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(socket.socket, "listen", _refuse_listen)
+        mp.setattr(subprocess, "Popen", _QuickPopen)
+        yield
 
 
 @pytest.fixture(scope="session")

@@ -333,10 +333,15 @@ def jwt_stack(tmp_path_factory, lambda_zip):
         issuer.stop()
 
 
-# Its own xdist group: under `make test` its stack is applied on another worker while the
-# open stack above serves the other tests (tests/conftest.py).
-@pytest.mark.xdist_group("test_browser_jwt")
-def test_with_jwt_on_the_page_asks_for_a_token_and_explains_a_401(browser, jwt_stack):
+class TestWithJwt:
+    """A class of its own: under `make test` (--dist loadscope) its stack is applied on another
+    worker while the open stack above serves the module's other tests (tests/conftest.py)."""
+
+    def test_the_page_asks_for_a_token_and_explains_a_401(self, browser, jwt_stack):
+        check_the_page_asks_for_a_token_and_explains_a_401(browser, jwt_stack)
+
+
+def check_the_page_asks_for_a_token_and_explains_a_401(browser, jwt_stack):
     stack, issuer = jwt_stack
     # The page and its limits are open; the upload routes are not.
     assert requests.get(f"{stack.api}/limits", timeout=30).json()["auth"] == "jwt"
