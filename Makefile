@@ -51,7 +51,7 @@ venv: $(VENV)/.installed ## create or refresh the virtualenv from the pinned req
 
 .PHONY: test
 test: $(VENV)/.installed terraform-present browser ## run the whole test suite (unit, handlers, terraform apply, local stack, browser)
-	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadscope $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadscope --no-loadscope-reorder $(PYTEST_ARGS)
 
 .PHONY: test-fast
 test-fast: $(VENV)/.installed ## the tests that start no server, terraform or local stack (pytest -m "not slow"): the inner loop

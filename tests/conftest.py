@@ -11,7 +11,9 @@ must share one live thing belong in one module (or class); a second stack in
 a module that can run beside the first goes in a class of its own (see the
 JWT test in tests/test_browser.py). Ports come from
 ``local.emulator.free_port()`` and state from ``tmp_path``, both per worker.
-Modules with slow tests are collected first, so the long poles start first.
+Modules with slow tests are collected first, and `make test` keeps that order
+(``--no-loadscope-reorder``; xdist would otherwise start the modules with most
+tests first), so the long poles start first.
 (Not ``--dist loadgroup``: pytest-xdist 3.8.0 marks groups through an
 attribute pytest 9.2 no longer reads, so its groups are ignored.)
 
