@@ -29,6 +29,7 @@ import os
 import shutil
 import socket
 import subprocess
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,6 +46,30 @@ def pytest_collection_modifyitems(config, items):
     poles, started first so that they run side by side while the quick modules fill the gaps."""
     slow_modules = {item.module.__name__ for item in items if item.get_closest_marker("slow")}
     items.sort(key=lambda item: item.module.__name__ not in slow_modules)
+
+
+# Long modules whose tests share only cheap module fixtures (an emulator, a terraform init), cut
+# into this many work units under --dist loadscope so that one module runs on several workers.
+SPLIT_ACROSS_WORKERS = {"tests/test_terraform_plan.py": 4}
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    """loadscope, except that each SPLIT_ACROSS_WORKERS module is cut into parts (a test's part
+    from a hash of its id: stable, and each part still runs whole on one worker)."""
+    if config.getvalue("dist") != "loadscope":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class SplitScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            module = nodeid.split("::", 1)[0]
+            parts = SPLIT_ACROSS_WORKERS.get(module)
+            if parts and nodeid.count("::") == 1:
+                return f"{module}::part{zlib.crc32(nodeid.encode()) % parts}"
+            return super()._split_scope(nodeid)
+
+    return SplitScheduling(config, log)
 
 
 def _real(program: str) -> str | None:
