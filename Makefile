@@ -21,9 +21,13 @@ API_PORT ?= 8080
 CHROMIUM ?= /usr/bin/chromium
 #: UNKIND: 1 = make run's queue poller duplicates, reorders, delays and redelivers as SQS may (docs/local-stack-delivery.md)
 UNKIND ?=
+#: TEST_WORKERS: pytest-xdist workers for make test (0: a single process, as plain pytest)
+TEST_WORKERS ?= 4
+#: FAST_WORKERS: pytest-xdist workers for make test-fast (auto: one per core)
+FAST_WORKERS ?= auto
 PYTEST_ARGS ?=
 
-export PYTHON TF_PLUGIN_MIRROR MOTO_PORT API_PORT ARCH LAMBDA_RUNTIME CHROMIUM
+export PYTHON TF_PLUGIN_MIRROR MOTO_PORT API_PORT ARCH LAMBDA_RUNTIME CHROMIUM TEST_WORKERS FAST_WORKERS
 export TF_IN_AUTOMATION := 1
 export CHECKPOINT_DISABLE := 1
 
@@ -47,11 +51,11 @@ venv: $(VENV)/.installed ## create or refresh the virtualenv from the pinned req
 
 .PHONY: test
 test: $(VENV)/.installed terraform-present browser ## run the whole test suite (unit, handlers, terraform apply, local stack, browser)
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadscope --no-loadscope-reorder $(PYTEST_ARGS)
 
 .PHONY: test-fast
 test-fast: $(VENV)/.installed ## the tests that start no server, terraform or local stack (pytest -m "not slow"): the inner loop
-	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
+	$(PY) -m pytest -m "not slow" -n $(FAST_WORKERS) --dist loadscope $(PYTEST_ARGS)
 
 # Playwright drives Debian's Chromium (executable_path): it never downloads a browser of its own.
 .PHONY: browser

@@ -1,13 +1,35 @@
-"""Shared fixtures: fake credentials, moto's in-process mock, a Lambda context.
+"""Shared fixtures: fake credentials, moto's in-process mock, a Lambda context, build/lambda.zip.
 
 Nothing here (or in any test) can reach real AWS: credentials are fake, the
 region is fixed, and any endpoint override from the developer's shell is removed.
+
+`make test` runs the suite on several pytest-xdist workers with ``--dist
+loadscope``: each module (each test class, when a module has classes) runs
+whole on one worker, so a module- or session-scoped server, stack or
+Terraform apply starts once per module and never once per worker. Tests that
+must share one live thing belong in one module (or class); a second stack in
+a module that can run beside the first goes in a class of its own (see the
+JWT test in tests/test_browser.py). Ports come from
+``local.emulator.free_port()`` and state from ``tmp_path``, both per worker.
+Modules with slow tests are collected first, and `make test` keeps that order
+(``--no-loadscope-reorder``; xdist would otherwise start the modules with most
+tests first), so the long poles start first.
+(Not ``--dist loadgroup``: pytest-xdist 3.8.0 marks groups through an
+attribute pytest 9.2 no longer reads, so its groups are ignored.)
+
+A test not marked ``slow`` may start no server, no terraform and no local
+stack (``make test-fast`` runs only those): the hook below fails it if it does.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
+import shutil
+import socket
+import subprocess
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,6 +37,93 @@ import pytest
 
 EVENTS = Path(__file__).parent / "events"
 REGION = "us-east-1"
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config, items):
+    """Modules with slow tests first (whole, each in its own order): under xdist they are the long
+    poles, started first so that they run side by side while the quick modules fill the gaps."""
+    slow_modules = {item.module.__name__ for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: item.module.__name__ not in slow_modules)
+
+
+# Long modules whose tests share only cheap module fixtures (an emulator, a terraform init), cut
+# into this many work units under --dist loadscope so that one module runs on several workers.
+SPLIT_ACROSS_WORKERS = {"tests/test_terraform_plan.py": 4}
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    """loadscope, except that each SPLIT_ACROSS_WORKERS module is cut into parts (a test's part
+    from a hash of its id: stable, and each part still runs whole on one worker)."""
+    if config.getvalue("dist") != "loadscope":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class SplitScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            module = nodeid.split("::", 1)[0]
+            parts = SPLIT_ACROSS_WORKERS.get(module)
+            if parts and nodeid.count("::") == 1:
+                return f"{module}::part{zlib.crc32(nodeid.encode()) % parts}"
+            return super()._split_scope(nodeid)
+
+    return SplitScheduling(config, log)
+
+
+def _real(program: str) -> str | None:
+    found = shutil.which(program)
+    return os.path.realpath(found) if found else None
+
+
+_TERRAFORMS = {path for path in (_real("terraform"), _real("tofu")) if path}
+
+
+class _QuickPopen(subprocess.Popen):
+    """subprocess.Popen for a test not marked slow: refuses terraform (the binary on PATH; a stand-in
+    script a test writes is fine) and the local stack."""
+
+    def __init__(self, args, *rest, **kwargs):
+        argv = [args] if isinstance(args, str | bytes | os.PathLike) else list(args)
+        program = _real(os.fsdecode(argv[0])) if argv else None
+        if program in _TERRAFORMS or "local.run" in map(str, argv):
+            raise AssertionError(f"{argv[:3]}: a test that runs this must be marked @pytest.mark.slow")
+        super().__init__(args, *rest, **kwargs)
+
+
+def _refuse_listen(self, *args):
+    raise AssertionError("a test that starts a server must be marked @pytest.mark.slow")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    """`make test-fast` runs what is not marked slow: such a test (its fixtures included) may open
+    no listening socket and run no terraform and no local stack, so the mark stays honest."""
+    if item.get_closest_marker("slow"):
+        yield
+        return
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(socket.socket, "listen", _refuse_listen)
+        mp.setattr(subprocess, "Popen", _QuickPopen)
+        yield
+
+
+@pytest.fixture(scope="session")
+def lambda_zip() -> Path:
+    """build/lambda.zip through the Makefile's file target (rebuilt only when stale).
+
+    Several xdist workers may ask at once: a lock file lets one run make while the others wait.
+    """
+    build = REPO_ROOT / "build"
+    build.mkdir(exist_ok=True)
+    with (build / ".lambda-zip.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        result = subprocess.run(
+            ["make", "-s", "build/lambda.zip"], cwd=REPO_ROOT, capture_output=True, text=True
+        )
+    assert result.returncode == 0, result.stderr
+    return build / "lambda.zip"
 
 
 @pytest.fixture(autouse=True)

@@ -35,7 +35,7 @@ from local.tf import REPO_ROOT
 from tests.conftest import require_terraform
 from tests.images import rgba_png
 from tests.test_front_jwt import AUDIENCE, Issuer
-from tests.test_local_stack import DEFAULTS, DONE_TIMEOUT, RunningStack, lambda_zip, start_stack  # noqa: F401
+from tests.test_local_stack import DEFAULTS, DONE_TIMEOUT, RunningStack, start_stack
 
 pytestmark = [pytest.mark.slow, pytest.mark.terraform]
 
@@ -333,7 +333,15 @@ def jwt_stack(tmp_path_factory, lambda_zip):
         issuer.stop()
 
 
-def test_with_jwt_on_the_page_asks_for_a_token_and_explains_a_401(browser, jwt_stack):
+class TestWithJwt:
+    """A class of its own: under `make test` (--dist loadscope) its stack is applied on another
+    worker while the open stack above serves the module's other tests (tests/conftest.py)."""
+
+    def test_the_page_asks_for_a_token_and_explains_a_401(self, browser, jwt_stack):
+        check_the_page_asks_for_a_token_and_explains_a_401(browser, jwt_stack)
+
+
+def check_the_page_asks_for_a_token_and_explains_a_401(browser, jwt_stack):
     stack, issuer = jwt_stack
     # The page and its limits are open; the upload routes are not.
     assert requests.get(f"{stack.api}/limits", timeout=30).json()["auth"] == "jwt"

@@ -112,6 +112,16 @@ def test_a_client_that_hangs_up_mid_body_never_causes_an_invocation(front, recor
     assert len(recorder.events) == 1  # only the complete request
 
 
+def closed_by_peer(sock: socket.socket) -> bool:
+    """The server closed the connection: an end of stream, or a reset when it closed with bytes of
+    ours still unread (Linux answers a close() that discards received data with RST, not FIN; seen
+    when a loaded machine closes before the server read the partial body). A timeout raises."""
+    try:
+        return sock.recv(1024) == b""
+    except ConnectionResetError:
+        return True
+
+
 def test_half_sent_requests_hold_no_thread_and_are_closed_after_the_idle_timeout(front, recorder):
     threads_before = threading.active_count()
     sockets = []
@@ -129,7 +139,7 @@ def test_half_sent_requests_hold_no_thread_and_are_closed_after_the_idle_timeout
         deadline = time.monotonic() + 10
         for sock in sockets:
             sock.settimeout(max(0.1, deadline - time.monotonic()))
-            assert sock.recv(1024) == b""
+            assert closed_by_peer(sock)
     finally:
         for sock in sockets:
             sock.close()

@@ -84,14 +84,6 @@ class RunningStack(stack_client.StackProcess):
         return found
 
 
-@pytest.fixture(scope="session")
-def lambda_zip() -> Path:
-    """build/lambda.zip through the Makefile's file target (Terraform needs it to plan)."""
-    result = subprocess.run(["make", "-s", "build/lambda.zip"], cwd=REPO_ROOT, capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr
-    return REPO_ROOT / "build" / "lambda.zip"
-
-
 # Started the way a shell starts a background job (SIGINT ignored), so the
 # SIGINT at the end checks that the stack installs its own handler.
 BACKGROUND_JOB = 'trap "" INT; exec "$0" -m local.run'

@@ -18,7 +18,7 @@ import requests
 from local.emulator import free_port, port_open
 from local.processes import holder
 from tests.test_local_processes import alive
-from tests.test_local_stack import TEST_TF_VARS, RunningStack, lambda_zip, start_stack  # noqa: F401
+from tests.test_local_stack import start_stack
 
 pytestmark = [pytest.mark.slow, pytest.mark.terraform]
 

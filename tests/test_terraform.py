@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import time
 from pathlib import Path
 from urllib.parse import unquote_plus
@@ -40,14 +39,6 @@ CREDENTIALS = {
 
 terraform("pipeline", scope="session", teardown=terraform.TEARDOWN_OFF)
 BUS_ARN = "arn:aws:events:us-east-1:123456789012:event-bus/imgpipe-dev-events"
-
-
-@pytest.fixture(scope="session")
-def lambda_zip() -> Path:
-    """build/lambda.zip through the Makefile's file target (rebuilt only when stale)."""
-    result = subprocess.run(["make", "-s", "build/lambda.zip"], cwd=REPO_ROOT, capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr
-    return REPO_ROOT / "build" / "lambda.zip"
 
 
 @pytest.fixture(scope="session")

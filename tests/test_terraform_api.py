@@ -9,7 +9,6 @@ tests/test_terraform.py runs it. A refused value fails the plan with our message
 from __future__ import annotations
 
 import re
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -31,19 +30,17 @@ ISSUER = "https://cognito-idp.us-east-1.amazonaws.com/us-east-1_EXAMPLE"
 
 
 @pytest.fixture(scope="module")
-def planner(tmp_path_factory):
+def planner(tmp_path_factory, lambda_zip):
     """plan(**variables): terraform plan of the root module against a fresh emulator."""
     from local.emulator import running
 
-    built = subprocess.run(["make", "-s", "build/lambda.zip"], cwd=REPO_ROOT, capture_output=True, text=True)
-    assert built.returncode == 0, built.stderr
     work = tmp_path_factory.mktemp("tf-api")
     with running(log_path=work / "moto.log") as emulator:
         tf = Terraform(REPO_ROOT, data_dir=work / "data", state=work / "state.tfstate", env=CREDENTIALS)
         tf.init()
         base = {
             "aws_endpoint_url": emulator.endpoint,
-            "lambda_zip_path": str(REPO_ROOT / "build" / "lambda.zip"),
+            "lambda_zip_path": str(lambda_zip),
         }
 
         def plan(**variables) -> bool:

@@ -24,10 +24,9 @@ import requests
 from local import client as stack_client
 from local.emulator import free_port
 from tests.images import photo_jpeg
-from tests.test_local_stack import (  # noqa: F401 (lambda_zip: fixture)
+from tests.test_local_stack import (
     check_renditions,
     completion_events,
-    lambda_zip,
     record_of,
     start_stack,
 )
