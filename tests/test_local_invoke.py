@@ -29,13 +29,11 @@ from local.emulator import free_port, lambda_credentials, running
 from local.functions import FunctionConfig, LocalFunction
 from local.invocations import InvokeServer
 from tests.conftest import require_terraform
-from tests.test_local_stack import REPO_ROOT, RunningStack, iam_calls, lambda_zip, role_of, start_stack
+from tests.test_local_stack import REPO_ROOT, RunningStack, iam_calls, role_of, start_stack
 
 pytestmark = [pytest.mark.slow, pytest.mark.terraform]
 
 require_terraform("the local Invoke tests")
-
-__all__ = ["lambda_zip"]  # the session fixture that builds build/lambda.zip
 
 GET_IMAGE = json.loads((REPO_ROOT / "tests/events/http_get_image.json").read_text())
 
