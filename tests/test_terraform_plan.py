@@ -132,10 +132,15 @@ def test_two_regions_in_one_account_get_distinct_iam_role_names(plan):
     https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_iam-quotas.html),
     so a second region's CreateRole must not meet the first region's names."""
     east, west = plan(aws_region="us-east-1"), plan(aws_region="eu-west-1")
-    assert len(role_names(east)) == 2
     assert not set(role_names(east)) & set(role_names(west))
     assert not set(bucket_names(east)) & set(bucket_names(west))
-    assert sorted(role_names(east)) == ["imgpipe-dev-resize-us-east-1", "imgpipe-dev-upload-us-east-1"]
+    assert sorted(role_names(east)) == [
+        "imgpipe-dev-maintenance-us-east-1",
+        "imgpipe-dev-resize-us-east-1",
+        "imgpipe-dev-scheduler-us-east-1",
+        "imgpipe-dev-states-us-east-1",
+        "imgpipe-dev-upload-us-east-1",
+    ]
 
 
 def test_the_longest_names_the_variables_allow_fit_iam_and_s3_limits(plan):
@@ -146,7 +151,7 @@ def test_the_longest_names_the_variables_allow_fit_iam_and_s3_limits(plan):
     planned = plan(name_prefix="a" * 12, environment="e" * 12, aws_region=region)
     headroom = 16 - len(region)
     roles, buckets = role_names(planned), bucket_names(planned)
-    assert len(roles) == 2 and all(region in name for name in roles), roles
+    assert len(roles) == 5 and all(region in name for name in roles), roles
     assert max(len(name) for name in roles) + headroom <= 64, roles
     assert max(len(name) for name in buckets) + headroom == 63, buckets
     with pytest.raises(TerraformError, match="at most 16 characters"):
