@@ -40,9 +40,10 @@ resource "aws_lambda_function" "maintenance" {
     # The resize function's configuration (renditions, limits, watermark: the
     # config version), then what only maintenance reads.
     variables = merge(aws_lambda_function.resize.environment[0].variables, {
-      RECONCILE_PENDING_AFTER_S = tostring(var.reconcile_pending_after_seconds)
-      RECONCILE_STUCK_AFTER_S   = tostring(local.reconcile_stuck_after_seconds)
-      POWERTOOLS_SERVICE_NAME   = "maintenance"
+      PRESIGN_POST_EXPIRY_SECONDS = tostring(var.presign_post_expiry_seconds)
+      RECONCILE_PENDING_AFTER_S   = tostring(var.reconcile_pending_after_seconds)
+      RECONCILE_STUCK_AFTER_S     = tostring(local.reconcile_stuck_after_seconds)
+      POWERTOOLS_SERVICE_NAME     = "maintenance"
     })
   }
 

@@ -20,12 +20,27 @@ data "aws_iam_policy_document" "maintenance" {
     resources = ["${aws_dynamodb_table.images.arn}/index/${local.table_unfinished_index}"]
   }
 
-  # HeadObject is authorised by s3:GetObject (s3:GetObjectVersion with a
-  # versionId) (HeadObject API reference).
+  # The id secret (docs/ids.md), to tell an API key's id: read, or created by
+  # the first cold start if no function made it yet, in its own item only
+  # (dynamodb:LeadingKeys, as the resize role's CreateIdSecret).
+  statement {
+    sid       = "CreateIdSecret"
+    effect    = "Allow"
+    actions   = ["dynamodb:PutItem"]
+    resources = [aws_dynamodb_table.images.arn]
+
+    condition {
+      test     = "ForAllValues:StringEquals"
+      variable = "dynamodb:LeadingKeys"
+      values   = [local.id_secret_item]
+    }
+  }
+
+  # HeadObject (of a key, no version) is authorised by s3:GetObject (HeadObject API reference).
   statement {
     sid       = "HeadOriginals"
     effect    = "Allow"
-    actions   = ["s3:GetObject", "s3:GetObjectVersion"]
+    actions   = ["s3:GetObject"]
     resources = ["${aws_s3_bucket.uploads.arn}/*"]
   }
 
