@@ -7,6 +7,9 @@ Given a ``snapshot`` file it starts from that state when the file holds a
 usable one (``restored()`` says whether it did) and ``save_snapshot()`` writes
 the current state there (``local.snapshot``).
 
+Step Functions executions run (moto's ``execute_state_machine``, turned on as
+the server starts; ``local.moto_sfn``).
+
 With ``strict=True`` the emulator enforces IAM as AWS does (``local.moto_iam``;
 docs/local-stack-iam.md): it starts open, the administrator identity is
 created (IAM user ``ADMIN_USER``, an allow-everything inline policy, a fresh
@@ -178,6 +181,7 @@ class Emulator:
             except (urllib.error.URLError, ConnectionError, TimeoutError):
                 time.sleep(0.1)
                 continue
+            self.execute_state_machines()
             if self.strict:
                 self.enforce_iam()
             return self
@@ -187,6 +191,16 @@ class Emulator:
     def client(self, service: str) -> Any:
         """A boto3 client for ``service`` on this emulator (``client``), as the administrator when strict."""
         return client(self.endpoint, service, self.admin)
+
+    def execute_state_machines(self) -> None:
+        """Turn on moto's ASL interpreter: executions run their states, as on AWS (local.moto_sfn).
+
+        Without it moto keeps every execution ``RUNNING`` and runs nothing. Its
+        state machines live in the interpreter's backend, so this comes before
+        anything is created.
+        """
+        body = json.dumps({"stepfunctions": {"execute_state_machine": True}}).encode()
+        _post(f"{self.endpoint}/moto-api/config", body, "application/json")
 
     def enforce_iam(self) -> dict[str, str]:
         """Create (or find) the administrator, give it a new access key, then turn IAM enforcement on.

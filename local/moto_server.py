@@ -19,7 +19,9 @@ as AWS checks it (``local.moto_iam``, in force once the emulator enforces IAM),
 S3's event records and metadata limit follow AWS (``local.moto_s3``), and
 ``UpdateTable`` changes a table's encryption as DynamoDB does
 (``local.moto_dynamodb``), CloudFront origins keep their origin access control
-(``local.moto_cloudfront``); everything else is moto's server, unchanged.
+(``local.moto_cloudfront``), Step Functions answers the calls Terraform makes
+and runs the project's state machines as AWS does (``local.moto_sfn``);
+everything else is moto's server, unchanged.
 
 With ``--snapshot FILE`` the server starts from that file's state when it holds
 a usable snapshot (``local.snapshot``), and ``/_local/snapshot`` answers:
@@ -39,7 +41,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from local import moto_cloudfront, moto_dynamodb, moto_iam, moto_s3, snapshot
+from local import moto_cloudfront, moto_dynamodb, moto_iam, moto_s3, moto_sfn, snapshot
 
 REDRIVE_ALLOW_POLICY = "RedriveAllowPolicy"
 
@@ -140,10 +142,13 @@ def main(argv: list[str] | None = None) -> None:
     moto_s3.patch()  # S3's event records and metadata limit (local/moto_s3.py)
     moto_dynamodb.patch()  # UpdateTable's SSESpecification (local/moto_dynamodb.py)
     moto_cloudfront.patch()  # origins keep their OAC; cache policies, no forwarded values
+    moto_sfn.patch()  # Step Functions' missing calls, ItemReader, ItemBatcher, roles (local/moto_sfn.py)
     from moto.moto_server import werkzeug_app
     from werkzeug.serving import run_simple
 
-    os.environ.setdefault("MOTO_PORT", str(args.port))
+    # Task states' inner AWS calls go to http://localhost:$MOTO_PORT (moto.settings.moto_server_port):
+    # this server's own port, whatever the caller's environment says.
+    os.environ["MOTO_PORT"] = str(args.port)
     restored = args.snapshot is not None and snapshot.load(args.snapshot)
     signal.signal(signal.SIGINT, _exit)
     signal.signal(signal.SIGTERM, _exit)

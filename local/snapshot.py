@@ -39,7 +39,7 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-FORMAT = 1
+FORMAT = 2  # 2: Step Functions' interpreter backend kept apart from the plain one
 _LOCK = type(threading.Lock())
 _RLOCK = type(threading.RLock())
 
@@ -105,15 +105,36 @@ class _Pickler(pickle.Pickler):
         return NotImplemented
 
 
+# moto keeps Step Functions in two BackendDicts, both named "stepfunctions": the plain one and the
+# ASL interpreter's, which holds every state machine once execute_state_machine is on (local.moto_sfn).
+SFN_INTERPRETER = "stepfunctions (interpreter)"
+
+
 def _backends() -> list[Any]:
     from moto.core.base_backend import BackendDict
 
     return list(BackendDict._instances)
 
 
+def _name(backend_dict: Any) -> str:
+    from moto.stepfunctions.parser.models import stepfunctions_parser_backends
+
+    return SFN_INTERPRETER if backend_dict is stepfunctions_parser_backends else backend_dict.service_name
+
+
+def _backend_dict(name: str) -> Any:
+    from moto.backends import get_backend
+
+    if name == SFN_INTERPRETER:
+        from moto.stepfunctions.parser.models import stepfunctions_parser_backends
+
+        return stepfunctions_parser_backends
+    return get_backend(name)  # type: ignore[call-overload]
+
+
 def dumps() -> bytes:
     """Every backend in use, as bytes ``loads`` takes back (call while no request is served)."""
-    state = {bd.service_name: {acct: dict(by_region) for acct, by_region in bd.items()} for bd in _backends()}
+    state = {_name(bd): {acct: dict(by_region) for acct, by_region in bd.items()} for bd in _backends()}
     buf = io.BytesIO()
     # Two pickles: the fingerprint is read first, so a snapshot from another moto is never unpickled.
     pickle.dump(_fingerprint(), buf, protocol=pickle.HIGHEST_PROTOCOL)
@@ -123,8 +144,6 @@ def dumps() -> bytes:
 
 def loads(blob: bytes) -> bool:
     """Put a ``dumps`` snapshot in place of the emulator's (empty) state; False if it does not fit."""
-    from moto.backends import get_backend
-
     buf = io.BytesIO(blob)
     try:
         # Trusted local data, written by this module into the stack's own directory (see above).
@@ -134,7 +153,7 @@ def loads(blob: bytes) -> bool:
     except Exception:  # an unreadable snapshot is simply not used
         return False
     for service, accounts in state.items():
-        backends = get_backend(service)
+        backends = _backend_dict(service)
         for account, regions in accounts.items():
             specific = backends[account]  # creates and registers the account's backend
             for region, backend in regions.items():

@@ -1,0 +1,303 @@
+"""The emulator's Step Functions answers and runs state machines as AWS does (local/moto_sfn.py)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+import uuid
+
+import pytest
+
+from local.emulator import REPO_ROOT, running
+
+pytestmark = pytest.mark.slow
+
+ACCOUNT = "123456789012"
+ROLE_ARN = f"arn:aws:iam::{ACCOUNT}:role/sfn"
+PASS_MACHINE = {"StartAt": "Done", "States": {"Done": {"Type": "Pass", "End": True}}}
+
+
+def wait_for_execution(sfn, arn: str, timeout: float = 60.0) -> dict:
+    """DescribeExecution until the execution leaves RUNNING (the interpreter runs in a thread)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        described = sfn.describe_execution(executionArn=arn)
+        if described["status"] != "RUNNING":
+            return described
+        time.sleep(0.2)
+    raise AssertionError(f"{arn} still RUNNING after {timeout:.0f}s")
+
+
+def failure_events(sfn, arn: str) -> list[dict]:
+    events = sfn.get_execution_history(executionArn=arn, maxResults=1000)["events"]
+    return [e for e in events if e["type"].endswith("Failed")]
+
+
+# -- Slice A: what Terraform calls, and executions that really run --------------------------------
+
+
+def test_validate_answers_ok_for_a_valid_definition(emulator):
+    """ValidateStateMachineDefinition: result OK "when no syntax errors are found", with no
+    ERROR diagnostics (the aws provider calls it at plan for every aws_sfn_state_machine)."""
+    answer = emulator.client("stepfunctions").validate_state_machine_definition(
+        definition=json.dumps(PASS_MACHINE), type="STANDARD"
+    )
+    assert (answer["result"], answer["diagnostics"], answer["truncated"]) == ("OK", [], False)
+
+
+def test_validate_fails_text_that_is_not_json_with_invalid_json_description(emulator):
+    """ValidateStateMachineDefinition: FAIL "if the workflow definition does not pass
+    verification"; the error code for a JSON syntax problem is INVALID_JSON_DESCRIPTION."""
+    answer = emulator.client("stepfunctions").validate_state_machine_definition(definition='{"StartAt": "A",')
+    assert answer["result"] == "FAIL"
+    (diagnostic,) = answer["diagnostics"]
+    assert (diagnostic["severity"], diagnostic["code"]) == ("ERROR", "INVALID_JSON_DESCRIPTION")
+    assert "line 1" in diagnostic["location"]
+
+
+def test_validate_fails_a_definition_with_an_unknown_state_type_as_schema_validation_failed(emulator):
+    """SCHEMA_VALIDATION_FAILED: "Schema validation reported errors" (a State's Type must be one
+    of the eight the Amazon States Language defines)."""
+    bad = {"StartAt": "A", "States": {"A": {"Type": "Teleport", "End": True}}}
+    answer = emulator.client("stepfunctions").validate_state_machine_definition(definition=json.dumps(bad))
+    assert answer["result"] == "FAIL"
+    assert [d["code"] for d in answer["diagnostics"]] == ["SCHEMA_VALIDATION_FAILED"]
+
+
+def test_list_state_machine_versions_is_empty_until_a_version_is_published(emulator):
+    """ListStateMachineVersions lists published versions, "sorted in descending order of the
+    version creation time"; a machine created without publish has none (the provider reads it on
+    every refresh)."""
+    sfn = emulator.client("stepfunctions")
+    plain = sfn.create_state_machine(name="plain", definition=json.dumps(PASS_MACHINE), roleArn=ROLE_ARN)
+    assert (
+        sfn.list_state_machine_versions(stateMachineArn=plain["stateMachineArn"])["stateMachineVersions"]
+        == []
+    )
+
+    published = sfn.create_state_machine(
+        name="published", definition=json.dumps(PASS_MACHINE), roleArn=ROLE_ARN, publish=True
+    )
+    second = sfn.update_state_machine(
+        stateMachineArn=published["stateMachineArn"], definition=json.dumps(PASS_MACHINE), publish=True
+    )
+    versions = sfn.list_state_machine_versions(stateMachineArn=published["stateMachineArn"])
+    assert [v["stateMachineVersionArn"] for v in versions["stateMachineVersions"]] == [
+        second["stateMachineVersionArn"],
+        published["stateMachineVersionArn"],
+    ]
+
+
+def test_a_task_state_sends_to_the_emulators_own_queue_whatever_moto_port_the_caller_had(monkeypatch):
+    """Executions run their states (Step Functions' SQS integration sendMessage delivers the
+    message). moto sends a Task state's inner call to localhost:$MOTO_PORT: the server sets it to
+    its own port, so a stale MOTO_PORT in the caller's environment changes nothing."""
+    monkeypatch.setenv("MOTO_PORT", "9")  # discard: nothing listens there
+    with running() as emu:
+        sqs, sfn = emu.client("sqs"), emu.client("stepfunctions")
+        url = sqs.create_queue(QueueName="work")["QueueUrl"]
+        definition = {
+            "StartAt": "Send",
+            "States": {
+                "Send": {
+                    "Type": "Task",
+                    "Resource": "arn:aws:states:::sqs:sendMessage",
+                    "Parameters": {"QueueUrl": url, "MessageBody.$": "$.body"},
+                    "End": True,
+                }
+            },
+        }
+        machine = sfn.create_state_machine(name="send", definition=json.dumps(definition), roleArn=ROLE_ARN)
+        run = sfn.start_execution(
+            stateMachineArn=machine["stateMachineArn"], input=json.dumps({"body": "hi"})
+        )
+        described = wait_for_execution(sfn, run["executionArn"])
+        assert described["status"] == "SUCCEEDED", failure_events(sfn, run["executionArn"])
+        assert "MessageId" in json.loads(described["output"])
+        messages = sqs.receive_message(QueueUrl=url, WaitTimeSeconds=1)["Messages"]
+        assert [m["Body"] for m in messages] == ["hi"]
+
+
+def test_executions_started_without_a_name_get_distinct_uuid_names(emulator):
+    """StartExecution: "If you don't provide a name for the execution, Step Functions automatically
+    generates a universally unique identifier (UUID) as the execution name"."""
+    sfn = emulator.client("stepfunctions")
+    arn = sfn.create_state_machine(name="unnamed", definition=json.dumps(PASS_MACHINE), roleArn=ROLE_ARN)[
+        "stateMachineArn"
+    ]
+    runs = [sfn.start_execution(stateMachineArn=arn)["executionArn"] for _ in range(2)]
+    names = [run.rsplit(":", 1)[1] for run in runs]
+    assert len(set(names)) == 2
+    assert all(str(uuid.UUID(name)) == name for name in names)
+    assert [wait_for_execution(sfn, run)["status"] for run in runs] == ["SUCCEEDED", "SUCCEEDED"]
+
+
+def test_a_state_machine_survives_the_snapshot_of_a_warm_start_and_still_runs(tmp_path):
+    """The local stack restores the emulator from a snapshot (local/snapshot.py): the machines
+    Terraform created are there after a restart, and their executions run, as on AWS."""
+    snapshot = tmp_path / "emulator.snapshot"
+    with running(snapshot=snapshot) as emu:
+        sfn = emu.client("stepfunctions")
+        arn = sfn.create_state_machine(name="kept", definition=json.dumps(PASS_MACHINE), roleArn=ROLE_ARN)[
+            "stateMachineArn"
+        ]
+        emu.save_snapshot()
+    with running(snapshot=snapshot) as emu:
+        assert emu.restored()
+        sfn = emu.client("stepfunctions")
+        assert [m["stateMachineArn"] for m in sfn.list_state_machines()["stateMachines"]] == [arn]
+        run = sfn.start_execution(stateMachineArn=arn, input='{"a": 1}')["executionArn"]
+        described = wait_for_execution(sfn, run)
+        assert (described["status"], json.loads(described["output"])) == ("SUCCEEDED", {"a": 1})
+
+
+# -- Slice B: a Distributed Map over a listing of S3 objects -----------------------------------------
+
+
+def distributed_map(reader_parameters: dict, item_selector: dict | None = None, **map_fields) -> dict:
+    """A machine whose Distributed Map lists objects (ItemReader s3:listObjectsV2); children pass."""
+    state = {
+        "Type": "Map",
+        "ItemReader": {"Resource": "arn:aws:states:::s3:listObjectsV2", "Parameters": reader_parameters},
+        "ItemProcessor": {
+            "ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"},
+            "StartAt": "Child",
+            "States": {"Child": {"Type": "Pass", "End": True}},
+        },
+        "End": True,
+        **map_fields,
+    }
+    if item_selector is not None:
+        state["ItemSelector"] = item_selector
+    return {"StartAt": "Each", "States": {"Each": state}}
+
+
+def run_machine(
+    emulator, name: str, definition: dict, execution_input: dict | None = None
+) -> tuple[dict, object]:
+    sfn = emulator.client("stepfunctions")
+    arn = sfn.create_state_machine(name=name, definition=json.dumps(definition), roleArn=ROLE_ARN)[
+        "stateMachineArn"
+    ]
+    run = sfn.start_execution(stateMachineArn=arn, input=json.dumps(execution_input or {}))["executionArn"]
+    return wait_for_execution(sfn, run, timeout=300), sfn
+
+
+def put_objects(s3, bucket: str, keys: list[str]) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda key: s3.put_object(Bucket=bucket, Key=key, Body=b"x"), keys))
+
+
+KEY_SELECTOR = {"key.$": "$$.Map.Item.Value.Key"}
+
+
+def test_list_objects_v2_reader_gives_every_key_past_the_first_page_and_only_under_the_prefix(emulator):
+    """ListObjectsV2 "returns some or all (up to 1,000)" keys a call; Step Functions' S3 objects
+    reader goes on with the continuation token, so all 1,500 originals reach a child, and the
+    Prefix parameter limits the listing as in ListObjectsV2."""
+    s3 = emulator.client("s3")
+    s3.create_bucket(Bucket="many")
+    originals = [f"originals/{i:05d}.jpg" for i in range(1500)]
+    put_objects(s3, "many", [*originals, "renditions/a.webp", "originalsX"])
+    definition = distributed_map({"Bucket": "many", "Prefix": "originals/"}, KEY_SELECTOR, MaxConcurrency=20)
+    described, _ = run_machine(emulator, "many", definition)
+    assert described["status"] == "SUCCEEDED"
+    assert sorted(child["key"] for child in json.loads(described["output"])) == originals
+
+
+def test_each_listed_item_is_what_aws_hands_a_child_and_describe_execution_reads_it(emulator):
+    """The ItemReader guide's S3 objects example: a child receives {"Etag", "Key", "LastModified"
+    (epoch seconds), "Size", "StorageClass"}; every value is JSON, so DescribeExecution answers."""
+    s3 = emulator.client("s3")
+    s3.create_bucket(Bucket="shape")
+    etag = s3.put_object(Bucket="shape", Key="originals/a.jpg", Body=b"12345")["ETag"]
+    before = int(time.time()) - 5
+    described, _ = run_machine(emulator, "shape", distributed_map({"Bucket": "shape"}))
+    assert described["status"] == "SUCCEEDED"
+    (item,) = json.loads(described["output"])
+    assert set(item) == {"Etag", "Key", "LastModified", "Size", "StorageClass"}
+    assert (item["Etag"], item["Key"], item["Size"], item["StorageClass"]) == (
+        etag,
+        "originals/a.jpg",
+        5,
+        "STANDARD",
+    )
+    assert isinstance(item["LastModified"], int) and before <= item["LastModified"] <= time.time() + 5
+
+
+def test_an_empty_listing_is_zero_items_and_the_map_succeeds(emulator):
+    """A prefix with no objects: ListObjectsV2 answers no Contents (KeyCount 0); the Distributed
+    Map runs no child and succeeds with an empty result, as on AWS."""
+    s3 = emulator.client("s3")
+    s3.create_bucket(Bucket="empty")
+    s3.put_object(Bucket="empty", Key="elsewhere/a.jpg", Body=b"x")
+    definition = distributed_map({"Bucket": "empty", "Prefix": "originals/"}, KEY_SELECTOR)
+    described, _ = run_machine(emulator, "empty", definition)
+    assert (described["status"], json.loads(described["output"])) == ("SUCCEEDED", [])
+
+
+SFN_MODULE = """
+terraform {
+  required_providers {
+    aws = { source = "hashicorp/aws", version = "5.100.0" }
+  }
+}
+provider "aws" {
+  region                      = "us-east-1"
+  skip_credentials_validation = true
+  skip_metadata_api_check     = true
+  skip_region_validation      = true
+  endpoints {
+    iam = var.endpoint
+    sfn = var.endpoint
+  }
+}
+variable "endpoint" { type = string }
+resource "aws_iam_role" "sfn" {
+  name = "probe-sfn"
+  assume_role_policy = jsonencode({
+    Version   = "2012-10-17"
+    Statement = [{
+      Effect    = "Allow"
+      Action    = "sts:AssumeRole"
+      Principal = { Service = "states.amazonaws.com" }
+    }]
+  })
+}
+resource "aws_sfn_state_machine" "probe" {
+  name     = "probe"
+  role_arn = aws_iam_role.sfn.arn
+  definition = jsonencode({
+    StartAt = "Done"
+    States  = { Done = { Type = "Pass", End = true } }
+  })
+}
+"""
+
+
+@pytest.mark.terraform
+def test_terraform_applies_a_state_machine_and_plans_nothing_after(tmp_path):
+    """The aws provider validates the definition at plan (ValidateStateMachineDefinition) and reads
+    versions on refresh (ListStateMachineVersions): apply succeeds and a second plan is empty."""
+    from tests.conftest import require_terraform
+    from tests.test_terraform_plan import CREDENTIALS
+
+    require_terraform()
+    from local.tf import Terraform
+
+    module = tmp_path / "module"
+    module.mkdir()
+    (module / "main.tf").write_text(SFN_MODULE)
+    shutil.copy(REPO_ROOT / ".terraform.lock.hcl", module / ".terraform.lock.hcl")
+    with running() as emu:
+        tf = Terraform(
+            workdir=module, data_dir=tmp_path / "data", state=tmp_path / "state.tfstate", env=CREDENTIALS
+        )
+        tf.init()
+        tf.apply({"endpoint": emu.endpoint})
+        assert not tf.plan({"endpoint": emu.endpoint}), tf.last_stdout
+        machines = emu.client("stepfunctions").list_state_machines()["stateMachines"]
+        assert [m["name"] for m in machines] == ["probe"]
