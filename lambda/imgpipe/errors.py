@@ -76,6 +76,25 @@ class SourceNotFound(PermanentError):
     code = "source_not_found"
 
 
+class StuckProcessing(PermanentError):
+    """The record stayed ``processing`` past every delivery of its message, and again after one
+    more (a reconcile pass re-enqueued it once): the function died on it each time (docs/reconcile.md)."""
+
+    code = "stuck_processing"
+
+
+class UploadExpired(PermanentError):
+    """A presigned upload's form expired and no file came: the record is ``expired`` (docs/reconcile.md)."""
+
+    code = "upload_expired"
+
+
+class BadRequest(PermanentError):
+    """A maintenance function's event that it cannot act on (an unknown action, a malformed item)."""
+
+    code = "bad_request"
+
+
 class TransientError(PipelineError):
     """Worth retrying: throttling, service errors, timeouts."""
 

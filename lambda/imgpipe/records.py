@@ -46,16 +46,20 @@ The API answers 404 for it, as for an unknown id.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+from imgpipe.errors import TransientError
 from imgpipe.ordering import Source
 
 STATUSES = ("awaiting_upload", "pending", "processing", "done", "failed", "deleted")
 UNFINISHED = ("awaiting_upload", "pending", "processing")
 UNFINISHED_INDEX = "unfinished"  # the table's sparse GSI (dynamodb.tf): unfinished records by status
 INDEX_ATTRIBUTES = ("unfinished", "unfinished_since")
+BATCH_GET_KEYS = 100  # DynamoDB: "BatchGetItem ... can contain as many as 100 items"
 TTL_ATTRIBUTE = "expires_at"  # the table's TTL attribute (dynamodb.tf: local.table_ttl_attribute)
 # How long an unused upload's record outlives its form: a POST sent just before
 # the form expires still lands, and its event may wait in the queue for a while.
@@ -92,6 +96,34 @@ def new_record(image_id: str, status: str, original: dict[str, Any]) -> dict[str
 def index_sets(status: str, stamp: str) -> dict[str, str]:
     """The index attributes a write of ``status`` at ``stamp`` sets; none (remove them) once finished."""
     return {"unfinished": status, "unfinished_since": stamp} if status in UNFINISHED else {}
+
+
+def get_many(
+    table: Any, image_ids: list[str], *, attempts: int = 6, sleep: Callable[[float], None] = time.sleep
+) -> dict[str, dict[str, Any]]:
+    """The records of up to ``BATCH_GET_KEYS`` distinct ids, by id (an id without a record is absent).
+
+    One consistent BatchGetItem; the keys it hands back unread (``UnprocessedKeys``:
+    throttling, a response over 16 MB) are asked again with exponential backoff, as
+    the DynamoDB API Reference (BatchGetItem) advises. Raises ``TransientError``
+    when some are still unread after ``attempts`` calls.
+    """
+    if len(set(image_ids)) != len(image_ids) or len(image_ids) > BATCH_GET_KEYS:
+        raise ValueError(f"get_many takes at most {BATCH_GET_KEYS} distinct ids, got {len(image_ids)}")
+    # The resource's client: keys and items as plain values, like the table's own calls.
+    client, found = table.meta.client, {}
+    request = {table.name: {"Keys": [{"id": i} for i in image_ids], "ConsistentRead": True}}
+    for attempt in range(attempts):
+        if attempt:
+            sleep(min(0.05 * 2**attempt, 2.0))
+        response = client.batch_get_item(RequestItems=request)
+        for item in response.get("Responses", {}).get(table.name, []):
+            found[item["id"]] = to_plain(item)
+        request = response.get("UnprocessedKeys") or {}
+        if not request:
+            return found
+    unread = len(request.get(table.name, {}).get("Keys", []))
+    raise TransientError(f"BatchGetItem left {unread} keys unread after {attempts} attempts")
 
 
 def put_new(table: Any, record: dict[str, Any]) -> None:

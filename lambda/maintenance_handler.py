@@ -1,0 +1,88 @@
+"""Maintenance Lambda: the tasks of the reprocess and reconcile state machines.
+
+Thin: it dispatches on ``event["action"]`` and shapes the answer; the rules
+live in ``imgpipe.reprocess`` (docs/config-version.md, "Reprocess") and
+``imgpipe.reconcile`` (docs/reconcile.md). Neither action sends anything: each
+returns ``batches`` of ``SendMessageBatch`` entries, and the state machine
+sends them to the resize queue through its SQS integration.
+
+- ``{"action": "plan_reprocess", "Items": [{"key": k}, ...], "BatchInput": {"all": b, "force": b}}``
+  answers ``{"listed", "skipped_current", "enqueue", "failed", "failures", "batches"}``;
+- ``{"action": "reconcile", "next": <token or null>}`` answers
+  ``{"reenqueued_pending", "reenqueued_stuck", "failed_stuck", "expired", "left_alone", "batches", "next"}``.
+
+An unknown action or a malformed event raises ``BadRequest`` (the state
+machine sees the error ``BadRequest``; its message names what was wrong);
+throttling and 5xx raise ``TransientError``, which the state machine retries.
+Settings are read once per cold start (``imgpipe.maintenance_config``).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any
+
+from aws_lambda_powertools import Logger
+
+from imgpipe import aws, config_version, keys, reprocess, resizes
+from imgpipe.errors import BadRequest, ConfigError
+from imgpipe.maintenance_config import MaintenanceConfig, from_environment
+
+logger = Logger()  # service: POWERTOOLS_SERVICE_NAME; level: LOG_LEVEL
+
+
+@functools.cache
+def setup() -> tuple[MaintenanceConfig, reprocess.Deployment]:
+    """The settings, and what a record is compared with: read once per cold start."""
+    config = from_environment()
+    secret = resizes.load_id_secret(aws.table(config.table_name))
+    deployment = reprocess.Deployment(
+        config_version.version(config.resize),
+        config_version.outputs(config.resize),
+        functools.partial(keys.id_for_key, secret=secret),
+    )
+    return config, deployment
+
+
+def reset() -> None:
+    """Forget the cold-start state (tests change the environment between cases)."""
+    setup.cache_clear()
+
+
+def plan_reprocess(event: dict[str, Any]) -> dict[str, Any]:
+    config, deployment = setup()
+    listed = reprocess.listed_keys(event.get("Items"))
+    options = reprocess.Options.parse(event.get("BatchInput"))
+    table, s3 = aws.table(config.table_name), aws.client("s3")
+    plan = reprocess.plan(listed, options, deployment, s3=s3, table=table, bucket=config.uploads_bucket)
+    answer = plan.answer()
+    logger.info(
+        "reprocess planned",
+        extra={name: answer[name] for name in ("listed", "skipped_current", "enqueue", "failed")}
+        | {"all": options.all, "force": options.force, "failures": answer["failures"][:20]},
+    )
+    return answer
+
+
+ACTIONS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
+    "plan_reprocess": plan_reprocess,
+}
+
+
+@logger.inject_lambda_context(clear_state=True)
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    action = event.get("action") if isinstance(event, dict) else None
+    run = ACTIONS.get(action) if isinstance(action, str) else None
+    if run is None:
+        known = ", ".join(sorted(ACTIONS))
+        logger.error("unknown action", extra={"action": repr(action)[:80], "outcome": "bad_request"})
+        raise BadRequest(f"unknown action {action!r:.40}; known: {known}")
+    try:
+        return run(event)
+    except ConfigError as exc:
+        logger.error("configuration error", extra={"outcome": "config_error", "error": str(exc)})
+        raise
+    except BadRequest as exc:
+        logger.error("bad request", extra={"action": action, "outcome": "bad_request", "error": exc.message})
+        raise
