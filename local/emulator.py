@@ -42,6 +42,7 @@ HOST = "127.0.0.1"
 REGION = "us-east-1"
 REPO_ROOT = Path(__file__).resolve().parent.parent
 ADMIN_USER = "local-admin"
+LAMBDA_SERVICE = "lambda.amazonaws.com"
 ADMIN_POLICY = {
     "Version": "2012-10-17",
     "Statement": [{"Sid": "Administrator", "Effect": "Allow", "Action": "*", "Resource": "*"}],
@@ -76,14 +77,17 @@ def _post(url: str, body: bytes, content_type: str) -> dict:
 
 
 def lambda_credentials(
-    endpoint: str, role_arn: str, session_name: str, duration: int = 3600
+    endpoint: str, role_arn: str, session_name: str, duration: int = 3600, service: str = LAMBDA_SERVICE
 ) -> dict[str, str]:
     """The role's temporary credentials as Lambda gets them (environment-style, with ``expiration``).
 
     Lambda, not the function, assumes the execution role; the role's trust
-    policy must let ``lambda.amazonaws.com`` do so (local.moto_iam).
+    policy must let ``lambda.amazonaws.com`` do so (local.moto_iam). Another
+    ``service`` that acts with a role it is given (EventBridge Scheduler:
+    ``scheduler.amazonaws.com``) assumes it the same way.
     """
-    body = json.dumps({"RoleArn": role_arn, "RoleSessionName": session_name, "DurationSeconds": duration})
+    request = {"RoleArn": role_arn, "RoleSessionName": session_name, "DurationSeconds": duration}
+    body = json.dumps({**request, "Service": service})
     try:
         found = _post(f"{endpoint}/_local/lambda/assume-role", body.encode(), "application/json")
     except urllib.error.HTTPError as exc:
@@ -97,18 +101,22 @@ def lambda_credentials(
     }
 
 
-def role_client(endpoint: str, service: str, role_arn: str, session_name: str) -> Any:
-    """A boto3 client that acts as ``role_arn`` assumed by Lambda, assuming it again before it expires.
+def role_client(
+    endpoint: str, service: str, role_arn: str, session_name: str, assumed_by: str = LAMBDA_SERVICE
+) -> Any:
+    """A boto3 client that acts as ``role_arn`` assumed by Lambda (or ``assumed_by``), assuming it
+    again before it expires.
 
     For what Lambda itself does with a function's role: the SQS event source
-    mapping reads and deletes messages with the function's execution role.
+    mapping reads and deletes messages with the function's execution role; and
+    for what EventBridge Scheduler does with a schedule's role.
     """
     import boto3
     from botocore.credentials import RefreshableCredentials
     from botocore.session import get_session
 
     def fetch() -> dict[str, str]:
-        keys = lambda_credentials(endpoint, role_arn, session_name)
+        keys = lambda_credentials(endpoint, role_arn, session_name, service=assumed_by)
         expiry = datetime.datetime.fromtimestamp(float(keys["expiration"]), datetime.UTC)
         return {
             "access_key": keys["AWS_ACCESS_KEY_ID"],

@@ -36,6 +36,8 @@ must name the service ``lambda.amazonaws.com``); customers cannot call that
 path, so the emulator offers it on loopback: ``POST /_local/lambda/assume-role``
 with ``{"RoleArn", "RoleSessionName", "DurationSeconds"}`` answers the
 credentials, or 403 when the trust policy does not let Lambda assume the role.
+With ``"Service"`` it does the same for another service that acts with a role
+it is given (``scheduler.amazonaws.com``: a schedule's role).
 ``GET /_local/iam/calls`` lists the authorisations decided so far
 (principal, action, resource, allowed), for tests.
 """
@@ -48,7 +50,7 @@ import re
 import threading
 from collections.abc import Callable, Iterable
 from typing import Any
-from urllib.parse import urlparse
+from urllib.parse import unquote, urlparse
 
 LAMBDA_SERVICE = "lambda.amazonaws.com"
 ASSUME_ROLE_PATH = "/_local/lambda/assume-role"
@@ -58,6 +60,8 @@ IAM_ACTIONS = {
     "sqs:DeleteMessageBatch": "sqs:DeleteMessage",
     "sqs:SendMessageBatch": "sqs:SendMessage",
     "sqs:ChangeMessageVisibilityBatch": "sqs:ChangeMessageVisibility",
+    # Lambda's Invoke operation is authorised as lambda:InvokeFunction (Service Authorization Reference).
+    "lambda:Invoke": "lambda:InvokeFunction",
 }
 
 # JSON-protocol services: (__type, HTTP status) of their AccessDenied answer. (SQS also sends
@@ -66,6 +70,7 @@ JSON_DENIALS = {
     "dynamodb": ("com.amazonaws.dynamodb.v20120810#AccessDeniedException", 400),
     "sqs": ("com.amazon.coral.service#AccessDeniedException", 403),
     "events": ("AccessDeniedException", 400),
+    "awslambda": ("AccessDeniedException", 403),
 }
 
 _calls: collections.deque[dict[str, Any]] = collections.deque(maxlen=20000)
@@ -128,7 +133,32 @@ def _event_bus_arn(response: Any, resource: str) -> str:
     return f"arn:{response.partition}:events:{response.region}:{response.current_account}:event-bus/{bus}"
 
 
+def _function_arn(response: Any, resource: str) -> str:
+    """Invoke is authorised on the function's ARN (qualified when the call names a version or
+    alias), whichever form of name the caller used: Lambda's "Resources and conditions" page."""
+    path = unquote(urlparse(response.uri).path)
+    match = re.search(r"/functions/(?P<name>[^/]+)/invocations/?$", path)
+    if not match:
+        return resource
+    name = match.group("name")
+    qualifier = (response.querystring.get("Qualifier") or [None])[0]
+    if name.startswith("arn:"):
+        arn = name
+    else:
+        parts = name.split(":")
+        if len(parts) >= 3 and parts[1] == "function":  # partial ARN: account:function:name[:qualifier]
+            account, name = parts[0], ":".join(parts[2:])
+        else:
+            account = response.current_account
+        arn = f"arn:{response.partition}:lambda:{response.region}:{account}:function:{name}"
+    if qualifier and arn.count(":") == 6:
+        arn = f"{arn}:{qualifier}"
+    return arn
+
+
 def _resource(response: Any, resource: str) -> str:
+    if getattr(response, "service_name", None) == "awslambda":
+        return _function_arn(response, resource)
     if getattr(response, "service_name", None) == "dynamodb":
         return _table_arn(response, resource)
     if getattr(response, "service_name", None) == "events":
@@ -303,8 +333,8 @@ def _matches(pattern: str, value: str) -> bool:
     return re.fullmatch(re.escape(pattern).replace(r"\*", ".*").replace(r"\?", "."), value) is not None
 
 
-def lambda_may_assume(trust_policy: Any) -> bool:
-    """Whether a role's trust policy lets the Lambda service call sts:AssumeRole (an explicit Deny wins)."""
+def service_may_assume(trust_policy: Any, service: str = LAMBDA_SERVICE) -> bool:
+    """Whether a role's trust policy lets ``service`` call sts:AssumeRole (an explicit Deny wins)."""
     allowed = False
     for statement in _statements(trust_policy):
         actions = _listed(statement.get("Action"))
@@ -312,7 +342,7 @@ def lambda_may_assume(trust_policy: Any) -> bool:
             continue
         principal = statement.get("Principal") or {}
         services = _listed(principal.get("Service")) if isinstance(principal, dict) else []
-        if principal != "*" and LAMBDA_SERVICE not in services:
+        if principal != "*" and service not in services:
             continue
         if statement.get("Effect") == "Deny":
             return False
@@ -320,20 +350,36 @@ def lambda_may_assume(trust_policy: Any) -> bool:
     return allowed
 
 
-def assume_role_as_lambda(role_arn: str, session_name: str, duration: int) -> dict[str, Any]:
-    """What Lambda does before it starts an execution environment: assume the function's role."""
+def lambda_may_assume(trust_policy: Any) -> bool:
+    """Whether a role's trust policy lets the Lambda service call sts:AssumeRole."""
+    return service_may_assume(trust_policy, LAMBDA_SERVICE)
+
+
+def assume_role_as_service(
+    role_arn: str, session_name: str, duration: int, service: str = LAMBDA_SERVICE
+) -> dict[str, Any]:
+    """What an AWS service does before it acts with a role it was given: assume it.
+
+    Lambda assumes a function's execution role; EventBridge Scheduler
+    (``scheduler.amazonaws.com``) a schedule's role before each target call.
+    """
     from moto.iam.exceptions import NotFoundException
     from moto.iam.models import iam_backends
     from moto.sts.models import sts_backends
 
+    refused = (
+        "The role defined for the function cannot be assumed by Lambda."
+        if service == LAMBDA_SERVICE
+        else f"{service} is not authorized to perform: sts:AssumeRole on resource: {role_arn}"
+    )
     account = role_arn.split(":")[4]
     partition = role_arn.split(":")[1]
     try:
         role = iam_backends[account][partition].get_role_by_arn(role_arn)
     except NotFoundException:
-        raise PermissionError("The role defined for the function cannot be assumed by Lambda.") from None
-    if not lambda_may_assume(role.assume_role_policy_document):
-        raise PermissionError("The role defined for the function cannot be assumed by Lambda.")
+        raise PermissionError(refused) from None
+    if not service_may_assume(role.assume_role_policy_document, service):
+        raise PermissionError(refused)
     assumed = sts_backends[account][partition].assume_role(
         region_name="us-east-1",
         role_session_name=session_name,
@@ -348,6 +394,11 @@ def assume_role_as_lambda(role_arn: str, session_name: str, duration: int) -> di
         "SessionToken": assumed.session_token,
         "Expiration": assumed.expiration.timestamp(),
     }
+
+
+def assume_role_as_lambda(role_arn: str, session_name: str, duration: int) -> dict[str, Any]:
+    """What Lambda does before it starts an execution environment: assume the function's role."""
+    return assume_role_as_service(role_arn, session_name, duration, LAMBDA_SERVICE)
 
 
 class LocalIamRoutes:
@@ -365,10 +416,11 @@ class LocalIamRoutes:
         try:
             size = int(environ.get("CONTENT_LENGTH") or 0)
             request = json.loads(environ["wsgi.input"].read(size) or b"{}")
-            credentials = assume_role_as_lambda(
+            credentials = assume_role_as_service(
                 str(request["RoleArn"]),
                 str(request["RoleSessionName"]),
                 int(request.get("DurationSeconds", 3600)),
+                str(request.get("Service") or LAMBDA_SERVICE),
             )
         except PermissionError as exc:
             return _json(start_response, "403 Forbidden", {"error": str(exc)})

@@ -19,7 +19,10 @@
    127.0.0.1:$API_PORT (``local.front``), and the renditions under
    ``$API_URL/cdn/<key>`` as the CDN would (``local.cdn``; the upload
    function's ``CDN_BASE_URL`` points there); the poller delivers the queue to the
-   resize function with the mapping's settings (``local.poller``).
+   resize function with the mapping's settings (``local.poller``); the
+   emulator's Lambda ``Invoke`` (boto3, Step Functions' ``lambda:invoke``) runs
+   the same functions (``local.invocations``, ``local.moto_lambda``), and each
+   ENABLED EventBridge Scheduler schedule fires with its role (``local.schedules``).
 
 Ctrl-C or SIGTERM stops everything, in reverse order, and leaves no process
 and no open port; a ``kill -9`` takes the children with it
@@ -30,7 +33,9 @@ and no open port; a ``kill -9`` takes the children with it
 ``{"resize_max_receive_count": 2}``), ``LOCAL_STACK_FRESH=1`` (ignore the
 snapshot: provision from nothing), ``LOCAL_UNKIND_DELIVERY=1`` (``make run
 UNKIND=1``: the poller delivers as unkindly as SQS may; ``LOCAL_UNKIND_SEED``,
-``LOCAL_UNKIND_RATE``, ``LOCAL_UNKIND_MAX_DELAY``; see ``local.unkind``).
+``LOCAL_UNKIND_RATE``, ``LOCAL_UNKIND_MAX_DELAY``; see ``local.unkind``),
+``LOCAL_SCHEDULE_SECONDS=N`` (fire EventBridge Scheduler schedules every N
+seconds instead of at their rate; see ``local.schedules``).
 """
 
 from __future__ import annotations
@@ -45,6 +50,7 @@ import os
 import shutil
 import signal
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -56,7 +62,9 @@ from local.cdn import Cdn
 from local.emulator import HOST, REGION, Emulator, client, port_open, role_client
 from local.front import Api, Front, load_api
 from local.functions import FAKE_CREDENTIALS, FunctionConfig, LocalFunction
+from local.invocations import InvokeServer, UnknownFunction
 from local.poller import MappingSettings, Poller
+from local.schedules import SCHEDULER_SERVICE, Scheduler, ScheduleSettingsError, local_rate
 from local.unkind import UnkindDelivery, UnkindSettings, UnkindSettingsError
 
 log = logging.getLogger("local.run")
@@ -64,6 +72,7 @@ log = logging.getLogger("local.run")
 REPO_ROOT = Path(__file__).resolve().parent.parent
 LAMBDA_ZIP = REPO_ROOT / "build" / "lambda.zip"
 API_WORKERS = 4  # concurrent environments per function behind the API
+INVOKE_WORKERS = 2  # more per function for Lambda's Invoke (boto3, Step Functions' lambda:invoke)
 SNAPSHOT = "emulator.snapshot"  # the emulator's state after the last successful apply
 SNAPSHOT_META = "emulator.snapshot.json"  # which endpoint and Terraform state it belongs to
 _KIND_DELIVERY = "kind: each message once, in order (make run UNKIND=1 delivers as unkindly as SQS may)"
@@ -119,6 +128,7 @@ class Stack:
     emulator: Emulator | None = None
     functions: dict[str, LocalFunction] = field(default_factory=dict)
     front: Front | None = None
+    invocations: InvokeServer | None = None
     pollers: list[Poller] = field(default_factory=list)
     api: Api | None = None
     outputs: dict[str, Any] = field(default_factory=dict)
@@ -128,7 +138,10 @@ class Stack:
     restored: bool = False  # the emulator started from the last run's snapshot
     apply_summary: str = ""
     unkind: UnkindSettings | None = None  # make run UNKIND=1: SQS's at-least-once, on purpose
+    schedule_seconds: float | None = None  # LOCAL_SCHEDULE_SECONDS: fire schedules this often instead
+    scheduler: Scheduler | None = None
     _warmers: concurrent.futures.ThreadPoolExecutor | None = None
+    _functions_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
     def endpoint(self) -> str:
@@ -205,23 +218,42 @@ class Stack:
             for m in _paginate(lam, "list_event_source_mappings", "EventSourceMappings")
             if m.get("EventSourceArn", "").startswith("arn:aws:sqs:")
         ]
-        names = sorted(self.api.functions() | {m.function_name for m in self.mappings})
+        # Every function Terraform created, whatever calls it: the API, a queue, or Invoke.
+        configs = {c["FunctionName"]: c for c in _paginate(lam, "list_functions", "Functions")}
+        names = sorted(configs)
         for name in names:
-            config = FunctionConfig.from_api(lam.get_function_configuration(FunctionName=name))
-            if config.environment.get("CDN_BASE_URL") and self.cdn_url:
-                # The emulator's distribution serves nothing: its URLs go to the local CDN instead.
-                config = dataclasses.replace(
-                    config, environment={**config.environment, "CDN_BASE_URL": self.cdn_url}
-                )
-            workers = API_WORKERS if name in self.api.functions() else 0
-            workers += sum(pollers_for(m) for m in self.mappings if m.function_name == name)
-            # As on Lambda: each environment runs with the function's own execution role.
-            credentials = functools.partial(self.emulator.lambda_credentials, config.role, name)
-            self.functions[name] = LocalFunction(
-                config, self.endpoint, max_workers=workers, credentials=credentials
-            )
+            self.functions[name] = self._local_function(configs[name])
         self._warm_all()
         log.info("functions started: %s (%.1f s)", ", ".join(names), time.monotonic() - step)
+
+    def _local_function(self, found: dict[str, Any]) -> LocalFunction:
+        """A function's local runtime, from its configuration as the emulator holds it."""
+        config = FunctionConfig.from_api(found)
+        if config.environment.get("CDN_BASE_URL") and self.cdn_url:
+            # The emulator's distribution serves nothing: its URLs go to the local CDN instead.
+            environment = {**config.environment, "CDN_BASE_URL": self.cdn_url}
+            config = dataclasses.replace(config, environment=environment)
+        workers = INVOKE_WORKERS + (API_WORKERS if self.api and config.name in self.api.functions() else 0)
+        workers += sum(pollers_for(m) for m in self.mappings if m.function_name == config.name)
+        # As on Lambda: each environment runs with the function's own execution role.
+        credentials = functools.partial(self.emulator.lambda_credentials, config.role, config.name)
+        return LocalFunction(config, self.endpoint, max_workers=workers, credentials=credentials)
+
+    def _function_for_invoke(self, name: str, arn: str) -> LocalFunction:
+        """The function the emulator's Invoke names; one created since the start is started now."""
+        with self._functions_lock:
+            fn = self.functions.get(name)
+            if fn is None or fn.config.arn != arn:
+                try:
+                    found = self.client("lambda").get_function_configuration(FunctionName=arn)
+                except Exception as exc:  # deleted meanwhile: Invoke answers ResourceNotFoundException
+                    raise UnknownFunction(f"Function not found: {arn}") from exc
+                old, fn = fn, self._local_function(found)
+                self.functions[name] = fn
+                if old is not None:
+                    old.close()
+                log.info("function %s started for Invoke", name)
+            return fn
 
     def _warm_all(self) -> None:
         """Cold starts now, in parallel, so the first request is warm and a handler that
@@ -249,6 +281,12 @@ class Stack:
         """The HTTP front, and each mapping's pollers reading its queue with the function's role."""
         cdn = Cdn(self.client("s3"), self.outputs["resized_bucket_name"]) if self.cdn_url else None
         self.front = Front(self.api, self._invoke, self.api_port, cdn=cdn).start()
+        # Lambda's Invoke on the emulator (boto3, Step Functions' lambda:invoke) runs these functions.
+        self.invocations = InvokeServer(self.endpoint, self._function_for_invoke).start()
+        # EventBridge Scheduler: moto stores schedules, the stack fires them with each one's role.
+        self.scheduler = Scheduler(
+            self.client("scheduler"), self.endpoint, self._scheduler_client, local_rate=self.schedule_seconds
+        ).start()
         sqs = self.client("sqs")
         for mapping in self.mappings:
             unkind = UnkindDelivery.for_queue(self.unkind, sqs, mapping.queue_url) if self.unkind else None
@@ -259,6 +297,10 @@ class Stack:
                 queue = role_client(self.endpoint, "sqs", role, mapping.function_name)
                 poller = Poller(queue, mapping, self._invoke, name, unkind=unkind)
                 self.pollers.append(poller.start())
+
+    def _scheduler_client(self, service: str, role_arn: str, session_name: str) -> Any:
+        """A client acting as a schedule's role, assumed by EventBridge Scheduler as AWS does."""
+        return role_client(self.endpoint, service, role_arn, session_name, assumed_by=SCHEDULER_SERVICE)
 
     def claim_ports(self) -> None:
         """Free MOTO_PORT from a stale emulator of ours; say who holds a port otherwise."""
@@ -403,6 +445,7 @@ class Stack:
             f"  Table     {o.get('table_name', '?')}",
             f"  Poller    {poll}",
             f"  Delivery  {self.unkind.describe() if self.unkind else _KIND_DELIVERY}",
+            f"  Schedules {self.scheduler.describe() if self.scheduler else 'off'}",
             f"  Logs      handlers below; emulator {self.state_dir / 'moto.log'}; "
             f"terraform {self.state_dir / 'terraform.log'}",
             "",
@@ -421,11 +464,17 @@ class Stack:
 
     def stop(self) -> None:
         """Stop everything that started, whatever stage start() reached."""
+        if self.scheduler:
+            self.scheduler.stop()
+            self.scheduler = None
         for poller in self.pollers:
             poller.request_stop()
         if self.front:
             self.front.stop()
             self.front = None
+        if self.invocations:
+            self.invocations.stop()
+            self.invocations = None
         for fn in self.functions.values():
             fn.close()
         for poller in self.pollers:
@@ -482,8 +531,9 @@ def main() -> int:
             tf_vars=_extra_tf_vars(),
             fresh=os.environ.get("LOCAL_STACK_FRESH", "").strip() not in ("", "0"),
             unkind=UnkindSettings.from_env(),
+            schedule_seconds=local_rate(),
         )
-    except (StackError, UnkindSettingsError) as exc:
+    except (StackError, UnkindSettingsError, ScheduleSettingsError) as exc:
         print(exc, file=sys.stderr)
         return 2
     code = 0
