@@ -482,8 +482,8 @@ variable "reconcile_pending_after_seconds" {
   default     = 900
 
   validation {
-    condition     = var.reconcile_pending_after_seconds >= 60 && var.reconcile_pending_after_seconds <= 86400
-    error_message = "reconcile_pending_after_seconds must be 60..86400."
+    condition     = var.reconcile_pending_after_seconds >= 1 && var.reconcile_pending_after_seconds <= 86400
+    error_message = "reconcile_pending_after_seconds must be 1..86400."
   }
 }
 
