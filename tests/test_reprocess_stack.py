@@ -1,0 +1,270 @@
+"""Reprocess and reconcile end to end, in the local stack (docs/reprocess.md).
+
+One stack (``python -m local.run``) with a single tiny rendition. 1,500 small real
+images are put straight into the uploads bucket and rendered through the
+bucket's notification. Then the rendition configuration changes the way it does
+on AWS, by applying the module with another ``renditions`` value (the stack is
+restarted on the same ports and state: its snapshot and Terraform state carry
+the images, and the apply updates the functions), and ``make reprocess``'s code
+(tools/reprocess.py) runs the reprocess state machine: every image gets the new
+rendition and config version; a second run skips them all. A stored original
+that is not an image goes through as a counted, recorded failure, not a failed
+run (its batch succeeds: Step Functions' ToleratedFailurePercentage counts
+failed child executions, AWS "Distributed Map state", tolerated failure threshold).
+
+Reconcile: an image whose S3 event never came (the bucket's notification was
+off while it was stored) is rendered after one pass; a presigned upload that was
+never used is ``expired`` once its form's lifetime is over.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+import requests
+
+from local import client as stack_client
+from local.emulator import free_port
+from local.tf import REPO_ROOT
+from tests.conftest import require_terraform
+from tests.images import encode, photo, photo_jpeg
+from tests.test_local_stack import RunningStack, start_stack
+from tools import reprocess
+
+pytestmark = [pytest.mark.slow, pytest.mark.terraform]
+
+require_terraform("the reprocess stack tests")
+
+IMAGES = 1500
+TINY = {"name": "tiny", "width": 16, "height": 16, "fit": "contain", "formats": ["webp"], "quality": 80}
+MINI = {"name": "mini", "width": 8, "height": 8, "fit": "cover", "formats": ["webp"], "quality": 80}
+TF_VARS = {
+    "renditions": [TINY],
+    "reprocess_batch_size": 100,
+    "reprocess_max_concurrency": 4,
+    "reconcile_pending_after_seconds": 5,
+    "reconcile_schedule_enabled": False,  # the tests start each pass themselves
+    "presign_post_expiry_seconds": 60,  # the shortest form lifetime: the unused upload expires meanwhile
+}
+SEED_PREFIX = "originals/seed/"
+POISON_KEY = "originals/seed/zz-poison.jpg"
+RENDER_TIMEOUT = 900  # 1,500 images through the local runtime on two shared cores
+RUN_TIMEOUT = 600
+
+
+@pytest.fixture(scope="module")
+def lambda_zip() -> Path:
+    result = subprocess.run(["make", "-s", "build/lambda.zip"], cwd=REPO_ROOT, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    return REPO_ROOT / "build" / "lambda.zip"
+
+
+class Stack:
+    """The stack and what survives its restart: its state directory and ports."""
+
+    def __init__(self, state_dir: Path):
+        self.state_dir, self.moto_port, self.api_port = state_dir, free_port(), free_port()
+        self.running: RunningStack | None = None
+        self.unused_upload: dict | None = None
+
+    def start(self, renditions: list[dict]) -> RunningStack:
+        self.running = start_stack(
+            self.state_dir, self.moto_port, self.api_port, tf_vars={**TF_VARS, "renditions": renditions}
+        )
+        return self.running
+
+    def stop(self) -> None:
+        if self.running is not None:
+            self.running.stop()
+            self.running = None
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory, lambda_zip):
+    holder = Stack(tmp_path_factory.mktemp("reprocess-stack"))
+    holder.start([TINY])
+    try:
+        yield holder
+    finally:
+        holder.stop()
+
+
+def records(running: RunningStack, prefix: str = SEED_PREFIX) -> dict[str, dict]:
+    """Every image record whose original is under ``prefix``, by key (a Scan: tests only)."""
+    table = running.client("dynamodb")
+    found, kwargs = {}, {"TableName": running.outputs["table_name"]}
+    while True:
+        page = table.scan(**kwargs)
+        for item in page["Items"]:
+            key = item.get("original", {}).get("M", {}).get("key", {}).get("S", "")
+            if key.startswith(prefix):
+                found[key] = item
+        if "LastEvaluatedKey" not in page:
+            return found
+        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+def status(item: dict) -> str:
+    return item["status"]["S"]
+
+
+def rendition_names(item: dict) -> set[str]:
+    return {r["M"]["name"]["S"] for r in item.get("renditions", {}).get("L", [])}
+
+
+def wait_until(check, timeout: float, what: str, poll: float = 3.0):
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            pytest.fail(f"{what}: not after {timeout:.0f} s")
+        time.sleep(poll)
+
+
+def target(running: RunningStack, machine: str = "reprocess") -> reprocess.Target:
+    return reprocess.Target(running.outputs[f"{machine}_state_machine_arn"], running.client, "the test stack")
+
+
+def run_reprocess(running: RunningStack, **options) -> tuple[int, str, reprocess.Summary]:
+    out = io.StringIO()
+    code = reprocess.run(
+        target(running), reprocess.execution_input(None, False, False) | options, out, poll_seconds=2
+    )
+    sfn = running.client("stepfunctions")
+    (execution, *_) = sfn.list_executions(stateMachineArn=target(running).arn)["executions"]
+    described = sfn.describe_execution(executionArn=execution["executionArn"])
+    summary = reprocess.summarize(running.client("s3"), json.loads(described.get("output") or "{}"))
+    return code, out.getvalue(), summary
+
+
+def test_1500_stored_originals_are_rendered_through_the_bucket_notification(stack):
+    running = stack.running
+    # A presigned upload nobody uses: reconcile expires it at the end, minutes after its
+    # 60-second form lifetime (the conditional write checks the record's own expiry).
+    created = requests.post(
+        f"{running.api}/uploads",
+        json={"filename": "never.jpg", "content_type": "image/jpeg", "size": 1000},
+        timeout=30,
+    )
+    assert created.status_code == 201, created.text
+    stack.unused_upload = created.json()
+    s3, bucket = running.client("s3"), running.outputs["uploads_bucket_name"]
+    images = [encode(photo(24 + i % 7, 18 + i % 5, seed=i), "JPEG", quality=85) for i in range(50)]
+
+    def put(i: int) -> None:
+        s3.put_object(
+            Bucket=bucket, Key=f"{SEED_PREFIX}{i:04d}.jpg", Body=images[i % 50], ContentType="image/jpeg"
+        )
+
+    started = time.monotonic()
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(put, range(IMAGES)))
+    s3.put_object(Bucket=bucket, Key=POISON_KEY, Body=b"this is not an image", ContentType="image/jpeg")
+
+    def all_finished():
+        found = records(running)
+        finished = [k for k, item in found.items() if status(item) in ("done", "failed")]
+        return found if len(finished) == IMAGES + 1 else None
+
+    found = wait_until(all_finished, RENDER_TIMEOUT, f"{IMAGES} originals rendered")
+    print(f"{IMAGES} originals stored and rendered in {time.monotonic() - started:.0f} s")
+    assert status(found.pop(POISON_KEY)) == "failed"
+    assert {status(item) for item in found.values()} == {"done"}
+    assert {frozenset(rendition_names(item)) for item in found.values()} == {frozenset({"tiny"})}
+
+
+def test_after_a_rendition_change_reprocess_renders_every_image_and_reports_the_poison(stack):
+    before = records(stack.running)
+    (old_version,) = {item["config_version"]["S"] for k, item in before.items() if k != POISON_KEY}
+    stack.stop()
+    running = stack.start([TINY, MINI])  # terraform apply with the new renditions
+
+    started = time.monotonic()
+    code, printed, summary = run_reprocess(running)
+    assert code == 0, printed
+    print(f"reprocess of {IMAGES + 1} keys: {time.monotonic() - started:.0f} s\n{printed}")
+    # Every key listed; none current (the config changed); the poison is enqueued like any stale
+    # key and fails again in the resize function, where its record says why.
+    assert (summary.listed, summary.skipped_current, summary.enqueued, summary.failed) == (
+        IMAGES + 1,
+        0,
+        IMAGES + 1,
+        0,
+    )
+    assert summary.failed_batches == 0
+    assert f"listed {IMAGES + 1}, enqueued {IMAGES + 1}, skipped (current) 0, failed 0" in printed
+    assert "keys (0 in failed batches)" in printed
+
+    def rerendered():
+        found = records(running)
+        done = [
+            item
+            for k, item in found.items()
+            if k != POISON_KEY and status(item) == "done" and rendition_names(item) == {"tiny", "mini"}
+        ]
+        return found if len(done) == IMAGES else None
+
+    found = wait_until(rerendered, RENDER_TIMEOUT, "every image re-rendered with the new rendition")
+    poison = found.pop(POISON_KEY)
+    assert status(poison) == "failed" and poison["error"]["M"]["code"]["S"]
+    (new_version,) = {item["config_version"]["S"] for item in found.values()}
+    assert new_version != old_version
+
+
+def test_a_second_reprocess_skips_every_current_image(stack):
+    running = stack.running
+    code, printed, summary = run_reprocess(running)
+    assert code == 0, printed
+    # Only the poison is not current (failed records are enqueued again by design).
+    assert (summary.listed, summary.skipped_current, summary.enqueued) == (IMAGES + 1, IMAGES, 1)
+
+
+def test_reconcile_renders_an_image_whose_event_never_came_and_expires_an_unused_upload(stack):
+    running = stack.running
+    s3 = running.client("s3")
+    bucket = running.outputs["uploads_bucket_name"]
+    notification = s3.get_bucket_notification_configuration(Bucket=bucket)
+    notification.pop("ResponseMetadata", None)
+    s3.put_bucket_notification_configuration(Bucket=bucket, NotificationConfiguration={})
+    try:
+        created = stack_client.upload_direct(running.api, photo_jpeg(40, 30), "image/jpeg", "late.jpg")
+        assert created.status_code == 201, created.text
+    finally:
+        s3.put_bucket_notification_configuration(Bucket=bucket, NotificationConfiguration=notification)
+    image_id = created.json()["id"]
+    time.sleep(TF_VARS["reconcile_pending_after_seconds"] + 1)
+    assert requests.get(f"{running.api}/images/{image_id}", timeout=30).json()["status"] == "pending"
+
+    sfn = running.client("stepfunctions")
+    arn = running.outputs["reconcile_state_machine_arn"]
+    execution = sfn.start_execution(stateMachineArn=arn, input="{}")["executionArn"]
+    finished = reprocess.wait(sfn, execution, poll_seconds=1, timeout_seconds=RUN_TIMEOUT)
+    assert finished["status"] == "SUCCEEDED", finished
+    assert json.loads(finished["output"])["next"] is None
+    body = stack_client.wait_done(running.api, image_id, timeout=120)
+    assert body["status"] == "done" and {r["name"] for r in body["renditions"]} == {"tiny", "mini"}
+
+    # The unused presigned upload: expired once its own expiry has passed (a later pass).
+    upload_id = stack.unused_upload["id"]
+    table = running.client("dynamodb")
+
+    def expired():
+        execution = sfn.start_execution(stateMachineArn=arn, input="{}")["executionArn"]
+        assert (
+            reprocess.wait(sfn, execution, poll_seconds=1, timeout_seconds=RUN_TIMEOUT)["status"]
+            == "SUCCEEDED"
+        )
+        item = table.get_item(TableName=running.outputs["table_name"], Key={"id": {"S": upload_id}})["Item"]
+        return item if status(item) == "expired" else None
+
+    item = wait_until(expired, 300, "the unused upload expired", poll=20)
+    assert "unfinished" not in item  # out of the sparse index
+    assert int(item["expires_at"]["N"]) > time.time()  # DynamoDB's TTL removes it later
