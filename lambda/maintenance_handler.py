@@ -25,7 +25,7 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 
-from imgpipe import aws, config_version, keys, reprocess, resizes
+from imgpipe import aws, config_version, keys, reconcile, reprocess, resizes
 from imgpipe.errors import BadRequest, ConfigError
 from imgpipe.maintenance_config import MaintenanceConfig, from_environment
 
@@ -65,8 +65,18 @@ def plan_reprocess(event: dict[str, Any]) -> dict[str, Any]:
     return answer
 
 
+def run_reconcile(event: dict[str, Any]) -> dict[str, Any]:
+    config, _ = setup()
+    token = reconcile.parse_token(event.get("next"))
+    table, s3 = aws.table(config.table_name), aws.client("s3")
+    answer = reconcile.run(token, config, table=table, s3=s3).answer()
+    logger.info("reconcile pass", extra={k: v for k, v in answer.items() if k != "batches"})
+    return answer
+
+
 ACTIONS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     "plan_reprocess": plan_reprocess,
+    "reconcile": run_reconcile,
 }
 
 

@@ -325,3 +325,269 @@ def test_a_bad_event_fails_with_bad_request_naming_what_is_wrong(maintenance, ev
     with pytest.raises(BadRequest) as raised:
         maintenance.invoke(event)
     assert says in str(raised.value) and raised.value.code == "bad_request"
+
+
+# --- reconcile (docs/reconcile.md) ---
+
+
+def age(pipeline, image_id: str, seconds: int) -> str:
+    """Move the record's index position ``seconds`` into the past, as if it had waited that long."""
+    from datetime import UTC, datetime, timedelta
+
+    since = (datetime.now(UTC) - timedelta(seconds=seconds)).isoformat(timespec="milliseconds")
+    since = since.replace("+00:00", "Z")
+    pipeline.table.update_item(
+        Key={"id": image_id},
+        UpdateExpression="SET unfinished_since = :since, updated_at = :since",
+        ExpressionAttributeValues={":since": since},
+    )
+    return since
+
+
+def reconcile(maintenance, next_token=None) -> dict:
+    return maintenance.invoke({"action": "reconcile", "next": next_token})
+
+
+def counts(answer: dict) -> dict:
+    names = ("reenqueued_pending", "reenqueued_stuck", "failed_stuck", "expired", "left_alone")
+    return {name: answer[name] for name in names if answer[name]}
+
+
+def api_upload(pipeline, image_id: str, status: str = "pending", store: bool = True) -> str:
+    key = f"originals/{image_id}/photo.png"
+    records.put_new(
+        pipeline.table, records.new_record(image_id, status, {"key": key, "filename": "photo.png"})
+    )
+    if store:
+        pipeline.s3.put_object(Bucket=base.UPLOADS, Key=key, Body=png(RED))
+    return key
+
+
+def unfinished(pipeline, status: str) -> list[str]:
+    from boto3.dynamodb.conditions import Key
+
+    response = pipeline.table.query(
+        IndexName=records.UNFINISHED_INDEX, KeyConditionExpression=Key("unfinished").eq(status)
+    )
+    return [item["id"] for item in response["Items"]]
+
+
+def view(record: dict) -> dict:
+    from imgpipe import api
+
+    return api.image_view(record, lambda key: f"https://cdn.example/{key}")
+
+
+IDS = [f"{n:02d}" + "A" * 20 for n in range(10)]
+
+
+def test_a_pending_upload_whose_event_never_came_is_rendered_after_one_pass(maintenance, outcomes):
+    """On AWS a new bucket notification takes minutes to start delivering: uploads meanwhile get no event."""
+    pipeline = maintenance.pipeline
+    api_upload(pipeline, IDS[0])
+    age(pipeline, IDS[0], 901)  # RECONCILE_PENDING_AFTER_S is 900 by default
+    api_upload(pipeline, IDS[1])  # younger than the threshold: its event may still come
+
+    answer = reconcile(maintenance)
+
+    assert counts(answer) == {"reenqueued_pending": 1} and answer["next"] is None
+    (body,) = bodies(answer)
+    assert body["imgpipe"] == {"reprocess": False, "force": False}
+    assert maintenance.deliver(answer) == {"batchItemFailures": []}
+    assert pipeline.item(IDS[0])["status"] == "done"
+    assert pipeline.item(IDS[1])["status"] == "pending"
+    assert counts(reconcile(maintenance)) == {}  # nothing due again until another threshold passes
+
+
+def test_a_pending_record_reenqueued_moves_to_the_back_of_the_index_and_is_not_sent_twice(maintenance):
+    pipeline = maintenance.pipeline
+    api_upload(pipeline, IDS[0])
+    age(pipeline, IDS[0], 1000)
+    assert counts(reconcile(maintenance)) == {"reenqueued_pending": 1}
+    assert counts(reconcile(maintenance)) == {}
+    assert unfinished(pipeline, "pending") == [IDS[0]]  # still pending: the message is on its way
+    age(pipeline, IDS[0], 1000)
+    assert counts(reconcile(maintenance)) == {"reenqueued_pending": 1}  # lost again: sent again
+
+
+def test_a_pending_record_whose_original_never_arrived_is_left_alone(maintenance):
+    pipeline = maintenance.pipeline
+    api_upload(pipeline, IDS[0], store=False)
+    age(pipeline, IDS[0], 1000)
+    answer = reconcile(maintenance)
+    assert counts(answer) == {"left_alone": 1} and answer["batches"] == []
+    assert pipeline.item(IDS[0])["status"] == "pending"
+
+
+def processing(pipeline, key: str) -> str:
+    """An image the resize function started and never finished (killed on every delivery)."""
+    from imgpipe import ordering
+
+    version = pipeline.s3.put_object(Bucket=base.UPLOADS, Key=key, Body=png(BLUE))["VersionId"]
+    image_id = pipeline.image_id(key)
+    source = ordering.Source.of(key, "0065F2A1B2C3D4E5F6", version)
+    original = {"key": key, "version_id": version, "size": 1}
+    records.mark_processing(pipeline.table, image_id, original, source=source, config_version="0" * 12)
+    return image_id
+
+
+def test_a_stuck_processing_record_is_reenqueued_once_and_the_resize_handler_finishes_it(
+    maintenance, outcomes
+):
+    pipeline = maintenance.pipeline
+    image_id = processing(pipeline, "photos/stuck.png")
+    age(pipeline, image_id, 1799)  # not yet: RECONCILE_STUCK_AFTER_S is 1800 by default
+    assert counts(reconcile(maintenance)) == {}
+    age(pipeline, image_id, 1801)
+
+    answer = reconcile(maintenance)
+
+    assert counts(answer) == {"reenqueued_stuck": 1}
+    (body,) = bodies(answer)
+    assert body["imgpipe"] == {"reprocess": True, "force": False}  # for the version the record holds
+    assert pipeline.item(image_id)[records.STUCK_FLAG]
+    assert maintenance.deliver(answer) == {"batchItemFailures": []}
+    item = pipeline.item(image_id)
+    assert item["status"] == "done" and records.STUCK_FLAG not in item
+    _, data = pipeline.get(pipeline.rendition(image_id, "thumb.jpg"))
+    assert opened(data).getpixel((50, 50))[2] > 200  # blue: the stuck version, rendered
+
+
+def test_a_record_stuck_again_after_its_one_reenqueue_fails_with_stuck_processing(maintenance):
+    pipeline = maintenance.pipeline
+    image_id = processing(pipeline, "photos/poison.png")
+    age(pipeline, image_id, 2000)
+    assert counts(reconcile(maintenance)) == {"reenqueued_stuck": 1}
+    assert counts(reconcile(maintenance)) == {}  # its re-enqueue gets a whole stuck window
+    age(pipeline, image_id, 2000)
+
+    assert counts(reconcile(maintenance)) == {"failed_stuck": 1}
+
+    item = pipeline.item(image_id)
+    assert item["status"] == "failed" and item["error"]["code"] == "stuck_processing"
+    assert records.STUCK_FLAG not in item and unfinished(pipeline, "processing") == []
+    shown = view(item)
+    assert shown["status"] == "failed"
+    assert shown["error"] == {"code": "stuck_processing", "message": reconcile_module().STUCK_MESSAGE}
+
+
+def reconcile_module():
+    from imgpipe import reconcile as module
+
+    return module
+
+
+def test_a_record_that_moves_on_between_the_read_and_the_write_is_left_alone(maintenance, monkeypatch):
+    """The writes are conditional on the status and index position read (DynamoDB ConditionExpression):
+    a render that finishes meanwhile wins, and nothing is sent for it."""
+    from imgpipe import ordering
+
+    pipeline = maintenance.pipeline
+    image_id = processing(pipeline, "photos/race.png")
+    age(pipeline, image_id, 2000)
+    module = reconcile_module()
+    real = module.reprocess.read_records
+
+    def read_then_finish(table, image_ids):
+        found = real(table, image_ids)  # the pass decides on this read...
+        if image_id not in image_ids:
+            return found
+        item = pipeline.item(image_id)  # ...while the resize function finishes the image
+        source = ordering.Source(item["original"]["key"], item["sequencer"], item["version"])
+        records.mark_done(pipeline.table, image_id, item["original"], [], source=source, config_version="x")
+        return found
+
+    monkeypatch.setattr(module.reprocess, "read_records", read_then_finish)
+    answer = reconcile(maintenance)
+
+    assert counts(answer) == {"left_alone": 1} and answer["batches"] == []
+    item = pipeline.item(image_id)
+    assert item["status"] == "done" and records.STUCK_FLAG not in item
+
+
+def test_an_unused_presigned_upload_expires_keeps_its_ttl_and_leaves_the_index(maintenance):
+    import time
+
+    pipeline = maintenance.pipeline
+    api_upload(pipeline, IDS[0], status="awaiting_upload", store=False)
+    api_upload(pipeline, IDS[1], status="awaiting_upload", store=False)
+    form_expired = int(time.time()) - 60 + records.UNUSED_UPLOAD_GRACE_SECONDS  # as the upload API sets it
+    form_valid = int(time.time()) + 3000 + records.UNUSED_UPLOAD_GRACE_SECONDS  # a longer form
+    for image_id, ttl in ((IDS[0], form_expired), (IDS[1], form_valid)):
+        pipeline.table.update_item(
+            Key={"id": image_id},
+            UpdateExpression="SET expires_at = :t",
+            ExpressionAttributeValues={":t": ttl},
+        )
+        age(pipeline, image_id, 960)  # PRESIGN_POST_EXPIRY_SECONDS is 900 by default
+
+    assert counts(reconcile(maintenance)) == {"expired": 1, "left_alone": 1}
+
+    item = pipeline.item(IDS[0])
+    assert item["status"] == "expired" and item[records.TTL_ATTRIBUTE] == form_expired
+    assert unfinished(pipeline, "awaiting_upload") == [IDS[1]]
+    assert view(item)["status"] == "expired"
+    assert view(item)["error"] == {
+        "code": "upload_expired",
+        "message": "the upload form expired before a file arrived",
+    }
+    assert pipeline.item(IDS[1])["status"] == "awaiting_upload"
+
+
+def test_a_file_that_arrives_after_its_upload_expired_is_still_rendered(maintenance, outcomes):
+    """A POST sent just before the form expires still lands (S3 checks the policy when it starts)."""
+    pipeline = maintenance.pipeline
+    key = api_upload(pipeline, IDS[0], status="awaiting_upload", store=False)
+    age(pipeline, IDS[0], 960)
+    pipeline.table.update_item(
+        Key={"id": IDS[0]}, UpdateExpression="REMOVE expires_at"
+    )  # a record written before the TTL existed
+    assert counts(reconcile(maintenance)) == {"expired": 1}
+    assert pipeline.item(IDS[0])[records.TTL_ATTRIBUTE] > 0
+
+    assert pipeline.invoke(pipeline.upload(key, png(RED))) == {"batchItemFailures": []}
+
+    item = pipeline.item(IDS[0])
+    assert item["status"] == "done" and records.TTL_ATTRIBUTE not in item and "error" not in item
+
+
+def test_pages_are_bounded_and_the_next_token_round_trips_as_json(maintenance, monkeypatch):
+    import maintenance_handler
+
+    pipeline = maintenance.pipeline
+    monkeypatch.setenv("RECONCILE_PAGE_SIZE", "2")
+    maintenance_handler.reset()
+    for image_id in IDS[:5]:
+        api_upload(pipeline, image_id)
+        age(pipeline, image_id, 1000)
+
+    token, seen, passes = None, [], 0
+    while True:
+        answer = reconcile(maintenance, token)
+        passes += 1
+        assert answer["reenqueued_pending"] <= 2
+        seen += [b["Records"][0]["s3"]["object"]["key"].split("/")[1] for b in bodies(answer)]
+        token = json.loads(json.dumps(answer["next"]))
+        if token is None:
+            break
+        assert set(token) == {"pending"}  # only the status with more to read
+
+    assert passes == 3 and sorted(seen) == IDS[:5]
+
+
+@pytest.mark.parametrize("token", [{"done": None}, {}, "pending", {"pending": {"id": 3}}])
+def test_a_token_that_is_not_reconciles_own_is_a_bad_request(maintenance, token):
+    with pytest.raises(BadRequest, match="not a reconcile token"):
+        reconcile(maintenance, token)
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("RECONCILE_PENDING_AFTER_S", "0"), ("RECONCILE_STUCK_AFTER_S", "soon"), ("RECONCILE_PAGE_SIZE", "101")],
+)
+def test_a_bad_reconcile_setting_fails_loudly_with_its_name(maintenance, monkeypatch, name, value):
+    from imgpipe.errors import ConfigError
+
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigError, match=name):
+        reconcile(maintenance)

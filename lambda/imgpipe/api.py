@@ -35,6 +35,8 @@ PUBLIC_MESSAGES = {
     "source_too_large": "the file is larger than this service processes",
     "corrupt_image": "the image data is corrupt or truncated",
     "source_not_found": "the uploaded file no longer exists",
+    "stuck_processing": "processing the image never finished, even when retried",
+    "upload_expired": "the upload form expired before a file arrived",
 }
 GENERIC_FAILURE = "the image could not be processed"
 _CODE = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
@@ -405,7 +407,7 @@ def image_view(
         )
         item["url"] = rendition_url(key)
         view["renditions"].append(item)
-    if record["status"] == "failed" and record.get("error"):
+    if record["status"] in ("failed", "expired") and record.get("error"):
         view["error"] = public_error(record["error"], hidden)
     if record.get("config_version"):  # the rendition config that made the renditions (docs/config-version.md)
         view["config_version"] = record["config_version"]

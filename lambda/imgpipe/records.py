@@ -4,6 +4,7 @@ Shape (attribute names are the public API's names)::
 
     id           S   22 URL-safe characters (see keys.py), the partition key
     status       S   awaiting_upload | pending | processing | done | failed | deleted
+                     | expired
     original     M   key, size, content_type, filename, version_id,
                      and once processed: width, height, format
     renditions   L   [{name, format, key, width, height, bytes}], when done
@@ -23,12 +24,16 @@ Shape (attribute names are the public API's names)::
                      processing: the partition key of the sparse index
                      ``unfinished`` (dynamodb.tf), which therefore holds the
                      unfinished records only
-    unfinished_since S  the updated_at of the write that set ``unfinished``:
-                     the index's sort key (oldest first)
+    unfinished_since S  the updated_at of the write that set ``unfinished``, or
+                     the time a reconcile pass re-enqueued the record: the
+                     index's sort key (oldest first)
     expires_at   N   epoch seconds, only on an ``awaiting_upload`` record: the
                      table's TTL attribute (dynamodb.tf), so DynamoDB deletes
                      an announced upload that never arrived; the first write
-                     of the resize Lambda removes it
+                     of the resize Lambda removes it; an ``expired`` record
+                     keeps it
+    stuck_reenqueued_at S  set by the reconcile pass that re-enqueued a stuck
+                     ``processing`` record (once); removed when done or failed
 
 The upload API creates the record (``pending`` or ``awaiting_upload``); the
 resize Lambda moves it to ``processing`` then ``done`` or ``failed``, creating
@@ -42,6 +47,12 @@ another version.
 or in the bucket), the renditions are gone or going, and the record keeps its
 sequencer so that an older version's event delivered late renders nothing.
 The API answers 404 for it, as for an unknown id.
+
+The maintenance function's reconcile pass (docs/reconcile.md) moves records
+that nothing else will move: ``reenqueued_pending``, ``reenqueued_stuck``,
+``fail_stuck`` and ``expire``. Each is conditional on the status and the
+``unfinished_since`` it read from the index, so a record that moved on
+meanwhile (a render started or finished) is left alone (``Conflict``).
 """
 
 from __future__ import annotations
@@ -55,12 +66,15 @@ from typing import Any
 from imgpipe.errors import TransientError
 from imgpipe.ordering import Source
 
-STATUSES = ("awaiting_upload", "pending", "processing", "done", "failed", "deleted")
+STATUSES = ("awaiting_upload", "pending", "processing", "done", "failed", "deleted", "expired")
 UNFINISHED = ("awaiting_upload", "pending", "processing")
 UNFINISHED_INDEX = "unfinished"  # the table's sparse GSI (dynamodb.tf): unfinished records by status
 INDEX_ATTRIBUTES = ("unfinished", "unfinished_since")
 BATCH_GET_KEYS = 100  # DynamoDB: "BatchGetItem ... can contain as many as 100 items"
 TTL_ATTRIBUTE = "expires_at"  # the table's TTL attribute (dynamodb.tf: local.table_ttl_attribute)
+# Set by a reconcile pass that re-enqueued a stuck `processing` record; the next pass that finds
+# it stuck again marks it failed (docs/reconcile.md). A done or failed write removes it.
+STUCK_FLAG = "stuck_reenqueued_at"
 # How long an unused upload's record outlives its form: a POST sent just before
 # the form expires still lands, and its event may wait in the queue for a while.
 UNUSED_UPLOAD_GRACE_SECONDS = 2 * 86400
@@ -250,7 +264,8 @@ def mark_done(
     original = {k: v for k, v in original.items() if v is not None}
     sets = {"status": "done", "original": original, "renditions": renditions}
     sets.update(_settled("done", source, config_version))
-    return _update(table, image_id, sets, ("error", TTL_ATTRIBUTE), source, config_version=config_version)
+    removed = ("error", TTL_ATTRIBUTE, STUCK_FLAG)
+    return _update(table, image_id, sets, removed, source, config_version=config_version)
 
 
 def mark_failed(
@@ -267,7 +282,7 @@ def mark_failed(
     original = {k: v for k, v in original.items() if v is not None}
     sets = {"status": "failed", "original": original, "error": {"code": code, "message": message[:300]}}
     sets.update(_settled("failed", source, config_version))
-    removed = ("renditions", TTL_ATTRIBUTE)
+    removed = ("renditions", TTL_ATTRIBUTE, STUCK_FLAG)
     return _update(table, image_id, sets, removed, source, True, config_version)
 
 
@@ -344,6 +359,73 @@ def mark_deleted_by_owner(table: Any, image_id: str) -> None:
         | {"#unfinished": "unfinished", "#unfinished_since": "unfinished_since"},
         {":deleted": "deleted", ":now": now()},
     )
+
+
+def _unmoved(status: str, seen_since: str) -> tuple[str, dict[str, str], dict[str, Any]]:
+    """The condition of a reconcile write: the record still has the status and the index position read."""
+    names = {"#status": "status", "#unfinished_since": "unfinished_since"}
+    values = {":status": status, ":seen": seen_since}
+    return "#status = :status AND #unfinished_since = :seen", names, values
+
+
+def reenqueued_pending(table: Any, image_id: str, seen_since: str) -> dict[str, Any]:
+    """A ``pending`` record re-enqueued: it moves to the back of the index (``unfinished_since`` now),
+    so the next pass leaves it alone for another threshold. Returns the record as it was."""
+    condition, names, values = _unmoved("pending", seen_since)
+    values[":now"] = now()
+    expr = "SET #unfinished_since = :now"
+    return _conditional(table, image_id, expr, condition, names, values)
+
+
+def reenqueued_stuck(table: Any, image_id: str, seen_since: str) -> dict[str, Any]:
+    """A stuck ``processing`` record re-enqueued, once: ``STUCK_FLAG`` set, ``unfinished_since`` now.
+    ``Conflict`` when it moved on or was re-enqueued before. Returns the record as it was."""
+    condition, names, values = _unmoved("processing", seen_since)
+    names["#flag"] = STUCK_FLAG
+    values[":now"] = now()
+    expr = "SET #unfinished_since = :now, #flag = :now"
+    return _conditional(table, image_id, expr, f"{condition} AND attribute_not_exists(#flag)", names, values)
+
+
+def fail_stuck(table: Any, image_id: str, seen_since: str, code: str, message: str) -> dict[str, Any]:
+    """A ``processing`` record stuck again after its one re-enqueue becomes ``failed`` with ``code``.
+
+    It leaves the index; its renditions (an older version's) are no longer listed.
+    Returns the record as it was.
+    """
+    condition, names, values = _unmoved("processing", seen_since)
+    names.update({"#flag": STUCK_FLAG, "#error": "error", "#updated_at": "updated_at"})
+    names.update({"#unfinished": "unfinished", "#renditions": "renditions"})
+    values.update({":failed": "failed", ":error": {"code": code, "message": message[:300]}, ":now": now()})
+    expr = (
+        "SET #status = :failed, #error = :error, #updated_at = :now"
+        " REMOVE #unfinished, #unfinished_since, #flag, #renditions"
+    )
+    return _conditional(table, image_id, expr, f"{condition} AND attribute_exists(#flag)", names, values)
+
+
+def expire(
+    table: Any, image_id: str, seen_since: str, *, now_epoch: int, code: str, message: str
+) -> dict[str, Any]:
+    """An ``awaiting_upload`` record whose form expired becomes ``expired`` and leaves the index.
+
+    The form expired when ``expires_at - UNUSED_UPLOAD_GRACE_SECONDS <= now_epoch`` (the upload
+    API sets ``expires_at`` that far past the form's expiry); the TTL attribute stays (set to
+    ``now_epoch + UNUSED_UPLOAD_GRACE_SECONDS`` when a record lacks it), so DynamoDB deletes the
+    record later. Returns the record as it was.
+    """
+    condition, names, values = _unmoved("awaiting_upload", seen_since)
+    limit = now_epoch + UNUSED_UPLOAD_GRACE_SECONDS
+    names.update({"#ttl": TTL_ATTRIBUTE, "#error": "error", "#updated_at": "updated_at"})
+    names["#unfinished"] = "unfinished"
+    values.update({":expired": "expired", ":limit": limit, ":now": now()})
+    values[":error"] = {"code": code, "message": message[:300]}
+    expr = (
+        "SET #status = :expired, #error = :error, #updated_at = :now, #ttl = if_not_exists(#ttl, :limit)"
+        " REMOVE #unfinished, #unfinished_since"
+    )
+    condition = f"{condition} AND (attribute_not_exists(#ttl) OR #ttl <= :limit)"
+    return _conditional(table, image_id, expr, condition, names, values)
 
 
 def _conditional(
