@@ -56,7 +56,7 @@ log = logging.getLogger(__name__)
 
 SCHEDULER_SERVICE = "scheduler.amazonaws.com"
 LOCAL_RATE_VARIABLE = "LOCAL_SCHEDULE_SECONDS"
-REFRESH_SECONDS = 2.0  # how often the schedules are read back from the emulator
+REFRESH_SECONDS = 1.0  # how often the schedules are read back from the emulator
 UNIVERSAL_PREFIX = "arn:aws:scheduler:::aws-sdk:"
 _RATE = re.compile(r"rate\(\s*(\d+)\s+(minute|minutes|hour|hours|day|days)\s*\)")
 _UNIT_SECONDS = {"minute": 60, "hour": 3600, "day": 86400}
@@ -281,7 +281,7 @@ class Scheduler:
                 self.tick()
             except Exception:  # the emulator is going away, or answered oddly: try again later
                 log.exception("reading the schedules failed")
-            self._stop.wait(min(self.refresh, 1.0))
+            self._stop.wait(self.refresh)
 
     def tick(self) -> None:
         """Read the schedules back and fire each one that is due."""

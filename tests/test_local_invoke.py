@@ -42,7 +42,9 @@ GET_IMAGE = json.loads((REPO_ROOT / "tests/events/http_get_image.json").read_tex
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory, lambda_zip):
-    running = start_stack(tmp_path_factory.mktemp("local-invoke"), free_port(), free_port())
+    # LOCAL_SCHEDULE_SECONDS: the stack fires schedules every second (local/schedules.py).
+    directory = tmp_path_factory.mktemp("local-invoke")
+    running = start_stack(directory, free_port(), free_port(), LOCAL_SCHEDULE_SECONDS="1")
     try:
         yield running
     finally:
@@ -168,6 +170,47 @@ def test_a_function_created_after_the_start_is_run_on_its_first_invoke(stack):
     assert time.monotonic() - started < 60
     log = stack.log.read_text()
     assert f"Function: {name}" in log  # its own REPORT line: its own runtime
+
+
+def test_the_running_stack_fires_a_schedule_with_its_role_at_the_local_rate(stack):
+    # EventBridge Scheduler: an ENABLED schedule's templated SQS target gets the Input as the
+    # message body, sent with the schedule's role (which trusts scheduler.amazonaws.com).
+    assert "Schedules none yet" in stack.log.read_text() and "LOCAL_SCHEDULE_SECONDS" in stack.log.read_text()
+    sqs, iam = stack.client("sqs"), stack.client("iam")
+    suffix = uuid.uuid4().hex[:8]
+    url = sqs.create_queue(QueueName=f"scheduled-{suffix}")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    trust = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"Service": "scheduler.amazonaws.com"},
+                "Action": "sts:AssumeRole",
+            }
+        ],
+    }
+    role = iam.create_role(RoleName=f"scheduled-{suffix}", AssumeRolePolicyDocument=json.dumps(trust))["Role"]
+    grant = {"Effect": "Allow", "Action": "sqs:SendMessage", "Resource": queue_arn}
+    policy = json.dumps({"Version": "2012-10-17", "Statement": [grant]})
+    iam.put_role_policy(RoleName=role["RoleName"], PolicyName="send", PolicyDocument=policy)
+    stack.client("scheduler").create_schedule(
+        Name=f"every-15-minutes-{suffix}",
+        ScheduleExpression="rate(15 minutes)",
+        FlexibleTimeWindow={"Mode": "OFF"},
+        Target={"Arn": queue_arn, "RoleArn": role["Arn"], "Input": '{"action": "reconcile"}'},
+    )
+    deadline, bodies = time.monotonic() + 30, []
+    while not bodies and time.monotonic() < deadline:
+        messages = sqs.receive_message(QueueUrl=url, WaitTimeSeconds=1).get("Messages", [])
+        bodies = [json.loads(m["Body"]) for m in messages]
+    assert bodies == [{"action": "reconcile"}]
+    sent = [
+        c
+        for c in iam_calls(stack)
+        if c["action"] == "sqs:SendMessage" and role_of(c["principal"]) == role["RoleName"]
+    ]
+    assert sent and all(c["allowed"] for c in sent)
 
 
 FAKE_ROOT = REPO_ROOT / "tests/fixtures/fake_lambda"
