@@ -252,7 +252,8 @@ def test_functions_use_the_key_only_through_the_services_that_hold_their_data(
     var_file = tmp_path / "vars.tfvars.json"
     var_file.write_text(json.dumps(variables))
     state = tmp_path / "terraform.tfstate"
-    targets = [f"-target=data.aws_iam_policy_document.{name}" for name in ("resize", "upload")]
+    roles = ("resize", "upload", "maintenance", "states")
+    targets = [f"-target=data.aws_iam_policy_document.{name}" for name in roles]
     tf.run(
         "apply",
         "-auto-approve",
@@ -265,7 +266,7 @@ def test_functions_use_the_key_only_through_the_services_that_hold_their_data(
     documents = {
         r["name"]: json.loads(r["instances"][0]["attributes"]["json"])
         for r in json.loads(state.read_text())["resources"]
-        if r["type"] == "aws_iam_policy_document" and r["name"] in ("resize", "upload")
+        if r["type"] == "aws_iam_policy_document" and r["name"] in roles
     }
     expected = {
         "resize": [
@@ -274,6 +275,9 @@ def test_functions_use_the_key_only_through_the_services_that_hold_their_data(
             "sqs.us-east-1.amazonaws.com",
         ],
         "upload": ["dynamodb.us-east-1.amazonaws.com", "s3.us-east-1.amazonaws.com"],
+        "maintenance": ["dynamodb.us-east-1.amazonaws.com", "s3.us-east-1.amazonaws.com"],
+        # the state machines: the encrypted resize queue and the run's results in the resized bucket
+        "states": ["s3.us-east-1.amazonaws.com", "sqs.us-east-1.amazonaws.com"],
     }
     for name, services in expected.items():
         (kms,) = [s for s in documents[name]["Statement"] if s["Sid"] == "UseDataKey"]
