@@ -16,14 +16,18 @@ The local stack turns on moto's ASL interpreter (``execute_state_machine``,
    UUID ("If you don't provide a name for the execution, Step Functions
    automatically generates a universally unique identifier (UUID) as the
    execution name", StartExecution API reference).
-3. A Distributed Map's ``ItemReader`` ``arn:aws:states:::s3:listObjectsV2``
-   reads only the first page (1,000 keys), fails on an empty listing (no
-   ``Contents``) and hands each child the SDK's object, whose ``datetime``
-   makes ``DescribeExecution`` fail with HTTP 500. Here it reads every page;
-   an empty listing is zero items (the map succeeds with none); each item is
-   what AWS shows a child: ``{"Etag", "Key", "LastModified", "Size",
-   "StorageClass"}`` with ``LastModified`` in epoch seconds (the ItemReader
-   guide's example: ``"LastModified": 1668699881``).
+3. The interpreter's errors (``InvalidDefinition`` for a definition it cannot
+   parse, ``InvalidExecutionInput``, ...) reach the client with an empty error
+   code: they name it in ``code``, moto's JSON errors read ``TYPE``. Here they
+   carry their name, as Step Functions' API reference lists them.
+4. A path through a literal index, such as ``$.Items[0].key``, selects a list
+   (``["poison"]``) where Step Functions selects the value: a reference path
+   "can identify only a single node in a JSON structure" (Amazon States
+   Language, Reference Paths), so a Choice rule on it never matched. Here only
+   a wildcard, slice, filter or descendant path gives a list.
+5. A Distributed Map (``ItemReader`` over ``s3:listObjectsV2``, ``ItemBatcher``,
+   tolerated failures, ``MaxConcurrency``, ``ResultWriter``): see
+   ``local.moto_sfn_map``.
 
 ``local.moto_server`` calls ``patch()`` before serving; docs/local-stack.md
 ("Step Functions") lists what is patched and what is not emulated.
@@ -31,9 +35,13 @@ The local stack turns on moto's ASL interpreter (``execute_state_machine``,
 
 from __future__ import annotations
 
+import importlib
 import json
+import re
 import uuid
 from typing import Any
+
+from local import moto_sfn_map
 
 # ValidateStateMachineDefinition's diagnostic codes (ValidateStateMachineDefinitionDiagnostic).
 INVALID_JSON = "INVALID_JSON_DESCRIPTION"
@@ -116,39 +124,55 @@ def _patch_execution_names() -> None:
     StepFunctionsParserBackend.start_execution = start_execution
 
 
-def listed_item(obj: dict[str, Any]) -> dict[str, Any]:
-    """One ListObjectsV2 ``Contents`` entry as the item a Distributed Map child receives on AWS."""
-    return {
-        "Etag": obj["ETag"],
-        "Key": obj["Key"],
-        "LastModified": int(obj["LastModified"].timestamp()),
-        "Size": obj["Size"],
-        "StorageClass": obj.get("StorageClass", "STANDARD"),
-    }
+def _patch_error_codes() -> None:
+    from moto.core.exceptions import AWSError
+    from moto.stepfunctions.parser import api
+
+    for value in vars(api).values():
+        if isinstance(value, type) and issubclass(value, AWSError) and value is not AWSError:
+            name = value.__dict__.get("code")
+            if isinstance(name, str) and not value.__dict__.get("TYPE"):
+                value.TYPE = name
 
 
-def _patch_item_reader() -> None:
-    from moto.stepfunctions.parser.asl.component.state.exec.state_map.item_reader.eval import resource_eval_s3
+# Paths that may select several nodes: a wildcard, a slice, a filter or a descendant.
+MANY_NODES = re.compile(r"\[\s*(\*|\?|-?\d*\s*:)|\.\.|\.\*")
+JSON_PATH_USERS = (
+    "moto.stepfunctions.parser.asl.component.common.string.string_expression",
+    "moto.stepfunctions.parser.asl.component.intrinsic.argument.argument",
+    "moto.stepfunctions.parser.asl.component.state.choice.comparison.operator.implementations.timestamp_operators",
+    "moto.stepfunctions.parser.asl.component.state.choice.comparison.operator.implementations.boolean_equals",
+    "moto.stepfunctions.parser.asl.component.state.choice.comparison.operator.implementations.numeric",
+    "moto.stepfunctions.parser.asl.component.state.choice.comparison.operator.implementations.string_operators",
+    "moto.stepfunctions.parser.asl.eval.states",
+)
 
-    def _handle_list_objects_v2(env: Any, resource_runtime_part: Any, state_credentials: Any) -> None:
-        s3 = resource_eval_s3.ResourceEvalS3._get_s3_client(
-            resource_runtime_part=resource_runtime_part, state_credentials=state_credentials
-        )
-        parameters = dict(env.stack.pop())
-        items: list[dict[str, Any]] = []
-        while True:
-            page = s3.list_objects_v2(**parameters)
-            items.extend(listed_item(obj) for obj in page.get("Contents", []))
-            if not page.get("IsTruncated"):
-                break
-            parameters["ContinuationToken"] = page["NextContinuationToken"]
-        env.stack.append(items)
 
-    resource_eval_s3.ResourceEvalS3._handle_list_objects_v2 = staticmethod(_handle_list_objects_v2)
+def _patch_json_path() -> None:
+    from jsonpath_ng.ext import parse
+    from jsonpath_ng.jsonpath import Index
+    from moto.stepfunctions.parser.asl.utils import json_path
+
+    original = json_path.extract_json
+
+    def extract_json(path: str, data: Any) -> Any:
+        if not MANY_NODES.search(path):
+            matches = parse(path).find(data)
+            if len(matches) == 1 and not isinstance(matches[0].path, Index):
+                return matches[0].value
+        return original(path, data)
+
+    json_path.extract_json = extract_json
+    for name in JSON_PATH_USERS:
+        module = importlib.import_module(name)
+        if getattr(module, "extract_json", None) is original:
+            module.extract_json = extract_json
 
 
 def patch() -> None:
     """Make moto's Step Functions answer and run as described above."""
     _patch_responses()
     _patch_execution_names()
-    _patch_item_reader()
+    _patch_error_codes()
+    _patch_json_path()
+    moto_sfn_map.patch()

@@ -239,6 +239,245 @@ def test_an_empty_listing_is_zero_items_and_the_map_succeeds(emulator):
     assert (described["status"], json.loads(described["output"])) == ("SUCCEEDED", [])
 
 
+def test_a_choice_on_a_path_through_an_array_index_compares_the_value(emulator):
+    """Amazon States Language, Reference Paths: a reference path "can identify only a single node";
+    a Choice rule's Variable $.Items[0].key is that item's key, not a one-element list."""
+    definition = {
+        "StartAt": "Check",
+        "States": {
+            "Check": {
+                "Type": "Choice",
+                "Choices": [{"Variable": "$.Items[0].key", "StringEquals": "first", "Next": "Matched"}],
+                "Default": "Missed",
+            },
+            "Matched": {"Type": "Pass", "Result": {"rule": "matched"}, "End": True},
+            "Missed": {"Type": "Pass", "Result": {"rule": "missed"}, "End": True},
+        },
+    }
+    described, _ = run_machine(
+        emulator, "index", definition, {"Items": [{"key": "first"}, {"key": "second"}]}
+    )
+    assert (described["status"], json.loads(described["output"])) == ("SUCCEEDED", {"rule": "matched"})
+
+
+# -- Slice C: ItemBatcher, tolerated failures, MaxConcurrency, ResultWriter -------------------------
+
+
+def map_over(child_states: dict, start_at: str, **map_fields) -> dict:
+    """A machine whose Distributed Map runs ``child_states`` for each item (or batch) of ``$.items``."""
+    state = {
+        "Type": "Map",
+        "ItemsPath": "$.items",
+        "ItemProcessor": {
+            "ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"},
+            "StartAt": start_at,
+            "States": child_states,
+        },
+        "End": True,
+        **map_fields,
+    }
+    return {"StartAt": "Each", "States": {"Each": state}}
+
+
+PASS_CHILD = {"Child": {"Type": "Pass", "End": True}}
+# A child that fails when its item (or the first item of its batch) is the poison one.
+POISON_CHILD = {
+    "Check": {
+        "Type": "Choice",
+        "Choices": [{"Variable": "$.key", "StringEquals": "poison", "Next": "Poisoned"}],
+        "Default": "Fine",
+    },
+    "Poisoned": {"Type": "Fail", "Error": "Poison", "Cause": "a poison item"},
+    "Fine": {"Type": "Pass", "End": True},
+}
+POISON_BATCH_CHILD = {
+    "Check": {
+        "Type": "Choice",
+        "Choices": [{"Variable": "$.Items[0].key", "StringEquals": "poison", "Next": "Poisoned"}],
+        "Default": "Fine",
+    },
+    "Poisoned": {"Type": "Fail", "Error": "Poison", "Cause": "a poison batch"},
+    "Fine": {"Type": "Pass", "End": True},
+}
+
+
+def keys(*names: str) -> dict:
+    return {"items": [{"key": name} for name in names]}
+
+
+def test_a_machine_with_an_item_batcher_is_created_and_validates(emulator):
+    """ItemBatcher is a field of a Distributed Map (ItemBatcher guide): CreateStateMachine accepts
+    it and ValidateStateMachineDefinition answers OK."""
+    sfn = emulator.client("stepfunctions")
+    definition = json.dumps(map_over(PASS_CHILD, "Child", ItemBatcher={"MaxItemsPerBatch": 100}))
+    assert sfn.validate_state_machine_definition(definition=definition)["result"] == "OK"
+    assert sfn.create_state_machine(name="batched", definition=definition, roleArn=ROLE_ARN)[
+        "stateMachineArn"
+    ]
+
+
+def test_an_item_batcher_over_256_kib_or_in_an_inline_map_is_refused(emulator):
+    """MaxInputBytesPerBatch can be at most 256 KiB, and ItemBatcher belongs to a Distributed Map
+    only: Step Functions refuses either definition (InvalidDefinition; validation FAIL)."""
+    from botocore.exceptions import ClientError
+
+    sfn = emulator.client("stepfunctions")
+    too_big = map_over(PASS_CHILD, "Child", ItemBatcher={"MaxInputBytesPerBatch": 300_000})
+    inline = map_over(PASS_CHILD, "Child", ItemBatcher={"MaxItemsPerBatch": 2})
+    inline["States"]["Each"]["ItemProcessor"]["ProcessorConfig"] = {"Mode": "INLINE"}
+    for name, definition in (("too-big", too_big), ("inline", inline)):
+        assert sfn.validate_state_machine_definition(definition=json.dumps(definition))["result"] == "FAIL"
+        with pytest.raises(ClientError) as refused:
+            sfn.create_state_machine(name=name, definition=json.dumps(definition), roleArn=ROLE_ARN)
+        assert refused.value.response["Error"]["Code"] == "InvalidDefinition"
+
+
+def test_each_child_gets_a_batch_of_selected_items_and_the_batch_input(emulator):
+    """ItemBatcher guide: each child receives {"Items": [...], "BatchInput": {...}}, at most
+    MaxItemsPerBatch items, each item as ItemSelector made it; BatchInput's paths read the state input."""
+    s3 = emulator.client("s3")
+    s3.create_bucket(Bucket="batches")
+    originals = [f"originals/{i:03d}.jpg" for i in range(25)]
+    put_objects(s3, "batches", originals)
+    definition = distributed_map(
+        {"Bucket": "batches", "Prefix.$": "$.prefix"},
+        KEY_SELECTOR,
+        ItemBatcher={
+            "MaxItemsPerBatch": 10,
+            "BatchInput": {"all.$": "$.all", "force.$": "$.force", "source": "reprocess"},
+        },
+    )
+    described, _ = run_machine(
+        emulator, "batches", definition, {"prefix": "originals/", "all": True, "force": False}
+    )
+    assert described["status"] == "SUCCEEDED"
+    children = json.loads(described["output"])
+    assert [len(child["Items"]) for child in children] == [10, 10, 5]
+    assert [item["key"] for child in children for item in child["Items"]] == originals
+    assert {json.dumps(child["BatchInput"], sort_keys=True) for child in children} == {
+        json.dumps({"all": True, "force": False, "source": "reprocess"}, sort_keys=True)
+    }
+
+
+def test_max_input_bytes_per_batch_bounds_each_childs_input(emulator):
+    """MaxInputBytesPerBatch: the maximum bytes a batch may hold; Step Functions puts fewer items
+    in a batch to stay under it."""
+    items = {"items": [{"key": f"{i:02d}", "pad": "x" * 100} for i in range(20)]}
+    definition = map_over(PASS_CHILD, "Child", ItemBatcher={"MaxInputBytesPerBatch": 500})
+    described, _ = run_machine(emulator, "bytes", definition, items)
+    assert described["status"] == "SUCCEEDED"
+    children = json.loads(described["output"])
+    assert len(children) > 4
+    assert all(len(json.dumps(child, separators=(",", ":"))) <= 500 for child in children)
+    assert [item["key"] for child in children for item in child["Items"]] == [f"{i:02d}" for i in range(20)]
+
+
+def test_a_failed_child_fails_the_map_run_when_no_failure_is_tolerated(emulator):
+    """Tolerated failure threshold: both default to 0, so one failed child fails the Map Run with
+    States.ExceedToleratedFailureThreshold (moto alone lets the map succeed)."""
+    described, _ = run_machine(emulator, "strict", map_over(POISON_CHILD, "Check"), keys("a", "poison", "c"))
+    assert described["status"] == "FAILED"
+    assert described["error"] == "States.ExceedToleratedFailureThreshold"
+
+
+def test_tolerated_failure_percentage_lets_the_map_succeed_up_to_the_threshold(emulator):
+    """ToleratedFailurePercentage: the Map Run fails only when the failed items' percentage exceeds
+    it: 1 poison in 10 items is 10%, within 10 but not within 5."""
+    items = keys(*[f"k{i}" for i in range(9)], "poison")
+    ok, _ = run_machine(
+        emulator, "tolerant", map_over(POISON_CHILD, "Check", ToleratedFailurePercentage=10), items
+    )
+    assert ok["status"] == "SUCCEEDED"
+    strict, _ = run_machine(
+        emulator, "intolerant", map_over(POISON_CHILD, "Check", ToleratedFailurePercentage=5), items
+    )
+    assert (strict["status"], strict["error"]) == ("FAILED", "States.ExceedToleratedFailureThreshold")
+    counted, _ = run_machine(
+        emulator, "counted", map_over(POISON_CHILD, "Check", ToleratedFailureCount=1), items
+    )
+    assert counted["status"] == "SUCCEEDED"
+
+
+def test_a_failed_batch_counts_every_item_in_it_as_failed(emulator):
+    """With ItemBatcher a failed child fails all the items of its batch: 5 of 10 items is 50%,
+    beyond a 40% tolerance, within 50%."""
+    items = keys("a", "b", "c", "d", "e", "poison", "g", "h", "i", "j")
+    batcher = {"MaxItemsPerBatch": 5}
+    failed, _ = run_machine(
+        emulator,
+        "b40",
+        map_over(POISON_BATCH_CHILD, "Check", ItemBatcher=batcher, ToleratedFailurePercentage=40),
+        items,
+    )
+    assert (failed["status"], failed["error"]) == ("FAILED", "States.ExceedToleratedFailureThreshold")
+    ok, _ = run_machine(
+        emulator,
+        "b50",
+        map_over(POISON_BATCH_CHILD, "Check", ItemBatcher=batcher, ToleratedFailurePercentage=50),
+        items,
+    )
+    assert ok["status"] == "SUCCEEDED"
+
+
+def test_max_concurrency_bounds_the_children_running_at_once(emulator):
+    """MaxConcurrency: the number of child executions that run at the same time; 6 children that
+    wait 1 s each, 2 at a time, take at least 3 s."""
+    child = {"Wait": {"Type": "Wait", "Seconds": 1, "End": True}}
+    described, _ = run_machine(emulator, "two", map_over(child, "Wait", MaxConcurrency=2), keys(*"abcdef"))
+    assert described["status"] == "SUCCEEDED"
+    assert (described["stopDate"] - described["startDate"]).total_seconds() >= 3
+
+
+def test_a_long_map_run_one_child_at_a_time_finishes(emulator):
+    """1,200 children with MaxConcurrency 1 (moto recursed once per child and overflowed)."""
+    items = keys(*[f"k{i}" for i in range(1200)])
+    described, _ = run_machine(emulator, "serial", map_over(PASS_CHILD, "Child", MaxConcurrency=1), items)
+    assert described["status"] == "SUCCEEDED"
+    assert len(json.loads(described["output"])) == 1200
+
+
+def test_result_writer_writes_the_manifest_and_the_succeeded_and_failed_files(emulator):
+    """ResultWriter guide: under <Prefix>/<map run id>/ Step Functions writes manifest.json
+    (DestinationBucket, MapRunArn, ResultFiles by status) and SUCCEEDED_0.json / FAILED_0.json
+    with each child execution (Input, Output or Error and Cause, Status); the state's output names
+    the manifest (ResultWriterDetails)."""
+    s3 = emulator.client("s3")
+    s3.create_bucket(Bucket="results")
+    definition = map_over(
+        POISON_CHILD,
+        "Check",
+        ToleratedFailureCount=1,
+        ResultWriter={
+            "Resource": "arn:aws:states:::s3:putObject",
+            "Parameters": {"Bucket": "results", "Prefix": "runs"},
+        },
+    )
+    described, _ = run_machine(emulator, "written", definition, keys("a", "poison", "c"))
+    assert described["status"] == "SUCCEEDED"
+    output = json.loads(described["output"])
+    run_id = output["MapRunArn"].rsplit(":", 1)[1]
+    assert output["ResultWriterDetails"] == {"Bucket": "results", "Key": f"runs/{run_id}/manifest.json"}
+    manifest = json.loads(s3.get_object(Bucket="results", Key=f"runs/{run_id}/manifest.json")["Body"].read())
+    assert (manifest["DestinationBucket"], manifest["MapRunArn"]) == ("results", output["MapRunArn"])
+    assert manifest["ResultFiles"]["PENDING"] == []
+    read = {}
+    for status in ("SUCCEEDED", "FAILED"):
+        (entry,) = manifest["ResultFiles"][status]
+        assert entry["Key"] == f"runs/{run_id}/{status}_0.json"
+        body = s3.get_object(Bucket="results", Key=entry["Key"])["Body"].read()
+        assert entry["Size"] == len(body)
+        read[status] = json.loads(body)
+    assert sorted(json.loads(r["Output"])["key"] for r in read["SUCCEEDED"]) == ["a", "c"]
+    assert {r["Status"] for r in read["SUCCEEDED"]} == {"SUCCEEDED"}
+    (failed,) = read["FAILED"]
+    assert (json.loads(failed["Input"]), failed["Status"], failed["Error"]) == (
+        {"key": "poison"},
+        "FAILED",
+        "Poison",
+    )
+    assert failed["Cause"] == "a poison item"
+
+
 SFN_MODULE = """
 terraform {
   required_providers {
