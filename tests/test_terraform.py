@@ -433,7 +433,7 @@ def test_maintenance_role_reads_and_updates_records_and_looks_at_originals_only(
 def test_maintenance_function_computes_the_resize_functions_config_version(out, client):
     """Same package, runtime and architecture, and the resize function's settings (the config
     version is a hash of them), plus the reconcile thresholds: stuck = visibility timeout x
-    maxReceiveCount (360 s x the fixture's 3)."""
+    maxReceiveCount (6 x the 60 s timeout + the fixture's 2 s batching window, x its 3)."""
     functions = client("lambda")
     config = functions.get_function_configuration(FunctionName=out["maintenance_function_name"])
     resize = functions.get_function_configuration(FunctionName=out["resize_function_name"])
@@ -449,7 +449,7 @@ def test_maintenance_function_computes_the_resize_functions_config_version(out, 
         "POWERTOOLS_SERVICE_NAME": "maintenance",
         "PRESIGN_POST_EXPIRY_SECONDS": "900",
         "RECONCILE_PENDING_AFTER_S": "900",
-        "RECONCILE_STUCK_AFTER_S": str(360 * 3),
+        "RECONCILE_STUCK_AFTER_S": str((6 * 60 + 2) * 3),
     }
 
 
@@ -499,7 +499,9 @@ def test_state_machines_log_errors_only_without_execution_data_to_their_own_grou
     assert (group["logGroupName"], group.get("retentionInDays")) == ("/aws/vendedlogs/states/imgpipe-dev", 30)
     for arn in (out["reprocess_state_machine_arn"], out["reconcile_state_machine_arn"]):
         logging = state_machine(client, arn)["loggingConfiguration"]
-        assert logging["level"] == "ERROR" and logging["includeExecutionData"] is False
+        # The provider sends no includeExecutionData for false (AWS's default), and the emulator
+        # echoes the request: absent means false.
+        assert logging["level"] == "ERROR" and logging.get("includeExecutionData", False) is False
         (destination,) = logging["destinations"]
         assert destination["cloudWatchLogsLogGroup"]["logGroupArn"] == f"{group['arn'].removesuffix(':*')}:*"
 
