@@ -20,10 +20,10 @@ S3's event records and metadata limit follow AWS (``local.moto_s3``), and
 ``UpdateTable`` changes a table's encryption as DynamoDB does
 (``local.moto_dynamodb``), CloudFront origins keep their origin access control
 (``local.moto_cloudfront``), Step Functions answers the calls Terraform makes
-and runs the project's state machines as AWS does (``local.moto_sfn``), and
+and runs the project's state machines as AWS does (``local.moto_sfn``), its
+Task calls made with the state machine's role (``local.moto_sfn_roles``), and
 Lambda's ``Invoke`` runs the local stack's functions once the stack registers
-its runtime (``local.moto_lambda``);
-everything else is moto's server, unchanged.
+its runtime (``local.moto_lambda``); everything else is moto's server, unchanged.
 
 With ``--snapshot FILE`` the server starts from that file's state when it holds
 a usable snapshot (``local.snapshot``), and ``/_local/snapshot`` answers:
@@ -43,7 +43,16 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from local import moto_cloudfront, moto_dynamodb, moto_iam, moto_lambda, moto_s3, moto_sfn, snapshot
+from local import (
+    moto_cloudfront,
+    moto_dynamodb,
+    moto_iam,
+    moto_lambda,
+    moto_s3,
+    moto_sfn,
+    moto_sfn_roles,
+    snapshot,
+)
 
 REDRIVE_ALLOW_POLICY = "RedriveAllowPolicy"
 
@@ -145,6 +154,7 @@ def main(argv: list[str] | None = None) -> None:
     moto_dynamodb.patch()  # UpdateTable's SSESpecification (local/moto_dynamodb.py)
     moto_cloudfront.patch()  # origins keep their OAC; cache policies, no forwarded values
     moto_sfn.patch()  # Step Functions' missing calls, ItemReader, ItemBatcher, roles (local/moto_sfn.py)
+    moto_sfn_roles.patch()  # Step Functions' Task calls signed as the state machine's role
     moto_lambda.patch()  # Invoke runs the local stack's functions once it registers (local/moto_lambda.py)
     from moto.moto_server import werkzeug_app
     from werkzeug.serving import run_simple

@@ -243,15 +243,12 @@ class Stack:
         """The function the emulator's Invoke names; one created since the start is started now."""
         with self._functions_lock:
             fn = self.functions.get(name)
-            if fn is None or fn.config.arn != arn:
+            if fn is None:
                 try:
-                    found = self.client("lambda").get_function_configuration(FunctionName=arn)
+                    found = self.client("lambda").get_function_configuration(FunctionName=name)
                 except Exception as exc:  # deleted meanwhile: Invoke answers ResourceNotFoundException
                     raise UnknownFunction(f"Function not found: {arn}") from exc
-                old, fn = fn, self._local_function(found)
-                self.functions[name] = fn
-                if old is not None:
-                    old.close()
+                fn = self.functions[name] = self._local_function(found)
                 log.info("function %s started for Invoke", name)
             return fn
 

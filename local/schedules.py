@@ -261,7 +261,9 @@ class Scheduler:
         listed = self._list()
         if not listed:
             return f"none yet (ENABLED schedules fire here; {LOCAL_RATE_VARIABLE}=N fires them every N s)"
-        names = ", ".join(f"{s['Name']} {s['ScheduleExpression']} ({s['State'].lower()})" for s in listed)
+        # A ListSchedules summary holds no expression (ScheduleSummary): GetSchedule has it.
+        found = [self.schedules.get_schedule(Name=s["Name"], GroupName=s.get("GroupName")) for s in listed]
+        names = ", ".join(f"{s['Name']} {s['ScheduleExpression']} ({s['State'].lower()})" for s in found)
         how = (
             f"fired every {self.local_rate:g} s ({LOCAL_RATE_VARIABLE})"
             if self.local_rate

@@ -293,3 +293,99 @@ def test_a_step_functions_lambda_invoke_task_runs_the_handler_and_catches_its_er
     assert output["echo"] == {"event": {"n": 7}, "name": "fake-echo"}  # our handler ran, with its name
     assert output["error"]["Error"] == "ValueError"
     assert json.loads(output["error"]["Cause"])["errorMessage"] == "boom"
+
+
+def test_with_iam_enforced_a_task_invokes_as_the_state_machines_role_and_only_what_it_grants():
+    # Step Functions calls a Task's service with the state machine's execution role, assumed
+    # as states.amazonaws.com; lambda:InvokeFunction on a function ARN allows that function only.
+    with running(strict=True) as emulator:
+        iam, lam, sfn = emulator.client("iam"), emulator.client("lambda"), emulator.client("stepfunctions")
+        requests.post(
+            f"{emulator.endpoint}/moto-api/config",
+            data=json.dumps({"stepfunctions": {"execute_state_machine": True}}),
+            timeout=10,
+        ).raise_for_status()
+        lambda_role = iam.create_role(RoleName="fake", AssumeRolePolicyDocument=json.dumps(LAMBDA_TRUST))[
+            "Role"
+        ]
+        code = {"ZipFile": (REPO_ROOT / "build/lambda.zip").read_bytes()}
+        arns = {
+            handler: lam.create_function(
+                FunctionName=f"fake-{handler}",
+                Runtime="python3.12",
+                Role=lambda_role["Arn"],
+                Handler=f"fake_handler.{handler}",
+                Code=code,
+            )["FunctionArn"]
+            for handler in ("echo", "fail")
+        }
+        states_trust = json.loads(
+            json.dumps(LAMBDA_TRUST).replace("lambda.amazonaws.com", "states.amazonaws.com")
+        )
+        machine_role = iam.create_role(RoleName="machine", AssumeRolePolicyDocument=json.dumps(states_trust))[
+            "Role"
+        ]
+        grant = {
+            "Sid": "Echo",
+            "Effect": "Allow",
+            "Action": "lambda:InvokeFunction",
+            "Resource": arns["echo"],
+        }
+        iam.put_role_policy(
+            RoleName="machine",
+            PolicyName="invoke",
+            PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [grant]}),
+        )
+        started: list[LocalFunction] = []
+
+        def find(name: str, arn: str) -> LocalFunction:
+            config = FunctionConfig.from_api(lam.get_function_configuration(FunctionName=arn))
+            credentials = functools.partial(emulator.lambda_credentials, config.role, name)
+            started.append(
+                LocalFunction(config, emulator.endpoint, task_root=FAKE_ROOT, credentials=credentials)
+            )
+            return started[-1]
+
+        def task(function: str, then: dict) -> dict:
+            parameters = {"FunctionName": arns[function], "Payload.$": "$"}
+            return {
+                "Type": "Task",
+                "Resource": "arn:aws:states:::lambda:invoke",
+                "Parameters": parameters,
+                **then,
+            }
+
+        definition = {
+            "StartAt": "Echo",
+            "States": {
+                "Echo": task(
+                    "echo", {"ResultSelector": {"name.$": "$.Payload.function_name"}, "Next": "Fail"}
+                ),
+                "Fail": task("fail", {"End": True}),
+            },
+        }
+        server = InvokeServer(emulator.endpoint, find).start()
+        try:
+            machine = sfn.create_state_machine(
+                name="as-role", definition=json.dumps(definition), roleArn=machine_role["Arn"]
+            )
+            execution = sfn.start_execution(stateMachineArn=machine["stateMachineArn"], input="{}")
+            deadline = time.monotonic() + 60
+            while (found := sfn.describe_execution(executionArn=execution["executionArn"]))[
+                "status"
+            ] == "RUNNING":
+                assert time.monotonic() < deadline
+                time.sleep(0.2)
+            history = sfn.get_execution_history(executionArn=execution["executionArn"])["events"]
+            calls = emulator.iam_calls()
+        finally:
+            server.stop()
+            for fn in started:
+                fn.close()
+    assert found["status"] == "FAILED", found
+    succeeded = [e for e in history if e["type"] == "TaskSucceeded"]
+    assert len(succeeded) == 1 and "fake-echo" in succeeded[0]["taskSucceededEventDetails"]["output"]
+    assert "AccessDenied" in (found.get("error", "") + found.get("cause", ""))
+    invokes = [c for c in calls if c["action"] == "lambda:InvokeFunction"]
+    assert {(c["resource"], c["allowed"]) for c in invokes} == {(arns["echo"], True), (arns["fail"], False)}
+    assert all(":assumed-role/machine/" in c["principal"] for c in invokes)

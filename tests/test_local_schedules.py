@@ -185,6 +185,14 @@ def test_rate_fires_one_period_after_it_is_first_seen_and_follows_an_edit(emulat
     assert [m["Body"] for m in received(emulator, queue["url"])] == ['"hourly"']
 
 
+def test_the_banner_line_names_each_schedule_its_expression_and_the_rate_in_force(emulator, queue):
+    create_schedule(emulator, f"named-{queue['suffix']}", {"Arn": queue["arn"], "RoleArn": queue["role"]})
+    line = scheduler(emulator, local_rate=10).describe()
+    assert f"named-{queue['suffix']} rate(1 minute) (enabled)" in line
+    assert "fired every 10 s (LOCAL_SCHEDULE_SECONDS)" in line
+    assert "at their own rate" in scheduler(emulator).describe()
+
+
 def test_rate_and_cron_expressions_as_eventbridge_scheduler_reads_them():
     assert rate_seconds("rate(15 minutes)") == 900
     assert rate_seconds("rate(1 hour)") == 3600 and rate_seconds("rate(2 days)") == 172800
