@@ -113,8 +113,21 @@ class FakeStepFunctions:
         return {"executionArn": "arn:aws:states:us-east-1:123456789012:execution:m:1"}
 
     def describe_execution(self, executionArn: str) -> dict:
+        if executionArn.endswith(":child"):
+            return {
+                "status": "FAILED",
+                "error": "Lambda.Unknown",
+                "cause": "the maintenance function timed out",
+            }
         self.polls += 1
         return self.final if self.polls >= 3 else {"status": "RUNNING"}
+
+    def list_executions(self, mapRunArn: str, statusFilter: str, maxResults: int) -> dict:
+        return {
+            "executions": [
+                {"executionArn": "arn:aws:states:us-east-1:123456789012:execution:m/reprocess:child"}
+            ]
+        }
 
     def list_map_runs(self, executionArn: str) -> dict:
         return {"mapRuns": [{"mapRunArn": "arn:aws:states:us-east-1:123456789012:mapRun:m/reprocess:1"}]}
@@ -162,6 +175,7 @@ def test_a_failed_execution_says_why_and_returns_1(s3):
     out = io.StringIO()
     assert reprocess.run(target, {"all": False, "force": False}, out, poll_seconds=0) == 1
     assert "Execution FAILED: States.ExceedToleratedFailureThreshold" in out.getvalue()
+    assert "a failed batch: Lambda.Unknown: the maintenance function timed out" in out.getvalue()
 
 
 def test_without_a_stack_or_credentials_it_says_what_to_do(tmp_path, capsys, monkeypatch):

@@ -155,6 +155,18 @@ def map_run_progress(sfn: Any, execution_arn: str) -> Progress | None:
     return Progress(counts.get("succeeded", 0), counts.get("failed", 0), counts.get("total", 0))
 
 
+def first_failed_batch(sfn: Any, execution_arn: str) -> str | None:
+    """The error and cause of one failed child execution of the run (ListExecutions by map run)."""
+    runs = sfn.list_map_runs(executionArn=execution_arn).get("mapRuns", [])
+    if not runs:
+        return None
+    failed = sfn.list_executions(mapRunArn=runs[0]["mapRunArn"], statusFilter="FAILED", maxResults=1)
+    for child in failed.get("executions", []):
+        described = sfn.describe_execution(executionArn=child["executionArn"])
+        return f"{described.get('error', '?')}: {str(described.get('cause', ''))[:500]}"
+    return None
+
+
 def wait(
     sfn: Any,
     execution_arn: str,
