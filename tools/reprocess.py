@@ -272,6 +272,9 @@ def run(target: Target, options: dict[str, Any], stream: Any = sys.stdout, poll_
         stream.write(
             f"Execution {status}: {execution.get('error', '')} {execution.get('cause', '')}".rstrip() + "\n"
         )
+        failed = first_failed_batch(sfn, execution_arn)
+        if failed:
+            stream.write(f"  a failed batch: {failed}\n")
         return 1
     summary = summarize(s3, json.loads(execution.get("output") or "{}"))
     stream.write(
