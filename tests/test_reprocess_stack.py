@@ -160,7 +160,7 @@ def put_originals_without_events(running: RunningStack) -> None:
 
     s3.put_bucket_notification_configuration(Bucket=bucket, NotificationConfiguration={})
     try:
-        with ThreadPoolExecutor(8) as pool:
+        with ThreadPoolExecutor(4) as pool:
             list(pool.map(put, range(IMAGES)))
         s3.put_object(Bucket=bucket, Key=POISON_KEY, Body=b"this is not an image", ContentType="image/jpeg")
     finally:
