@@ -103,6 +103,11 @@ def _presigned(response: Any) -> tuple[str, str | None] | None:
 def _table_arn(response: Any, resource: str) -> str:
     params = getattr(response, "params", None) or {}
     table = params.get("TableName") if isinstance(params, dict) else None
+    # BatchGetItem and BatchWriteItem name their tables in RequestItems and are authorised on
+    # each table's ARN (DynamoDB API permissions reference): one table, that table's ARN.
+    requested = params.get("RequestItems") if isinstance(params, dict) else None
+    if not table and isinstance(requested, dict) and len(requested) == 1:
+        (table,) = requested
     if not table:
         return resource
     arn = table

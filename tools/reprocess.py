@@ -160,7 +160,12 @@ def first_failed_batch(sfn: Any, execution_arn: str) -> str | None:
     runs = sfn.list_map_runs(executionArn=execution_arn).get("mapRuns", [])
     if not runs:
         return None
-    failed = sfn.list_executions(mapRunArn=runs[0]["mapRunArn"], statusFilter="FAILED", maxResults=1)
+    from botocore.exceptions import ClientError
+
+    try:
+        failed = sfn.list_executions(mapRunArn=runs[0]["mapRunArn"], statusFilter="FAILED", maxResults=1)
+    except ClientError:  # best effort: the run's failure is already reported
+        return None
     for child in failed.get("executions", []):
         described = sfn.describe_execution(executionArn=child["executionArn"])
         return f"{described.get('error', '?')}: {str(described.get('cause', ''))[:500]}"
