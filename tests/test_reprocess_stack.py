@@ -53,7 +53,7 @@ TF_VARS = {
 }
 SEED_PREFIX = "originals/seed/"
 POISON_KEY = "originals/seed/zz-poison.jpg"
-RENDER_TIMEOUT = 900  # 1,500 images through the local runtime on two shared cores
+RENDER_TIMEOUT = 1800  # 1,500 images through the local runtime: ~1 per second on two busy shared cores
 RUN_TIMEOUT = 600
 
 
