@@ -49,6 +49,10 @@ TF_VARS = {
     "reprocess_max_concurrency": 4,
     "reconcile_pending_after_seconds": 5,
     "reconcile_schedule_enabled": False,  # the tests start each pass themselves
+    # Not test_local_stack's 5 s timeout and 2 receives (its DLQ test): on busy cores a batch can
+    # run out of time twice, and its images would go to the DLQ instead of being rendered.
+    "resize_timeout_seconds": 60,
+    "resize_max_receive_count": 5,
     "presign_post_expiry_seconds": 60,  # the shortest form lifetime: the unused upload expires meanwhile
 }
 SEED_PREFIX = "originals/seed/"
