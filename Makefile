@@ -144,6 +144,17 @@ bench-formats: $(VENV)/.installed ## CPU per rendition for JPEG, WebP and AVIF a
 run: terraform-present $(VENV)/.installed build/lambda.zip ## the whole pipeline on 127.0.0.1 (emulator + terraform apply + API + queue poller); Ctrl-C stops it
 	$(if $(UNKIND),LOCAL_UNKIND_DELIVERY=$(UNKIND) )$(PY) -m local.run
 
+#: PREFIX: make reprocess: the key prefix to reprocess (empty: originals/)
+PREFIX ?=
+#: ALL: make reprocess: 1 = enqueue every listed original, current or not
+ALL ?=
+#: FORCE: make reprocess: 1 = render every listed original again
+FORCE ?=
+
+.PHONY: reprocess
+reprocess: $(VENV)/.installed ## re-enqueue stored originals whose renditions are stale, with progress (PREFIX=, ALL=1, FORCE=1; docs/reprocess.md)
+	$(PY) -m tools.reprocess $(if $(PREFIX),--prefix '$(PREFIX)') $(if $(ALL),--all) $(if $(FORCE),--force)
+
 .PHONY: demo
 demo: $(VENV)/.installed ## upload a sample image through both routes of a running `make run` and print the rendition urls
 	$(PY) -m local.demo

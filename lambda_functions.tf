@@ -5,8 +5,9 @@
 
 locals {
   lambda_functions = {
-    resize = local.resize_lambda
-    upload = local.upload_lambda
+    maintenance = local.maintenance_lambda
+    resize      = local.resize_lambda
+    upload      = local.upload_lambda
   }
 
   # What every function reads: where things are, how URLs are made, how it logs.
@@ -31,11 +32,11 @@ resource "aws_cloudwatch_log_group" "function" {
 }
 
 resource "aws_lambda_function" "function" {
-  #checkov:skip=CKV_AWS_116:resize failures go to its SQS queue's dead-letter queue and the upload function is invoked synchronously by API Gateway; a function DLQ applies only to asynchronous invocations
+  #checkov:skip=CKV_AWS_116:resize failures go to its SQS queue's dead-letter queue, the upload function is invoked synchronously by API Gateway and maintenance by Step Functions (which retries and records failures); a function DLQ applies only to asynchronous invocations
   #checkov:skip=CKV_AWS_117:the functions reach only AWS endpoints (S3, SQS, DynamoDB, EventBridge); a VPC would add NAT or endpoints and cold-start cost for no isolation gain
   #checkov:skip=CKV_AWS_173:the environment holds names and settings, no secrets; Lambda encrypts it at rest with an AWS managed key
   #checkov:skip=CKV_AWS_272:code signing needs a signing profile this project does not own; the package is built reproducibly and its hash is pinned by source_code_hash
-  #checkov:skip=CKV_AWS_115:concurrency is each function's *_reserved_concurrency variable (unreserved by default); the SQS mapping's maximum concurrency and the API's throttling bound the rates
+  #checkov:skip=CKV_AWS_115:concurrency is each function's *_reserved_concurrency variable (unreserved by default); the SQS mapping's maximum concurrency, the API's throttling and the state machines' MaxConcurrency bound the rates
   for_each = local.lambda_functions
 
   function_name                  = each.value.name
@@ -68,6 +69,7 @@ resource "aws_lambda_function" "function" {
   # grants before the first invocation; the bus before the resize function publishes.
   depends_on = [
     aws_cloudwatch_log_group.function,
+    aws_iam_role_policy.maintenance,
     aws_iam_role_policy.resize,
     aws_iam_role_policy.upload,
     aws_cloudwatch_event_bus.images,

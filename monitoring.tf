@@ -191,7 +191,7 @@ locals {
 }
 
 resource "aws_cloudwatch_metric_alarm" "metric" {
-  for_each = merge(local.metric_alarms, local.events_alarms)
+  for_each = merge(local.metric_alarms, local.events_alarms, local.states_alarms)
 
   alarm_name          = "${local.name}-${each.key}"
   alarm_description   = each.value.description

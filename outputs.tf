@@ -58,6 +58,11 @@ output "kms_key_policy_json" {
   value       = data.aws_iam_policy_document.kms_key.json
 }
 
+output "maintenance_function_name" {
+  description = "Name of the maintenance function the reprocess and reconcile state machines invoke."
+  value       = aws_lambda_function.function["maintenance"].function_name
+}
+
 output "queue_arn" {
   description = "ARN of the resize queue."
   value       = aws_sqs_queue.resize.arn
@@ -66,6 +71,16 @@ output "queue_arn" {
 output "queue_url" {
   description = "URL of the resize queue that S3 notifies."
   value       = aws_sqs_queue.resize.url
+}
+
+output "reconcile_state_machine_arn" {
+  description = "ARN of the reconcile state machine (started every reconcile_schedule_minutes; docs/reprocess.md)."
+  value       = aws_sfn_state_machine.machines["reconcile"].arn
+}
+
+output "reprocess_state_machine_arn" {
+  description = "ARN of the reprocess state machine (make reprocess starts it; docs/reprocess.md)."
+  value       = aws_sfn_state_machine.machines["reprocess"].arn
 }
 
 output "resize_event_source_mapping_uuid" {

@@ -36,8 +36,10 @@ provider "aws" {
     lambda         = var.aws_endpoint_url
     logs           = var.aws_endpoint_url
     s3             = var.aws_endpoint_url
+    scheduler      = var.aws_endpoint_url
     sns            = var.aws_endpoint_url
     secretsmanager = var.aws_endpoint_url
+    sfn            = var.aws_endpoint_url
     sqs            = var.aws_endpoint_url
     sts            = var.aws_endpoint_url
   }

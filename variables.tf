@@ -476,6 +476,34 @@ variable "presign_post_expiry_seconds" {
   }
 }
 
+variable "reconcile_pending_after_seconds" {
+  type        = number
+  description = "The reconcile pass re-enqueues an image still pending this long after its original arrived (a lost or late S3 event)."
+  default     = 900
+
+  validation {
+    condition     = var.reconcile_pending_after_seconds >= 1 && var.reconcile_pending_after_seconds <= 86400
+    error_message = "reconcile_pending_after_seconds must be 1..86400."
+  }
+}
+
+variable "reconcile_schedule_enabled" {
+  type        = bool
+  description = "Run the reconcile state machine on its schedule (false: the schedule exists, disabled)."
+  default     = true
+}
+
+variable "reconcile_schedule_minutes" {
+  type        = number
+  description = "Minutes between reconcile passes (an EventBridge Scheduler rate)."
+  default     = 15
+
+  validation {
+    condition     = var.reconcile_schedule_minutes >= 1 && var.reconcile_schedule_minutes <= 1440 && floor(var.reconcile_schedule_minutes) == var.reconcile_schedule_minutes
+    error_message = "reconcile_schedule_minutes must be a whole number 1..1440."
+  }
+}
+
 variable "rendition_url_expiry_seconds" {
   type        = number
   description = "Lifetime of the presigned rendition URLs in GET /images/{id}, in seconds (RENDITION_URL_EXPIRY_SECONDS), at most 3600: they are signed with the upload function's temporary role credentials, and S3 refuses them once those expire; clients ask GET /images/{id} again for fresh links."
@@ -511,6 +539,39 @@ variable "renditions" {
       contains(["centre", "attention"], r.crop) && (r.crop == "centre" || r.fit == "cover")
     ])
     error_message = "Each rendition needs a name matching ^[a-z0-9][a-z0-9_-]{0,31}$, width and height 1..16383, fit contain or cover, formats from jpeg, webp, avif, quality 1..100, crop centre or attention (attention only with fit cover)."
+  }
+}
+
+variable "reprocess_batch_size" {
+  type        = number
+  description = "Originals per reprocess child execution (the Distributed Map's MaxItemsPerBatch): one maintenance invocation plans them."
+  default     = 100
+
+  validation {
+    condition     = var.reprocess_batch_size >= 1 && var.reprocess_batch_size <= 1000 && floor(var.reprocess_batch_size) == var.reprocess_batch_size
+    error_message = "reprocess_batch_size must be a whole number 1..1000."
+  }
+}
+
+variable "reprocess_max_concurrency" {
+  type        = number
+  description = "Reprocess child executions running at once (the Distributed Map's MaxConcurrency; also the maintenance function's concurrency)."
+  default     = 10
+
+  validation {
+    condition     = var.reprocess_max_concurrency >= 1 && var.reprocess_max_concurrency <= 10000 && floor(var.reprocess_max_concurrency) == var.reprocess_max_concurrency
+    error_message = "reprocess_max_concurrency must be a whole number 1..10000 (Step Functions' limit)."
+  }
+}
+
+variable "reprocess_tolerated_failure_percent" {
+  type        = number
+  description = "Percentage of reprocess child executions that may fail before the run fails (ToleratedFailurePercentage). Keys that are gone or unreadable are counted, not failures of their batch."
+  default     = 10
+
+  validation {
+    condition     = var.reprocess_tolerated_failure_percent >= 0 && var.reprocess_tolerated_failure_percent <= 100
+    error_message = "reprocess_tolerated_failure_percent must be 0..100."
   }
 }
 

@@ -113,3 +113,111 @@ def estimate(image: str, wall_ms: float, cpu_ms: float, handler_ms: float | None
             f"image: {image}, the corpus image of median pixel count",
         ],
     }
+
+
+# -- reprocessing stored originals (make reprocess, docs/reprocess.md) ---------------------------
+#
+# Step Functions Standard: $0.025 per 1,000 state transitions (us-east-1, checked 2026-12-07);
+# a Distributed Map's STANDARD children are billed as executions of their own (each state they
+# enter is a transition). The emulator refuses EXPRESS children, so the module runs STANDARD ones.
+STATES_USD_PER_TRANSITION = 0.025 / 1000
+S3_LIST_USD = 0.005 / 1000  # ListObjectsV2, as PUT/COPY/POST/LIST
+S3_PUT_USD = 0.005 / 1000
+S3_GET_USD = 0.0004 / 1000  # GET and HEAD
+SQS_USD_PER_REQUEST = 0.40 / 1_000_000  # a request carries up to 10 messages within 64 KiB each
+DYNAMODB_USD_PER_RRU = 0.125 / 1_000_000
+DYNAMODB_USD_PER_WRU = 0.625 / 1_000_000
+LIST_PAGE = 1000  # keys per ListObjectsV2 page
+SQS_BATCH = 10  # entries per SendMessageBatch
+RENDITIONS = 6
+# Assumed, not measured: one plan_reprocess invocation for a batch of keys (one BatchGetItem per
+# 100 keys and building the messages; no HeadObject when the records name their keys).
+MAINTENANCE_MS_PER_BATCH = 500
+MAINTENANCE_MEMORY_MB = 256
+
+
+def child_transitions(batch_size: int, stale: bool) -> int:
+    """States a child execution enters: Plan, Send (the inline Map), one SendBatch per ten
+    planned messages, Counts. A batch of current images sends nothing."""
+    sends = -(-batch_size // SQS_BATCH) if stale else 0
+    return 3 + sends
+
+
+def reprocess_estimate(
+    images: int = 1_000_000,
+    batch_size: int = 100,
+    resize_ms: float = 546,
+    resize_memory_mb: int = 1536,
+    resize_batch_size: int = 5,
+    stale: bool = True,
+) -> dict:
+    """USD to reprocess ``images`` stored originals (default: all stale, so all re-rendered),
+    per service, with the resize function's billed time per image (``resize_ms``, the bench's
+    local-stack handler time by default)."""
+    children = -(-images // batch_size)
+    transitions = 3 + children * child_transitions(batch_size, stale)
+    rendered = images if stale else 0
+    lambda_gb_s = {
+        "maintenance": children * MAINTENANCE_MEMORY_MB / 1024 * MAINTENANCE_MS_PER_BATCH / 1000,
+        "resize": rendered * resize_memory_mb / 1024 * resize_ms / 1000 if stale else 0.0,
+    }
+    resize_invocations = -(-rendered // resize_batch_size)
+    rows = [
+        ("Step Functions: state transitions (parent + children)", transitions, STATES_USD_PER_TRANSITION),
+        ("Lambda maintenance: GB-s", lambda_gb_s["maintenance"], PRICES["lambda_arm64_usd_per_gb_s"]),
+        ("Lambda maintenance: requests", children, PRICES["lambda_usd_per_million_requests"] / 1e6),
+        ("Lambda resize: GB-s (arm64)", lambda_gb_s["resize"], PRICES["lambda_arm64_usd_per_gb_s"]),
+        ("Lambda resize: requests", resize_invocations, PRICES["lambda_usd_per_million_requests"] / 1e6),
+        (
+            "SQS: SendMessageBatch + the mapping's receive and delete batches",
+            -(-rendered // SQS_BATCH) + 2 * resize_invocations,
+            SQS_USD_PER_REQUEST,
+        ),
+        ("S3 LIST: ListObjectsV2 pages", -(-images // LIST_PAGE), S3_LIST_USD),
+        ("S3 GET: each original, by the resize function", rendered, S3_GET_USD),
+        ("S3 PUT: the renditions", rendered * RENDITIONS, S3_PUT_USD),
+        ("DynamoDB: BatchGetItem (plan) + GetItem (resize), RRU", images + rendered, DYNAMODB_USD_PER_RRU),
+        ("DynamoDB: processing + done writes, ~4 WRU", 4 * rendered, DYNAMODB_USD_PER_WRU),
+    ]
+    services = [
+        {"what": what, "units": round(units, 1), "usd": round(units * price, 2)}
+        for what, units, price in rows
+    ]
+    return {
+        "images": images,
+        "batch_size": batch_size,
+        "stale": stale,
+        "services": services,
+        "total_usd": round(sum(units * price for _, units, price in rows), 2),
+        "assumptions": [
+            f"every image stale: re-rendered into {RENDITIONS} renditions"
+            if stale
+            else "every image current",
+            f"resize: {resize_ms:.0f} ms per image at {resize_memory_mb} MB, arm64,"
+            f" batches of {resize_batch_size}",
+            f"maintenance: {MAINTENANCE_MS_PER_BATCH} ms per batch of {batch_size}"
+            f" at {MAINTENANCE_MEMORY_MB} MB (assumed, not measured)",
+            "STANDARD child executions; no free tier; us-east-1 list prices; no storage or transfer",
+        ],
+    }
+
+
+def reprocess_table(estimate: dict) -> str:
+    lines = ["| what | units | USD |", "|---|--:|--:|"]
+    lines += [f"| {s['what']} | {s['units']:,.0f} | {s['usd']:.2f} |" for s in estimate["services"]]
+    lines.append(f"| **total** | | **{estimate['total_usd']:.2f}** |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    import json
+
+    published = json.loads((ROOT / "docs" / "bench-results.json").read_text())["cost"]
+    (handler,) = [
+        row for row in published["lambda"] if row["configured"] and row["basis"].startswith("resize handler")
+    ]
+    for stale in (True, False):
+        result = reprocess_estimate(
+            resize_ms=handler["duration_ms"], resize_memory_mb=handler["memory_mb"], stale=stale
+        )
+        print(f"## {'all stale' if stale else 'all current'}\n\n{reprocess_table(result)}\n")

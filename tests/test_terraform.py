@@ -149,6 +149,9 @@ def test_outputs_name_every_resource_a_client_or_the_local_stack_needs(out):
         "cdn_domain_name",
         "event_bus_name",
         "events_queue_url",
+        "maintenance_function_name",
+        "reprocess_state_machine_arn",
+        "reconcile_state_machine_arn",
     ):
         assert out[name], name
     assert out["uploads_bucket_name"] != out["resized_bucket_name"]
@@ -335,7 +338,11 @@ def test_distribution_serves_the_resized_bucket_over_https_only_with_sigv4_and_t
 
 def test_role_names_carry_the_region_because_iam_names_are_account_wide(out, client):
     """IAM role names are unique in the account, across regions (IAM quotas)."""
-    for function in (out["resize_function_name"], out["upload_function_name"]):
+    for function in (
+        out["resize_function_name"],
+        out["upload_function_name"],
+        out["maintenance_function_name"],
+    ):
         assert role_name(client, function) == f"{function}-us-east-1"
 
 
@@ -389,8 +396,174 @@ def test_upload_role_grants_exactly_what_the_api_needs(out, client):
     assert statements["ListOriginalVersions"]["Condition"] == {"StringLike": {"s3:prefix": "originals/*"}}
 
 
+def test_maintenance_role_reads_and_updates_records_and_looks_at_originals_only(out, client):
+    """It plans and reconciles; the state machines send the messages, so it has no SQS grant."""
+    statements = role_policy(client, out["maintenance_function_name"])
+    uploads = out["uploads_bucket_name"]
+    table_arn = client("dynamodb").describe_table(TableName=out["table_name"])["Table"]["TableArn"]
+    log_group = (
+        f"arn:aws:logs:us-east-1:123456789012:log-group:/aws/lambda/{out['maintenance_function_name']}:*"
+    )
+    assert {sid: grants(s) for sid, s in statements.items()} == {
+        "ReadAndUpdateImageRecords": (
+            {"dynamodb:BatchGetItem", "dynamodb:GetItem", "dynamodb:UpdateItem"},
+            {table_arn},
+        ),
+        # Query on an index is authorised on the index's ARN (DynamoDB developer guide).
+        "QueryUnfinishedIndex": ({"dynamodb:Query"}, {f"{table_arn}/index/unfinished"}),
+        "CreateIdSecret": ({"dynamodb:PutItem"}, {table_arn}),
+        # HeadObject of a key is authorised by s3:GetObject; ListBucket makes a gone key 404, not 403.
+        "HeadOriginals": ({"s3:GetObject"}, {f"arn:aws:s3:::{uploads}/*"}),
+        "ListOriginals": ({"s3:ListBucket"}, {f"arn:aws:s3:::{uploads}"}),
+        "WriteOwnLogs": ({"logs:CreateLogStream", "logs:PutLogEvents"}, {log_group}),
+    }
+    (condition,) = statements["CreateIdSecret"]["Condition"].items()
+    assert {k: as_list(v) for k, v in condition[1].items()} == {"dynamodb:LeadingKeys": [id_secret.ITEM_ID]}
+
+
+def test_maintenance_function_computes_the_resize_functions_config_version(out, client):
+    """Same package, runtime and architecture, and the resize function's settings (the config
+    version is a hash of them), plus the reconcile thresholds: stuck = visibility timeout x
+    maxReceiveCount (6 x the 60 s timeout + the fixture's 2 s batching window, x its 3)."""
+    functions = client("lambda")
+    config = functions.get_function_configuration(FunctionName=out["maintenance_function_name"])
+    resize = functions.get_function_configuration(FunctionName=out["resize_function_name"])
+    assert config["Handler"] == "maintenance_handler.handler"
+    assert (config["Runtime"], config["Architectures"], config["CodeSha256"]) == (
+        resize["Runtime"],
+        resize["Architectures"],
+        resize["CodeSha256"],
+    )
+    env, resize_env = config["Environment"]["Variables"], resize["Environment"]["Variables"]
+    assert env == {
+        **resize_env,
+        "POWERTOOLS_SERVICE_NAME": "maintenance",
+        "PRESIGN_POST_EXPIRY_SECONDS": "900",
+        "RECONCILE_PENDING_AFTER_S": "900",
+        "RECONCILE_STUCK_AFTER_S": str((6 * 60 + 2) * 3),
+    }
+
+
+def state_machine(client, arn: str) -> dict:
+    machine = client("stepfunctions").describe_state_machine(stateMachineArn=arn)
+    machine["definition"] = json.loads(machine["definition"])
+    return machine
+
+
+def test_reprocess_machine_lists_originals_in_batches_and_sends_to_the_resize_queue(out, client):
+    """A Distributed Map over ListObjectsV2 of the uploads bucket (ItemReader), batched (ItemBatcher),
+    each batch planned by the maintenance function and sent with SendMessageBatch to the resize queue."""
+    machine = state_machine(client, out["reprocess_state_machine_arn"])
+    assert machine["type"] == "STANDARD"
+    mapped = machine["definition"]["States"]["Reprocess"]
+    assert mapped["ItemReader"]["Resource"] == "arn:aws:states:::s3:listObjectsV2"
+    assert mapped["ItemReader"]["Parameters"]["Bucket"] == out["uploads_bucket_name"]
+    assert mapped["ItemBatcher"]["MaxItemsPerBatch"] == 100
+    assert (mapped["MaxConcurrency"], mapped["ToleratedFailurePercentage"]) == (10, 10)
+    assert mapped["ItemProcessor"]["ProcessorConfig"] == {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"}
+    assert mapped["ResultWriter"]["Parameters"] == {
+        "Bucket": out["resized_bucket_name"],
+        "Prefix": "reprocess-results",
+    }
+    child = mapped["ItemProcessor"]["States"]
+    assert child["Plan"]["Parameters"]["FunctionName"].endswith(
+        f":function:{out['maintenance_function_name']}"
+    )
+    assert child["Plan"]["Parameters"]["Payload"]["action"] == "plan_reprocess"
+    send = child["Send"]["ItemProcessor"]["States"]["SendBatch"]
+    assert send["Resource"] == "arn:aws:states:::aws-sdk:sqs:sendMessageBatch"
+    assert send["Parameters"]["QueueUrl"] == out["queue_url"]
+
+
+def test_reconcile_machine_pages_until_the_maintenance_function_says_done(out, client):
+    states = state_machine(client, out["reconcile_state_machine_arn"])["definition"]["States"]
+    assert states["Reconcile"]["Parameters"]["Payload"] == {"action": "reconcile", "next.$": "$.next"}
+    assert states["More"]["Choices"] == [{"Variable": "$.next", "IsNull": False, "Next": "Reconcile"}]
+    assert (
+        states["Send"]["ItemProcessor"]["States"]["SendBatch"]["Parameters"]["QueueUrl"] == out["queue_url"]
+    )
+
+
+def test_state_machines_log_errors_only_without_execution_data_to_their_own_group(out, client):
+    groups = client("logs").describe_log_groups(logGroupNamePrefix="/aws/vendedlogs/states/")["logGroups"]
+    (group,) = groups
+    assert (group["logGroupName"], group.get("retentionInDays")) == ("/aws/vendedlogs/states/imgpipe-dev", 30)
+    for arn in (out["reprocess_state_machine_arn"], out["reconcile_state_machine_arn"]):
+        logging = state_machine(client, arn)["loggingConfiguration"]
+        # The provider sends no includeExecutionData for false (AWS's default), and the emulator
+        # echoes the request: absent means false.
+        assert logging["level"] == "ERROR" and logging.get("includeExecutionData", False) is False
+        (destination,) = logging["destinations"]
+        assert destination["cloudWatchLogsLogGroup"]["logGroupArn"] == f"{group['arn'].removesuffix(':*')}:*"
+
+
+def test_state_machines_role_grants_exactly_what_both_machines_call(out, client):
+    iam = client("iam")
+    role = state_machine(client, out["reprocess_state_machine_arn"])["roleArn"].split("/")[-1]
+    assert role == "imgpipe-dev-states-us-east-1"
+    assert state_machine(client, out["reconcile_state_machine_arn"])["roleArn"].endswith(f"/{role}")
+    (name,) = iam.list_role_policies(RoleName=role)["PolicyNames"]
+    doc = iam.get_role_policy(RoleName=role, PolicyName=name)["PolicyDocument"]
+    doc = json.loads(doc) if isinstance(doc, str) else doc
+    statements = {s["Sid"]: grants(s) for s in doc["Statement"]}
+    function_arn = client("lambda").get_function(FunctionName=out["maintenance_function_name"])[
+        "Configuration"
+    ]["FunctionArn"]
+    uploads, resized = out["uploads_bucket_name"], out["resized_bucket_name"]
+    assert statements == {
+        "ListOriginals": ({"s3:ListBucket"}, {f"arn:aws:s3:::{uploads}"}),
+        # SendMessageBatch is authorised by sqs:SendMessage.
+        "SendToResizeQueue": ({"sqs:SendMessage"}, {out["queue_arn"]}),
+        "InvokeMaintenance": ({"lambda:InvokeFunction"}, {function_arn, f"{function_arn}:*"}),
+        # A Distributed Map runs its children as executions of its own machine.
+        "StartMapRunChildren": ({"states:StartExecution"}, {out["reprocess_state_machine_arn"]}),
+        "ManageMapRunChildren": (
+            {"states:DescribeExecution", "states:StopExecution"},
+            {"arn:aws:states:us-east-1:123456789012:execution:imgpipe-dev-reprocess/*"},
+        ),
+        "WriteMapRunResults": (
+            {"s3:AbortMultipartUpload", "s3:GetObject", "s3:ListMultipartUploadParts", "s3:PutObject"},
+            {f"arn:aws:s3:::{resized}/reprocess-results/*"},
+        ),
+        # Log delivery actions support no resource-level permissions (Step Functions developer guide).
+        "DeliverLogs": (
+            {
+                "logs:CreateLogDelivery",
+                "logs:DeleteLogDelivery",
+                "logs:DescribeLogGroups",
+                "logs:DescribeResourcePolicies",
+                "logs:GetLogDelivery",
+                "logs:ListLogDeliveries",
+                "logs:PutResourcePolicy",
+                "logs:UpdateLogDelivery",
+            },
+            {"*"},
+        ),
+    }
+
+
+def test_the_schedule_starts_reconcile_every_15_minutes_with_a_role_that_may_only_do_that(out, client):
+    schedule = client("scheduler").get_schedule(Name="imgpipe-dev-reconcile")
+    assert schedule["ScheduleExpression"] == "rate(15 minutes)"
+    assert schedule["State"] == "ENABLED"
+    assert schedule["FlexibleTimeWindow"] == {"Mode": "OFF"}
+    assert schedule["Target"]["Arn"] == out["reconcile_state_machine_arn"]
+    iam = client("iam")
+    role = schedule["Target"]["RoleArn"].split("/")[-1]
+    trust = iam.get_role(RoleName=role)["Role"]["AssumeRolePolicyDocument"]
+    trust = json.loads(trust) if isinstance(trust, str) else trust
+    (trusted,) = trust["Statement"]
+    assert trusted["Principal"] == {"Service": "scheduler.amazonaws.com"}
+    (name,) = iam.list_role_policies(RoleName=role)["PolicyNames"]
+    doc = iam.get_role_policy(RoleName=role, PolicyName=name)["PolicyDocument"]
+    doc = json.loads(doc) if isinstance(doc, str) else doc
+    assert [grants(s) for s in doc["Statement"]] == [
+        ({"states:StartExecution"}, {out["reconcile_state_machine_arn"]})
+    ]
+
+
 def test_no_role_grants_a_wildcard_action_or_resource(out, client):
-    for role in (out["resize_function_name"], out["upload_function_name"]):
+    for role in (out["resize_function_name"], out["upload_function_name"], out["maintenance_function_name"]):
         for statement in role_policy(client, role).values():
             actions, resources = grants(statement)
             assert not [a for a in actions if a == "*" or a.endswith(":*")]
@@ -453,7 +626,11 @@ def test_upload_function_environment_matches_the_contract(out, client):
 def test_functions_log_to_their_own_groups_with_retention(out, client):
     groups = client("logs").describe_log_groups(logGroupNamePrefix="/aws/lambda/")["logGroups"]
     retention = {g["logGroupName"]: g.get("retentionInDays") for g in groups}
-    for function in (out["resize_function_name"], out["upload_function_name"]):
+    for function in (
+        out["resize_function_name"],
+        out["upload_function_name"],
+        out["maintenance_function_name"],
+    ):
         assert retention[f"/aws/lambda/{function}"] == 30
 
 
@@ -535,7 +712,19 @@ def test_alarms_watch_the_dlq_queue_age_throttles_and_rates_over_several_periods
         "imgpipe-dev-resize-throttles": ("AWS/Lambda", "Throttles"),
         "imgpipe-dev-upload-throttles": ("AWS/Lambda", "Throttles"),
         "imgpipe-dev-events-not-published": ("imgpipe-dev", "EventsNotPublished"),
+        "imgpipe-dev-reprocess-executions-failed": ("AWS/States", "ExecutionsFailed"),
+        "imgpipe-dev-reconcile-executions-failed": ("AWS/States", "ExecutionsFailed"),
     }
+    for machine in ("reprocess", "reconcile"):
+        alarm = alarms[f"imgpipe-dev-{machine}-executions-failed"]
+        assert alarm["Dimensions"] == [
+            {"Name": "StateMachineArn", "Value": out[f"{machine}_state_machine_arn"]}
+        ]
+        assert (alarm["Statistic"], alarm["Threshold"], alarm["ComparisonOperator"]) == (
+            "Sum",
+            0,
+            "GreaterThanThreshold",
+        )
     rates = {name: a for name, a in alarms.items() if a.get("Metrics")}
     assert sorted(rates) == [
         "imgpipe-dev-api-5xx",

@@ -46,6 +46,23 @@ EMULATOR_VARIABLES = {
 }
 
 
+# Resources this module declares that BEFORE did not: created on upgrade, nothing else.
+NEW_SINCE_BEFORE = {
+    "aws_cloudwatch_log_group.function",  # the maintenance function's
+    "aws_cloudwatch_log_group.states",
+    "aws_cloudwatch_metric_alarm.metric",
+    "aws_iam_role.maintenance",
+    "aws_iam_role.scheduler",
+    "aws_iam_role.states",
+    "aws_iam_role_policy.maintenance",
+    "aws_iam_role_policy.scheduler",
+    "aws_iam_role_policy.states",
+    "aws_lambda_function.function",  # the maintenance function
+    "aws_scheduler_schedule.reconcile",
+    "aws_sfn_state_machine.machines",
+}
+
+
 def module_at(commit: str, directory: Path) -> Path:
     """The repository as it was at ``commit`` (git archive: the module and the files it reads)."""
     known = subprocess.run(
@@ -135,11 +152,22 @@ def without_key(address: str) -> str:
     return address.split("[", 1)[0]
 
 
-def test_an_existing_deployment_plans_only_moves_no_create_delete_or_replace(upgrade):
-    changes = managed_changes(upgrade["after"])
+def test_an_existing_deployment_plans_only_moves_and_new_resources_no_delete_or_replace(upgrade):
+    """Resources added since ``BEFORE`` (the maintenance function, the state machines and
+    their schedule, issue 13) are created; every resource the old module made is kept."""
     applied = [c for c in managed_changes(upgrade["before"]) if c["change"]["actions"] != ["no-op"]]
+    old_addresses = {c["address"] for c in applied}
+    added = [
+        c
+        for c in managed_changes(upgrade["after"])
+        if c["change"]["actions"] == ["create"]
+        and c["address"] not in old_addresses
+        and not c.get("previous_address")
+    ]
+    changes = [c for c in managed_changes(upgrade["after"]) if c not in added]
     not_kept = {c["address"]: c["change"]["actions"] for c in changes if c["change"]["actions"] != ["no-op"]}
     assert not not_kept, not_kept
+    assert {without_key(c["address"]) for c in added} <= NEW_SINCE_BEFORE, added
     moved = {c["previous_address"]: c["address"] for c in changes if c.get("previous_address")}
     print(f"{len(applied)} resources applied by {BEFORE[:7]}; {len(changes)} planned now: {len(moved)} moved")
     # The buckets' protections, five per bucket (the TLS-only policies are not made against the emulator).
@@ -173,7 +201,7 @@ def test_an_existing_deployment_plans_only_moves_no_create_delete_or_replace(upg
     }
     assert functions.items() <= moved.items()
     assert len(moved) == len(protections) + len(alarms) + len(functions)
-    assert len(changes) == len(applied)  # nothing gone, nothing new
+    assert len(changes) == len(applied)  # nothing gone
 
 
 def test_every_address_the_old_module_declared_is_kept_or_moved(upgrade):

@@ -132,10 +132,15 @@ def test_two_regions_in_one_account_get_distinct_iam_role_names(plan):
     https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_iam-quotas.html),
     so a second region's CreateRole must not meet the first region's names."""
     east, west = plan(aws_region="us-east-1"), plan(aws_region="eu-west-1")
-    assert len(role_names(east)) == 2
     assert not set(role_names(east)) & set(role_names(west))
     assert not set(bucket_names(east)) & set(bucket_names(west))
-    assert sorted(role_names(east)) == ["imgpipe-dev-resize-us-east-1", "imgpipe-dev-upload-us-east-1"]
+    assert sorted(role_names(east)) == [
+        "imgpipe-dev-maintenance-us-east-1",
+        "imgpipe-dev-resize-us-east-1",
+        "imgpipe-dev-scheduler-us-east-1",
+        "imgpipe-dev-states-us-east-1",
+        "imgpipe-dev-upload-us-east-1",
+    ]
 
 
 def test_the_longest_names_the_variables_allow_fit_iam_and_s3_limits(plan):
@@ -146,7 +151,7 @@ def test_the_longest_names_the_variables_allow_fit_iam_and_s3_limits(plan):
     planned = plan(name_prefix="a" * 12, environment="e" * 12, aws_region=region)
     headroom = 16 - len(region)
     roles, buckets = role_names(planned), bucket_names(planned)
-    assert len(roles) == 2 and all(region in name for name in roles), roles
+    assert len(roles) == 5 and all(region in name for name in roles), roles
     assert max(len(name) for name in roles) + headroom <= 64, roles
     assert max(len(name) for name in buckets) + headroom == 63, buckets
     with pytest.raises(TerraformError, match="at most 16 characters"):
@@ -247,7 +252,8 @@ def test_functions_use_the_key_only_through_the_services_that_hold_their_data(
     var_file = tmp_path / "vars.tfvars.json"
     var_file.write_text(json.dumps(variables))
     state = tmp_path / "terraform.tfstate"
-    targets = [f"-target=data.aws_iam_policy_document.{name}" for name in ("resize", "upload")]
+    roles = ("resize", "upload", "maintenance", "states")
+    targets = [f"-target=data.aws_iam_policy_document.{name}" for name in roles]
     tf.run(
         "apply",
         "-auto-approve",
@@ -260,7 +266,7 @@ def test_functions_use_the_key_only_through_the_services_that_hold_their_data(
     documents = {
         r["name"]: json.loads(r["instances"][0]["attributes"]["json"])
         for r in json.loads(state.read_text())["resources"]
-        if r["type"] == "aws_iam_policy_document" and r["name"] in ("resize", "upload")
+        if r["type"] == "aws_iam_policy_document" and r["name"] in roles
     }
     expected = {
         "resize": [
@@ -269,6 +275,9 @@ def test_functions_use_the_key_only_through_the_services_that_hold_their_data(
             "sqs.us-east-1.amazonaws.com",
         ],
         "upload": ["dynamodb.us-east-1.amazonaws.com", "s3.us-east-1.amazonaws.com"],
+        "maintenance": ["dynamodb.us-east-1.amazonaws.com", "s3.us-east-1.amazonaws.com"],
+        # the state machines: the encrypted resize queue and the run's results in the resized bucket
+        "states": ["s3.us-east-1.amazonaws.com", "sqs.us-east-1.amazonaws.com"],
     }
     for name, services in expected.items():
         (kms,) = [s for s in documents[name]["Statement"] if s["Sid"] == "UseDataKey"]

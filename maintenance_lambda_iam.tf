@@ -1,0 +1,112 @@
+# The maintenance function's role: read image records (by id and through the
+# sparse unfinished index), update them (expire, mark stuck), look at originals
+# (HeadObject), log to its own log group. It sends nothing: the state machines
+# send the messages it plans (step_functions.tf).
+
+data "aws_iam_policy_document" "maintenance" {
+  statement {
+    sid       = "ReadAndUpdateImageRecords"
+    effect    = "Allow"
+    actions   = ["dynamodb:BatchGetItem", "dynamodb:GetItem", "dynamodb:UpdateItem"]
+    resources = [aws_dynamodb_table.images.arn]
+  }
+
+  # Query on an index is authorised on the index's ARN (DynamoDB developer
+  # guide, "Using IAM policy conditions for fine-grained access control").
+  statement {
+    sid       = "QueryUnfinishedIndex"
+    effect    = "Allow"
+    actions   = ["dynamodb:Query"]
+    resources = ["${aws_dynamodb_table.images.arn}/index/${local.table_unfinished_index}"]
+  }
+
+  # The id secret (docs/ids.md), to tell an API key's id: read, or created by
+  # the first cold start if no function made it yet, in its own item only
+  # (dynamodb:LeadingKeys, as the resize role's CreateIdSecret).
+  statement {
+    sid       = "CreateIdSecret"
+    effect    = "Allow"
+    actions   = ["dynamodb:PutItem"]
+    resources = [aws_dynamodb_table.images.arn]
+
+    condition {
+      test     = "ForAllValues:StringEquals"
+      variable = "dynamodb:LeadingKeys"
+      values   = [local.id_secret_item]
+    }
+  }
+
+  # HeadObject (of a key, no version) is authorised by s3:GetObject (HeadObject API reference).
+  statement {
+    sid       = "HeadOriginals"
+    effect    = "Allow"
+    actions   = ["s3:GetObject"]
+    resources = ["${aws_s3_bucket.uploads.arn}/*"]
+  }
+
+  # Without s3:ListBucket S3 answers HeadObject of a missing key with 403, not
+  # 404 (HeadObject API reference): a gone original would look forbidden.
+  statement {
+    sid       = "ListOriginals"
+    effect    = "Allow"
+    actions   = ["s3:ListBucket"]
+    resources = [aws_s3_bucket.uploads.arn]
+  }
+
+  statement {
+    sid       = "WriteOwnLogs"
+    effect    = "Allow"
+    actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
+    resources = ["${aws_cloudwatch_log_group.function["maintenance"].arn}:*"]
+  }
+
+  dynamic "statement" {
+    for_each = local.use_kms ? [var.kms_key_arn] : []
+
+    content {
+      # Only through the services that keep data under the key, never directly.
+      sid       = "UseDataKey"
+      effect    = "Allow"
+      actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
+      resources = [statement.value]
+
+      condition {
+        test     = "StringEquals"
+        variable = "kms:ViaService"
+        values   = [for service in ["s3", "dynamodb"] : "${service}.${local.region}.amazonaws.com"]
+      }
+    }
+  }
+
+  dynamic "statement" {
+    for_each = var.lambda_tracing_enabled ? ["*"] : []
+
+    content {
+      # X-Ray's write actions support no resource-level permissions.
+      sid       = "WriteTraces"
+      effect    = "Allow"
+      actions   = ["xray:PutTelemetryRecords", "xray:PutTraceSegments"]
+      resources = [statement.value]
+    }
+  }
+}
+
+resource "aws_iam_role" "maintenance" {
+  name               = local.maintenance_role
+  description        = "Maintenance function: reads and updates image records, looks at originals"
+  assume_role_policy = data.aws_iam_policy_document.lambda_assume_role.json
+
+  lifecycle {
+    create_before_destroy = true
+  }
+}
+
+resource "aws_iam_role_policy" "maintenance" {
+  name   = "maintenance"
+  role   = aws_iam_role.maintenance.id
+  policy = data.aws_iam_policy_document.maintenance.json
+
+  lifecycle {
+    create_before_destroy = true
+  }
+}
