@@ -266,3 +266,40 @@ def test_reconcile_renders_an_image_whose_event_never_came_and_expires_an_unused
     item = wait_until(expired, 300, "the unused upload expired", poll=20)
     assert "unfinished" not in item  # out of the sparse index
     assert int(item["expires_at"]["N"]) > time.time()  # DynamoDB's TTL removes it later
+
+
+NEW = {"name": "new", "width": 12, "height": 12, "fit": "cover", "formats": ["webp"], "quality": 80}
+CHANGED_PREFIX = f"{SEED_PREFIX}000"  # ten of the rendered images: 0000.jpg .. 0009.jpg
+
+
+def test_after_a_rendition_change_reprocess_gives_each_image_the_new_rendition_then_skips_it(stack):
+    """The operator adds a rendition (terraform apply of a changed `renditions`): the stored images
+    keep their old renditions and config version until a reprocess, which renders exactly the
+    stale ones under the prefix again; a second run finds them current. The 1,500 images above
+    prove the listing and batching at scale; ten keep this restart's renders cheap."""
+    before = records(stack.running, CHANGED_PREFIX)
+    assert len(before) == 10 and {status(item) for item in before.values()} == {"done"}
+    (old_version,) = {item["config_version"]["S"] for item in before.values()}
+    stack.stop()
+    running = stack.start([TINY, MINI, NEW])  # the same state, applied with one more rendition
+    assert records(running, CHANGED_PREFIX) == before  # nothing re-rendered by the apply itself
+
+    code, printed, summary = run_reprocess(running, prefix=CHANGED_PREFIX)
+    assert code == 0, printed
+    assert (summary.listed, summary.skipped_current, summary.enqueued, summary.failed) == (10, 0, 10, 0)
+
+    def rerendered():
+        found = records(running, CHANGED_PREFIX)
+        done = [item for item in found.values() if status(item) == "done" and "new" in rendition_names(item)]
+        return found if len(done) == 10 else None
+
+    found = wait_until(rerendered, 300, "ten images re-rendered with the new rendition")
+    assert {frozenset(rendition_names(item)) for item in found.values()} == {
+        frozenset({"tiny", "mini", "new"})
+    }
+    (new_version,) = {item["config_version"]["S"] for item in found.values()}
+    assert new_version != old_version
+
+    code, printed, summary = run_reprocess(running, prefix=CHANGED_PREFIX)
+    assert code == 0, printed
+    assert (summary.listed, summary.skipped_current, summary.enqueued) == (10, 10, 0)
