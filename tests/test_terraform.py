@@ -711,6 +711,7 @@ def test_alarms_watch_the_dlq_queue_age_throttles_and_rates_over_several_periods
         "imgpipe-dev-resize-queue-age": ("AWS/SQS", "ApproximateAgeOfOldestMessage"),
         "imgpipe-dev-resize-throttles": ("AWS/Lambda", "Throttles"),
         "imgpipe-dev-upload-throttles": ("AWS/Lambda", "Throttles"),
+        "imgpipe-dev-maintenance-throttles": ("AWS/Lambda", "Throttles"),
         "imgpipe-dev-events-not-published": ("imgpipe-dev", "EventsNotPublished"),
         "imgpipe-dev-reprocess-executions-failed": ("AWS/States", "ExecutionsFailed"),
         "imgpipe-dev-reconcile-executions-failed": ("AWS/States", "ExecutionsFailed"),
