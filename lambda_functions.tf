@@ -10,6 +10,12 @@ locals {
     upload      = local.upload_lambda
   }
 
+  # A function's log group ARN is this prefix, "/", its name: built from names, so the role
+  # policies that grant writing to it are known at plan time (a policy document that read the
+  # log group resource would be read at apply whenever another function is added, and every
+  # role policy would show as changed).
+  lambda_log_group_arn_prefix = "arn:${local.partition}:logs:${local.region}:${local.account_id}:log-group:/aws/lambda"
+
   # What every function reads: where things are, how URLs are made, how it logs.
   lambda_shared_environment = {
     UPLOADS_BUCKET               = aws_s3_bucket.uploads.id

@@ -57,7 +57,7 @@ data "aws_iam_policy_document" "maintenance" {
     sid       = "WriteOwnLogs"
     effect    = "Allow"
     actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
-    resources = ["${aws_cloudwatch_log_group.function["maintenance"].arn}:*"]
+    resources = ["${local.lambda_log_group_arn_prefix}/${local.maintenance_function}:*"]
   }
 
   dynamic "statement" {

@@ -116,7 +116,7 @@ data "aws_iam_policy_document" "resize" {
     sid       = "WriteOwnLogs"
     effect    = "Allow"
     actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
-    resources = ["${aws_cloudwatch_log_group.function["resize"].arn}:*"]
+    resources = ["${local.lambda_log_group_arn_prefix}/${local.resize_function}:*"]
   }
 
   dynamic "statement" {

@@ -63,7 +63,7 @@ data "aws_iam_policy_document" "upload" {
     sid       = "WriteOwnLogs"
     effect    = "Allow"
     actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
-    resources = ["${aws_cloudwatch_log_group.function["upload"].arn}:*"]
+    resources = ["${local.lambda_log_group_arn_prefix}/${local.upload_function}:*"]
   }
 
   dynamic "statement" {

@@ -23,6 +23,7 @@ stack (``make test-fast`` runs only those): the hook below fails it if it does.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
@@ -96,16 +97,30 @@ def _refuse_listen(self, *args):
     raise AssertionError("a test that starts a server must be marked @pytest.mark.slow")
 
 
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_protocol(item, nextitem):
+@contextlib.contextmanager
+def _quick_only(item):
     """`make test-fast` runs what is not marked slow: such a test (its fixtures included) may open
-    no listening socket and run no terraform and no local stack, so the mark stays honest."""
+    no listening socket and run no terraform and no local stack, so the mark stays honest. Setup
+    and call only: a test's teardown also ends the session's fixtures when it is the last one on
+    its worker (pytest-terraform's destroy of a slow module's apply, for one)."""
     if item.get_closest_marker("slow"):
         yield
         return
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(socket.socket, "listen", _refuse_listen)
         mp.setattr(subprocess, "Popen", _QuickPopen)
+        yield
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_setup(item):
+    with _quick_only(item):
+        yield
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_call(item):
+    with _quick_only(item):
         yield
 
 

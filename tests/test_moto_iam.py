@@ -105,20 +105,6 @@ def test_a_statement_scoped_to_a_table_arn_allows_exactly_its_actions(strict):
     assert "dynamodb:PutItem" in denied.value.response["Error"]["Message"]
 
 
-def test_batch_get_item_is_authorised_on_the_table_it_names(strict):
-    # IAM: BatchGetItem is authorised on each table in RequestItems (DynamoDB API permissions
-    # reference); the emulator checked it against "*" and refused a role scoped to the table.
-    arn = strict.client("dynamodb").describe_table(TableName=TABLE)["Table"]["TableArn"]
-    ddb = client(
-        strict.endpoint, "dynamodb", role(strict, "batch-reader", [allow(["dynamodb:BatchGetItem"], arn)])
-    )
-    got = ddb.batch_get_item(RequestItems={TABLE: {"Keys": [{"id": {"S": "a"}}]}})
-    assert got["Responses"] == {TABLE: []}
-    with pytest.raises(ClientError) as denied:
-        ddb.batch_write_item(RequestItems={TABLE: [{"PutRequest": {"Item": {"id": {"S": "a"}}}}]})
-    assert code_of(denied.value) == (400, "AccessDeniedException")
-
-
 def test_a_query_of_an_index_is_authorised_on_the_index_arn(strict):
     # IAM: Query on a secondary index needs dynamodb:Query on arn:...:table/NAME/index/INDEX.
     admin = strict.client("dynamodb")
