@@ -41,6 +41,24 @@ REGION = "us-east-1"
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
+@pytest.hookimpl(trylast=True)
+def pytest_configure(config):
+    """pytest-terraform's xdist mode (on whenever xdist is installed) destroys a session fixture
+    once the tests it counted are done, whatever its teardown option says, and without the
+    environment the fixture applied with: the destroy fails in some later test's teardown. Each
+    module that applies runs whole on one worker here (--dist loadscope), so the plain fixture
+    (apply once, TEARDOWN_OFF honoured) is the right one."""
+    from collections import defaultdict
+
+    from pytest_terraform import tf
+    from pytest_terraform import xdist as terraform_xdist
+
+    for plugin in config.pluginmanager.get_plugins():
+        if isinstance(plugin, terraform_xdist.XDistTerraform):
+            config.pluginmanager.unregister(plugin)
+    tf.terraform.scope_class_map = defaultdict(lambda: tf.TerraformFixture)
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config, items):
     """Modules with slow tests first (whole, each in its own order): under xdist they are the long
