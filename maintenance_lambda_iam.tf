@@ -53,6 +53,15 @@ data "aws_iam_policy_document" "maintenance" {
     resources = [aws_s3_bucket.uploads.arn]
   }
 
+  # The reprocess map's results (ResultWriter's manifest and result files), which
+  # summarize_reprocess sums into the execution's output: that prefix only.
+  statement {
+    sid       = "ReadReprocessResults"
+    effect    = "Allow"
+    actions   = ["s3:GetObject"]
+    resources = ["${aws_s3_bucket.resized.arn}/${local.reprocess_results_prefix}/*"]
+  }
+
   statement {
     sid       = "WriteOwnLogs"
     effect    = "Allow"

@@ -9,7 +9,11 @@ sends them to the resize queue through its SQS integration.
 - ``{"action": "plan_reprocess", "Items": [{"key": k}, ...], "BatchInput": {"all": b, "force": b}}``
   answers ``{"listed", "skipped_current", "enqueue", "failed", "failures", "batches"}``;
 - ``{"action": "reconcile", "next": <token or null>}`` answers
-  ``{"reenqueued_pending", "reenqueued_stuck", "failed_stuck", "expired", "left_alone", "batches", "next"}``.
+  ``{"reenqueued_pending", "reenqueued_stuck", "failed_stuck", "expired", "left_alone", "batches", "next"}``;
+- ``{"action": "summarize_reprocess", "MapRunArn": a, "ResultWriterDetails": {"Bucket": b, "Key": k}}``
+  (the reprocess map's output) reads the run's results and answers the execution's output:
+  ``{"listed", "skipped_current", "enqueued", "failed", "failed_batches", "not_started", "failures",
+  "map_run_arn", "results": {"bucket", "manifest"}}`` (``imgpipe.reprocess_results``).
 
 An unknown action or a malformed event raises ``BadRequest`` (the state
 machine sees the error ``BadRequest``; its message names what was wrong);
@@ -20,12 +24,13 @@ Settings are read once per cold start (``imgpipe.maintenance_config``).
 from __future__ import annotations
 
 import functools
+import json
 from collections.abc import Callable
 from typing import Any
 
 from aws_lambda_powertools import Logger
 
-from imgpipe import aws, config_version, keys, reconcile, reprocess, resizes
+from imgpipe import aws, config_version, keys, reconcile, reprocess, reprocess_results, resizes
 from imgpipe.errors import BadRequest, ConfigError
 from imgpipe.maintenance_config import MaintenanceConfig, from_environment
 
@@ -74,9 +79,38 @@ def run_reconcile(event: dict[str, Any]) -> dict[str, Any]:
     return answer
 
 
+def summarize_reprocess(event: dict[str, Any]) -> dict[str, Any]:
+    config, _ = setup()
+    details = event.get("ResultWriterDetails")
+    bucket = details.get("Bucket") if isinstance(details, dict) else None
+    manifest_key = details.get("Key") if isinstance(details, dict) else None
+    if not isinstance(manifest_key, str) or not manifest_key.endswith("/manifest.json"):
+        raise BadRequest(f"ResultWriterDetails does not name a results manifest: {details!r:.200}")
+    if bucket != config.resize.resized_bucket:
+        raise BadRequest(f"the results are not in the resized bucket but in {bucket!r:.80}")
+    s3 = aws.client("s3")
+
+    def read(key: str) -> bytes:
+        return s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+
+    def children(key: str) -> Any:
+        body = s3.get_object(Bucket=bucket, Key=key)["Body"]
+        return reprocess_results.json_values(body.iter_chunks(chunk_size=1 << 20))
+
+    manifest = json.loads(aws.classified_call(f"read s3://{bucket}/{manifest_key}", read, manifest_key))
+    summary = aws.classified_call("read the run's results", reprocess_results.summarize, manifest, children)
+    answer = summary.answer() | {
+        "map_run_arn": event.get("MapRunArn"),
+        "results": {"bucket": bucket, "manifest": manifest_key},
+    }
+    logger.info("reprocess summarized", extra={k: v for k, v in answer.items() if k != "failures"})
+    return answer
+
+
 ACTIONS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     "plan_reprocess": plan_reprocess,
     "reconcile": run_reconcile,
+    "summarize_reprocess": summarize_reprocess,
 }
 
 

@@ -493,6 +493,43 @@ def test_result_writer_writes_the_manifest_and_the_succeeded_and_failed_files(em
     assert failed["Cause"] == "a poison item"
 
 
+def test_the_state_after_a_result_writer_map_gets_only_the_map_run_arn_and_where_the_manifest_is(emulator):
+    """AWS, "ResultWriter (Map)": with its results exported, the Distributed Map's output is
+    {"MapRunArn": ..., "ResultWriterDetails": {"Bucket": ..., "Key": "<Prefix>/<map run id>/manifest.json"}},
+    the map run ARN ``...:mapRun:<machine>/<label>:<id>``: what the next state receives."""
+    s3 = emulator.client("s3")
+    s3.create_bucket(Bucket="results")
+    definition = map_over(
+        PASS_CHILD,
+        "Child",
+        Label="each",
+        ResultWriter={
+            "Resource": "arn:aws:states:::s3:putObject",
+            "Parameters": {"Bucket": "results", "Prefix": "runs"},
+        },
+    )
+    mapped = definition["States"]["Each"]
+    del mapped["End"]
+    mapped["Next"] = "After"
+    definition["States"]["After"] = {
+        "Type": "Pass",
+        "Parameters": {"seen.$": "$", "run.$": "$.MapRunArn", "key.$": "$.ResultWriterDetails.Key"},
+        "End": True,
+    }
+    described, _ = run_machine(emulator, "then", definition, keys("a", "b"))
+    assert described["status"] == "SUCCEEDED"
+    output = json.loads(described["output"])
+    run_id = output["run"].rsplit(":", 1)[1]
+    assert output["run"].startswith("arn:aws:states:us-east-1:123456789012:mapRun:then/each:")
+    assert output["seen"] == {
+        "MapRunArn": output["run"],
+        "ResultWriterDetails": {"Bucket": "results", "Key": f"runs/{run_id}/manifest.json"},
+    }
+    manifest = json.loads(s3.get_object(Bucket="results", Key=output["key"])["Body"].read())
+    assert sorted(manifest) == ["DestinationBucket", "MapRunArn", "ResultFiles"]
+    assert sorted(manifest["ResultFiles"]) == ["FAILED", "PENDING", "SUCCEEDED"]
+
+
 # -- Slice D: Task states act with the state machine's role ----------------------------------------
 
 STATES_TRUST = {

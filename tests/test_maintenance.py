@@ -14,7 +14,7 @@ from urllib.parse import unquote
 import pytest
 
 from imgpipe import config_version, records, reprocess, s3_events
-from imgpipe.errors import BadRequest, TransientError
+from imgpipe.errors import BadRequest, PermanentError, TransientError
 from tests import test_resize_handler as base
 from tests.test_ordering import BLUE, RED, outcomes, png  # noqa: F401
 from tests.test_reprocess import SMALL
@@ -319,12 +319,113 @@ def test_a_plan_of_100_keys_fits_a_step_functions_state(maintenance):
         ({"action": "plan_reprocess", "Items": [{"Key": "a"}]}, "an item is not"),
         ({"action": "plan_reprocess", "Items": [], "BatchInput": {"force": "yes"}}, "BatchInput.force"),
         ({"action": "plan_reprocess", "Items": [], "BatchInput": {"everything": True}}, "unknown BatchInput"),
+        ({"action": "summarize_reprocess"}, "does not name a results manifest"),
+        (
+            {
+                "action": "summarize_reprocess",
+                "ResultWriterDetails": {"Bucket": "other", "Key": "r/manifest.json"},
+            },
+            "not in the resized bucket",
+        ),
     ],
 )
 def test_a_bad_event_fails_with_bad_request_naming_what_is_wrong(maintenance, event, says):
     with pytest.raises(BadRequest) as raised:
         maintenance.invoke(event)
     assert says in str(raised.value) and raised.value.code == "bad_request"
+
+
+# --- summarize_reprocess: the reprocess execution's output ---
+
+
+def counts_state(plan: dict, refused: int = 0) -> dict:
+    """What the machine's Counts state makes of a plan: its counts and SendMessageBatch's answers."""
+    failed = [{"Id": str(i), "Code": "InternalError", "SenderFault": False} for i in range(refused)]
+    sent = [{"Failed": failed if n == 0 else []} for n in range(len(plan["batches"]))]
+    return {name: plan[name] for name in ("listed", "skipped_current", "enqueue", "failed", "failures")} | {
+        "sent": sent
+    }
+
+
+def write_map_results(pipeline, succeeded: list[dict], failed: list[dict]) -> dict:
+    """The ResultWriter's files in the resized bucket, in AWS's shape; the map's output naming them."""
+    run_id = str(uuid.uuid4())
+    run_arn = f"arn:aws:states:us-east-1:123456789012:mapRun:imgpipe-dev-reprocess/reprocess:{run_id}"
+    base_key = f"reprocess-results/{run_id}/"
+    files: dict[str, list] = {"FAILED": [], "PENDING": [], "SUCCEEDED": []}
+    for status, children in (("SUCCEEDED", succeeded), ("FAILED", failed)):
+        if children:
+            body = json.dumps(children).encode()
+            pipeline.s3.put_object(Bucket=base.RESIZED, Key=f"{base_key}{status}_0.json", Body=body)
+            files[status].append({"Key": f"{base_key}{status}_0.json", "Size": len(body)})
+    manifest = {"DestinationBucket": base.RESIZED, "MapRunArn": run_arn, "ResultFiles": files}
+    pipeline.s3.put_object(Bucket=base.RESIZED, Key=f"{base_key}manifest.json", Body=json.dumps(manifest))
+    return {
+        "MapRunArn": run_arn,
+        "ResultWriterDetails": {"Bucket": base.RESIZED, "Key": f"{base_key}manifest.json"},
+    }
+
+
+def child_result(status: str, keys: list[str], output: dict | None = None) -> dict:
+    doc = {
+        "ExecutionArn": f"arn:aws:states:us-east-1:123456789012:execution:m/reprocess:{uuid.uuid4()}",
+        "Input": json.dumps(
+            {"Items": [{"key": k} for k in keys], "BatchInput": {"all": False, "force": False}}
+        ),
+        "InputDetails": {"Included": True},
+        "Status": status,
+    }
+    if output is not None:
+        doc.update(Output=json.dumps(output), OutputDetails={"Included": True})
+    else:
+        doc.update(Error="Lambda.Unknown", Cause="Task timed out after 120.00 seconds")
+    return doc
+
+
+def test_the_execution_output_sums_the_map_runs_results_read_from_the_resized_bucket(maintenance):
+    """The reprocess map's output is only {MapRunArn, ResultWriterDetails} (AWS, "ResultWriter
+    (Map)"); summarize_reprocess reads the manifest and result files and answers the counts."""
+    pipeline = maintenance.pipeline
+    assert pipeline.invoke(pipeline.upload("photos/current.png", png(RED))) == {"batchItemFailures": []}
+    pipeline.s3.put_object(Bucket=base.UPLOADS, Key="photos/new.png", Body=png(BLUE))
+    first = maintenance.plan(["photos/current.png", "photos/new.png", "photos/gone.png"])
+    second = maintenance.plan(["photos/new.png"])
+    details = write_map_results(
+        pipeline,
+        [
+            child_result("SUCCEEDED", ["k"], counts_state(first)),
+            child_result("SUCCEEDED", ["k"], counts_state(second, 1)),
+        ],
+        [child_result("FAILED", ["photos/x.png", "photos/y.png"])],
+    )
+
+    answer = maintenance.invoke({"action": "summarize_reprocess", **details})
+
+    assert answer == {
+        "listed": 3 + 1 + 2,
+        "skipped_current": 1,
+        "enqueued": 1 + 0,  # the second batch's one entry was refused by SQS
+        "failed": 1 + 1 + 2,
+        "failed_batches": 1,
+        "not_started": 0,
+        "failures": [
+            {"key": "photos/gone.png", "error_code": "source_not_found"},
+            {"key": None, "error_code": "sqs:InternalError"},
+            {"key": "photos/x.png", "error_code": "batch:Lambda.Unknown"},
+            {"key": "photos/y.png", "error_code": "batch:Lambda.Unknown"},
+        ],
+        "map_run_arn": details["MapRunArn"],
+        "results": {"bucket": base.RESIZED, "manifest": details["ResultWriterDetails"]["Key"]},
+    }
+
+
+def test_a_manifest_that_is_gone_is_a_permanent_error_naming_it(maintenance):
+    details = {"Bucket": base.RESIZED, "Key": "reprocess-results/nothing/manifest.json"}
+    with pytest.raises(PermanentError) as raised:
+        maintenance.invoke(
+            {"action": "summarize_reprocess", "MapRunArn": "arn:x", "ResultWriterDetails": details}
+        )
+    assert raised.value.code == "source_not_found"
 
 
 # --- reconcile (docs/reconcile.md) ---
