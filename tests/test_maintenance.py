@@ -335,6 +335,69 @@ def test_a_bad_event_fails_with_bad_request_naming_what_is_wrong(maintenance, ev
     assert says in str(raised.value) and raised.value.code == "bad_request"
 
 
+# --- poison: a recorded content failure is reported, not sent again ---
+
+
+def test_a_poison_is_reported_failed_with_its_recorded_code_and_not_enqueued_again(maintenance, monkeypatch):
+    """A file that is not an image fails in the resize function, which records not_an_image. The same
+    version under the same config would fail the same way: the next plan reports it, sends nothing."""
+    pipeline = maintenance.pipeline
+    key = "photos/poison.jpg"
+    assert pipeline.invoke(pipeline.upload(key, b"this is not an image")) == {"batchItemFailures": []}
+    assert pipeline.item(pipeline.image_id(key))["error"]["code"] == "not_an_image"
+
+    answer = maintenance.plan([key])
+
+    assert {k: answer[k] for k in ("listed", "skipped_current", "enqueue", "failed")} == {
+        "listed": 1,
+        "skipped_current": 0,
+        "enqueue": 0,
+        "failed": 1,
+    }
+    assert answer["failures"] == [{"key": key, "error_code": "not_an_image"}]
+    assert answer["batches"] == []
+    # all and force send it anyway; a new rendition config tries it again.
+    assert maintenance.plan([key], all=True)["enqueue"] == 1
+    assert maintenance.plan([key], force=True)["enqueue"] == 1
+    redeploy(monkeypatch, SMALL)
+    assert (maintenance.plan([key])["enqueue"], maintenance.plan([key])["failed"]) == (1, 0)
+
+
+def poison_record(code: str, status: str = "failed", version: str = "v1", config: str = "cfg") -> dict:
+    return {
+        "status": status,
+        "version": version,
+        "original": {"key": "k.jpg", "version_id": "v1"},
+        "error": {"code": code, "message": "..."},
+        "config_version": config,
+    }
+
+
+@pytest.mark.parametrize(
+    ("record", "expected"),
+    [
+        (poison_record("not_an_image"), "failed"),
+        (poison_record("unsupported_format"), "failed"),
+        (poison_record("corrupt_image"), "failed"),
+        (poison_record("too_many_scans"), "failed"),
+        # Limits are not part of the config version: raising MAX_PIXELS / MAX_SOURCE_BYTES retries them.
+        (poison_record("too_many_pixels"), "enqueue"),
+        (poison_record("source_too_large"), "enqueue"),
+        # May go another way next time.
+        (poison_record("render_timeout"), "enqueue"),
+        (poison_record("stuck_processing"), "enqueue"),
+        (poison_record("source_not_found"), "enqueue"),
+        (poison_record("not_an_image", config="older"), "enqueue"),  # another rendition config
+        (poison_record("not_an_image", version="v0"), "enqueue"),  # holds no version of the key
+        (poison_record("not_an_image", status="pending"), "enqueue"),
+    ],
+)
+def test_the_poison_rule(record, expected):
+    deployment = reprocess.Deployment("cfg", frozenset(), lambda key: "id")
+    assert reprocess.decide(record, "k.jpg", deployment, reprocess.Options()) == expected
+    assert reprocess.decide(record, "k.jpg", deployment, reprocess.Options(all=True)) == "enqueue"
+
+
 # --- summarize_reprocess: the reprocess execution's output ---
 
 

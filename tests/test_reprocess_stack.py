@@ -9,7 +9,8 @@ runs the reprocess state machine: more keys than one ListObjectsV2 page and
 than one batch are listed, planned and rendered; the non-image goes through as
 a recorded failure, not a failed run (its batch succeeds: Step Functions'
 ToleratedFailurePercentage counts failed child executions, AWS "Distributed
-Map state"). A second run skips every current image.
+Map state"). A second run skips every current image and reports the poison
+as failed with its recorded code, without sending it again.
 
 Reconcile: an image whose S3 event never came (the bucket's notification was
 off while it was stored) is rendered after one pass; a presigned upload that was
@@ -226,12 +227,23 @@ def test_reprocess_renders_every_stored_original_with_the_configured_renditions(
     assert version
 
 
-def test_a_second_reprocess_skips_every_current_image(stack):
+def test_a_second_reprocess_skips_every_current_image_and_reports_the_poison(stack):
     running = stack.running
     code, printed, summary = run_reprocess(running)
     assert code == 0, printed
-    # Only the poison is not current (failed records are enqueued again by design).
-    assert counted(summary, "listed", "skipped_current", "enqueued") == (IMAGES + 1, IMAGES, 1)
+    # The poison's record says not_an_image for this version under this config: the run reports it
+    # and sends it nowhere, and succeeds (one failed key, no failed child execution).
+    (poison_code,) = {item["error"]["M"]["code"]["S"] for item in records(running, POISON_KEY).values()}
+    assert poison_code == "not_an_image"
+    assert counted(summary, "listed", "skipped_current", "enqueued", "failed", "failed_batches") == (
+        IMAGES + 1,
+        IMAGES,
+        0,
+        1,
+        0,
+    )
+    assert summary["failures"] == [{"key": POISON_KEY, "error_code": poison_code}]
+    assert f"failed: {POISON_KEY} ({poison_code})" in printed
 
 
 def test_reconcile_renders_an_image_whose_event_never_came_and_expires_an_unused_upload(stack):
