@@ -636,6 +636,103 @@ def test_a_record_stuck_again_after_its_one_reenqueue_fails_with_stuck_processin
     assert shown["error"] == {"code": "stuck_processing", "message": reconcile_module().STUCK_MESSAGE}
 
 
+@pytest.fixture
+def bus(maintenance, monkeypatch):
+    """The resize function's bus (EVENT_BUS_NAME, which maintenance shares) and a backend's queue."""
+    import maintenance_handler
+    from tests.test_events import BUS, Events
+
+    monkeypatch.setenv("EVENT_BUS_NAME", BUS)
+    maintenance_handler.reset()
+    return Events()
+
+
+def stuck_twice(maintenance, key: str) -> str:
+    """A record stuck, re-enqueued once, and stuck again: the next pass fails it."""
+    image_id = processing(maintenance.pipeline, key)
+    age(maintenance.pipeline, image_id, 2000)
+    assert counts(reconcile(maintenance)) == {"reenqueued_stuck": 1}
+    age(maintenance.pipeline, image_id, 2000)
+    return image_id
+
+
+def test_a_record_reconcile_fails_publishes_one_image_failed_event_shaped_like_the_resize_functions(
+    maintenance, bus
+):
+    """docs/events.md: "Image Failed once the record says failed", whoever wrote failed."""
+    from conftest import load_event
+    from tests.test_events import envelope_shape, shape
+
+    pipeline = maintenance.pipeline
+    image_id = stuck_twice(maintenance, "photos/stuck.png")
+    item = pipeline.item(image_id)
+
+    answer = reconcile(maintenance)
+
+    assert counts(answer) == {"failed_stuck": 1} and answer["events_not_published"] == 0
+    (event,) = bus.received()
+    assert envelope_shape(event) == shape(load_event("eventbridge_image_failed.json"))
+    assert (event["source"], event["detail-type"]) == ("imgpipe", "Image Failed")
+    detail = event["detail"]
+    assert (detail["image_id"], detail["status"], detail["renditions"]) == (image_id, "failed", [])
+    assert detail["error"] == {"code": "stuck_processing", "message": reconcile_module().STUCK_MESSAGE}
+    assert detail["error"] == pipeline.item(image_id)["error"]
+    assert (detail["source"]["bucket"], detail["source"]["key"]) == (base.UPLOADS, "photos/stuck.png")
+    assert detail["source"]["version_id"] == item["original"]["version_id"]
+    assert detail["config_version"] == item["config_version"]
+    # Later passes find nothing to do and publish nothing.
+    assert counts(reconcile(maintenance)) == {} and bus.received() == []
+
+
+def test_a_pass_whose_fail_write_finds_the_record_moved_on_publishes_nothing(maintenance, bus, monkeypatch):
+    """Two passes that read the same stuck record: only the one whose conditional write moved it publishes."""
+    module = reconcile_module()
+    image_id = stuck_twice(maintenance, "photos/raced.png")
+    seen = module.due(maintenance.pipeline.table, "processing", "9999", 100, None)
+    stale = {image_id: maintenance.pipeline.item(image_id)}
+    assert counts(reconcile(maintenance)) == {"failed_stuck": 1} and len(bus.received()) == 1
+
+    # The later pass read the index and the record before the first pass's write.
+    monkeypatch.setattr(
+        module, "due", lambda table, status, *_: seen if status == "processing" else ([], None)
+    )
+    monkeypatch.setattr(module.reprocess, "read_records", lambda table, ids: stale)
+    assert counts(reconcile(maintenance)) == {"left_alone": 1}
+    assert bus.received() == []
+
+
+def test_an_event_that_cannot_be_published_leaves_the_record_failed_and_is_counted(
+    maintenance, bus, monkeypatch
+):
+    import maintenance_handler
+
+    class Refusing:
+        def put_events(self, Entries):
+            return {"FailedEntryCount": 1, "Entries": [{"ErrorCode": "AccessDeniedException"}]}
+
+    image_id = stuck_twice(maintenance, "photos/unannounced.png")
+    real = maintenance_handler.aws.client
+
+    def client(service):
+        return Refusing() if service == "events" else real(service)
+
+    client.cache_clear = real.cache_clear  # the fixture's teardown resets the cached clients
+    monkeypatch.setattr(maintenance_handler.aws, "client", client)
+    answer = reconcile(maintenance)
+    assert counts(answer) == {"failed_stuck": 1} and answer["events_not_published"] == 1
+    assert maintenance.pipeline.item(image_id)["status"] == "failed"
+
+
+def test_without_a_bus_reconcile_publishes_nothing(maintenance):
+    from tests.test_events import Events
+
+    backend = Events()  # a bus the function is not told about
+    stuck_twice(maintenance, "photos/quiet.png")
+    answer = reconcile(maintenance)
+    assert counts(answer) == {"failed_stuck": 1} and answer["events_not_published"] == 0
+    assert backend.received() == []
+
+
 def reconcile_module():
     from imgpipe import reconcile as module
 

@@ -397,7 +397,8 @@ def test_upload_role_grants_exactly_what_the_api_needs(out, client):
 
 
 def test_maintenance_role_reads_and_updates_records_and_looks_at_originals_only(out, client):
-    """It plans and reconciles; the state machines send the messages, so it has no SQS grant."""
+    """It plans, reconciles and sums a run's results; the state machines send the messages, so it
+    has no SQS grant."""
     statements = role_policy(client, out["maintenance_function_name"])
     uploads = out["uploads_bucket_name"]
     table_arn = client("dynamodb").describe_table(TableName=out["table_name"])["Table"]["TableArn"]
@@ -415,6 +416,8 @@ def test_maintenance_role_reads_and_updates_records_and_looks_at_originals_only(
         # HeadObject of a key is authorised by s3:GetObject; ListBucket makes a gone key 404, not 403.
         "HeadOriginals": ({"s3:GetObject"}, {f"arn:aws:s3:::{uploads}/*"}),
         "ListOriginals": ({"s3:ListBucket"}, {f"arn:aws:s3:::{uploads}"}),
+        # Reconcile's Image Failed for a stuck record (docs/events.md): that bus only.
+        "PublishImageEvents": ({"events:PutEvents"}, {BUS_ARN}),
         # summarize_reprocess reads the reprocess map's results (ResultWriter), that prefix only.
         "ReadReprocessResults": (
             {"s3:GetObject"},
