@@ -530,6 +530,31 @@ def test_the_state_after_a_result_writer_map_gets_only_the_map_run_arn_and_where
     assert sorted(manifest["ResultFiles"]) == ["FAILED", "PENDING", "SUCCEEDED"]
 
 
+def test_a_map_run_that_fails_past_its_tolerance_still_writes_its_results(emulator):
+    """AWS, "ResultWriter (Map)": FAILED_n.json holds the failed children "to recover from failed
+    executions", PENDING_n.json those "that weren't started because the Map Run failed": a failed
+    map run's results are exported too."""
+    s3 = emulator.client("s3")
+    s3.create_bucket(Bucket="failed-results")
+    definition = map_over(
+        POISON_CHILD,
+        "Check",
+        ResultWriter={
+            "Resource": "arn:aws:states:::s3:putObject",
+            "Parameters": {"Bucket": "failed-results", "Prefix": "runs"},
+        },
+    )
+    described, _ = run_machine(emulator, "failing-written", definition, keys("a", "poison", "c"))
+    assert (described["status"], described["error"]) == ("FAILED", "States.ExceedToleratedFailureThreshold")
+    listed = s3.list_objects_v2(Bucket="failed-results", Prefix="runs/")["Contents"]
+    (manifest_key,) = [o["Key"] for o in listed if o["Key"].endswith("/manifest.json")]
+    manifest = json.loads(s3.get_object(Bucket="failed-results", Key=manifest_key)["Body"].read())
+    files = manifest["ResultFiles"]
+    assert (len(files["SUCCEEDED"]), len(files["FAILED"]), files["PENDING"]) == (1, 1, [])
+    failed = json.loads(s3.get_object(Bucket="failed-results", Key=files["FAILED"][0]["Key"])["Body"].read())
+    assert [json.loads(child["Input"]) for child in failed] == [{"key": "poison"}]
+
+
 # -- Slice D: Task states act with the state machine's role ----------------------------------------
 
 STATES_TRUST = {
