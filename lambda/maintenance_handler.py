@@ -103,17 +103,7 @@ def summarize_reprocess(event: dict[str, Any]) -> dict[str, Any]:
         raise BadRequest(f"ResultWriterDetails does not name a results manifest: {details!r:.200}")
     if bucket != config.resize.resized_bucket:
         raise BadRequest(f"the results are not in the resized bucket but in {bucket!r:.80}")
-    s3 = aws.client("s3")
-
-    def read(key: str) -> bytes:
-        return s3.get_object(Bucket=bucket, Key=key)["Body"].read()
-
-    def children(key: str) -> Any:
-        body = s3.get_object(Bucket=bucket, Key=key)["Body"]
-        return reprocess_results.json_values(body.iter_chunks(chunk_size=1 << 20))
-
-    manifest = json.loads(aws.classified_call(f"read s3://{bucket}/{manifest_key}", read, manifest_key))
-    summary = aws.classified_call("read the run's results", reprocess_results.summarize, manifest, children)
+    summary = reprocess_results.read_run(aws.client("s3"), bucket, manifest_key)
     answer = summary.answer() | {
         "map_run_arn": event.get("MapRunArn"),
         "results": {"bucket": bucket, "manifest": manifest_key},

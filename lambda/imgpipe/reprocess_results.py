@@ -34,6 +34,8 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from imgpipe.aws import classified_call
+
 SHOWN_FAILURES = 20
 STATUSES = ("SUCCEEDED", "FAILED", "PENDING")
 _SEPARATORS = " \t\r\n,"
@@ -111,6 +113,21 @@ def summarize(manifest: Mapping[str, Any], children: Callable[[str], Iterable[Ma
         for child in children(key):
             summary.add(status, child)
     return summary
+
+
+def read_run(s3: Any, bucket: str, manifest_key: str) -> Summary:
+    """The run's summary from its results in S3: the manifest, then each result file as a stream
+    (1 MiB chunks). A missing manifest is ``SourceNotFound``; throttling and 5xx ``TransientError``."""
+
+    def manifest_body() -> bytes:
+        return s3.get_object(Bucket=bucket, Key=manifest_key)["Body"].read()
+
+    def children(key: str) -> Iterator[Any]:
+        body = s3.get_object(Bucket=bucket, Key=key)["Body"]
+        return json_values(body.iter_chunks(chunk_size=1 << 20))
+
+    manifest = json.loads(classified_call(f"read s3://{bucket}/{manifest_key}", manifest_body))
+    return classified_call("read the run's results", summarize, manifest, children)
 
 
 def json_values(chunks: Iterable[bytes]) -> Iterator[Any]:
