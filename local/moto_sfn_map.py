@@ -488,7 +488,12 @@ def _patch_worker() -> None:
             "StopDate": _timestamp(),
         }
         if status == "SUCCEEDED":
-            result.update(Output=json.dumps(output), OutputDetails={"Included": True})
+            # As the ResultWriter guide's "Transformation NONE" example shows a succeeded child.
+            result.update(
+                Output=json.dumps(output),
+                OutputDetails={"Included": True},
+                RedriveStatusReason="Execution is SUCCEEDED and cannot be redriven",
+            )
         else:
             result.update(Error=error or "States.TaskFailed", Cause=cause or "")
         with pool.local_lock:

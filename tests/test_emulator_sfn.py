@@ -484,6 +484,22 @@ def test_result_writer_writes_the_manifest_and_the_succeeded_and_failed_files(em
         read[status] = json.loads(body)
     assert sorted(json.loads(r["Output"])["key"] for r in read["SUCCEEDED"]) == ["a", "c"]
     assert {r["Status"] for r in read["SUCCEEDED"]} == {"SUCCEEDED"}
+    # Each child as the guide's "Transformation NONE" example shows one.
+    assert sorted(read["SUCCEEDED"][0]) == [
+        "ExecutionArn",
+        "Input",
+        "InputDetails",
+        "Name",
+        "Output",
+        "OutputDetails",
+        "RedriveCount",
+        "RedriveStatus",
+        "RedriveStatusReason",
+        "StartDate",
+        "StateMachineArn",
+        "Status",
+        "StopDate",
+    ]
     (failed,) = read["FAILED"]
     assert (json.loads(failed["Input"]), failed["Status"], failed["Error"]) == (
         {"key": "poison"},
