@@ -5,6 +5,8 @@
 # send the messages it plans (step_functions.tf).
 
 data "aws_iam_policy_document" "maintenance" {
+  source_policy_documents = [data.aws_iam_policy_document.shared["maintenance"].json]
+
   statement {
     sid       = "ReadAndUpdateImageRecords"
     effect    = "Allow"
@@ -74,43 +76,6 @@ data "aws_iam_policy_document" "maintenance" {
     effect    = "Allow"
     actions   = ["s3:GetObject"]
     resources = ["${aws_s3_bucket.resized.arn}/${local.reprocess_results_prefix}/*"]
-  }
-
-  statement {
-    sid       = "WriteOwnLogs"
-    effect    = "Allow"
-    actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
-    resources = ["${local.lambda_log_group_arn_prefix}/${local.maintenance_function}:*"]
-  }
-
-  dynamic "statement" {
-    for_each = local.use_kms ? [var.kms_key_arn] : []
-
-    content {
-      # Only through the services that keep data under the key, never directly.
-      sid       = "UseDataKey"
-      effect    = "Allow"
-      actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
-      resources = [statement.value]
-
-      condition {
-        test     = "StringEquals"
-        variable = "kms:ViaService"
-        values   = [for service in ["s3", "dynamodb"] : "${service}.${local.region}.amazonaws.com"]
-      }
-    }
-  }
-
-  dynamic "statement" {
-    for_each = var.lambda_tracing_enabled ? ["*"] : []
-
-    content {
-      # X-Ray's write actions support no resource-level permissions.
-      sid       = "WriteTraces"
-      effect    = "Allow"
-      actions   = ["xray:PutTelemetryRecords", "xray:PutTraceSegments"]
-      resources = [statement.value]
-    }
   }
 }
 

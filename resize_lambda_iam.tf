@@ -22,6 +22,8 @@ data "aws_iam_policy_document" "lambda_assume_role" {
 }
 
 data "aws_iam_policy_document" "resize" {
+  source_policy_documents = [data.aws_iam_policy_document.shared["resize"].json]
+
   statement {
     sid       = "ReadOriginals"
     effect    = "Allow"
@@ -108,44 +110,6 @@ data "aws_iam_policy_document" "resize" {
       sid       = "PublishImageEvents"
       effect    = "Allow"
       actions   = ["events:PutEvents"]
-      resources = [statement.value]
-    }
-  }
-
-  statement {
-    sid       = "WriteOwnLogs"
-    effect    = "Allow"
-    actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
-    resources = ["${local.lambda_log_group_arn_prefix}/${local.resize_function}:*"]
-  }
-
-  dynamic "statement" {
-    for_each = local.use_kms ? [var.kms_key_arn] : []
-
-    content {
-      # Only through the services that keep data under the key (S3, SQS,
-      # DynamoDB), never directly.
-      sid       = "UseDataKey"
-      effect    = "Allow"
-      actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
-      resources = [statement.value]
-
-      condition {
-        test     = "StringEquals"
-        variable = "kms:ViaService"
-        values   = [for service in ["s3", "sqs", "dynamodb"] : "${service}.${local.region}.amazonaws.com"]
-      }
-    }
-  }
-
-  dynamic "statement" {
-    for_each = var.lambda_tracing_enabled ? ["*"] : []
-
-    content {
-      # X-Ray's write actions support no resource-level permissions.
-      sid       = "WriteTraces"
-      effect    = "Allow"
-      actions   = ["xray:PutTelemetryRecords", "xray:PutTraceSegments"]
       resources = [statement.value]
     }
   }

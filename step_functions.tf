@@ -236,6 +236,8 @@ data "aws_iam_policy_document" "states_assume_role" {
 }
 
 data "aws_iam_policy_document" "states" {
+  source_policy_documents = [data.aws_iam_policy_document.shared["states"].json]
+
   # ItemReader s3:listObjectsV2 (Step Functions developer guide, "IAM policies
   # for using Distributed Map states").
   statement {
@@ -301,35 +303,6 @@ data "aws_iam_policy_document" "states" {
       "logs:UpdateLogDelivery",
     ]
     resources = ["*"]
-  }
-
-  dynamic "statement" {
-    for_each = local.use_kms ? [var.kms_key_arn] : []
-
-    content {
-      # The encrypted resize queue and results objects, only through SQS and S3.
-      sid       = "UseDataKey"
-      effect    = "Allow"
-      actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
-      resources = [statement.value]
-
-      condition {
-        test     = "StringEquals"
-        variable = "kms:ViaService"
-        values   = [for service in ["s3", "sqs"] : "${service}.${local.region}.amazonaws.com"]
-      }
-    }
-  }
-
-  dynamic "statement" {
-    for_each = var.lambda_tracing_enabled ? ["*"] : []
-
-    content {
-      sid       = "WriteTraces"
-      effect    = "Allow"
-      actions   = ["xray:GetSamplingRules", "xray:GetSamplingTargets", "xray:PutTelemetryRecords", "xray:PutTraceSegments"]
-      resources = [statement.value]
-    }
   }
 }
 

@@ -4,6 +4,8 @@
 # The assume-role policy is shared with the resize role (resize_lambda_iam.tf).
 
 data "aws_iam_policy_document" "upload" {
+  source_policy_documents = [data.aws_iam_policy_document.shared["upload"].json]
+
   # Presigned POSTs are signed with this role's credentials, so S3 checks this
   # same permission when the client posts the form.
   statement {
@@ -57,44 +59,6 @@ data "aws_iam_policy_document" "upload" {
     # UpdateItem: DELETE /images/{id} marks the record deleted.
     actions   = ["dynamodb:DeleteItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"]
     resources = [aws_dynamodb_table.images.arn]
-  }
-
-  statement {
-    sid       = "WriteOwnLogs"
-    effect    = "Allow"
-    actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
-    resources = ["${local.lambda_log_group_arn_prefix}/${local.upload_function}:*"]
-  }
-
-  dynamic "statement" {
-    for_each = local.use_kms ? [var.kms_key_arn] : []
-
-    content {
-      # Only through the services that keep data under the key (S3, DynamoDB),
-      # never directly.
-      sid       = "UseDataKey"
-      effect    = "Allow"
-      actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
-      resources = [statement.value]
-
-      condition {
-        test     = "StringEquals"
-        variable = "kms:ViaService"
-        values   = [for service in ["s3", "dynamodb"] : "${service}.${local.region}.amazonaws.com"]
-      }
-    }
-  }
-
-  dynamic "statement" {
-    for_each = var.lambda_tracing_enabled ? ["*"] : []
-
-    content {
-      # X-Ray's write actions support no resource-level permissions.
-      sid       = "WriteTraces"
-      effect    = "Allow"
-      actions   = ["xray:PutTelemetryRecords", "xray:PutTraceSegments"]
-      resources = [statement.value]
-    }
   }
 }
 

@@ -199,11 +199,17 @@ def load_api(apigw: Any, account_id: str, api_id: str | None = None) -> Api:
         names = [a.get("Name") for a in apis]
         raise RuntimeError(f"expected exactly one HTTP API in the emulator, found {len(apis)}: {names}")
     api = apis[0]
-    integrations = {
-        i["IntegrationId"]: i for i in apigw.get_integrations(ApiId=api["ApiId"]).get("Items", [])
-    }
+    routes = _load_routes(apigw, api["ApiId"])
+    cors = _cors(api["CorsConfiguration"]) if api.get("CorsConfiguration") else None
+    throttle = _stage_throttle(apigw, api["ApiId"])
+    return Api(api["ApiId"], api.get("Name", ""), account_id, tuple(routes), cors, throttle=throttle)
+
+
+def _load_routes(apigw: Any, api_id: str) -> list[Route]:
+    """The routes served locally: those with a Lambda proxy integration (others are logged and skipped)."""
+    integrations = {i["IntegrationId"]: i for i in apigw.get_integrations(ApiId=api_id).get("Items", [])}
     routes = []
-    for item in apigw.get_routes(ApiId=api["ApiId"]).get("Items", []):
+    for item in apigw.get_routes(ApiId=api_id).get("Items", []):
         target = item.get("Target") or ""
         integration = integrations.get(target.removeprefix("integrations/"))
         if integration is None or integration.get("IntegrationType") != "AWS_PROXY":
@@ -218,7 +224,7 @@ def load_api(apigw: Any, account_id: str, api_id: str | None = None) -> Api:
         authorizer = None
         if item.get("AuthorizerId"):  # the emulator has GetAuthorizer but not GetAuthorizers
             authorizer = _jwt_authorizer(
-                apigw.get_authorizer(ApiId=api["ApiId"], AuthorizerId=item["AuthorizerId"])
+                apigw.get_authorizer(ApiId=api_id, AuthorizerId=item["AuthorizerId"])
             )
         routes.append(
             Route(
@@ -231,23 +237,27 @@ def load_api(apigw: Any, account_id: str, api_id: str | None = None) -> Api:
                 scopes=tuple(item.get("AuthorizationScopes") or ()),
             )
         )
-    cors = None
-    if api.get("CorsConfiguration"):
-        c = api["CorsConfiguration"]
-        cors = Cors(
-            allow_origins=tuple(c.get("AllowOrigins") or ()),
-            allow_methods=tuple(m.upper() for m in c.get("AllowMethods") or ()),
-            allow_headers=tuple(h.lower() for h in c.get("AllowHeaders") or ()),
-            expose_headers=tuple(h.lower() for h in c.get("ExposeHeaders") or ()),
-            max_age=c.get("MaxAge"),
-            allow_credentials=bool(c.get("AllowCredentials")),
-        )
-    throttle = None
-    stages = {st["StageName"]: st for st in apigw.get_stages(ApiId=api["ApiId"]).get("Items", [])}
+    return routes
+
+
+def _cors(config: dict[str, Any]) -> Cors:
+    return Cors(
+        allow_origins=tuple(config.get("AllowOrigins") or ()),
+        allow_methods=tuple(m.upper() for m in config.get("AllowMethods") or ()),
+        allow_headers=tuple(h.lower() for h in config.get("AllowHeaders") or ()),
+        expose_headers=tuple(h.lower() for h in config.get("ExposeHeaders") or ()),
+        max_age=config.get("MaxAge"),
+        allow_credentials=bool(config.get("AllowCredentials")),
+    )
+
+
+def _stage_throttle(apigw: Any, api_id: str) -> Throttle | None:
+    """The $default stage's route throttling, when both its rate and burst are set."""
+    stages = {st["StageName"]: st for st in apigw.get_stages(ApiId=api_id).get("Items", [])}
     settings = (stages.get("$default") or {}).get("DefaultRouteSettings") or {}
-    if settings.get("ThrottlingRateLimit") is not None and settings.get("ThrottlingBurstLimit") is not None:
-        throttle = Throttle(float(settings["ThrottlingRateLimit"]), int(settings["ThrottlingBurstLimit"]))
-    return Api(api["ApiId"], api.get("Name", ""), account_id, tuple(routes), cors, throttle=throttle)
+    if settings.get("ThrottlingRateLimit") is None or settings.get("ThrottlingBurstLimit") is None:
+        return None
+    return Throttle(float(settings["ThrottlingRateLimit"]), int(settings["ThrottlingBurstLimit"]))
 
 
 def _jwt_authorizer(authorizer: dict[str, Any]) -> JwtAuthorizer | None:
@@ -275,6 +285,43 @@ def request_id() -> str:
     return base64.b64encode(os.urandom(10)).decode("ascii").replace("/", "A").replace("+", "B")
 
 
+def forwarded_headers(headers: list[tuple[str, str]], source_ip: str) -> tuple[dict[str, str], list[str]]:
+    """The event's ``headers`` (lower-case names, repeated ones joined by commas, the
+    X-Forwarded-* and X-Amzn-Trace-Id headers API Gateway adds) and its ``cookies``."""
+    merged: dict[str, str] = {}
+    cookies: list[str] = []
+    for name, value in headers:
+        name = name.lower()
+        if name == "cookie":
+            cookies.extend(c.strip() for c in value.split(";") if c.strip())
+            continue
+        merged[name] = f"{merged[name]},{value}" if name in merged else value
+    host = merged.get("host", "127.0.0.1")
+    merged.setdefault("x-forwarded-for", source_ip)
+    merged.setdefault("x-forwarded-proto", "http")
+    merged.setdefault("x-forwarded-port", host.rsplit(":", 1)[1] if ":" in host else "80")
+    merged.setdefault("x-amzn-trace-id", f"Root=1-{int(time.time()):08x}-{os.urandom(12).hex()}")
+    return merged, cookies
+
+
+def query_parameters(raw_query: str) -> dict[str, str]:
+    """``queryStringParameters``: repeated names joined by commas, blank values kept."""
+    query: dict[str, str] = {}
+    for name, value in parse_qsl(raw_query, keep_blank_values=True):
+        query[name] = f"{query[name]},{value}" if name in query else value
+    return query
+
+
+def encoded_body(body: bytes, content_type: str | None) -> tuple[str, bool]:
+    """The event's ``body`` and ``isBase64Encoded``: text types as UTF-8 when they decode, else base64."""
+    if is_text(content_type):
+        try:
+            return body.decode("utf-8"), False
+        except UnicodeDecodeError:
+            pass
+    return base64.b64encode(body).decode("ascii"), True
+
+
 def build_event(
     api: Api,
     route: Route,
@@ -292,19 +339,8 @@ def build_event(
     scopes: list[str] | None = None,
 ) -> dict[str, Any]:
     """An HTTP API payload format 2.0 event."""
-    merged: dict[str, str] = {}
-    cookies: list[str] = []
-    for name, value in headers:
-        name = name.lower()
-        if name == "cookie":
-            cookies.extend(c.strip() for c in value.split(";") if c.strip())
-            continue
-        merged[name] = f"{merged[name]},{value}" if name in merged else value
+    merged, cookies = forwarded_headers(headers, source_ip)
     host = merged.get("host", "127.0.0.1")
-    merged.setdefault("x-forwarded-for", source_ip)
-    merged.setdefault("x-forwarded-proto", "http")
-    merged.setdefault("x-forwarded-port", host.rsplit(":", 1)[1] if ":" in host else "80")
-    merged.setdefault("x-amzn-trace-id", f"Root=1-{int(time.time()):08x}-{os.urandom(12).hex()}")
     now = time.time()
     event: dict[str, Any] = {
         "version": "2.0",
@@ -332,27 +368,16 @@ def build_event(
         },
         "isBase64Encoded": False,
     }
-    if cookies:
-        event["cookies"] = cookies
-    query: dict[str, str] = {}
-    for name, value in parse_qsl(raw_query, keep_blank_values=True):
-        query[name] = f"{query[name]},{value}" if name in query else value
-    if query:
-        event["queryStringParameters"] = query
-    if path_params:
-        event["pathParameters"] = path_params
+    optional = {
+        "cookies": cookies,
+        "queryStringParameters": query_parameters(raw_query),
+        "pathParameters": path_params,
+    }
+    event.update({name: value for name, value in optional.items() if value})
     if claims is not None:
         event["requestContext"]["authorizer"] = {"jwt": {"claims": claims, "scopes": scopes}}
     if body:
-        if is_text(merged.get("content-type")):
-            try:
-                event["body"] = body.decode("utf-8")
-            except UnicodeDecodeError:
-                event["body"] = base64.b64encode(body).decode("ascii")
-                event["isBase64Encoded"] = True
-        else:
-            event["body"] = base64.b64encode(body).decode("ascii")
-            event["isBase64Encoded"] = True
+        event["body"], event["isBase64Encoded"] = encoded_body(body, merged.get("content-type"))
     return event
 
 

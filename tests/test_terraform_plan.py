@@ -235,17 +235,21 @@ def test_kms_key_arn_must_be_a_key_arn_in_the_deployment_region(plan, value, mes
         plan(kms_key_arn=value)
 
 
-def test_functions_use_the_key_only_through_the_services_that_hold_their_data(
+def test_roles_use_the_key_only_through_the_services_that_hold_their_data_and_may_send_traces(
     tf, emulator, arm_package, tmp_path
 ):
     """kms:ViaService limits a grant to requests a service makes on the caller's behalf
     (https://docs.aws.amazon.com/kms/latest/developerguide/conditions-kms.html#conditions-kms-via-service).
-    The documents name buckets and the table, so those are created (a targeted apply)."""
+    With tracing on, each role may send traces: X-Ray's write actions support no resource-level
+    permissions (Resource "*"), and Step Functions also reads the sampling rules (Step Functions
+    developer guide, "IAM policies for using AWS X-Ray in Step Functions"). The documents name
+    buckets and the table, so those are created (a targeted apply)."""
     variables = {
         "aws_endpoint_url": emulator.endpoint,
         "lambda_zip_path": str(arm_package),
         "api_auth": "open",
         "kms_key_arn": KEY_ARN,
+        "lambda_tracing_enabled": True,
         "name_prefix": "kmscheck",
         "dynamodb_deletion_protection": False,
     }
@@ -284,6 +288,12 @@ def test_functions_use_the_key_only_through_the_services_that_hold_their_data(
         assert kms["Resource"] == KEY_ARN
         assert sorted(kms["Action"]) == ["kms:Decrypt", "kms:GenerateDataKey"]
         assert sorted(kms["Condition"]["StringEquals"]["kms:ViaService"]) == services
+    writes = ["xray:PutTelemetryRecords", "xray:PutTraceSegments"]
+    sampling = ["xray:GetSamplingRules", "xray:GetSamplingTargets"]
+    for name in roles:
+        (traces,) = [s for s in documents[name]["Statement"] if s["Sid"] == "WriteTraces"]
+        assert traces["Resource"] == "*"
+        assert sorted(traces["Action"]) == sorted(writes + (sampling if name == "states" else []))
 
 
 # -- CDN -----------------------------------------------------------------------
