@@ -1,6 +1,7 @@
 # The maintenance function's role: read image records (by id and through the
 # sparse unfinished index), update them (expire, mark stuck), look at originals
-# (HeadObject), log to its own log group. It sends nothing: the state machines
+# (HeadObject), read the reprocess map's results, publish Image Failed for a
+# record it marks failed, log to its own log group. It sends no messages: the state machines
 # send the messages it plans (step_functions.tf).
 
 data "aws_iam_policy_document" "maintenance" {
@@ -53,6 +54,28 @@ data "aws_iam_policy_document" "maintenance" {
     effect    = "Allow"
     actions   = ["s3:ListBucket"]
     resources = [aws_s3_bucket.uploads.arn]
+  }
+
+  # Reconcile publishes Image Failed for a stuck record it marks failed (docs/events.md), on
+  # the resize function's bus only, and only when events are on (as the resize role).
+  dynamic "statement" {
+    for_each = var.events_enabled ? [local.event_bus_arn] : []
+
+    content {
+      sid       = "PublishImageEvents"
+      effect    = "Allow"
+      actions   = ["events:PutEvents"]
+      resources = [statement.value]
+    }
+  }
+
+  # The reprocess map's results (ResultWriter's manifest and result files), which
+  # summarize_reprocess sums into the execution's output: that prefix only.
+  statement {
+    sid       = "ReadReprocessResults"
+    effect    = "Allow"
+    actions   = ["s3:GetObject"]
+    resources = ["${aws_s3_bucket.resized.arn}/${local.reprocess_results_prefix}/*"]
   }
 }
 

@@ -115,7 +115,32 @@ locals {
             }
           }
         }
-        End = true
+        Next = "Summarize"
+      }
+      # The map's output is only where its results are (AWS, "ResultWriter (Map)":
+      # {MapRunArn, ResultWriterDetails: {Bucket, Key}}): maintenance sums them
+      # into the execution's output (listed, enqueued, skipped, failed ...).
+      Summarize = {
+        Type     = "Task"
+        Resource = "arn:aws:states:::lambda:invoke"
+        Parameters = {
+          FunctionName = aws_lambda_function.function["maintenance"].arn
+          Payload = {
+            action                  = "summarize_reprocess"
+            "MapRunArn.$"           = "$.MapRunArn"
+            "ResultWriterDetails.$" = "$.ResultWriterDetails"
+          }
+        }
+        # A Lambda function error is named by its errorType (Step Functions developer
+        # guide, "Error handling"): the handler raises TransientError for throttling and 5xx.
+        Retry = concat(local.lambda_retry, [{
+          ErrorEquals     = ["TransientError"]
+          IntervalSeconds = 2
+          MaxAttempts     = 3
+          BackoffRate     = 2
+        }])
+        OutputPath = "$.Payload"
+        End        = true
       }
     }
   })

@@ -155,7 +155,9 @@ def reprocess_estimate(
     per service, with the resize function's billed time per image (``resize_ms``, the bench's
     local-stack handler time by default)."""
     children = -(-images // batch_size)
-    transitions = 3 + children * child_transitions(batch_size, stale)
+    # The parent: Defaults, Options, the map, Summarize (one more maintenance call and a few S3
+    # GETs of the results, under a cent).
+    transitions = 4 + children * child_transitions(batch_size, stale)
     rendered = images if stale else 0
     lambda_gb_s = {
         "maintenance": children * MAINTENANCE_MEMORY_MB / 1024 * MAINTENANCE_MS_PER_BATCH / 1000,

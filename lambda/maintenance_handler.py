@@ -9,7 +9,13 @@ sends them to the resize queue through its SQS integration.
 - ``{"action": "plan_reprocess", "Items": [{"key": k}, ...], "BatchInput": {"all": b, "force": b}}``
   answers ``{"listed", "skipped_current", "enqueue", "failed", "failures", "batches"}``;
 - ``{"action": "reconcile", "next": <token or null>}`` answers
-  ``{"reenqueued_pending", "reenqueued_stuck", "failed_stuck", "expired", "left_alone", "batches", "next"}``.
+  ``{"reenqueued_pending", "reenqueued_stuck", "failed_stuck", "expired", "left_alone",
+  "events_not_published", "batches", "next"}``; a record it marks failed gets its ``Image Failed``
+  event on the resize function's bus (``EVENT_BUS_NAME``; off when empty);
+- ``{"action": "summarize_reprocess", "MapRunArn": a, "ResultWriterDetails": {"Bucket": b, "Key": k}}``
+  (the reprocess map's output) reads the run's results and answers the execution's output:
+  ``{"listed", "skipped_current", "enqueued", "failed", "failed_batches", "not_started", "failures",
+  "map_run_arn", "results": {"bucket", "manifest"}}`` (``imgpipe.reprocess_results``).
 
 An unknown action or a malformed event raises ``BadRequest`` (the state
 machine sees the error ``BadRequest``; its message names what was wrong);
@@ -20,12 +26,13 @@ Settings are read once per cold start (``imgpipe.maintenance_config``).
 from __future__ import annotations
 
 import functools
+import json
 from collections.abc import Callable
 from typing import Any
 
 from aws_lambda_powertools import Logger
 
-from imgpipe import aws, config_version, keys, reconcile, reprocess, resizes
+from imgpipe import aws, config_version, events, keys, reconcile, reprocess, reprocess_results, resizes
 from imgpipe.errors import BadRequest, ConfigError
 from imgpipe.maintenance_config import MaintenanceConfig, from_environment
 
@@ -65,18 +72,50 @@ def plan_reprocess(event: dict[str, Any]) -> dict[str, Any]:
     return answer
 
 
+def publish_event(entry: dict[str, Any]) -> None:
+    """Send one completion event (a stuck record's ``Image Failed``), logged as the resize function does."""
+    detail = json.loads(entry["Detail"])
+    log = {"image_id": detail["image_id"], "detail_type": entry["DetailType"]}
+    try:
+        event_id = events.publish(aws.client("events"), entry, is_transient=aws.is_transient)
+    except Exception as exc:
+        code = getattr(exc, "code", type(exc).__name__)
+        logger.error("event not published", extra={**log, "error_code": code, "error": str(exc)})
+        raise
+    logger.info("event published", extra={**log, "event_id": event_id, "event": events.loggable(detail)})
+
+
 def run_reconcile(event: dict[str, Any]) -> dict[str, Any]:
     config, _ = setup()
     token = reconcile.parse_token(event.get("next"))
     table, s3 = aws.table(config.table_name), aws.client("s3")
-    answer = reconcile.run(token, config, table=table, s3=s3).answer()
+    answer = reconcile.run(token, config, table=table, s3=s3, publish=publish_event).answer()
     logger.info("reconcile pass", extra={k: v for k, v in answer.items() if k != "batches"})
+    return answer
+
+
+def summarize_reprocess(event: dict[str, Any]) -> dict[str, Any]:
+    config, _ = setup()
+    details = event.get("ResultWriterDetails")
+    bucket = details.get("Bucket") if isinstance(details, dict) else None
+    manifest_key = details.get("Key") if isinstance(details, dict) else None
+    if not isinstance(manifest_key, str) or not manifest_key.endswith("/manifest.json"):
+        raise BadRequest(f"ResultWriterDetails does not name a results manifest: {details!r:.200}")
+    if bucket != config.resize.resized_bucket:
+        raise BadRequest(f"the results are not in the resized bucket but in {bucket!r:.80}")
+    summary = reprocess_results.read_run(aws.client("s3"), bucket, manifest_key)
+    answer = summary.answer() | {
+        "map_run_arn": event.get("MapRunArn"),
+        "results": {"bucket": bucket, "manifest": manifest_key},
+    }
+    logger.info("reprocess summarized", extra={k: v for k, v in answer.items() if k != "failures"})
     return answer
 
 
 ACTIONS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     "plan_reprocess": plan_reprocess,
     "reconcile": run_reconcile,
+    "summarize_reprocess": summarize_reprocess,
 }
 
 

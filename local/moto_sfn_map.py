@@ -39,7 +39,13 @@ Part of ``local.moto_sfn`` (which calls ``patch()``); what differs from AWS and 
    with ``FAILED``, ``PENDING`` and ``SUCCEEDED`` lists of ``{"Key", "Size"}``)
    and ``SUCCEEDED_0.json`` / ``FAILED_0.json``, each a JSON array of the
    children's executions (``ExecutionArn``, ``Input``, ``Output`` or ``Error``
-   and ``Cause``, ``Status``, ...), written when the map run succeeds.
+   and ``Cause``, ``Status``, ...), written when the map run ends, succeeded
+   or failed past its tolerated failures (AWS writes a failed run's results
+   too: ``PENDING_n`` holds "child workflow executions that weren't started
+   because the Map Run failed"; here every child has run by then, so
+   ``PENDING`` stays empty). The map's output is
+   ``{"MapRunArn", "ResultWriterDetails": {"Bucket", "Key"}}``, the map run ARN
+   ``...:mapRun:<machine>/<label>:<id>`` and the key ``<Prefix>/<id>/manifest.json``.
 """
 
 from __future__ import annotations
@@ -202,6 +208,7 @@ def _patch_parser() -> None:
         original_props(self, state_props)
         component = self.iteration_component
         component.item_batcher = getattr(_parsing, "batchers", {}).get(self.name)
+        component.local_result_writer = self.result_writer  # written even when the map run fails
         component.tolerance_given = (
             state_props.get(ToleratedFailureCountDecl) is not None,
             state_props.get(ToleratedFailurePercentageDecl) is not None,
@@ -389,6 +396,11 @@ def _patch_map_run() -> None:
         given = getattr(self, "tolerance_given", (False, False))
         tolerated = (record.tolerated_failure_count, record.tolerated_failure_percentage)
         if exceeds_tolerance(given, *tolerated, failed, sum(sizes)):
+            writer = getattr(self, "local_result_writer", None)
+            if writer is not None:  # AWS exports a failed map run's results too (FAILED_n, PENDING_n)
+                env.stack.append([])
+                writer.eval(env)
+                env.stack.pop()
             raise _threshold_failure(env)
         env.stack.append([closed.job_output for closed in job_pool.get_closed_jobs()])
 
@@ -476,7 +488,12 @@ def _patch_worker() -> None:
             "StopDate": _timestamp(),
         }
         if status == "SUCCEEDED":
-            result.update(Output=json.dumps(output), OutputDetails={"Included": True})
+            # As the ResultWriter guide's "Transformation NONE" example shows a succeeded child.
+            result.update(
+                Output=json.dumps(output),
+                OutputDetails={"Included": True},
+                RedriveStatusReason="Execution is SUCCEEDED and cannot be redriven",
+            )
         else:
             result.update(Error=error or "States.TaskFailed", Cause=cause or "")
         with pool.local_lock:

@@ -484,6 +484,22 @@ def test_result_writer_writes_the_manifest_and_the_succeeded_and_failed_files(em
         read[status] = json.loads(body)
     assert sorted(json.loads(r["Output"])["key"] for r in read["SUCCEEDED"]) == ["a", "c"]
     assert {r["Status"] for r in read["SUCCEEDED"]} == {"SUCCEEDED"}
+    # Each child as the guide's "Transformation NONE" example shows one.
+    assert sorted(read["SUCCEEDED"][0]) == [
+        "ExecutionArn",
+        "Input",
+        "InputDetails",
+        "Name",
+        "Output",
+        "OutputDetails",
+        "RedriveCount",
+        "RedriveStatus",
+        "RedriveStatusReason",
+        "StartDate",
+        "StateMachineArn",
+        "Status",
+        "StopDate",
+    ]
     (failed,) = read["FAILED"]
     assert (json.loads(failed["Input"]), failed["Status"], failed["Error"]) == (
         {"key": "poison"},
@@ -491,6 +507,68 @@ def test_result_writer_writes_the_manifest_and_the_succeeded_and_failed_files(em
         "Poison",
     )
     assert failed["Cause"] == "a poison item"
+
+
+def test_the_state_after_a_result_writer_map_gets_only_the_map_run_arn_and_where_the_manifest_is(emulator):
+    """AWS, "ResultWriter (Map)": with its results exported, the Distributed Map's output is
+    {"MapRunArn": ..., "ResultWriterDetails": {"Bucket": ..., "Key": "<Prefix>/<map run id>/manifest.json"}},
+    the map run ARN ``...:mapRun:<machine>/<label>:<id>``: what the next state receives."""
+    s3 = emulator.client("s3")
+    s3.create_bucket(Bucket="results")
+    definition = map_over(
+        PASS_CHILD,
+        "Child",
+        Label="each",
+        ResultWriter={
+            "Resource": "arn:aws:states:::s3:putObject",
+            "Parameters": {"Bucket": "results", "Prefix": "runs"},
+        },
+    )
+    mapped = definition["States"]["Each"]
+    del mapped["End"]
+    mapped["Next"] = "After"
+    definition["States"]["After"] = {
+        "Type": "Pass",
+        "Parameters": {"seen.$": "$", "run.$": "$.MapRunArn", "key.$": "$.ResultWriterDetails.Key"},
+        "End": True,
+    }
+    described, _ = run_machine(emulator, "then", definition, keys("a", "b"))
+    assert described["status"] == "SUCCEEDED"
+    output = json.loads(described["output"])
+    run_id = output["run"].rsplit(":", 1)[1]
+    assert output["run"].startswith("arn:aws:states:us-east-1:123456789012:mapRun:then/each:")
+    assert output["seen"] == {
+        "MapRunArn": output["run"],
+        "ResultWriterDetails": {"Bucket": "results", "Key": f"runs/{run_id}/manifest.json"},
+    }
+    manifest = json.loads(s3.get_object(Bucket="results", Key=output["key"])["Body"].read())
+    assert sorted(manifest) == ["DestinationBucket", "MapRunArn", "ResultFiles"]
+    assert sorted(manifest["ResultFiles"]) == ["FAILED", "PENDING", "SUCCEEDED"]
+
+
+def test_a_map_run_that_fails_past_its_tolerance_still_writes_its_results(emulator):
+    """AWS, "ResultWriter (Map)": FAILED_n.json holds the failed children "to recover from failed
+    executions", PENDING_n.json those "that weren't started because the Map Run failed": a failed
+    map run's results are exported too."""
+    s3 = emulator.client("s3")
+    s3.create_bucket(Bucket="failed-results")
+    definition = map_over(
+        POISON_CHILD,
+        "Check",
+        ResultWriter={
+            "Resource": "arn:aws:states:::s3:putObject",
+            "Parameters": {"Bucket": "failed-results", "Prefix": "runs"},
+        },
+    )
+    described, _ = run_machine(emulator, "failing-written", definition, keys("a", "poison", "c"))
+    assert (described["status"], described["error"]) == ("FAILED", "States.ExceedToleratedFailureThreshold")
+    listed = s3.list_objects_v2(Bucket="failed-results", Prefix="runs/")["Contents"]
+    (manifest_key,) = [o["Key"] for o in listed if o["Key"].endswith("/manifest.json")]
+    manifest = json.loads(s3.get_object(Bucket="failed-results", Key=manifest_key)["Body"].read())
+    files = manifest["ResultFiles"]
+    assert (len(files["SUCCEEDED"]), len(files["FAILED"]), files["PENDING"]) == (1, 1, [])
+    failed = json.loads(s3.get_object(Bucket="failed-results", Key=files["FAILED"][0]["Key"])["Body"].read())
+    assert [json.loads(child["Input"]) for child in failed] == [{"key": "poison"}]
 
 
 # -- Slice D: Task states act with the state machine's role ----------------------------------------

@@ -14,7 +14,7 @@ from urllib.parse import unquote
 import pytest
 
 from imgpipe import config_version, records, reprocess, s3_events
-from imgpipe.errors import BadRequest, TransientError
+from imgpipe.errors import BadRequest, PermanentError, TransientError
 from tests import test_resize_handler as base
 from tests.test_ordering import BLUE, RED, outcomes, png  # noqa: F401
 from tests.test_reprocess import SMALL
@@ -319,12 +319,176 @@ def test_a_plan_of_100_keys_fits_a_step_functions_state(maintenance):
         ({"action": "plan_reprocess", "Items": [{"Key": "a"}]}, "an item is not"),
         ({"action": "plan_reprocess", "Items": [], "BatchInput": {"force": "yes"}}, "BatchInput.force"),
         ({"action": "plan_reprocess", "Items": [], "BatchInput": {"everything": True}}, "unknown BatchInput"),
+        ({"action": "summarize_reprocess"}, "does not name a results manifest"),
+        (
+            {
+                "action": "summarize_reprocess",
+                "ResultWriterDetails": {"Bucket": "other", "Key": "r/manifest.json"},
+            },
+            "not in the resized bucket",
+        ),
     ],
 )
 def test_a_bad_event_fails_with_bad_request_naming_what_is_wrong(maintenance, event, says):
     with pytest.raises(BadRequest) as raised:
         maintenance.invoke(event)
     assert says in str(raised.value) and raised.value.code == "bad_request"
+
+
+# --- poison: a recorded content failure is reported, not sent again ---
+
+
+def test_a_poison_is_reported_failed_with_its_recorded_code_and_not_enqueued_again(maintenance, monkeypatch):
+    """A file that is not an image fails in the resize function, which records not_an_image. The same
+    version under the same config would fail the same way: the next plan reports it, sends nothing."""
+    pipeline = maintenance.pipeline
+    key = "photos/poison.jpg"
+    assert pipeline.invoke(pipeline.upload(key, b"this is not an image")) == {"batchItemFailures": []}
+    assert pipeline.item(pipeline.image_id(key))["error"]["code"] == "not_an_image"
+
+    answer = maintenance.plan([key])
+
+    assert {k: answer[k] for k in ("listed", "skipped_current", "enqueue", "failed")} == {
+        "listed": 1,
+        "skipped_current": 0,
+        "enqueue": 0,
+        "failed": 1,
+    }
+    assert answer["failures"] == [{"key": key, "error_code": "not_an_image"}]
+    assert answer["batches"] == []
+    # all and force send it anyway; a new rendition config tries it again.
+    assert maintenance.plan([key], all=True)["enqueue"] == 1
+    assert maintenance.plan([key], force=True)["enqueue"] == 1
+    redeploy(monkeypatch, SMALL)
+    assert (maintenance.plan([key])["enqueue"], maintenance.plan([key])["failed"]) == (1, 0)
+
+
+def poison_record(code: str, status: str = "failed", version: str = "v1", config: str = "cfg") -> dict:
+    return {
+        "status": status,
+        "version": version,
+        "original": {"key": "k.jpg", "version_id": "v1"},
+        "error": {"code": code, "message": "..."},
+        "config_version": config,
+    }
+
+
+@pytest.mark.parametrize(
+    ("record", "expected"),
+    [
+        (poison_record("not_an_image"), "failed"),
+        (poison_record("unsupported_format"), "failed"),
+        (poison_record("corrupt_image"), "failed"),
+        (poison_record("too_many_scans"), "failed"),
+        # Limits are not part of the config version: raising MAX_PIXELS / MAX_SOURCE_BYTES retries them.
+        (poison_record("too_many_pixels"), "enqueue"),
+        (poison_record("source_too_large"), "enqueue"),
+        # May go another way next time.
+        (poison_record("render_timeout"), "enqueue"),
+        (poison_record("stuck_processing"), "enqueue"),
+        (poison_record("source_not_found"), "enqueue"),
+        (poison_record("not_an_image", config="older"), "enqueue"),  # another rendition config
+        (poison_record("not_an_image", version="v0"), "enqueue"),  # holds no version of the key
+        (poison_record("not_an_image", status="pending"), "enqueue"),
+    ],
+)
+def test_the_poison_rule(record, expected):
+    deployment = reprocess.Deployment("cfg", frozenset(), lambda key: "id")
+    assert reprocess.decide(record, "k.jpg", deployment, reprocess.Options()) == expected
+    assert reprocess.decide(record, "k.jpg", deployment, reprocess.Options(all=True)) == "enqueue"
+
+
+# --- summarize_reprocess: the reprocess execution's output ---
+
+
+def counts_state(plan: dict, refused: int = 0) -> dict:
+    """What the machine's Counts state makes of a plan: its counts and SendMessageBatch's answers."""
+    failed = [{"Id": str(i), "Code": "InternalError", "SenderFault": False} for i in range(refused)]
+    sent = [{"Failed": failed if n == 0 else []} for n in range(len(plan["batches"]))]
+    return {name: plan[name] for name in ("listed", "skipped_current", "enqueue", "failed", "failures")} | {
+        "sent": sent
+    }
+
+
+def write_map_results(pipeline, succeeded: list[dict], failed: list[dict]) -> dict:
+    """The ResultWriter's files in the resized bucket, in AWS's shape; the map's output naming them."""
+    run_id = str(uuid.uuid4())
+    run_arn = f"arn:aws:states:us-east-1:123456789012:mapRun:imgpipe-dev-reprocess/reprocess:{run_id}"
+    base_key = f"reprocess-results/{run_id}/"
+    files: dict[str, list] = {"FAILED": [], "PENDING": [], "SUCCEEDED": []}
+    for status, children in (("SUCCEEDED", succeeded), ("FAILED", failed)):
+        if children:
+            body = json.dumps(children).encode()
+            pipeline.s3.put_object(Bucket=base.RESIZED, Key=f"{base_key}{status}_0.json", Body=body)
+            files[status].append({"Key": f"{base_key}{status}_0.json", "Size": len(body)})
+    manifest = {"DestinationBucket": base.RESIZED, "MapRunArn": run_arn, "ResultFiles": files}
+    pipeline.s3.put_object(Bucket=base.RESIZED, Key=f"{base_key}manifest.json", Body=json.dumps(manifest))
+    return {
+        "MapRunArn": run_arn,
+        "ResultWriterDetails": {"Bucket": base.RESIZED, "Key": f"{base_key}manifest.json"},
+    }
+
+
+def child_result(status: str, keys: list[str], output: dict | None = None) -> dict:
+    doc = {
+        "ExecutionArn": f"arn:aws:states:us-east-1:123456789012:execution:m/reprocess:{uuid.uuid4()}",
+        "Input": json.dumps(
+            {"Items": [{"key": k} for k in keys], "BatchInput": {"all": False, "force": False}}
+        ),
+        "InputDetails": {"Included": True},
+        "Status": status,
+    }
+    if output is not None:
+        doc.update(Output=json.dumps(output), OutputDetails={"Included": True})
+    else:
+        doc.update(Error="Lambda.Unknown", Cause="Task timed out after 120.00 seconds")
+    return doc
+
+
+def test_the_execution_output_sums_the_map_runs_results_read_from_the_resized_bucket(maintenance):
+    """The reprocess map's output is only {MapRunArn, ResultWriterDetails} (AWS, "ResultWriter
+    (Map)"); summarize_reprocess reads the manifest and result files and answers the counts."""
+    pipeline = maintenance.pipeline
+    assert pipeline.invoke(pipeline.upload("photos/current.png", png(RED))) == {"batchItemFailures": []}
+    pipeline.s3.put_object(Bucket=base.UPLOADS, Key="photos/new.png", Body=png(BLUE))
+    first = maintenance.plan(["photos/current.png", "photos/new.png", "photos/gone.png"])
+    second = maintenance.plan(["photos/new.png"])
+    details = write_map_results(
+        pipeline,
+        [
+            child_result("SUCCEEDED", ["k"], counts_state(first)),
+            child_result("SUCCEEDED", ["k"], counts_state(second, 1)),
+        ],
+        [child_result("FAILED", ["photos/x.png", "photos/y.png"])],
+    )
+
+    answer = maintenance.invoke({"action": "summarize_reprocess", **details})
+
+    assert answer == {
+        "listed": 3 + 1 + 2,
+        "skipped_current": 1,
+        "enqueued": 1 + 0,  # the second batch's one entry was refused by SQS
+        "failed": 1 + 1 + 2,
+        "failed_batches": 1,
+        "not_started": 0,
+        "failures": [
+            {"key": "photos/gone.png", "error_code": "source_not_found"},
+            {"key": None, "error_code": "sqs:InternalError"},
+            {"key": "photos/x.png", "error_code": "batch:Lambda.Unknown"},
+            {"key": "photos/y.png", "error_code": "batch:Lambda.Unknown"},
+        ],
+        "map_run_arn": details["MapRunArn"],
+        "results": {"bucket": base.RESIZED, "manifest": details["ResultWriterDetails"]["Key"]},
+    }
+
+
+def test_a_manifest_that_is_gone_is_a_permanent_error_naming_it(maintenance):
+    details = {"Bucket": base.RESIZED, "Key": "reprocess-results/nothing/manifest.json"}
+    with pytest.raises(PermanentError) as raised:
+        maintenance.invoke(
+            {"action": "summarize_reprocess", "MapRunArn": "arn:x", "ResultWriterDetails": details}
+        )
+    assert raised.value.code == "source_not_found"
 
 
 # --- reconcile (docs/reconcile.md) ---
@@ -470,6 +634,103 @@ def test_a_record_stuck_again_after_its_one_reenqueue_fails_with_stuck_processin
     shown = view(item)
     assert shown["status"] == "failed"
     assert shown["error"] == {"code": "stuck_processing", "message": reconcile_module().STUCK_MESSAGE}
+
+
+@pytest.fixture
+def bus(maintenance, monkeypatch):
+    """The resize function's bus (EVENT_BUS_NAME, which maintenance shares) and a backend's queue."""
+    import maintenance_handler
+    from tests.test_events import BUS, Events
+
+    monkeypatch.setenv("EVENT_BUS_NAME", BUS)
+    maintenance_handler.reset()
+    return Events()
+
+
+def stuck_twice(maintenance, key: str) -> str:
+    """A record stuck, re-enqueued once, and stuck again: the next pass fails it."""
+    image_id = processing(maintenance.pipeline, key)
+    age(maintenance.pipeline, image_id, 2000)
+    assert counts(reconcile(maintenance)) == {"reenqueued_stuck": 1}
+    age(maintenance.pipeline, image_id, 2000)
+    return image_id
+
+
+def test_a_record_reconcile_fails_publishes_one_image_failed_event_shaped_like_the_resize_functions(
+    maintenance, bus
+):
+    """docs/events.md: "Image Failed once the record says failed", whoever wrote failed."""
+    from conftest import load_event
+    from tests.test_events import envelope_shape, shape
+
+    pipeline = maintenance.pipeline
+    image_id = stuck_twice(maintenance, "photos/stuck.png")
+    item = pipeline.item(image_id)
+
+    answer = reconcile(maintenance)
+
+    assert counts(answer) == {"failed_stuck": 1} and answer["events_not_published"] == 0
+    (event,) = bus.received()
+    assert envelope_shape(event) == shape(load_event("eventbridge_image_failed.json"))
+    assert (event["source"], event["detail-type"]) == ("imgpipe", "Image Failed")
+    detail = event["detail"]
+    assert (detail["image_id"], detail["status"], detail["renditions"]) == (image_id, "failed", [])
+    assert detail["error"] == {"code": "stuck_processing", "message": reconcile_module().STUCK_MESSAGE}
+    assert detail["error"] == pipeline.item(image_id)["error"]
+    assert (detail["source"]["bucket"], detail["source"]["key"]) == (base.UPLOADS, "photos/stuck.png")
+    assert detail["source"]["version_id"] == item["original"]["version_id"]
+    assert detail["config_version"] == item["config_version"]
+    # Later passes find nothing to do and publish nothing.
+    assert counts(reconcile(maintenance)) == {} and bus.received() == []
+
+
+def test_a_pass_whose_fail_write_finds_the_record_moved_on_publishes_nothing(maintenance, bus, monkeypatch):
+    """Two passes that read the same stuck record: only the one whose conditional write moved it publishes."""
+    module = reconcile_module()
+    image_id = stuck_twice(maintenance, "photos/raced.png")
+    seen = module.due(maintenance.pipeline.table, "processing", "9999", 100, None)
+    stale = {image_id: maintenance.pipeline.item(image_id)}
+    assert counts(reconcile(maintenance)) == {"failed_stuck": 1} and len(bus.received()) == 1
+
+    # The later pass read the index and the record before the first pass's write.
+    monkeypatch.setattr(
+        module, "due", lambda table, status, *_: seen if status == "processing" else ([], None)
+    )
+    monkeypatch.setattr(module.reprocess, "read_records", lambda table, ids: stale)
+    assert counts(reconcile(maintenance)) == {"left_alone": 1}
+    assert bus.received() == []
+
+
+def test_an_event_that_cannot_be_published_leaves_the_record_failed_and_is_counted(
+    maintenance, bus, monkeypatch
+):
+    import maintenance_handler
+
+    class Refusing:
+        def put_events(self, Entries):
+            return {"FailedEntryCount": 1, "Entries": [{"ErrorCode": "AccessDeniedException"}]}
+
+    image_id = stuck_twice(maintenance, "photos/unannounced.png")
+    real = maintenance_handler.aws.client
+
+    def client(service):
+        return Refusing() if service == "events" else real(service)
+
+    client.cache_clear = real.cache_clear  # the fixture's teardown resets the cached clients
+    monkeypatch.setattr(maintenance_handler.aws, "client", client)
+    answer = reconcile(maintenance)
+    assert counts(answer) == {"failed_stuck": 1} and answer["events_not_published"] == 1
+    assert maintenance.pipeline.item(image_id)["status"] == "failed"
+
+
+def test_without_a_bus_reconcile_publishes_nothing(maintenance):
+    from tests.test_events import Events
+
+    backend = Events()  # a bus the function is not told about
+    stuck_twice(maintenance, "photos/quiet.png")
+    answer = reconcile(maintenance)
+    assert counts(answer) == {"failed_stuck": 1} and answer["events_not_published"] == 0
+    assert backend.received() == []
 
 
 def reconcile_module():

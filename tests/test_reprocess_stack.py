@@ -9,7 +9,8 @@ runs the reprocess state machine: more keys than one ListObjectsV2 page and
 than one batch are listed, planned and rendered; the non-image goes through as
 a recorded failure, not a failed run (its batch succeeds: Step Functions'
 ToleratedFailurePercentage counts failed child executions, AWS "Distributed
-Map state"). A second run skips every current image.
+Map state"). A second run skips every current image and reports the poison
+as failed with its recorded code, without sending it again.
 
 Reconcile: an image whose S3 event never came (the bucket's notification was
 off while it was stored) is rendered after one pass; a presigned upload that was
@@ -136,7 +137,9 @@ def target(running: RunningStack, machine: str = "reprocess") -> reprocess.Targe
     return reprocess.Target(running.outputs[f"{machine}_state_machine_arn"], running.client, "the test stack")
 
 
-def run_reprocess(running: RunningStack, **options) -> tuple[int, str, reprocess.Summary]:
+def run_reprocess(running: RunningStack, **options) -> tuple[int, str, dict]:
+    """``make reprocess``'s run: its exit code, what it printed, and the execution's output (what the
+    machine's Summarize state summed from the map run's results)."""
     out = io.StringIO()
     code = reprocess.run(
         target(running), reprocess.execution_input(None, False, False) | options, out, poll_seconds=2
@@ -144,8 +147,11 @@ def run_reprocess(running: RunningStack, **options) -> tuple[int, str, reprocess
     sfn = running.client("stepfunctions")
     (execution, *_) = sfn.list_executions(stateMachineArn=target(running).arn)["executions"]
     described = sfn.describe_execution(executionArn=execution["executionArn"])
-    summary = reprocess.summarize(running.client("s3"), json.loads(described.get("output") or "{}"))
-    return code, out.getvalue(), summary
+    return code, out.getvalue(), json.loads(described.get("output") or "{}")
+
+
+def counted(output: dict, *names: str) -> tuple:
+    return tuple(output[name] for name in names)
 
 
 def put_originals_without_events(running: RunningStack) -> None:
@@ -192,13 +198,17 @@ def test_reprocess_renders_every_stored_original_with_the_configured_renditions(
     code, printed, summary = run_reprocess(running)
     assert code == 0, printed
     print(f"reprocess of {IMAGES + 1} keys: {time.monotonic() - started:.0f} s\n{printed}")
-    assert (summary.listed, summary.skipped_current, summary.enqueued, summary.failed) == (
+    assert counted(summary, "listed", "skipped_current", "enqueued", "failed", "failed_batches") == (
         IMAGES + 1,
         0,
         IMAGES + 1,
+        0,
         0,
     )
-    assert summary.failed_batches == 0
+    manifest = summary["results"]["manifest"]
+    assert summary["results"]["bucket"] == running.outputs["resized_bucket_name"]
+    assert manifest.startswith("reprocess-results/") and manifest.endswith("/manifest.json")
+    assert summary["map_run_arn"].split(":")[-1] == manifest.split("/")[1]
     assert f"listed {IMAGES + 1}, enqueued {IMAGES + 1}, skipped (current) 0, failed 0" in printed
     assert f"{IMAGES + 1}/{IMAGES + 1} keys (0 in failed batches)" in printed
 
@@ -217,12 +227,23 @@ def test_reprocess_renders_every_stored_original_with_the_configured_renditions(
     assert version
 
 
-def test_a_second_reprocess_skips_every_current_image(stack):
+def test_a_second_reprocess_skips_every_current_image_and_reports_the_poison(stack):
     running = stack.running
     code, printed, summary = run_reprocess(running)
     assert code == 0, printed
-    # Only the poison is not current (failed records are enqueued again by design).
-    assert (summary.listed, summary.skipped_current, summary.enqueued) == (IMAGES + 1, IMAGES, 1)
+    # The poison's record says not_an_image for this version under this config: the run reports it
+    # and sends it nowhere, and succeeds (one failed key, no failed child execution).
+    (poison_code,) = {item["error"]["M"]["code"]["S"] for item in records(running, POISON_KEY).values()}
+    assert poison_code == "not_an_image"
+    assert counted(summary, "listed", "skipped_current", "enqueued", "failed", "failed_batches") == (
+        IMAGES + 1,
+        IMAGES,
+        0,
+        1,
+        0,
+    )
+    assert summary["failures"] == [{"key": POISON_KEY, "error_code": poison_code}]
+    assert f"failed: {POISON_KEY} ({poison_code})" in printed
 
 
 def test_reconcile_renders_an_image_whose_event_never_came_and_expires_an_unused_upload(stack):

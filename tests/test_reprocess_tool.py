@@ -1,9 +1,9 @@
 """``make reprocess`` (tools/reprocess.py): what it starts, how it counts, what it prints and returns.
 
-The run's results are what Step Functions' ResultWriter writes (a manifest naming
-result files of the children's executions: "Processing Distributed Map results",
-Step Functions developer guide), put in moto's S3 here; the whole machine runs
-against the local stack in tests/test_reprocess_stack.py.
+What a run did is the execution's output: the machine's last state sums the map
+run's results (tests/test_reprocess_results.py, tests/test_maintenance.py); the
+tool prints it. The whole machine runs against the local stack in
+tests/test_reprocess_stack.py.
 """
 
 from __future__ import annotations
@@ -11,81 +11,37 @@ from __future__ import annotations
 import io
 import json
 
-import boto3
-import pytest
-from moto import mock_aws
-
 from tools import reprocess
 
-BUCKET = "results"
 
-
-def child(status: str, output: dict | None = None, items: list[str] = ()) -> dict:
-    return {
-        "ExecutionArn": "arn:aws:states:us-east-1:123456789012:execution:m/reprocess:1",
-        "Input": json.dumps(
-            {"Items": [{"key": k} for k in items], "BatchInput": {"all": False, "force": False}}
-        ),
-        "Output": json.dumps(output) if output is not None else None,
-        "Status": status,
-        **({"Error": "Lambda.Unknown"} if status == "FAILED" else {}),
-    }
-
-
-@pytest.fixture
-def s3():
-    with mock_aws():
-        client = boto3.client("s3", region_name="us-east-1")
-        client.create_bucket(Bucket=BUCKET)
-        yield client
-
-
-def write_results(s3, succeeded: list[dict], failed: list[dict]) -> dict:
-    s3.put_object(Bucket=BUCKET, Key="r/run/SUCCEEDED_0.json", Body=json.dumps(succeeded))
-    s3.put_object(Bucket=BUCKET, Key="r/run/FAILED_0.json", Body=json.dumps(failed))
-    manifest = {
-        "DestinationBucket": BUCKET,
-        "MapRunArn": "arn:aws:states:us-east-1:123456789012:mapRun:m/reprocess:1",
-        "ResultFiles": {
-            "SUCCEEDED": [{"Key": "r/run/SUCCEEDED_0.json", "Size": 1}],
-            "FAILED": [{"Key": "r/run/FAILED_0.json", "Size": 1}],
-            "PENDING": [],
-        },
-    }
-    s3.put_object(Bucket=BUCKET, Key="r/run/manifest.json", Body=json.dumps(manifest))
-    return {
-        "MapRunArn": manifest["MapRunArn"],
-        "ResultWriterDetails": {"Bucket": BUCKET, "Key": "r/run/manifest.json"},
-    }
-
-
-def test_counts_sum_the_batches_and_sqs_refusals_and_failed_batches_count_every_key(s3):
-    ok = {
-        "listed": 100,
-        "skipped_current": 40,
-        "enqueue": 59,
-        "failed": 1,
-        "failures": [{"key": "originals/a/gone.jpg", "error_code": "source_not_found"}],
-    }
-    refused = {
-        "listed": 3,
+def output(**counts) -> dict:
+    """A reprocess execution's output: its Summarize state's answer (imgpipe.reprocess_results)."""
+    base = {
+        "listed": 0,
         "skipped_current": 0,
-        "enqueue": 3,
+        "enqueued": 0,
         "failed": 0,
+        "failed_batches": 0,
+        "not_started": 0,
         "failures": [],
-        "sent": [{"Failed": [{"Id": "1", "Code": "InternalError", "SenderFault": False}]}],
+        "map_run_arn": "arn:aws:states:us-east-1:123456789012:mapRun:m/reprocess:1",
+        "results": {"bucket": "resized", "manifest": "reprocess-results/1/manifest.json"},
     }
-    output = write_results(
-        s3,
-        [child("SUCCEEDED", ok), child("SUCCEEDED", refused)],
-        [child("FAILED", items=["originals/b/x.png", "originals/b/y.png"])],
+    return base | counts
+
+
+def test_the_report_is_the_executions_counts_and_its_first_failures():
+    poison = {"key": "originals/poison.jpg", "error_code": "not_an_image"}
+    lines = reprocess.report(
+        output(listed=1501, skipped_current=1500, failed=25, failed_batches=1, failures=[poison] * 20)
     )
-    summary = reprocess.summarize(s3, output)
-    assert (summary.listed, summary.enqueued, summary.skipped_current, summary.failed) == (105, 61, 40, 4)
-    assert summary.failed_batches == 1
-    assert {"key": "originals/a/gone.jpg", "error_code": "source_not_found"} in summary.failures
-    assert {"key": "originals/b/x.png", "error_code": "batch:Lambda.Unknown"} in summary.failures
-    assert {"key": None, "error_code": "sqs:InternalError"} in summary.failures
+    assert lines[0] == "listed 1501, enqueued 0, skipped (current) 1500, failed 25"
+    assert lines[1:21] == ["  failed: originals/poison.jpg (not_an_image)"] * 20
+    assert lines[21:] == [
+        "  ... and 5 more",
+        "  1 batches failed as a whole (their keys count as failed)",
+        "  results: s3://resized/reprocess-results/1/manifest.json",
+    ]
 
 
 def test_the_input_leaves_the_prefix_to_the_machine_unless_given():
@@ -136,26 +92,10 @@ class FakeStepFunctions:
         return {"itemCounts": {"succeeded": 100 * self.polls, "failed": 0, "total": 300}}
 
 
-def test_a_run_prints_progress_then_the_counts_and_returns_0(s3):
-    output = write_results(
-        s3,
-        [
-            child(
-                "SUCCEEDED",
-                {
-                    "listed": 300,
-                    "skipped_current": 300,
-                    "enqueue": 0,
-                    "failed": 0,
-                    "failures": [],
-                    "sent": [],
-                },
-            )
-        ],
-        [],
-    )
-    sfn = FakeStepFunctions({"status": "SUCCEEDED", "output": json.dumps(output)})
-    clients = {"stepfunctions": sfn, "s3": s3}
+def test_a_run_prints_progress_then_the_executions_counts_and_returns_0():
+    done = output(listed=300, skipped_current=300)
+    sfn = FakeStepFunctions({"status": "SUCCEEDED", "output": json.dumps(done)})
+    clients = {"stepfunctions": sfn}
     target = reprocess.Target(
         "arn:aws:states:us-east-1:123456789012:stateMachine:m", clients.__getitem__, "here"
     )
@@ -164,14 +104,15 @@ def test_a_run_prints_progress_then_the_counts_and_returns_0(s3):
     assert sfn.started == (target.arn, {"all": False, "force": False})
     text = out.getvalue()
     assert "100/300 keys" in text and "300/300 keys" in text
-    assert text.rstrip().endswith("listed 300, enqueued 0, skipped (current) 300, failed 0")
+    assert "listed 300, enqueued 0, skipped (current) 300, failed 0\n" in text
+    assert text.rstrip().endswith("results: s3://resized/reprocess-results/1/manifest.json")
 
 
-def test_a_failed_execution_says_why_and_returns_1(s3):
+def test_a_failed_execution_says_why_and_returns_1():
     sfn = FakeStepFunctions(
         {"status": "FAILED", "error": "States.ExceedToleratedFailureThreshold", "cause": "x"}
     )
-    target = reprocess.Target("arn:m", {"stepfunctions": sfn, "s3": s3}.__getitem__, "here")
+    target = reprocess.Target("arn:m", {"stepfunctions": sfn}.__getitem__, "here")
     out = io.StringIO()
     assert reprocess.run(target, {"all": False, "force": False}, out, poll_seconds=0) == 1
     assert "Execution FAILED: States.ExceedToleratedFailureThreshold" in out.getvalue()

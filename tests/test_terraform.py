@@ -397,7 +397,8 @@ def test_upload_role_grants_exactly_what_the_api_needs(out, client):
 
 
 def test_maintenance_role_reads_and_updates_records_and_looks_at_originals_only(out, client):
-    """It plans and reconciles; the state machines send the messages, so it has no SQS grant."""
+    """It plans, reconciles and sums a run's results; the state machines send the messages, so it
+    has no SQS grant."""
     statements = role_policy(client, out["maintenance_function_name"])
     uploads = out["uploads_bucket_name"]
     table_arn = client("dynamodb").describe_table(TableName=out["table_name"])["Table"]["TableArn"]
@@ -415,6 +416,13 @@ def test_maintenance_role_reads_and_updates_records_and_looks_at_originals_only(
         # HeadObject of a key is authorised by s3:GetObject; ListBucket makes a gone key 404, not 403.
         "HeadOriginals": ({"s3:GetObject"}, {f"arn:aws:s3:::{uploads}/*"}),
         "ListOriginals": ({"s3:ListBucket"}, {f"arn:aws:s3:::{uploads}"}),
+        # Reconcile's Image Failed for a stuck record (docs/events.md): that bus only.
+        "PublishImageEvents": ({"events:PutEvents"}, {BUS_ARN}),
+        # summarize_reprocess reads the reprocess map's results (ResultWriter), that prefix only.
+        "ReadReprocessResults": (
+            {"s3:GetObject"},
+            {f"arn:aws:s3:::{out['resized_bucket_name']}/reprocess-results/*"},
+        ),
         "WriteOwnLogs": ({"logs:CreateLogStream", "logs:PutLogEvents"}, {log_group}),
     }
     (condition,) = statements["CreateIdSecret"]["Condition"].items()
@@ -473,6 +481,16 @@ def test_reprocess_machine_lists_originals_in_batches_and_sends_to_the_resize_qu
     send = child["Send"]["ItemProcessor"]["States"]["SendBatch"]
     assert send["Resource"] == "arn:aws:states:::aws-sdk:sqs:sendMessageBatch"
     assert send["Parameters"]["QueueUrl"] == out["queue_url"]
+    # The map's output only says where its results are (AWS, "ResultWriter (Map)"): the last state
+    # has maintenance sum them, and its answer is the execution's output.
+    assert mapped["Next"] == "Summarize"
+    summarize = machine["definition"]["States"]["Summarize"]
+    assert summarize["Parameters"]["Payload"] == {
+        "action": "summarize_reprocess",
+        "MapRunArn.$": "$.MapRunArn",
+        "ResultWriterDetails.$": "$.ResultWriterDetails",
+    }
+    assert (summarize["OutputPath"], summarize["End"]) == ("$.Payload", True)
 
 
 def test_reconcile_machine_pages_until_the_maintenance_function_says_done(out, client):

@@ -10,9 +10,11 @@ sends the planned messages to the resize queue. This tool:
 2. starts an execution with ``{"prefix", "all", "force"}``;
 3. shows the map run's items succeeded / failed / total (``DescribeMapRun``) as
    a progress bar until the execution ends;
-4. reads the run's results (``ResultWriter``: a manifest and the children's
-   outputs in S3) and prints listed / enqueued / skipped_current / failed and
-   the first failures;
+4. prints what the run did: the execution's output, which the machine's last
+   state (maintenance's ``summarize_reprocess``) sums from the map run's results,
+   listed / enqueued / skipped (current) / failed and the first failures; a
+   failed execution has no output (the map failed before the sum): its error and
+   one failed batch's error are printed instead;
 5. exits 1 when the execution did not succeed, 2 when there is no machine to start.
 
 Each step is a function over boto3 clients, so tests drive them on the emulator.
@@ -27,14 +29,13 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from local import client as local_client
 from local.emulator import client as emulator_client
 
 FINISHED = ("SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
-SHOWN_FAILURES = 20
 BAR_WIDTH = 30
 
 
@@ -62,28 +63,6 @@ class Progress:
     @property
     def done(self) -> int:
         return self.succeeded + self.failed
-
-
-@dataclass
-class Summary:
-    """What a run did: summed over the children's outputs (and the items of failed children)."""
-
-    listed: int = 0
-    enqueued: int = 0
-    skipped_current: int = 0
-    failed: int = 0
-    failures: list[dict[str, Any]] = field(default_factory=list)
-    failed_batches: int = 0
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "listed": self.listed,
-            "enqueued": self.enqueued,
-            "skipped_current": self.skipped_current,
-            "failed": self.failed,
-            "failed_batches": self.failed_batches,
-            "failures": self.failures,
-        }
 
 
 def execution_input(prefix: str | None, all_: bool, force: bool) -> dict[str, Any]:
@@ -193,49 +172,24 @@ def wait(
         time.sleep(poll_seconds)
 
 
-def summarize(s3: Any, output: dict[str, Any]) -> Summary:
-    """Sum the children's counts from the run's results (ResultWriter's manifest and result files).
-
-    A child's output is the machine's ``Counts`` state: the plan's counts and
-    SendMessageBatch's ``Failed`` entries (enqueued = planned - refused). A
-    child that failed as a whole counts every key of its batch as failed.
-    """
-    details = output.get("ResultWriterDetails") or {}
-    bucket, manifest_key = details.get("Bucket"), details.get("Key")
-    summary = Summary()
-    if not bucket or not manifest_key:
-        return summary
-    manifest = json.loads(s3.get_object(Bucket=bucket, Key=manifest_key)["Body"].read())
-    for status, files in (manifest.get("ResultFiles") or {}).items():
-        for result_file in files:
-            children = json.loads(s3.get_object(Bucket=bucket, Key=result_file["Key"])["Body"].read())
-            for child in children:
-                add_child(summary, status, child)
-    return summary
-
-
-def add_child(summary: Summary, status: str, child: dict[str, Any]) -> None:
-    if status == "SUCCEEDED" and child.get("Output"):
-        counts = json.loads(child["Output"])
-        refused = [entry for sent in counts.get("sent") or [] for entry in sent.get("Failed") or []]
-        summary.listed += counts.get("listed", 0)
-        summary.skipped_current += counts.get("skipped_current", 0)
-        summary.enqueued += counts.get("enqueue", 0) - len(refused)
-        summary.failed += counts.get("failed", 0) + len(refused)
-        failures = list(counts.get("failures") or []) + [
-            {"key": None, "error_code": f"sqs:{entry.get('Code', 'Failed')}"} for entry in refused
-        ]
-        summary.failures.extend(failures[: max(0, SHOWN_FAILURES - len(summary.failures))])
-        return
-    if status == "PENDING":
-        return
-    items = (json.loads(child.get("Input") or "{}") or {}).get("Items") or []
-    summary.failed_batches += 1
-    summary.listed += len(items)
-    summary.failed += len(items)
-    error = child.get("Error") or status.lower()
-    for item in items[: max(0, SHOWN_FAILURES - len(summary.failures))]:
-        summary.failures.append({"key": item.get("key"), "error_code": f"batch:{error}"})
+def report(output: dict[str, Any]) -> list[str]:
+    """The lines that say what a succeeded run did: its output's counts (the machine's Summarize
+    state, ``imgpipe.reprocess_results``) and the first failures."""
+    counts = {name: output.get(name, 0) for name in ("listed", "enqueued", "skipped_current", "failed")}
+    lines = [
+        f"listed {counts['listed']}, enqueued {counts['enqueued']},"
+        f" skipped (current) {counts['skipped_current']}, failed {counts['failed']}"
+    ]
+    failures = output.get("failures") or []
+    lines += [f"  failed: {failure.get('key')} ({failure.get('error_code')})" for failure in failures]
+    if counts["failed"] > len(failures):
+        lines.append(f"  ... and {counts['failed'] - len(failures)} more")
+    if output.get("failed_batches"):
+        lines.append(f"  {output['failed_batches']} batches failed as a whole (their keys count as failed)")
+    results = output.get("results") or {}
+    if results.get("bucket"):
+        lines.append(f"  results: s3://{results['bucket']}/{results.get('manifest', '')}")
+    return lines
 
 
 def progress_bar(progress: Progress) -> str:
@@ -266,7 +220,7 @@ def printer(stream: Any) -> Callable[[Progress], None]:
 
 
 def run(target: Target, options: dict[str, Any], stream: Any = sys.stdout, poll_seconds: float = 1.0) -> int:
-    sfn, s3 = target.make_client("stepfunctions"), target.make_client("s3")
+    sfn = target.make_client("stepfunctions")
     execution_arn = start(sfn, target.arn, options)
     stream.write(f"Reprocess {json.dumps(options)} on {target.where}\n  execution {execution_arn}\n")
     execution = wait(sfn, execution_arn, printer(stream), poll_seconds)
@@ -281,15 +235,8 @@ def run(target: Target, options: dict[str, Any], stream: Any = sys.stdout, poll_
         if failed:
             stream.write(f"  a failed batch: {failed}\n")
         return 1
-    summary = summarize(s3, json.loads(execution.get("output") or "{}"))
-    stream.write(
-        f"listed {summary.listed}, enqueued {summary.enqueued}, skipped (current) {summary.skipped_current},"
-        f" failed {summary.failed}\n"
-    )
-    for failure in summary.failures:
-        stream.write(f"  failed: {failure.get('key')} ({failure.get('error_code')})\n")
-    if summary.failed > len(summary.failures):
-        stream.write(f"  ... and {summary.failed - len(summary.failures)} more\n")
+    for line in report(json.loads(execution.get("output") or "{}")):
+        stream.write(line + "\n")
     return 0
 
 

@@ -89,6 +89,14 @@ class UploadExpired(PermanentError):
     code = "upload_expired"
 
 
+# Failures of the content itself, whatever the settings: the same bytes fail the same way under the
+# same rendition config, so a reprocess reports them instead of enqueueing them again
+# (docs/reprocess.md, "Poison"). Not the limits' codes (too_many_pixels, source_too_large: MAX_PIXELS
+# and MAX_SOURCE_BYTES are not part of the config version, and raising one must retry them), nor
+# timeouts, a gone source or a stuck render, which may go another way next time.
+CONTENT_FAILURES = frozenset({NotAnImage.code, UnsupportedFormat.code, CorruptImage.code, TooManyScans.code})
+
+
 class BadRequest(PermanentError):
     """A maintenance function's event that it cannot act on (an unknown action, a malformed item)."""
 

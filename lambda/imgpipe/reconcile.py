@@ -15,7 +15,10 @@ that moved on meanwhile is left alone:
 - ``processing`` older than ``RECONCILE_STUCK_AFTER_S`` (the resize queue's
   visibility timeout x maxReceiveCount: every delivery is over): re-enqueued
   once (``records.STUCK_FLAG``), and when a later pass finds it stuck again,
-  ``failed`` with code ``stuck_processing``;
+  ``failed`` with code ``stuck_processing``; the pass whose conditional write
+  made it ``failed`` publishes its ``Image Failed`` event (docs/events.md,
+  built by ``imgpipe.events`` as the resize function builds it), once: a pass
+  whose write found the record moved on (``Conflict``) publishes nothing;
 - ``awaiting_upload`` past its form's expiry: ``expired`` (code
   ``upload_expired``), out of the index, the table's TTL deletes it later.
 
@@ -26,12 +29,12 @@ where its next page starts: the state machine passes it back until it is null.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from imgpipe import records, reprocess
+from imgpipe import events, records, reprocess
 from imgpipe.aws import classified_call
 from imgpipe.errors import BadRequest, PermanentError, SourceNotFound, StuckProcessing, UploadExpired
 from imgpipe.maintenance_config import MaintenanceConfig
@@ -100,6 +103,7 @@ class Pass:
     failed_stuck: int = 0
     expired: int = 0
     left_alone: int = 0
+    events_not_published: int = 0
     bodies: list[str] = field(default_factory=list)
     next: dict[str, dict[str, str]] | None = None
 
@@ -110,6 +114,7 @@ class Pass:
             "failed_stuck": self.failed_stuck,
             "expired": self.expired,
             "left_alone": self.left_alone,
+            "events_not_published": self.events_not_published,
             "batches": reprocess.batches(self.bodies),
             "next": self.next,
         }
@@ -141,8 +146,12 @@ def run(
     table: Any,
     s3: Any,
     now: datetime | None = None,
+    publish: Callable[[dict[str, Any]], None] | None = None,
 ) -> Pass:
-    """One page per status in ``token``; the pass's counts, messages and next token."""
+    """One page per status in ``token``; the pass's counts, messages and next token.
+
+    ``publish`` sends one ``PutEvents`` entry (``events.publish``); events are off without it
+    or without the resize function's bus (``EVENT_BUS_NAME`` empty)."""
     now = now or datetime.now(UTC)
     limits, done, after = cutoffs(now, config), Pass(), {}
     for status, start in token.items():
@@ -153,7 +162,9 @@ def run(
         for image_id, since in listed:
             record = found.get(image_id)
             decided = action(status, since, record, now.timestamp())
-            _apply(done, decided, image_id, since, record, config, table=table, s3=s3, now=now)
+            _apply(
+                done, decided, image_id, since, record, config, table=table, s3=s3, now=now, publish=publish
+            )
     done.next = after or None
     return done
 
@@ -169,6 +180,7 @@ def _apply(
     table: Any,
     s3: Any,
     now: datetime,
+    publish: Callable[[dict[str, Any]], None] | None = None,
 ) -> None:
     """Carry out one decision; a record that moved on (``Conflict``) or lost its original is left alone."""
     try:
@@ -183,8 +195,12 @@ def _apply(
             done.reenqueued_stuck += 1
         elif decided == FAIL_STUCK:
             code, message = StuckProcessing.code, STUCK_MESSAGE
-            classified_call(f"fail {image_id}", records.fail_stuck, table, image_id, since, code, message)
+            was = classified_call(
+                f"fail {image_id}", records.fail_stuck, table, image_id, since, code, message
+            )
             done.failed_stuck += 1
+            if not announce_failed(publish, config, image_id, was, {"code": code, "message": message}):
+                done.events_not_published += 1
         elif decided == EXPIRE:
             code, epoch = UploadExpired.code, int(now.timestamp())
             classified_call(
@@ -210,3 +226,37 @@ def _message(s3: Any, config: MaintenanceConfig, record: Mapping[str, Any] | Non
     if not key:
         raise SourceNotFound("the record names no original")
     return reprocess.enqueue_message(s3, config.uploads_bucket, key, record, force=False)
+
+
+def failed_entry(
+    config: MaintenanceConfig, image_id: str, was: Mapping[str, Any], error: Mapping[str, str]
+) -> dict[str, Any] | None:
+    """The ``Image Failed`` entry of a record reconcile made ``failed`` (``was``: as it was before),
+    on the resize function's bus; ``None`` when events are off."""
+    bus = config.resize.event_bus_name
+    if not bus:
+        return None
+    original = was.get("original") or {}
+    detail = events.detail(
+        image_id, "failed", config.uploads_bucket, original, str(was.get("config_version") or ""), (), error
+    )
+    return events.entry(bus, config.resize.event_source, detail)
+
+
+def announce_failed(
+    publish: Callable[[dict[str, Any]], None] | None,
+    config: MaintenanceConfig,
+    image_id: str,
+    was: Mapping[str, Any],
+    error: Mapping[str, str],
+) -> bool:
+    """Publish the failure's event; ``False`` when it could not be sent (never raises: the record is
+    already ``failed``, and a retried pass would not move it again, so it would not publish either)."""
+    entry = failed_entry(config, image_id, was, error)
+    if entry is None or publish is None:
+        return True
+    try:
+        publish(entry)
+    except Exception:  # counted in the answer and logged by the handler
+        return False
+    return True

@@ -9,9 +9,12 @@ with its retries, DLQ and records, does the work: nothing here renders.
 For each key: its image id (``keys.id_for_key``), its record (one consistent
 BatchGetItem per batch, ``records.get_many``), then ``decide``: an image whose
 record is ``done`` under the current rendition-config version with every
-output is ``current`` and skipped (unless ``all`` or ``force``); every other
-one is enqueued. The message is S3-event-shaped, as the resize function
-parses it (``imgpipe.s3_events``):
+output is ``current`` and skipped (unless ``all`` or ``force``); one whose
+record is ``failed`` with a content failure (``errors.CONTENT_FAILURES``: not an
+image, unsupported, corrupt) for the version it holds under the current config
+version is a *poison*: counted ``failed`` with its recorded code, not sent
+again (unless ``all`` or ``force``); every other one is enqueued. The message
+is S3-event-shaped, as the resize function parses it (``imgpipe.s3_events``):
 
 - a record that holds the key's version: a *reprocess* message for that
   version, carrying the record's sequencer (docs/ordering.md, "Reprocess
@@ -39,9 +42,9 @@ from urllib.parse import quote_plus
 
 from imgpipe import config_version, records
 from imgpipe.aws import classified_call
-from imgpipe.errors import BadRequest, PermanentError
+from imgpipe.errors import CONTENT_FAILURES, BadRequest, PermanentError
 
-CURRENT, ENQUEUE = "current", "enqueue"
+CURRENT, ENQUEUE, FAILED = "current", "enqueue", "failed"
 # SQS SendMessageBatch: "up to 10 messages"; the bodies together at most 256 KiB (SQS API
 # Reference; since 2025 AWS allows 1 MiB, 256 KiB holds on every queue and emulator).
 SEND_BATCH_ENTRIES = 10
@@ -109,12 +112,26 @@ def held_version(record: Mapping[str, Any] | None, key: str) -> str | None:
     return str(version)
 
 
+def poisoned(record: Mapping[str, Any] | None, key: str, deployment: Deployment) -> str | None:
+    """The code of the content failure ``record`` shows for the version of ``key`` it holds under the
+    current config version (``errors.CONTENT_FAILURES``), or ``None``."""
+    if record is None or held_version(record, key) is None or record.get("status") != "failed":
+        return None
+    code = (record.get("error") or {}).get("code")
+    if code in CONTENT_FAILURES and record.get("config_version") == deployment.config_version:
+        return str(code)
+    return None
+
+
 def decide(record: Mapping[str, Any] | None, key: str, deployment: Deployment, options: Options) -> str:
-    """``current`` (skip) or ``enqueue``: the plan's rule for one listed key (pure)."""
+    """``current`` (skip), ``failed`` (a poison: reported, not sent again) or ``enqueue``: the plan's
+    rule for one listed key (pure). ``all`` and ``force`` enqueue every key."""
     if options.all or options.force or held_version(record, key) is None:
         return ENQUEUE
     if config_version.shows_current(record, deployment.config_version, deployment.outputs):
         return CURRENT
+    if poisoned(record, key, deployment):
+        return FAILED
     return ENQUEUE
 
 
@@ -234,8 +251,11 @@ def plan(
     todo = []
     for key in keys:
         record = found.get(ids[key])
-        if decide(record, key, deployment, options) == CURRENT:
+        decided = decide(record, key, deployment, options)
+        if decided == CURRENT:
             result.skipped_current += 1
+        elif decided == FAILED:
+            result.failures.append({"key": key, "error_code": str(poisoned(record, key, deployment))})
         else:
             todo.append((key, record))
 
