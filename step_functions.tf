@@ -22,6 +22,15 @@ locals {
     MaxAttempts     = 3
     BackoffRate     = 2
   }]
+  # The maintenance tasks: Lambda's own transient errors, and the function's
+  # TransientError (throttling, 5xx from S3 or DynamoDB). A Lambda function
+  # error is named by its errorType (Step Functions developer guide, "Error handling").
+  maintenance_retry = concat(local.lambda_retry, [{
+    ErrorEquals     = ["TransientError"]
+    IntervalSeconds = 2
+    MaxAttempts     = 3
+    BackoffRate     = 2
+  }])
 
   # SendMessageBatch of up to ten planned messages; the queue URL is fixed here.
   # aws-sdk integration errors are named Sqs.<exception> and Sqs.SqsException
@@ -94,7 +103,7 @@ locals {
                 FunctionName = aws_lambda_function.function["maintenance"].arn
                 Payload      = { action = "plan_reprocess", "Items.$" = "$.Items", "BatchInput.$" = "$.BatchInput" }
               }
-              Retry          = local.lambda_retry
+              Retry          = local.maintenance_retry
               ResultSelector = { "plan.$" = "$.Payload" }
               Next           = "Send"
             }
@@ -131,14 +140,7 @@ locals {
             "ResultWriterDetails.$" = "$.ResultWriterDetails"
           }
         }
-        # A Lambda function error is named by its errorType (Step Functions developer
-        # guide, "Error handling"): the handler raises TransientError for throttling and 5xx.
-        Retry = concat(local.lambda_retry, [{
-          ErrorEquals     = ["TransientError"]
-          IntervalSeconds = 2
-          MaxAttempts     = 3
-          BackoffRate     = 2
-        }])
+        Retry      = local.maintenance_retry
         OutputPath = "$.Payload"
         End        = true
       }
@@ -161,7 +163,7 @@ locals {
           FunctionName = aws_lambda_function.function["maintenance"].arn
           Payload      = { action = "reconcile", "next.$" = "$.next" }
         }
-        Retry      = local.lambda_retry
+        Retry      = local.maintenance_retry
         OutputPath = "$.Payload"
         Next       = "Send"
       }

@@ -493,6 +493,29 @@ def test_reprocess_machine_lists_originals_in_batches_and_sends_to_the_resize_qu
     assert (summarize["OutputPath"], summarize["End"]) == ("$.Payload", True)
 
 
+def retried_errors(task: dict) -> set[str]:
+    return {name for retrier in task.get("Retry", []) for name in retrier["ErrorEquals"]}
+
+
+def test_every_maintenance_task_retries_lambdas_transient_errors_and_the_functions_own(out, client):
+    """Step Functions names a function error by its errorType ("Error handling"): the maintenance
+    function raises TransientError when S3 or DynamoDB throttles or answers 5xx; Lambda's own
+    transient exceptions are retried as AWS recommends ("Handling transient Lambda service exceptions")."""
+    reprocess = state_machine(client, out["reprocess_state_machine_arn"])["definition"]["States"]
+    reconcile = state_machine(client, out["reconcile_state_machine_arn"])["definition"]["States"]
+    tasks = {
+        "Plan": reprocess["Reprocess"]["ItemProcessor"]["States"]["Plan"],
+        "Summarize": reprocess["Summarize"],
+        "Reconcile": reconcile["Reconcile"],
+    }
+    for name, task in tasks.items():
+        assert {
+            "TransientError",
+            "Lambda.TooManyRequestsException",
+            "Lambda.ServiceException",
+        } <= retried_errors(task), name
+
+
 def test_reconcile_machine_pages_until_the_maintenance_function_says_done(out, client):
     states = state_machine(client, out["reconcile_state_machine_arn"])["definition"]["States"]
     assert states["Reconcile"]["Parameters"]["Payload"] == {"action": "reconcile", "next.$": "$.next"}
