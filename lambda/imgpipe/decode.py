@@ -226,6 +226,19 @@ def normalise(im: Image.Image, icc: bytes | None) -> Image.Image:
         raise UnsupportedFormat(f"pixel mode {mode} cannot be converted: {exc}") from None
 
 
+def without_opaque_alpha(im: Image.Image) -> Image.Image:
+    """``im`` without its alpha channel when every pixel is opaque (RGBA -> RGB, LA -> L); else ``im``.
+
+    A fully opaque alpha changes no rendition (each is encoded without it), but
+    carrying it costs: resizing premultiplies RGBA first, 94 ms of CPU for a
+    13 MP photo, and LANCZOS then works on four bands instead of three. The
+    check reads the band extremes once (about 6 ms there).
+    """
+    if im.mode not in ("RGBA", "LA") or im.getextrema()[-1] != (255, 255):
+        return im
+    return im.convert(im.mode[:-1])
+
+
 @dataclass
 class Source:
     """A full-frame image in stored (not yet transposed) orientation."""
@@ -389,6 +402,8 @@ def decode_source(
         work = im.copy() if anim else im  # the open file seeks on to its later frames
     elif anim is None:
         im.close()
+    if anim is None:
+        work = without_opaque_alpha(work)
     if source_mode == "CMYK":
         icc = None
     work.info.clear()  # nothing from the source's metadata rides along into saves
