@@ -26,7 +26,9 @@ def machine_line(r: dict) -> str:
     load = r["load_average"]
     return (
         f"{m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB; Python {m['python']}, Pillow {m['pillow']} "
-        f"(libjpeg-turbo {m['libjpeg_turbo']}, libwebp {m['libwebp']}), libvips {m['libvips']} "
+        f"(libjpeg-turbo {m['libjpeg_turbo']}, libwebp {m['libwebp']}), "
+        + (f"isal {m['isal']}, " if m.get("isal") else "")
+        + f"libvips {m['libvips']} "
         f"(pyvips {m['pyvips']}); commit {m['git_commit']}, {r['started']}; {r['rounds']} rounds, medians; "
         f"load average {load['start'][0]} at the start, {load['end'][0]} at the end (the machine was shared)."
     )

@@ -91,6 +91,7 @@ def machine() -> dict:
         "libjpeg_turbo": features.version("libjpeg_turbo"),
         "libwebp": features.version("webp"),
         "pillow_heif": version("pillow-heif"),
+        "isal": version("isal"),  # ISA-L's inflate for big PNGs (imgpipe.pngdecode)
         "pyvips": version("pyvips"),
         "libvips": methods.Vips().version(),
         "git_commit": git.stdout.strip(),

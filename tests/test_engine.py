@@ -478,3 +478,28 @@ def test_pillows_global_pixel_limit_is_left_alone():
     assert error_code(data, EngineOptions(max_pixels=1000)) == "too_many_pixels"
     render(data, [SMALL], EngineOptions(max_pixels=500_000_000))
     assert before == Image.MAX_IMAGE_PIXELS
+
+
+@pytest.mark.parametrize("mode", ["RGBA", "LA"])
+def test_a_fully_opaque_alpha_is_dropped_at_decode_and_changes_no_output_byte(mode):
+    # Resizing premultiplies RGBA first (94 ms of CPU for a 13 MP photo): an alpha that is 255
+    # everywhere is dropped right after decoding; each rendition was encoded without it anyway.
+    plain = images.photo(1200, 900).convert(mode[:-1])
+    opaque = plain.convert(mode)
+    data = images.encode(opaque, "PNG")
+    decoded = decode.decode_source(data, default_renditions(), EngineOptions(threads=1))
+    assert decoded.info.mode == mode  # the source is still reported as it is stored
+    assert decoded.source.image.mode == mode[:-1]
+    got = render(data, default_renditions(), EngineOptions(threads=1))
+    want = render(images.encode(plain, "PNG"), default_renditions(), EngineOptions(threads=1))
+    assert [(o.name, o.format, o.data) for o in got.outputs] == [
+        (o.name, o.format, o.data) for o in want.outputs
+    ]
+
+
+def test_an_alpha_with_one_translucent_pixel_is_kept():
+    im = images.photo(600, 400).convert("RGBA")
+    im.putpixel((599, 399), (10, 20, 30, 254))
+    decoded = decode.decode_source(images.encode(im, "PNG"), default_renditions(), EngineOptions(threads=1))
+    assert decoded.source.image.mode == "RGBA"
+    assert decoded.source.image.getpixel((599, 399)) == (10, 20, 30, 254)

@@ -1,4 +1,5 @@
-"""Big PNGs decode on two threads (``imgpipe.pngdecode``): the same pixels, the same errors."""
+"""Big PNGs inflate with ISA-L, on a second thread when there is one (``imgpipe.pngdecode``): the same
+pixels, the same errors."""
 
 from __future__ import annotations
 
@@ -53,14 +54,37 @@ def photo(mode: str) -> Image.Image:
 
 
 @pytest.fixture(scope="module")
-def pool():
+def two_threads():
     with ThreadPoolExecutor(2) as executor:
         yield executor
 
 
+@pytest.fixture(params=["one thread", "two threads"])
+def pool(request, two_threads):
+    return two_threads if request.param == "two threads" else None
+
+
+@pytest.fixture(params=["isal", "zlib"])
+def inflater(request, monkeypatch):
+    """pngdecode with ISA-L's inflate (as packaged), or with the standard library's (without ``isal``)."""
+    if request.param == "zlib":
+        monkeypatch.setattr(pngdecode, "_inflater", lambda: (zlib, (zlib.error,)))
+    else:
+        from isal import isal_zlib
+
+        assert pngdecode._inflater()[0] is isal_zlib
+    return request.param
+
+
+def test_isal_is_the_inflater_that_ships():
+    # requirements.txt pins isal for lambda.zip: ISA-L inflates a 12 MP photo PNG in 54 ms of CPU
+    # where zlib 1.2 takes 125 ms (docs/performance.md), so one thread takes this path too.
+    assert pngdecode.fast()
+
+
 @pytest.mark.parametrize("mode", ["RGB", "RGBA", "L", "LA"])
 @pytest.mark.parametrize("layout", ["64 KiB IDATs", "one IDAT"])
-def test_two_threads_give_the_same_pixels_as_pillows_load(mode, layout, pool):
+def test_pngdecode_gives_the_same_pixels_as_pillows_load(mode, layout, pool, inflater):
     data = images.encode(photo(mode), "PNG")
     if layout == "one IDAT":
         data = one_idat(data)
@@ -75,12 +99,13 @@ def test_two_threads_give_the_same_pixels_as_pillows_load(mode, layout, pool):
     assert im.tobytes() == reference.tobytes()
 
 
-def test_renditions_are_the_same_bytes_either_way(monkeypatch):
+@pytest.mark.parametrize("threads", [1, 2])
+def test_renditions_are_the_same_bytes_either_way(monkeypatch, threads):
     data = images.encode(photo("RGB"), "PNG")
-    two_threads = render(data, default_renditions(), EngineOptions(threads=2))
+    fast = render(data, default_renditions(), EngineOptions(threads=threads))
     monkeypatch.setattr(pngdecode, "MIN_PIXELS", 10**12)  # every PNG through Pillow's load()
-    pillow = render(data, default_renditions(), EngineOptions(threads=2))
-    assert [o.data for o in two_threads.outputs] == [o.data for o in pillow.outputs]
+    pillow = render(data, default_renditions(), EngineOptions(threads=threads))
+    assert [o.data for o in fast.outputs] == [o.data for o in pillow.outputs]
 
 
 def with_chunk_before_iend(png: bytes, kind: bytes, data: bytes) -> bytes:
@@ -131,35 +156,56 @@ def test_a_late_exif_orientation_is_still_applied():
         assert all(abs(a - b) <= 24 for a, b in zip(out.getpixel(xy), colour, strict=True)), xy
 
 
-def error_code(data: bytes) -> str:
+def error_code(data: bytes, threads: int) -> str:
     with pytest.raises(PermanentError) as err:
-        render(data, default_renditions(), EngineOptions(threads=2))
+        render(data, default_renditions(), EngineOptions(threads=threads))
     return err.value.code
 
 
-def test_corrupt_image_data_is_a_corrupt_image():
+# One thread without ISA-L is Pillow's load(), which stops once the rows are filled: bytes that
+# still inflate that far are not found out there (as before pngdecode took one thread).
+CHECKED = pytest.mark.parametrize(
+    ("threads", "inflater"), [(1, "isal"), (2, "isal"), (2, "zlib")], indirect=["inflater"]
+)
+
+
+@CHECKED
+def test_corrupt_image_data_is_a_corrupt_image(threads, inflater):
     parts = chunks(one_idat(images.encode(photo("RGB"), "PNG")))
     kind, idat = parts[-2]
     broken = idat[:2] + bytes(b ^ 0x5A for b in idat[2:2000]) + idat[2000:]
     data = build([*parts[:-2], (kind, broken), parts[-1]])
     assert pngdecode.idat_chunks(Image.open(io.BytesIO(data)), data) is not None
-    assert error_code(data) == "corrupt_image"
+    assert error_code(data, threads) == "corrupt_image"
 
 
-def test_image_data_that_ends_early_is_a_corrupt_image():
+@CHECKED
+def test_image_data_that_ends_early_is_a_corrupt_image(threads, inflater):
     # A whole zlib stream of half the rows, in a well-formed file.
     parts = chunks(images.encode(photo("RGB"), "PNG"))
     raw = zlib.decompress(b"".join(d for k, d in parts if k == b"IDAT"))
     head = [p for p in parts if p[0] not in (b"IDAT", b"IEND")]
     data = build([*head, (b"IDAT", zlib.compress(raw[: len(raw) // 2])), (b"IEND", b"")])
     assert pngdecode.idat_chunks(Image.open(io.BytesIO(data)), data) is not None
-    assert error_code(data) == "corrupt_image"
+    assert error_code(data, threads) == "corrupt_image"
 
 
-def test_one_thread_decodes_a_big_png_as_before(monkeypatch):
+def test_one_thread_without_isal_leaves_a_big_png_to_pillow(monkeypatch):
+    # Without ISA-L, inflating apart would be zlib's same work plus the re-wrapping: no gain.
     called = []
+    monkeypatch.setattr(pngdecode, "_inflater", lambda: (zlib, (zlib.error,)))
     monkeypatch.setattr(pngdecode, "decode", lambda *a: called.append(a))
     data = images.encode(photo("RGB"), "PNG")
     result = render(data, default_renditions(), EngineOptions(threads=1))
     assert called == []
+    assert len(result.outputs) == 6
+
+
+def test_one_thread_with_isal_takes_pngdecode(monkeypatch):
+    calls = []
+    decode = pngdecode.decode
+    monkeypatch.setattr(pngdecode, "decode", lambda *a: calls.append(a[2:]) or decode(*a))
+    data = images.encode(photo("RGB"), "PNG")
+    result = render(data, default_renditions(), EngineOptions(threads=1))
+    assert calls == [(None,)]  # inflated on this thread: no pool
     assert len(result.outputs) == 6

@@ -157,6 +157,9 @@ def test_x86_64_package_imports_and_decodes_on_python312(tmp_path):
         "from imgpipe.encode import encode; "
         "avif = encode(Image.new('RGB', (16, 16), 'blue'), 'avif', 60, avif_speed=8); "
         "assert avif[4:12] == b'ftypavif'; "
+        # big PNGs inflate with the packaged ISA-L (imgpipe.pngdecode), not the system's zlib
+        "from imgpipe import pngdecode; from isal import isal_zlib; "
+        "assert pngdecode._inflater()[0] is isal_zlib, 'isal did not import'; "
         "print(len(renditions.default_renditions()))"
     )
     result = subprocess.run(
