@@ -23,6 +23,10 @@
    emulator's Lambda ``Invoke`` (boto3, Step Functions' ``lambda:invoke``) runs
    the same functions (``local.invocations``, ``local.moto_lambda``), and each
    ENABLED EventBridge Scheduler schedule fires with its role (``local.schedules``).
+5. Every 2 s the stack looks at the functions' configuration in the emulator and
+   reconfigures a function that changed, as Lambda does after an update
+   (``local.reconfigure``): ``make run-apply`` (``local.live_apply``) applies a
+   changed ``LOCAL_TF_VARS`` to the running stack, its data kept.
 
 Ctrl-C or SIGTERM stops everything, in reverse order, and leaves no process
 and no open port; a ``kill -9`` takes the children with it
