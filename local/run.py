@@ -278,11 +278,12 @@ class Stack:
             name = found["FunctionName"]
             with self._functions_lock:
                 fn, known = self.functions.get(name), self._configs.get(name)
-                if fn is None or known is None or fingerprint(known) == fingerprint(found):
-                    continue  # unchanged, or not started yet (started on its first Invoke)
-                config = self._function_config(found)
-                credentials = self._credentials(config) if config.role != fn.config.role else None
-                fn.reconfigure(config, credentials)
+            if fn is None or known is None or fingerprint(known) == fingerprint(found):
+                continue  # unchanged, or not started yet (started on its first Invoke)
+            config = self._function_config(found)
+            credentials = self._credentials(config) if config.role != fn.config.role else None
+            fn.reconfigure(config, credentials)  # only this thread reconfigures
+            with self._functions_lock:
                 self._configs[name] = found
             reconfigured.append(name)
             log.info(

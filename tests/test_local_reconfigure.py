@@ -87,9 +87,12 @@ def test_after_a_reconfigure_the_next_invocation_runs_in_a_new_environment_with_
 def test_an_invocation_in_flight_finishes_on_the_old_environment_while_new_ones_use_the_new(function):
     assert function.warm() is None
     results = {}
-    busy = threading.Thread(target=lambda: results.update(old=function.invoke({"seconds": 2.0})))
+    busy = threading.Thread(target=lambda: results.update(old=function.invoke({"seconds": 3.0})))
     busy.start()
-    time.sleep(0.5)  # the invocation is running in the warm environment
+    deadline = time.monotonic() + 10
+    while function._idle and time.monotonic() < deadline:  # until it took the warm environment
+        time.sleep(0.01)
+    assert not function._idle
     function.reconfigure(config("new"))
 
     meanwhile = function.invoke({})
