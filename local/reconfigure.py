@@ -15,9 +15,12 @@ environment, new ones start with the new one).
 What moto 5.2.5 changes on an update, checked in its source
 (``moto/awslambda/models.py``): UpdateFunctionConfiguration changes the fields
 it is given and nothing else: ``LastModified`` stays the creation time and
-its function configuration carries no ``RevisionId`` (AWS changes both).
-UpdateFunctionCode changes ``CodeSha256``. So the fingerprint is taken over the
-fields the local runtime uses, plus ``CodeSha256``: it needs neither.
+its function configuration carries no ``RevisionId`` (AWS changes both; the
+emulator now does too, ``local.moto_lambda.patch_updates``).
+UpdateFunctionCode changes ``CodeSha256``. The fingerprint is taken over the
+fields the local runtime uses, plus ``CodeSha256``, so it depends on neither,
+and an update that changes nothing the runtime uses (a description) restarts
+nothing.
 
 Event source mappings and the HTTP API's routes are read once at start: a
 change to them is logged (``describe_mapping_change``, ``describe_route_change``)

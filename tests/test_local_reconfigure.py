@@ -13,14 +13,17 @@ tests/test_reprocess_stack.py.
 from __future__ import annotations
 
 import dataclasses
+import io
 import json
 import threading
 import time
+import zipfile
 from pathlib import Path
 
 import pytest
 
 from local import live_apply
+from local.emulator import running
 from local.front import Route
 from local.functions import FunctionConfig, LocalFunction
 from local.reconfigure import (
@@ -212,3 +215,55 @@ def test_after_a_live_apply_the_next_start_is_warm_from_the_snapshot_and_its_own
     assert stack._prepare_state() is True
     assert json.loads((tmp_path / "terraform" / "terraform.tfstate").read_text())["serial"] == 5
     assert json.loads((tmp_path / SNAPSHOT_META).read_text())["serial"] == 5
+
+
+def zipped(source: str) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("handler.py", source)
+    return buffer.getvalue()
+
+
+@pytest.mark.slow
+def test_the_emulator_moves_last_modified_and_revision_id_on_with_each_update_as_lambda_does():
+    """AWS Lambda: ``LastModified`` is when the function was last updated and ``RevisionId`` its latest
+    revision; moto 5.2.5 kept both still (local/moto_lambda.py patch_updates)."""
+    with running() as emulator:
+        iam, lam = emulator.client("iam"), emulator.client("lambda")
+        trust = {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Effect": "Allow",
+                    "Principal": {"Service": "lambda.amazonaws.com"},
+                    "Action": "sts:AssumeRole",
+                }
+            ],
+        }
+        role = iam.create_role(RoleName="fn", AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"]
+        created = lam.create_function(
+            FunctionName="fn",
+            Runtime="python3.12",
+            Role=role,
+            Handler="handler.handler",
+            Code={"ZipFile": zipped("def handler(event, context):\n    return 1\n")},
+            Environment={"Variables": {"VALUE": "old"}},
+        )
+        assert created["RevisionId"]
+        time.sleep(0.01)
+        configured = lam.update_function_configuration(
+            FunctionName="fn", Environment={"Variables": {"VALUE": "new"}}
+        )
+        read = lam.get_function_configuration(FunctionName="fn")
+        assert read["RevisionId"] == configured["RevisionId"] != created["RevisionId"]
+        assert read["LastModified"] > created["LastModified"]
+        assert fingerprint(read) != fingerprint(created)
+
+        time.sleep(0.01)
+        code = lam.update_function_code(
+            FunctionName="fn", ZipFile=zipped("def handler(event, context):\n    return 2\n")
+        )
+        assert code["RevisionId"] != read["RevisionId"] and code["LastModified"] > read["LastModified"]
+        assert code["CodeSha256"] != read["CodeSha256"] and fingerprint(code) != fingerprint(read)
+        listed = {f["FunctionName"]: f for f in lam.list_functions()["Functions"]}
+        assert listed["fn"]["RevisionId"] == code["RevisionId"]
