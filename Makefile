@@ -144,6 +144,10 @@ bench-formats: $(VENV)/.installed ## CPU per rendition for JPEG, WebP and AVIF a
 run: terraform-present $(VENV)/.installed build/lambda.zip ## the whole pipeline on 127.0.0.1 (emulator + terraform apply + API + queue poller); Ctrl-C stops it
 	$(if $(UNKIND),LOCAL_UNKIND_DELIVERY=$(UNKIND) )$(PY) -m local.run
 
+.PHONY: run-apply
+run-apply: terraform-present $(VENV)/.installed build/lambda.zip ## apply a changed LOCAL_TF_VARS to the running `make run`, keeping its data (docs/local-stack.md)
+	$(PY) -m local.live_apply
+
 #: PREFIX: make reprocess: the key prefix to reprocess (empty: originals/)
 PREFIX ?=
 #: ALL: make reprocess: 1 = enqueue every listed original, current or not

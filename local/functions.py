@@ -221,6 +221,7 @@ class _Worker:
 
         self.config = config
         self.expires_at = expires_at  # wall-clock time its credentials expire
+        self.generation = 0  # the LocalFunction's configuration generation it was started with
         parent_sock, child_sock = socket.socketpair()
         self.conn = Connection(parent_sock.detach())
         child_fd = child_sock.detach()
@@ -346,13 +347,16 @@ class LocalFunction:
         self.config = config
         self._credentials = credentials  # environment-style keys plus "expiration" (epoch seconds)
         self._current: dict[str, str] | None = None
-        self.env = {**lambda_environment(config, endpoint_url, task_root), **(extra_env or {})}
+        self.endpoint_url = endpoint_url
+        self.extra_env = dict(extra_env or {})
+        self.env = {**lambda_environment(config, endpoint_url, task_root), **self.extra_env}
         self.task_root = task_root
         self._slots = threading.BoundedSemaphore(max_workers)
         self._lock = threading.Lock()
         self._idle: list[_Worker] = []
         self._all: set[_Worker] = set()
         self._closed = False
+        self._generation = 0  # bumped by reconfigure(): workers of an older one are not reused
 
     @property
     def name(self) -> str:
@@ -395,6 +399,26 @@ class LocalFunction:
                 self._discard(worker)
             return result
 
+    def reconfigure(
+        self, config: FunctionConfig, credentials: Callable[[], dict[str, str]] | None = None
+    ) -> None:
+        """New invocations run with ``config``; invocations in flight finish in the environment
+        they started in, which is then retired (AWS Lambda, UpdateFunctionConfiguration: the
+        function can still be invoked while it is updated, and once ``LastUpdateStatus`` is
+        ``Successful`` it processes events with the new configuration). Idle environments are
+        retired now; the next invocation starts a new one (a cold start, as on Lambda)."""
+        env = {**lambda_environment(config, self.endpoint_url, self.task_root), **self.extra_env}
+        with self._lock:
+            self.config, self.env = config, env
+            if credentials is not None:
+                self._credentials, self._current = credentials, None
+            self._generation += 1
+            stale, self._idle = self._idle, []
+            for worker in stale:
+                self._all.discard(worker)
+        for worker in stale:
+            worker.close()
+
     def close(self) -> None:
         with self._lock:
             self._closed = True
@@ -409,7 +433,8 @@ class LocalFunction:
             retired = []
             while self._idle:
                 worker = self._idle.pop()
-                if worker.alive() and self._fresh(worker.expires_at):
+                current = worker.generation == self._generation
+                if current and worker.alive() and self._fresh(worker.expires_at):
                     break
                 self._all.discard(worker)
                 retired.append(worker)
@@ -419,8 +444,9 @@ class LocalFunction:
             old.close()
         if worker is not None:
             return worker
-        env, expires_at = self._environment()
-        worker = _Worker(self.config, env, self.task_root, expires_at)
+        config, env, expires_at, generation = self._environment()
+        worker = _Worker(config, env, self.task_root, expires_at)
+        worker.generation = generation
         with self._lock:
             if self._closed:
                 worker.close()
@@ -432,22 +458,25 @@ class LocalFunction:
         """Whether credentials expiring then outlast an invocation started now."""
         return expires_at - time.time() > self.config.timeout + 1
 
-    def _environment(self) -> tuple[dict[str, str], float]:
-        """A new environment's variables with current credentials (assumed again when near expiry)."""
-        if self._credentials is None:
-            return self.env, float("inf")
+    def _environment(self) -> tuple[FunctionConfig, dict[str, str], float, int]:
+        """A new environment's configuration and variables, with current credentials (assumed
+        again when near expiry), and the configuration's generation: all read together."""
         with self._lock:
+            config, env, generation, provider = self.config, self.env, self._generation, self._credentials
+            if provider is None:
+                return config, env, float("inf"), generation
             current = self._current
             if current is None or float(current["expiration"]) - time.time() < CREDENTIALS_MARGIN:
-                current = self._current = self._credentials()
+                current = self._current = provider()
         keys = {k: current[k] for k in FAKE_CREDENTIALS}
-        return {**self.env, **keys}, float(current["expiration"])
+        return config, {**env, **keys}, float(current["expiration"]), generation
 
     def _give_back(self, worker: _Worker) -> None:
         with self._lock:
-            if not self._closed:
+            if not self._closed and worker.generation == self._generation:
                 self._idle.append(worker)
                 return
+            self._all.discard(worker)  # stopped, or reconfigured while it ran: retired
         worker.close()
 
     def _discard(self, worker: _Worker) -> None:

@@ -142,6 +142,44 @@ def patch() -> None:
     LambdaResponse.invoke = invoke
 
 
+def patch_updates() -> None:
+    """Updates move ``LastModified`` and ``RevisionId`` on, as on AWS.
+
+    AWS Lambda's ``FunctionConfiguration``: ``LastModified`` is when the function
+    was last updated, ``RevisionId`` "the latest updated revision of the
+    function" (UpdateFunctionCode's ``RevisionId`` parameter: update only if it
+    matches, "to avoid modifying a function that has changed since you last read
+    it"). moto 5.2.5 keeps the creation time in ``LastModified`` after
+    UpdateFunctionConfiguration or UpdateFunctionCode and returns no
+    ``RevisionId`` at all: both are set here on every update (and a
+    ``RevisionId`` is made on first read for a function that has none).
+    """
+    import uuid
+
+    from moto.awslambda.models import LambdaFunction
+    from moto.core.utils import iso_8601_datetime_with_nanoseconds
+
+    def updating(method: Callable[..., dict[str, Any]]) -> Callable[..., dict[str, Any]]:
+        def update(self: Any, *args: Any, **kwargs: Any) -> dict[str, Any]:
+            if not (args and isinstance(args[0], dict) and args[0].get("DryRun")):
+                self.last_modified = iso_8601_datetime_with_nanoseconds()
+                self.revision_id = str(uuid.uuid4())
+            return method(self, *args, **kwargs)
+
+        return update
+
+    original_configuration = LambdaFunction.get_configuration
+
+    def get_configuration(self: Any, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        if not getattr(self, "revision_id", None):
+            self.revision_id = str(uuid.uuid4())
+        return {**original_configuration(self, *args, **kwargs), "RevisionId": self.revision_id}
+
+    LambdaFunction.update_configuration = updating(LambdaFunction.update_configuration)
+    LambdaFunction.update_function_code = updating(LambdaFunction.update_function_code)
+    LambdaFunction.get_configuration = get_configuration
+
+
 class RuntimeRoutes:
     """WSGI middleware: ``/_local/lambda/runtime`` here (POST registers, DELETE forgets), the rest on."""
 

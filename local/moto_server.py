@@ -154,6 +154,7 @@ def main(argv: list[str] | None = None) -> None:
     moto_cloudfront.patch()  # origins keep their OAC; cache policies, no forwarded values
     moto_sfn.patch()  # Step Functions' missing calls, ItemReader, ItemBatcher, roles (local/moto_sfn.py)
     moto_lambda.patch()  # Invoke runs the local stack's functions once it registers (local/moto_lambda.py)
+    moto_lambda.patch_updates()  # updates move LastModified and RevisionId on, as on AWS
     from moto.moto_server import werkzeug_app
     from werkzeug.serving import run_simple
 

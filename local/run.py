@@ -23,6 +23,10 @@
    emulator's Lambda ``Invoke`` (boto3, Step Functions' ``lambda:invoke``) runs
    the same functions (``local.invocations``, ``local.moto_lambda``), and each
    ENABLED EventBridge Scheduler schedule fires with its role (``local.schedules``).
+5. Every 2 s the stack looks at the functions' configuration in the emulator and
+   reconfigures a function that changed, as Lambda does after an update
+   (``local.reconfigure``): ``make run-apply`` (``local.live_apply``) applies a
+   changed ``LOCAL_TF_VARS`` to the running stack, its data kept.
 
 Ctrl-C or SIGTERM stops everything, in reverse order, and leaves no process
 and no open port; a ``kill -9`` takes the children with it
@@ -64,6 +68,15 @@ from local.front import Api, Front, load_api
 from local.functions import FAKE_CREDENTIALS, FunctionConfig, LocalFunction
 from local.invocations import InvokeServer, UnknownFunction
 from local.poller import MappingSettings, Poller
+from local.reconfigure import (
+    ROUTES_EVERY,
+    Watcher,
+    describe_function_change,
+    describe_mapping_change,
+    describe_route_change,
+    fingerprint,
+    mapping_view,
+)
 from local.schedules import SCHEDULER_SERVICE, Scheduler, ScheduleSettingsError, local_rate
 from local.unkind import UnkindDelivery, UnkindSettings, UnkindSettingsError
 
@@ -75,6 +88,7 @@ API_WORKERS = 4  # concurrent environments per function behind the API
 INVOKE_WORKERS = 2  # more per function for Lambda's Invoke (boto3, Step Functions' lambda:invoke)
 SNAPSHOT = "emulator.snapshot"  # the emulator's state after the last successful apply
 SNAPSHOT_META = "emulator.snapshot.json"  # which endpoint and Terraform state it belongs to
+SNAPSHOT_STATE = "emulator.snapshot.tfstate"  # that Terraform state (a make run-apply moves the live one on)
 _KIND_DELIVERY = "kind: each message once, in order (make run UNKIND=1 delivers as unkindly as SQS may)"
 
 
@@ -89,7 +103,7 @@ def _env_port(name: str, default: int) -> int:
     return int(raw)
 
 
-def _extra_tf_vars() -> dict[str, Any]:
+def extra_tf_vars() -> dict[str, Any]:
     raw = os.environ.get("LOCAL_TF_VARS", "").strip()
     if not raw:
         return {}
@@ -140,6 +154,10 @@ class Stack:
     unkind: UnkindSettings | None = None  # make run UNKIND=1: SQS's at-least-once, on purpose
     schedule_seconds: float | None = None  # LOCAL_SCHEDULE_SECONDS: fire schedules this often instead
     scheduler: Scheduler | None = None
+    watcher: Watcher | None = None  # follows the functions' configuration (make run-apply)
+    _configs: dict[str, dict[str, Any]] = field(default_factory=dict)  # as last read, by function
+    _mappings_read: dict[str, dict[str, Any]] = field(default_factory=dict)  # local.reconfigure.mapping_view
+    _warned: set[str] = field(default_factory=set)  # changes already logged as needing a restart
     _warmers: concurrent.futures.ThreadPoolExecutor | None = None
     _functions_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -213,31 +231,81 @@ class Stack:
         account = self.client("sts").get_caller_identity()["Account"]
         self.api = load_api(self.client("apigatewayv2"), account)
         lam, sqs = self.client("lambda"), self.client("sqs")
+        found_mappings = paginate(lam, "list_event_source_mappings", "EventSourceMappings")
+        self._mappings_read = mapping_view(found_mappings)
         self.mappings = [
             MappingSettings.from_api(m, sqs)
-            for m in _paginate(lam, "list_event_source_mappings", "EventSourceMappings")
+            for m in found_mappings
             if m.get("EventSourceArn", "").startswith("arn:aws:sqs:")
         ]
         # Every function Terraform created, whatever calls it: the API, a queue, or Invoke.
-        configs = {c["FunctionName"]: c for c in _paginate(lam, "list_functions", "Functions")}
+        configs = {c["FunctionName"]: c for c in paginate(lam, "list_functions", "Functions")}
         names = sorted(configs)
         for name in names:
             self.functions[name] = self._local_function(configs[name])
+            self._configs[name] = configs[name]
         self._warm_all()
         log.info("functions started: %s (%.1f s)", ", ".join(names), time.monotonic() - step)
 
-    def _local_function(self, found: dict[str, Any]) -> LocalFunction:
-        """A function's local runtime, from its configuration as the emulator holds it."""
+    def _function_config(self, found: dict[str, Any]) -> FunctionConfig:
+        """What the local runtime runs a function with, from its configuration in the emulator."""
         config = FunctionConfig.from_api(found)
         if config.environment.get("CDN_BASE_URL") and self.cdn_url:
             # The emulator's distribution serves nothing: its URLs go to the local CDN instead.
             environment = {**config.environment, "CDN_BASE_URL": self.cdn_url}
             config = dataclasses.replace(config, environment=environment)
+        return config
+
+    def _credentials(self, config: FunctionConfig) -> Any:
+        # As on Lambda: each environment runs with the function's own execution role.
+        return functools.partial(self.emulator.lambda_credentials, config.role, config.name)
+
+    def _local_function(self, found: dict[str, Any]) -> LocalFunction:
+        """A function's local runtime, from its configuration as the emulator holds it."""
+        config = self._function_config(found)
         workers = INVOKE_WORKERS + (API_WORKERS if self.api and config.name in self.api.functions() else 0)
         workers += sum(pollers_for(m) for m in self.mappings if m.function_name == config.name)
-        # As on Lambda: each environment runs with the function's own execution role.
-        credentials = functools.partial(self.emulator.lambda_credentials, config.role, config.name)
+        credentials = self._credentials(config)
         return LocalFunction(config, self.endpoint, max_workers=workers, credentials=credentials)
+
+    def _follow_changes(self, poll: int) -> None:
+        """One look at what Terraform may have changed since (``make run-apply``,
+        ``local.reconfigure``): each function whose configuration changed is reconfigured;
+        a changed event source mapping or route is logged once, with what to do."""
+        lam = self.client("lambda")
+        reconfigured = []
+        for found in paginate(lam, "list_functions", "Functions"):
+            name = found["FunctionName"]
+            with self._functions_lock:
+                fn, known = self.functions.get(name), self._configs.get(name)
+            if fn is None or known is None or fingerprint(known) == fingerprint(found):
+                continue  # unchanged, or not started yet (started on its first Invoke)
+            config = self._function_config(found)
+            credentials = self._credentials(config) if config.role != fn.config.role else None
+            fn.reconfigure(config, credentials)  # only this thread reconfigures
+            with self._functions_lock:
+                self._configs[name] = found
+            reconfigured.append(name)
+            log.info(
+                "function %s reconfigured (%s): new invocations run with it, in-flight ones finish as begun",
+                name,
+                describe_function_change(known, found),
+            )
+        now = mapping_view(paginate(lam, "list_event_source_mappings", "EventSourceMappings"))
+        mappings = describe_mapping_change(self._mappings_read, now)
+        self._warn_once("event source mappings changed", mappings)
+        if poll % ROUTES_EVERY == 0 and self.api is not None:
+            account = self.client("sts").get_caller_identity()["Account"]
+            api = load_api(self.client("apigatewayv2"), account)
+            routes = describe_route_change(self.api.routes, api.routes)
+            self._warn_once("the HTTP API's routes changed", routes)
+        if reconfigured:
+            self._write_description()
+
+    def _warn_once(self, what: str, change: str | None) -> None:
+        if change and f"{what}: {change}" not in self._warned:
+            self._warned.add(f"{what}: {change}")
+            log.warning("%s (%s): the running stack does not follow them: restart `make run`", what, change)
 
     def _function_for_invoke(self, name: str, arn: str) -> LocalFunction:
         """The function the emulator's Invoke names; one created since the start is started now."""
@@ -249,6 +317,7 @@ class Stack:
                 except Exception as exc:  # deleted meanwhile: Invoke answers ResourceNotFoundException
                     raise UnknownFunction(f"Function not found: {arn}") from exc
                 fn = self.functions[name] = self._local_function(found)
+                self._configs[name] = found
                 log.info("function %s started for Invoke", name)
             return fn
 
@@ -294,6 +363,7 @@ class Stack:
                 queue = role_client(self.endpoint, "sqs", role, mapping.function_name)
                 poller = Poller(queue, mapping, self._invoke, name, unkind=unkind)
                 self.pollers.append(poller.start())
+        self.watcher = Watcher(self._follow_changes).start()
 
     def _scheduler_client(self, service: str, role_arn: str, session_name: str) -> Any:
         """A client acting as a schedule's role, assumed by EventBridge Scheduler as AWS does."""
@@ -325,10 +395,10 @@ class Stack:
     def _tf_state(self) -> Path:
         return self.state_dir / "terraform" / "terraform.tfstate"
 
-    def _state_identity(self) -> dict[str, Any]:
+    def _state_identity(self, state_file: Path | None = None) -> dict[str, Any]:
         """What ties a snapshot to its Terraform state: the endpoint, the state's lineage and serial."""
         try:
-            state = json.loads(self._tf_state.read_text())
+            state = json.loads((state_file or self._tf_state).read_text())
         except (OSError, ValueError):
             return {}
         return {"endpoint": self.endpoint, "lineage": state.get("lineage"), "serial": state.get("serial")}
@@ -342,14 +412,19 @@ class Stack:
             meta = json.loads((self.state_dir / SNAPSHOT_META).read_text())
         except (OSError, ValueError):
             meta = None
-        identity = self._state_identity()
+        # The state the snapshot was saved with: a make run-apply since moved the live one on,
+        # and the snapshot (empty buckets, as every run starts) still goes with the saved copy.
+        paired = self.state_dir / SNAPSHOT_STATE
+        identity = self._state_identity(paired if paired.is_file() else None)
         if not self.fresh and identity and meta == identity and (self.state_dir / SNAPSHOT).is_file():
+            if paired.is_file():
+                shutil.copyfile(paired, self._tf_state)
             return True
         self._forget_state()
         return False
 
     def _forget_state(self, keep_terraform: bool = False) -> None:
-        for name in (SNAPSHOT, SNAPSHOT_META):
+        for name in (SNAPSHOT, SNAPSHOT_META, SNAPSHOT_STATE):
             with contextlib.suppress(FileNotFoundError):
                 (self.state_dir / name).unlink()
         if not keep_terraform:
@@ -357,42 +432,15 @@ class Stack:
                 path.unlink()
 
     def _write_snapshot_meta(self) -> None:
+        shutil.copyfile(self._tf_state, self.state_dir / SNAPSHOT_STATE)
         (self.state_dir / SNAPSHOT_META).write_text(json.dumps(self._state_identity(), indent=2) + "\n")
 
     def _apply(self) -> dict[str, Any]:
-        from local.tf import Terraform, TerraformError
-
-        tf_dir = self.state_dir / "terraform"
-        variables = {
-            "aws_endpoint_url": self.endpoint,
-            "aws_region": REGION,
-            "environment": "local",
-            "resize_event_source_enabled": False,
-            "dynamodb_deletion_protection": False,
-            # The emulator's distribution reports Deployed only after about 30 s; nothing waits for it.
-            "cdn_wait_for_deployment": False,
-            # The local API is open (loopback only) unless LOCAL_TF_VARS names an issuer.
-            "api_auth": "jwt" if self.tf_vars.get("api_jwt_issuer") else "open",
-            # The upload page's origin here is the front, not the API's endpoint (docs/browser.md).
-            "api_cors_allowed_origins": [self.api_url],
-            **self.tf_vars,
-        }
         # Terraform applies as the administrator; an IAM user's key has no session token.
         admin = {**(self.emulator.admin or {}), "AWS_SESSION_TOKEN": ""} if self.emulator else {}
-        try:
-            tf = Terraform(REPO_ROOT, data_dir=tf_dir / "data", state=tf_dir / "terraform.tfstate", env=admin)
-        except TerraformError as exc:
-            raise StackError(str(exc)) from None
-        try:
-            tf.init()
-            outputs = tf.apply(variables, progress=log.info)
-            summary = [line for line in tf.last_stdout.splitlines() if line.startswith("Apply complete!")]
-            self.apply_summary = summary[-1].removeprefix("Apply complete! ") if summary else ""
-            return outputs
-        except TerraformError as exc:
-            raise StackError(f"{exc}\n(the emulator's log: {self.state_dir / 'moto.log'})") from None
-        finally:
-            (self.state_dir / "terraform.log").write_text(tf.last_stdout + tf.last_stderr)
+        variables = tf_variables(self.endpoint, self.api_url, self.tf_vars)
+        outputs, self.apply_summary = terraform_apply(self.state_dir, variables, admin)
+        return outputs
 
     def pids(self) -> dict[str, list[int]]:
         pids = {name: fn.pids() for name, fn in self.functions.items()}
@@ -411,8 +459,14 @@ class Stack:
             "routes": [r.key for r in self.api.routes] if self.api else [],
             "outputs": self.outputs,
             "credentials": self.emulator.admin if self.emulator else None,
+            # What each function runs with now (local.reconfigure.fingerprint): make run-apply
+            # waits until these match the emulator's after its apply.
+            "functions": {name: fingerprint(found) for name, found in sorted(dict(self._configs).items())},
         }
-        (self.state_dir / "stack.json").write_text(json.dumps(description, indent=2) + "\n")
+        path = self.state_dir / "stack.json"
+        tmp = path.with_name(f"{path.name}.{threading.get_ident()}.tmp")
+        tmp.write_text(json.dumps(description, indent=2) + "\n")
+        os.replace(tmp, path)  # a reader never sees half of it
 
     def banner(self, seconds: float) -> str:
         o = self.outputs
@@ -461,6 +515,9 @@ class Stack:
 
     def stop(self) -> None:
         """Stop everything that started, whatever stage start() reached."""
+        if self.watcher:
+            self.watcher.stop()
+            self.watcher = None
         if self.scheduler:
             self.scheduler.stop()
             self.scheduler = None
@@ -486,12 +543,56 @@ class Stack:
             processes.remove_pid_file(self.state_dir)
 
 
+def tf_variables(endpoint: str, api_url: str, tf_vars: dict[str, Any]) -> dict[str, Any]:
+    """The variables the local stack applies the root module with: fixed ones for the emulator,
+    then ``LOCAL_TF_VARS`` (``tf_vars``). ``make run`` and ``make run-apply`` both use these."""
+    return {
+        "aws_endpoint_url": endpoint,
+        "aws_region": REGION,
+        "environment": "local",
+        "resize_event_source_enabled": False,
+        "dynamodb_deletion_protection": False,
+        # The emulator's distribution reports Deployed only after about 30 s; nothing waits for it.
+        "cdn_wait_for_deployment": False,
+        # The local API is open (loopback only) unless LOCAL_TF_VARS names an issuer.
+        "api_auth": "jwt" if tf_vars.get("api_jwt_issuer") else "open",
+        # The upload page's origin here is the front, not the API's endpoint (docs/browser.md).
+        "api_cors_allowed_origins": [api_url],
+        **tf_vars,
+    }
+
+
+def terraform_apply(
+    state_dir: Path, variables: dict[str, Any], credentials: dict[str, str]
+) -> tuple[dict[str, Any], str]:
+    """``terraform apply`` of the root module with the local stack's state under ``state_dir``,
+    progress logged as it goes; its outputs and its summary line (``1 added, 0 changed, ...``).
+    ``$LOCAL_STACK_DIR/terraform.log`` gets its output. StackError when it fails."""
+    from local.tf import Terraform, TerraformError
+
+    tf_dir = state_dir / "terraform"
+    try:
+        state = tf_dir / "terraform.tfstate"
+        tf = Terraform(REPO_ROOT, data_dir=tf_dir / "data", state=state, env=credentials)
+    except TerraformError as exc:
+        raise StackError(str(exc)) from None
+    try:
+        tf.init()
+        outputs = tf.apply(variables, progress=log.info)
+        summary = [line for line in tf.last_stdout.splitlines() if line.startswith("Apply complete!")]
+        return outputs, summary[-1].removeprefix("Apply complete! ") if summary else ""
+    except TerraformError as exc:
+        raise StackError(f"{exc}\n(the emulator's log: {state_dir / 'moto.log'})") from None
+    finally:
+        (state_dir / "terraform.log").write_text(tf.last_stdout + tf.last_stderr)
+
+
 def pollers_for(mapping: MappingSettings) -> int:
     """Concurrent batches for a mapping: its MaximumConcurrency, at most one per CPU."""
     return max(1, min(mapping.max_concurrency or 2, os.cpu_count() or 1))
 
 
-def _paginate(client: Any, method: str, key: str) -> list[dict[str, Any]]:
+def paginate(client: Any, method: str, key: str) -> list[dict[str, Any]]:
     items: list[dict[str, Any]] = []
     for page in client.get_paginator(method).paginate():
         items.extend(page.get(key, []))
@@ -525,7 +626,7 @@ def main() -> int:
             moto_port=_env_port("MOTO_PORT", 4566),
             api_port=_env_port("API_PORT", 8080),
             state_dir=Path(os.environ.get("LOCAL_STACK_DIR") or REPO_ROOT / ".local-stack").resolve(),
-            tf_vars=_extra_tf_vars(),
+            tf_vars=extra_tf_vars(),
             fresh=os.environ.get("LOCAL_STACK_FRESH", "").strip() not in ("", "0"),
             unkind=UnkindSettings.from_env(),
             schedule_seconds=local_rate(),

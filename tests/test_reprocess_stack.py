@@ -21,7 +21,9 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import subprocess
+import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -34,7 +36,7 @@ from local.emulator import free_port
 from local.tf import REPO_ROOT
 from tests.conftest import require_terraform
 from tests.images import encode, photo, photo_jpeg
-from tests.test_local_stack import RunningStack, start_stack
+from tests.test_local_stack import TEST_TF_VARS, RunningStack, start_stack
 from tools import reprocess
 
 pytestmark = [pytest.mark.slow, pytest.mark.terraform]
@@ -287,3 +289,67 @@ def test_reconcile_renders_an_image_whose_event_never_came_and_expires_an_unused
     item = wait_until(expired, 300, "the unused upload expired", poll=20)
     assert "unfinished" not in item  # out of the sparse index
     assert int(item["expires_at"]["N"]) > time.time()  # DynamoDB's TTL removes it later
+
+
+NEW = {"name": "new", "width": 12, "height": 12, "fit": "cover", "formats": ["webp"], "quality": 80}
+CHANGED_PREFIX = f"{SEED_PREFIX}000"  # ten of the rendered images: 0000.jpg .. 0009.jpg
+
+
+def run_apply(stack: Stack, renditions: list[dict]) -> subprocess.CompletedProcess:
+    """``make run-apply``: the running stack's own ``terraform apply`` again, with the variables it
+    started with but ``renditions``, as an operator applies to a live deployment (local/live_apply.py)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "TF_VAR_", "LOCAL_"))}
+    tf_vars = {**TEST_TF_VARS, **TF_VARS, "renditions": renditions}
+    env.update(LOCAL_STACK_DIR=str(stack.state_dir), LOCAL_TF_VARS=json.dumps(tf_vars))
+    command = [sys.executable, "-m", "local.live_apply"]
+    return subprocess.run(
+        command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=RUN_TIMEOUT
+    )
+
+
+def test_after_a_rendition_is_added_to_the_running_stack_reprocess_renders_it_then_skips_it(stack):
+    """The operator adds a rendition with `terraform apply` to the live stack (`make run-apply`): the
+    data stays, and the stored images keep their old renditions and config version until a reprocess,
+    which renders exactly the stale ones under the prefix again, in functions that now run with the new
+    configuration (AWS Lambda, UpdateFunctionConfiguration: once the update is Successful the function
+    processes events with the new configuration); a second run finds them current. The 1,500 images
+    above prove the listing and batching at scale; ten keep the re-render cheap."""
+    running = stack.running
+    before = records(running, CHANGED_PREFIX)
+    assert len(before) == 10 and {status(item) for item in before.values()} == {"done"}
+    (old_version,) = {item["config_version"]["S"] for item in before.values()}
+
+    applied = run_apply(stack, [TINY, MINI, NEW])
+    assert applied.returncode == 0, applied.stderr[-4000:]
+    resize, maintenance = (running.outputs[f"{name}_function_name"] for name in ("resize", "maintenance"))
+    assert "Applied to the running stack (Resources: 0 added, 2 changed, 0 destroyed.)" in applied.stdout
+    assert resize in applied.stdout and maintenance in applied.stdout  # both read `renditions`
+    assert records(running, CHANGED_PREFIX) == before  # nothing re-rendered by the apply itself
+    assert len(records(running)) == IMAGES + 1  # and nothing lost: the same stack, its data kept
+
+    code, printed, summary = run_reprocess(running, prefix=CHANGED_PREFIX)
+    assert code == 0, printed
+    assert counted(summary, "listed", "skipped_current", "enqueued", "failed") == (10, 0, 10, 0)
+
+    def rerendered():
+        found = records(running, CHANGED_PREFIX)
+        done = [item for item in found.values() if status(item) == "done" and "new" in rendition_names(item)]
+        return found if len(done) == 10 else None
+
+    found = wait_until(rerendered, 300, "ten images re-rendered with the new rendition")
+    assert {frozenset(rendition_names(item)) for item in found.values()} == {
+        frozenset({"tiny", "mini", "new"})
+    }
+    (new_version,) = {item["config_version"]["S"] for item in found.values()}
+    assert new_version != old_version
+    # The API shows it, and the new rendition is served.
+    image_id = found[f"{CHANGED_PREFIX}0.jpg"]["id"]["S"]
+    body = requests.get(f"{running.api}/images/{image_id}", timeout=30).json()
+    (new,) = [r for r in body["renditions"] if r["name"] == "new"]
+    assert body["status"] == "done" and {r["name"] for r in body["renditions"]} == {"tiny", "mini", "new"}
+    served = requests.get(new["url"], timeout=30)
+    assert served.status_code == 200 and served.content[:4] == b"RIFF"  # a WebP
+
+    code, printed, summary = run_reprocess(running, prefix=CHANGED_PREFIX)
+    assert code == 0, printed
+    assert counted(summary, "listed", "skipped_current", "enqueued") == (10, 10, 0)
