@@ -3,7 +3,9 @@
 Terraform's machine-readable UI (``-json``, UI version 1.x) prints one JSON message per line:
 ``change_summary`` with operation ``plan`` gives the total, ``apply_start`` / ``apply_complete`` /
 ``apply_errored`` bracket each resource, and ``apply_progress`` repeats every 10 s while one is still
-being created ("Still creating..." in the human view). ``diagnostic`` messages carry errors. Unknown
+being created ("Still creating..." in the human view). A data source read during the apply (one that
+depends on something the apply makes) is bracketed the same way with the action ``read``; the plan's
+total does not count it, so neither does the progress. ``diagnostic`` messages carry errors. Unknown
 message types and fields are ignored, as the format's compatibility promise asks of readers.
 
 A cold ``make run`` spends most of its minute in the AWS provider's own waits (docs/local-stack.md,
@@ -74,11 +76,15 @@ class ApplyProgress:
             self.report(f"terraform: {self.total} resources to apply")
 
     def _apply_progress(self, message: dict) -> None:
+        if _is_read(message):
+            return
         address, action, elapsed = _hook(message)
         why = wait_reason(address)
         self.report(f"terraform: {self._count()} still {action} {address} ({elapsed} s): {why}")
 
     def _apply_complete(self, message: dict) -> None:
+        if _is_read(message):
+            return
         self.done += 1
         address, _, elapsed = _hook(message)
         self.report(f"terraform: {self._count()} {address} ({elapsed} s)")
@@ -96,6 +102,11 @@ class ApplyProgress:
 
     def _count(self) -> str:
         return f"[{self.done}/{self.total}]" if self.total else f"[{self.done}]"
+
+
+def _is_read(message: dict) -> bool:
+    """A data source read during the apply: not one of the plan's changes."""
+    return (message.get("hook") or {}).get("action") == "read"
 
 
 def _hook(message: dict) -> tuple[str, str, int]:

@@ -77,6 +77,35 @@ def test_a_failed_apply_says_which_resource_failed_and_why(module):
     assert "exit status 3" in str(failure.value)
 
 
+READ_DURING_APPLY = """
+resource "terraform_data" "quick" {
+  input = "quick"
+}
+
+data "terraform_remote_state" "other" {
+  backend = "local"
+  config  = { path = "${terraform_data.quick.output}.tfstate" }
+}
+"""
+
+
+def test_data_sources_read_during_the_apply_are_not_counted_as_resources(tmp_path):
+    """A data source that depends on a resource is read during the apply (apply_start/apply_complete
+    with the action "read"), but the plan's total counts only changes: [2/1] would be wrong."""
+    (tmp_path / "main.tf").write_text(READ_DURING_APPLY)
+    state = {"version": 4, "serial": 1, "lineage": "other", "outputs": {}, "resources": []}
+    (tmp_path / "quick.tfstate").write_text(json.dumps(state))
+    tf = Terraform(tmp_path, data_dir=tmp_path / "data", state=tmp_path / "terraform.tfstate")
+    tf.init()
+    lines: list[str] = []
+    tf.apply({}, progress=lines.append)
+    assert "Refresh complete" in tf.last_stdout  # the data source was read during the apply
+    assert [line for line in lines if line.startswith("terraform: [")] == [
+        line for line in lines if line.startswith("terraform: [1/1] terraform_data.quick")
+    ]
+    assert not any("terraform_remote_state" in line for line in lines)
+
+
 def test_the_aws_providers_known_waits_are_named():
     assert "6 times, 5 s apart" in wait_reason("aws_sqs_queue.resize")
     assert "6 times" in wait_reason("module.pipeline.aws_sqs_queue.dlq[0]")
