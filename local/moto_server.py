@@ -23,7 +23,9 @@ S3's event records and metadata limit follow AWS (``local.moto_s3``), and
 and runs the project's state machines as AWS does (``local.moto_sfn``), its
 Task calls made with the state machine's role, and
 Lambda's ``Invoke`` runs the local stack's functions once the stack registers
-its runtime (``local.moto_lambda``); everything else is moto's server, unchanged.
+its runtime (``local.moto_lambda``); everything else is moto's server, unchanged,
+except that connections are kept open between requests (``keep_alive_handler``;
+werkzeug's development server closes each one after its answer).
 
 With ``--snapshot FILE`` the server starts from that file's state when it holds
 a usable snapshot (``local.snapshot``), and ``/_local/snapshot`` answers:
