@@ -23,7 +23,9 @@ S3's event records and metadata limit follow AWS (``local.moto_s3``), and
 and runs the project's state machines as AWS does (``local.moto_sfn``), its
 Task calls made with the state machine's role, and
 Lambda's ``Invoke`` runs the local stack's functions once the stack registers
-its runtime (``local.moto_lambda``); everything else is moto's server, unchanged.
+its runtime (``local.moto_lambda``); everything else is moto's server, unchanged,
+except that connections are kept open between requests (``keep_alive_handler``;
+werkzeug's development server closes each one after its answer).
 
 With ``--snapshot FILE`` the server starts from that file's state when it holds
 a usable snapshot (``local.snapshot``), and ``/_local/snapshot`` answers:
@@ -37,6 +39,7 @@ import argparse
 import json
 import os
 import signal
+import socket
 import sys
 import threading
 from collections.abc import Callable, Iterable
@@ -101,6 +104,102 @@ def _patch_sqs() -> None:
     queue_cls.attributes = property(attributes)
     queue_cls._set_attributes = _set_attributes
     backend_cls.get_queue_attributes = get_queue_attributes
+
+
+_answered = threading.local()  # .drained: this thread's request was read to its end and answered
+
+
+class DrainedRequests:
+    """WSGI middleware: each request's body read to its end once it is answered, so that the
+    connection can serve the next request (``keep_alive_handler``).
+
+    The body is handed to the app as a stream that ends at ``Content-Length`` (or at the last
+    chunk of a chunked body), never at the socket's end, which a kept-alive connection does not
+    reach; what the app left unread is read and dropped after it answers."""
+
+    def __init__(self, app: Callable[..., Iterable[bytes]]) -> None:
+        self.app = app
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        from werkzeug.wsgi import LimitedStream
+
+        _answered.drained = False
+        if not environ.get("wsgi.input_terminated"):
+            try:
+                length = max(0, int(environ.get("CONTENT_LENGTH") or 0))
+            except ValueError:
+                length = 0
+            environ["wsgi.input"] = LimitedStream(environ["wsgi.input"], length)
+        answer = self.app(environ, start_response)
+        try:
+            chunks = list(answer)
+        finally:
+            close = getattr(answer, "close", None)
+            if close is not None:
+                close()
+        stream = environ["wsgi.input"]
+        while stream.read(1 << 16):
+            pass
+        _answered.drained = True
+        return chunks
+
+
+class _AfterAnswerSelector:
+    """What werkzeug's server reads the socket with after each answer (``selectors`` in
+    ``werkzeug.serving``): it discards whatever the client sent next, which is right only when it
+    closes the connection. For a drained request the next bytes are the next request: nothing to
+    discard, and no 10 ms wait for them."""
+
+    def __init__(self) -> None:
+        import selectors
+
+        self._selector = selectors.DefaultSelector()
+
+    def register(self, *args: Any) -> Any:
+        return self._selector.register(*args)
+
+    def select(self, timeout: float | None = None) -> list[Any]:
+        if getattr(_answered, "drained", False):
+            return []
+        return self._selector.select(timeout)
+
+    def close(self) -> None:
+        self._selector.close()
+
+
+def keep_alive_handler() -> type:
+    """moto's request handler, keeping HTTP/1.1 connections open between requests.
+
+    Werkzeug's development server closes every connection after one response (it cannot tell
+    whether the app read the whole request body); moto's server inherits that, so each SDK call
+    paid a new TCP connection and a new server thread. With ``DrainedRequests`` in front of the
+    app the body is always read to its end, so the connection is kept, as AWS's endpoints keep
+    it; a request whose app failed, or one that asked for ``Connection: close``, still closes."""
+    import types
+
+    from moto.moto_server.werkzeug_app import MotoRequestHandler
+    from werkzeug import serving
+
+    serving.selectors = types.SimpleNamespace(DefaultSelector=_AfterAnswerSelector, EVENT_READ=1)
+
+    class KeepAliveRequestHandler(MotoRequestHandler):
+        def send_header(self, keyword: str, value: str) -> None:
+            drained = getattr(_answered, "drained", False)
+            if keyword.lower() == "connection" and value.lower() == "close" and drained:
+                return  # werkzeug's "always close": the body was drained, the answer is delimited
+            super().send_header(keyword, value)
+
+        def setup(self) -> None:
+            super().setup()
+            # Headers and body leave in separate writes: on a kept connection Nagle's algorithm
+            # would hold the body until the client's delayed ACK of the headers (40 ms).
+            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+        def handle_one_request(self) -> None:
+            _answered.drained = False
+            super().handle_one_request()
+
+    return KeepAliveRequestHandler
 
 
 SNAPSHOT_PATH = "/_local/snapshot"
@@ -169,9 +268,11 @@ def main(argv: list[str] | None = None) -> None:
     run_simple(
         args.host,
         args.port,
-        SnapshotControl(moto_lambda.RuntimeRoutes(moto_iam.install(app)), args.snapshot, restored),
+        DrainedRequests(
+            SnapshotControl(moto_lambda.RuntimeRoutes(moto_iam.install(app)), args.snapshot, restored)
+        ),
         threaded=True,
-        request_handler=werkzeug_app.MotoRequestHandler,
+        request_handler=keep_alive_handler(),
     )
 
 

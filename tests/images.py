@@ -6,6 +6,7 @@ exercise the same decoders the Lambda uses. Import as ``tests.images``.
 
 from __future__ import annotations
 
+import functools
 import io
 import math
 import random
@@ -74,8 +75,14 @@ def photo(width: int = 4000, height: int = 3000, seed: int = 7) -> Image.Image:
     """A detailed photo-like RGB picture: gradients, textured noise, hard edges, text.
 
     Flat colours would make any resize look perfect; this has detail at every
-    scale, like a real photograph.
+    scale, like a real photograph. The same arguments give the same pixels, so the
+    last few are kept (0.8 s of CPU for 12 MP) and each caller gets its own copy.
     """
+    return _photo(width, height, seed).copy()
+
+
+@functools.lru_cache(maxsize=4)
+def _photo(width: int, height: int, seed: int) -> Image.Image:
     rnd = random.Random(seed)
     grad_x = Image.linear_gradient("L").rotate(90).resize((width, height))
     grad_y = Image.linear_gradient("L").resize((width, height))
@@ -110,7 +117,7 @@ def photo(width: int = 4000, height: int = 3000, seed: int = 7) -> Image.Image:
 
 
 def photo_jpeg(width: int = 4000, height: int = 3000, quality: int = 90, **params) -> bytes:
-    return encode(photo(width, height), "JPEG", quality=quality, **params)
+    return encode(_photo(width, height, 7), "JPEG", quality=quality, **params)
 
 
 def cmyk_jpeg(colour_rgb: tuple[int, int, int] = (200, 40, 40), size: tuple[int, int] = (120, 80)) -> bytes:

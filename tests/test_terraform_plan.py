@@ -13,6 +13,7 @@ import json
 import os
 import re
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -67,21 +68,20 @@ def arm_package(tmp_path_factory) -> Path:
     return write_package(tmp_path_factory.mktemp("pkg-arm64"))
 
 
-@pytest.fixture
-def plan(tf, emulator, arm_package, tmp_path):
+def planner(tf: Terraform, emulator, package: Path, directory: Path):
     """plan(**variables) -> the plan as `terraform show -json` gives it; TerraformError on failure."""
 
     def run(**variables) -> dict:
         variables = {
             "aws_endpoint_url": emulator.endpoint,
-            "lambda_zip_path": str(arm_package),
+            "lambda_zip_path": str(package),
             "api_auth": "open",  # an explicit choice (docs/api-security.md)
             **variables,
         }
-        var_file = tmp_path / "vars.tfvars.json"
+        var_file = directory / "vars.tfvars.json"
         var_file.write_text(json.dumps(variables))
-        plan_file = tmp_path / "tfplan"
-        state = tmp_path / "state" / "terraform.tfstate"
+        plan_file = directory / "tfplan"
+        state = directory / "state" / "terraform.tfstate"
         tf.run(
             "plan",
             "-input=false",
@@ -94,6 +94,18 @@ def plan(tf, emulator, arm_package, tmp_path):
         return json.loads(tf.run("show", "-json", "-no-color", str(plan_file)).stdout)
 
     return run
+
+
+@pytest.fixture
+def plan(tf, emulator, arm_package, tmp_path):
+    """plan(**variables) -> the plan as `terraform show -json` gives it; TerraformError on failure."""
+    return planner(tf, emulator, arm_package, tmp_path)
+
+
+@pytest.fixture(scope="class")
+def default_plan(tf, emulator, arm_package, tmp_path_factory) -> dict:
+    """The plan with the defaults, made once for the tests of a class that only read it."""
+    return planner(tf, emulator, arm_package, tmp_path_factory.mktemp("default-plan"))()
 
 
 def resources(planned: dict, type_: str, mode: str = "managed") -> dict[str, dict]:
@@ -154,18 +166,7 @@ def test_the_longest_names_the_variables_allow_fit_iam_and_s3_limits(plan):
     assert len(roles) == 5 and all(region in name for name in roles), roles
     assert max(len(name) for name in roles) + headroom <= 64, roles
     assert max(len(name) for name in buckets) + headroom == 63, buckets
-    with pytest.raises(TerraformError, match="at most 16 characters"):
-        plan(aws_region="ap-southeastxxx-9")
-
-
-@pytest.mark.parametrize(
-    ("name_prefix", "environment"),
-    [("xn-", "dev"), ("xn--a", "dev"), ("sthree", "dev"), ("sthree-x", "dev"), ("amzn-s3-demo", "dev")],
-)
-def test_name_prefix_that_makes_a_reserved_bucket_prefix_is_refused(plan, name_prefix, environment):
-    """S3 bucket names must not start with xn--, sthree- or amzn-s3-demo- (S3 naming rules)."""
-    with pytest.raises(TerraformError, match="prefix S3 reserves"):
-        plan(name_prefix=name_prefix, environment=environment)
+    # (a region name over 16 characters is refused: TestVariablesRefusedAtPlan)
 
 
 @pytest.mark.parametrize(("name_prefix", "environment"), [("amzn-s3", "demo"), ("amzn", "s3-demo")])
@@ -179,23 +180,6 @@ def test_prefix_and_environment_that_together_make_a_reserved_prefix_are_refused
 
 
 # -- KMS ---------------------------------------------------------------------
-
-
-def test_alarm_key_lets_cloudwatch_publish_only_for_this_deployments_alarms(plan):
-    """Confused-deputy protection: a service principal's grant carries aws:SourceAccount
-    and aws:SourceArn (https://docs.aws.amazon.com/IAM/latest/UserGuide/confused-deputy.html;
-    SNS's key policy for AWS services publishing to encrypted topics)."""
-    planned = plan()
-    policy = statements(one(planned, "data.aws_iam_policy_document.alarms_key")["json"])
-    cloudwatch = policy["CloudWatchAlarmsPublish"]
-    assert cloudwatch["Principal"] == {"Service": "cloudwatch.amazonaws.com"}
-    assert sorted(cloudwatch["Action"]) == ["kms:Decrypt", "kms:GenerateDataKey*"]
-    assert cloudwatch["Condition"] == {
-        "StringEquals": {"aws:SourceAccount": ACCOUNT},
-        "ArnLike": {"aws:SourceArn": f"arn:aws:cloudwatch:us-east-1:{ACCOUNT}:alarm:imgpipe-dev-*"},
-    }
-    alarm_names = [a["alarm_name"] for a in resources(planned, "aws_cloudwatch_metric_alarm").values()]
-    assert alarm_names and all(name.startswith("imgpipe-dev-") for name in alarm_names)
 
 
 def test_kms_key_policy_output_renders_what_the_users_key_needs(plan):
@@ -222,17 +206,10 @@ def test_kms_key_policy_output_renders_what_the_users_key_needs(plan):
     assert not resources(planned, "aws_kms_key")
 
 
-@pytest.mark.parametrize(
-    ("value", "message"),
-    [
-        (f"arn:aws:kms:us-east-1:{ACCOUNT}:alias/images", "not an alias"),
-        ("1234abcd-12ab-34cd-56ef-1234567890ab", "not an alias"),
-        (KEY_ARN.replace("us-east-1", "eu-west-1"), "key in the region deployed to"),
-    ],
-)
-def test_kms_key_arn_must_be_a_key_arn_in_the_deployment_region(plan, value, message):
-    with pytest.raises(TerraformError, match=message):
-        plan(kms_key_arn=value)
+def test_kms_key_arn_must_be_a_key_arn_in_the_deployment_region(plan):
+    # (an alias or a bare key id is refused by the variable itself: TestVariablesRefusedAtPlan)
+    with pytest.raises(TerraformError, match="key in the region deployed to"):
+        plan(kms_key_arn=KEY_ARN.replace("us-east-1", "eu-west-1"))
 
 
 def test_roles_use_the_key_only_through_the_services_that_hold_their_data_and_may_send_traces(
@@ -301,20 +278,6 @@ def test_roles_use_the_key_only_through_the_services_that_hold_their_data_and_ma
 CERTIFICATE = f"arn:aws:acm:us-east-1:{ACCOUNT}:certificate/0d3e8a57-5a8c-4b8e-9c4e-1234567890ab"
 
 
-def test_the_cdn_is_on_by_default_and_off_leaves_presigned_urls(plan):
-    on, off = plan(), plan(cdn_enabled=False)
-    assert set(resources(on, "aws_cloudfront_distribution")) == {"aws_cloudfront_distribution.renditions[0]"}
-    assert set(resources(on, "aws_cloudfront_origin_access_control")) == {
-        "aws_cloudfront_origin_access_control.renditions[0]"
-    }
-    assert not resources(off, "aws_cloudfront_distribution")
-    assert not resources(off, "aws_cloudfront_origin_access_control")
-    # Off: the outputs say there is no CDN (the upload function then presigns, with the grant the
-    # next-but-one test checks).
-    outputs = off["planned_values"]["outputs"]
-    assert all(outputs[name].get("value") is None for name in ("cdn_base_url", "cdn_distribution_id"))
-
-
 def test_cdn_aliases_use_the_certificate_with_sni_and_tls_1_2(plan):
     planned = plan(
         cdn_aliases=["img.example.com"], cdn_acm_certificate_arn=CERTIFICATE, cdn_price_class="PriceClass_All"
@@ -338,22 +301,11 @@ def test_cdn_aliases_use_the_certificate_with_sni_and_tls_1_2(plan):
     [
         ({"cdn_aliases": ["img.example.com"]}, "cdn_aliases needs cdn_acm_certificate_arn"),
         ({"cdn_acm_certificate_arn": CERTIFICATE}, "used only with cdn_aliases"),
-        # "CloudFront only supports ACM certificates in the US East (N. Virginia) Region" (ViewerCertificate)
-        (
-            {
-                "cdn_aliases": ["img.example.com"],
-                "cdn_acm_certificate_arn": CERTIFICATE.replace("us-east-1", "eu-west-1"),
-            },
-            "in us-east-1",
-        ),
-        (
-            {"cdn_aliases": ["*.example.com"], "cdn_acm_certificate_arn": CERTIFICATE},
-            "must be lowercase domain names",
-        ),
-        ({"cdn_price_class": "PriceClass_300"}, "PriceClass_100, PriceClass_200 or PriceClass_All"),
     ],
 )
 def test_cdn_settings_aws_would_refuse_fail_the_plan(plan, variables, message):
+    # (a certificate outside us-east-1, a wildcard alias, an unknown price class: refused by the
+    # variables themselves, TestVariablesRefusedAtPlan)
     with pytest.raises(TerraformError, match=message):
         plan(**variables)
 
@@ -475,34 +427,183 @@ def test_an_attention_crop_and_the_avif_speed_bounds_plan(plan):
         assert one(planned, 'aws_lambda_function.function["resize"]')["function_name"].endswith("-resize")
 
 
-@pytest.mark.parametrize(
-    ("variables", "message"),
-    [
-        ({"renditions": [{"name": "a", "width": 9, "height": 9, "crop": "attention"}]}, "attention only"),
-        ({"renditions": [{"name": "a", "width": 9, "height": 9, "fit": "cover", "crop": "faces"}]}, "crop"),
-        ({"avif_speed": 11}, "avif_speed must be"),
-        ({"avif_speed": 7.5}, "avif_speed must be"),
-    ],
-)
-def test_bad_crops_and_avif_speeds_are_refused_at_plan(plan, variables, message):
-    with pytest.raises(TerraformError, match=message):
-        plan(**variables)
-
-
 # -- DynamoDB ------------------------------------------------------------------
 
 
-def test_table_expires_records_by_ttl_and_uses_the_aws_owned_key_by_default(plan):
-    """SSESpecification Enabled=false is DynamoDB's AWS owned key; true without a key is
-    the AWS managed key aws/dynamodb, with KMS charges (CloudFormation's SSESpecification,
-    the provider's server_side_encryption)."""
-    planned = plan()
-    table = one(planned, "aws_dynamodb_table.images")
-    assert table["ttl"] == [{"attribute_name": "expires_at", "enabled": True}]
-    (encryption,) = table["server_side_encryption"]
-    assert encryption["enabled"] is False and not encryption.get("kms_key_arn")
-    assert planned["planned_values"]["outputs"]["table_ttl_attribute"]["value"] == "expires_at"
-    assert records.TTL_ATTRIBUTE == "expires_at"  # what the upload API writes (lambda/imgpipe/records.py)
+# -- the defaults: one plan, read by each test ------------------------------------
+
+
+class TestTheDefaults:
+    """What a deployment with every variable at its default plans (one plan for the class)."""
+
+    def test_alarm_key_lets_cloudwatch_publish_only_for_this_deployments_alarms(self, default_plan):
+        """Confused-deputy protection: a service principal's grant carries aws:SourceAccount
+        and aws:SourceArn (https://docs.aws.amazon.com/IAM/latest/UserGuide/confused-deputy.html;
+        SNS's key policy for AWS services publishing to encrypted topics)."""
+        planned = default_plan
+        policy = statements(one(planned, "data.aws_iam_policy_document.alarms_key")["json"])
+        cloudwatch = policy["CloudWatchAlarmsPublish"]
+        assert cloudwatch["Principal"] == {"Service": "cloudwatch.amazonaws.com"}
+        assert sorted(cloudwatch["Action"]) == ["kms:Decrypt", "kms:GenerateDataKey*"]
+        assert cloudwatch["Condition"] == {
+            "StringEquals": {"aws:SourceAccount": ACCOUNT},
+            "ArnLike": {"aws:SourceArn": f"arn:aws:cloudwatch:us-east-1:{ACCOUNT}:alarm:imgpipe-dev-*"},
+        }
+        alarm_names = [a["alarm_name"] for a in resources(planned, "aws_cloudwatch_metric_alarm").values()]
+        assert alarm_names and all(name.startswith("imgpipe-dev-") for name in alarm_names)
+
+    def test_the_cdn_is_on_by_default_and_off_leaves_presigned_urls(self, default_plan, plan):
+        on, off = default_plan, plan(cdn_enabled=False)
+        assert set(resources(on, "aws_cloudfront_distribution")) == {
+            "aws_cloudfront_distribution.renditions[0]"
+        }
+        assert set(resources(on, "aws_cloudfront_origin_access_control")) == {
+            "aws_cloudfront_origin_access_control.renditions[0]"
+        }
+        assert not resources(off, "aws_cloudfront_distribution")
+        assert not resources(off, "aws_cloudfront_origin_access_control")
+        # Off: the outputs say there is no CDN (the upload function then presigns, with the grant the
+        # next-but-one test checks).
+        outputs = off["planned_values"]["outputs"]
+        assert all(outputs[name].get("value") is None for name in ("cdn_base_url", "cdn_distribution_id"))
+
+    def test_table_expires_records_by_ttl_and_uses_the_aws_owned_key_by_default(self, default_plan):
+        """SSESpecification Enabled=false is DynamoDB's AWS owned key; true without a key is
+        the AWS managed key aws/dynamodb, with KMS charges (CloudFormation's SSESpecification,
+        the provider's server_side_encryption)."""
+        planned = default_plan
+        table = one(planned, "aws_dynamodb_table.images")
+        assert table["ttl"] == [{"attribute_name": "expires_at", "enabled": True}]
+        (encryption,) = table["server_side_encryption"]
+        assert encryption["enabled"] is False and not encryption.get("kms_key_arn")
+        assert planned["planned_values"]["outputs"]["table_ttl_attribute"]["value"] == "expires_at"
+        assert records.TTL_ATTRIBUTE == "expires_at"  # what the upload API writes (lambda/imgpipe/records.py)
+
+
+# -- values a variable's own validation refuses -----------------------------------
+
+
+@dataclass(frozen=True)
+class Refused:
+    """A value a variable's validation refuses: ``subject`` is that variable, ``message`` what the
+    plan's error says about it."""
+
+    id: str
+    variables: dict
+    subject: str
+    message: str
+
+
+REFUSED = [
+    # aws_region admits 16 characters, so that bucket names stay within 63 (S3 naming rules)
+    Refused(
+        "aws_region-too-long", {"aws_region": "ap-southeastxxx-9"}, "aws_region", "at most 16 characters"
+    ),
+    # S3 bucket names must not start with xn--, sthree- or amzn-s3-demo- (S3 naming rules)
+    *(
+        Refused(
+            f"name_prefix-{prefix}",
+            {"name_prefix": prefix, "environment": "dev"},
+            "name_prefix",
+            "prefix S3 reserves",
+        )
+        for prefix in ("xn-", "xn--a", "sthree", "sthree-x", "amzn-s3-demo")
+    ),
+    Refused(
+        "kms-alias-arn",
+        {"kms_key_arn": f"arn:aws:kms:us-east-1:{ACCOUNT}:alias/images"},
+        "kms_key_arn",
+        "not an alias",
+    ),
+    Refused(
+        "kms-key-id", {"kms_key_arn": "1234abcd-12ab-34cd-56ef-1234567890ab"}, "kms_key_arn", "not an alias"
+    ),
+    # "CloudFront only supports ACM certificates in the US East (N. Virginia) Region" (ViewerCertificate)
+    Refused(
+        "cdn-certificate-outside-us-east-1",
+        {
+            "cdn_aliases": ["img.example.com"],
+            "cdn_acm_certificate_arn": CERTIFICATE.replace("us-east-1", "eu-west-1"),
+        },
+        "cdn_acm_certificate_arn",
+        "in us-east-1",
+    ),
+    Refused(
+        "cdn-wildcard-alias",
+        {"cdn_aliases": ["*.example.com"], "cdn_acm_certificate_arn": CERTIFICATE},
+        "cdn_aliases",
+        "must be lowercase domain names",
+    ),
+    Refused(
+        "cdn-price-class",
+        {"cdn_price_class": "PriceClass_300"},
+        "cdn_price_class",
+        "PriceClass_100, PriceClass_200 or PriceClass_All",
+    ),
+    Refused(
+        "attention-crop-with-contain",
+        {"renditions": [{"name": "a", "width": 9, "height": 9, "crop": "attention"}]},
+        "renditions",
+        "attention only",
+    ),
+    Refused(
+        "unknown-crop",
+        {"renditions": [{"name": "a", "width": 9, "height": 9, "fit": "cover", "crop": "faces"}]},
+        "renditions",
+        "crop",
+    ),
+    Refused("avif_speed-11", {"avif_speed": 11}, "avif_speed", "avif_speed must be"),
+    Refused("avif_speed-fraction", {"avif_speed": 7.5}, "avif_speed", "avif_speed must be"),
+]
+
+
+def refusal_groups(cases: list[Refused]) -> list[list[Refused]]:
+    """The cases in groups that set disjoint variables (first fit, in order): each group is one plan."""
+    groups: list[list[Refused]] = []
+    for case in cases:
+        for group in groups:
+            if not any(set(case.variables) & set(other.variables) for other in group):
+                group.append(case)
+                break
+        else:
+            groups.append([case])
+    return groups
+
+
+REFUSAL_GROUPS = refusal_groups(REFUSED)
+
+
+@pytest.fixture(scope="class")
+def refusals(tf, emulator, arm_package, tmp_path_factory):
+    """refusals(case) -> the errors (one text each) of the plan made for the group holding ``case``."""
+    run = planner(tf, emulator, arm_package, tmp_path_factory.mktemp("refused"))
+    errors: dict[int, str] = {}
+
+    def errors_of(case: Refused) -> list[str]:
+        (index,) = [i for i, group in enumerate(REFUSAL_GROUPS) if case in group]
+        if index not in errors:
+            variables = {k: v for member in REFUSAL_GROUPS[index] for k, v in member.variables.items()}
+            with pytest.raises(TerraformError) as caught:
+                run(**variables)
+            errors[index] = str(caught.value)
+        return errors[index].split("Error: ")[1:]
+
+    return errors_of
+
+
+class TestVariablesRefusedAtPlan:
+    """A value AWS would refuse fails the plan with the variable's own message.
+
+    Terraform checks every input variable's validation in one plan and reports each failure as
+    its own "Invalid value for variable" error, naming the variable (``var.NAME is ...``). So cases
+    on different variables share one plan, and each case finds its message in the error about its
+    own variable: five plans instead of fifteen."""
+
+    @pytest.mark.parametrize("case", REFUSED, ids=[case.id for case in REFUSED])
+    def test_the_plan_fails_naming_the_variable_and_why(self, refusals, case):
+        about = [error for error in refusals(case) if f"var.{case.subject} is" in error]
+        assert about, f"no error about var.{case.subject}"
+        assert any(re.search(case.message, error) for error in about), about
 
 
 # -- the package ---------------------------------------------------------------
