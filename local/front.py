@@ -322,6 +322,23 @@ def encoded_body(body: bytes, content_type: str | None) -> tuple[str, bool]:
     return base64.b64encode(body).decode("ascii"), True
 
 
+def request_context(api: Api, route: Route, host: str, http: dict[str, str], req_id: str) -> dict[str, Any]:
+    """The event's ``requestContext``: the API, the stage, the request's id and time."""
+    now = time.time()
+    return {
+        "accountId": api.account_id,
+        "apiId": api.api_id,
+        "domainName": host,
+        "domainPrefix": host.split(".", 1)[0].split(":", 1)[0],
+        "http": http,
+        "requestId": req_id,
+        "routeKey": route.key,
+        "stage": api.stage,
+        "time": formatdate(now, usegmt=True)[5:].replace(" GMT", " +0000"),
+        "timeEpoch": int(now * 1000),
+    }
+
+
 def build_event(
     api: Api,
     route: Route,
@@ -340,32 +357,20 @@ def build_event(
 ) -> dict[str, Any]:
     """An HTTP API payload format 2.0 event."""
     merged, cookies = forwarded_headers(headers, source_ip)
-    host = merged.get("host", "127.0.0.1")
-    now = time.time()
+    http = {
+        "method": method,
+        "path": raw_path,
+        "protocol": protocol,
+        "sourceIp": source_ip,
+        "userAgent": merged.get("user-agent", ""),
+    }
     event: dict[str, Any] = {
         "version": "2.0",
         "routeKey": route.key,
         "rawPath": raw_path,
         "rawQueryString": raw_query,
         "headers": merged,
-        "requestContext": {
-            "accountId": api.account_id,
-            "apiId": api.api_id,
-            "domainName": host,
-            "domainPrefix": host.split(".", 1)[0].split(":", 1)[0],
-            "http": {
-                "method": method,
-                "path": raw_path,
-                "protocol": protocol,
-                "sourceIp": source_ip,
-                "userAgent": merged.get("user-agent", ""),
-            },
-            "requestId": req_id,
-            "routeKey": route.key,
-            "stage": api.stage,
-            "time": formatdate(now, usegmt=True)[5:].replace(" GMT", " +0000"),
-            "timeEpoch": int(now * 1000),
-        },
+        "requestContext": request_context(api, route, merged.get("host", "127.0.0.1"), http, req_id),
         "isBase64Encoded": False,
     }
     optional = {
