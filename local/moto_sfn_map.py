@@ -411,113 +411,133 @@ def _timestamp() -> str:
     return datetime.datetime.now(datetime.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def _patch_worker() -> None:
+COUNTERS = {"SUCCEEDED": "succeeded", "ABORTED": "aborted", "TIMED_OUT": "timed_out"}  # else "failed"
+
+
+def _count_started(record: Any, size: int) -> None:
+    """A child starts: its items and its execution move from pending to running."""
+    record.item_counter.pending.offset(-size)
+    record.item_counter.running.count(size)
+    record.execution_counter.pending.offset(-1)
+    record.execution_counter.running.count()
+
+
+def _count_ended(record: Any, status: str, size: int) -> None:
+    """A child ends: its items and its execution move from running to their final counter."""
+    counter = COUNTERS.get(status, "failed")
+    getattr(record.item_counter, counter).count(size)
+    getattr(record.execution_counter, counter).count()
+    if status == "SUCCEEDED":
+        record.item_counter.results_written.count(size)
+        record.execution_counter.results_written.count()
+    record.item_counter.running.offset(-size)
+    record.execution_counter.running.offset(-1)
+
+
+def _run_child(worker: Any, env: Any, job: Any) -> tuple[str, Any, Any, Any]:
+    """One child execution of the map run: its status, output, error and cause."""
     from moto.stepfunctions.parser.asl.component.common.error_name.failure_event import FailureEventException
     from moto.stepfunctions.parser.asl.component.common.timeouts.timeout import EvalTimeoutError
-    from moto.stepfunctions.parser.asl.component.state.exec.state_map.iteration.itemprocessor.distributed_item_processor_worker import (  # noqa: E501
-        DistributedItemProcessorWorker,
-    )
     from moto.stepfunctions.parser.asl.eval.program_state import ProgramError, ProgramStopped
     from moto.stepfunctions.parser.asl.eval.states import ItemData, MapData
 
-    def _eval_job(self: Any, env: Any, job: Any) -> None:
-        record = self._map_run_record
-        sizes = getattr(self._job_pool, "local_sizes", None)
-        size = sizes[job.job_index] if sizes else 1
-        record.item_counter.pending.offset(-size)
-        record.item_counter.running.count(size)
-        record.execution_counter.pending.offset(-1)
-        record.execution_counter.running.count()
-        started = _timestamp()
-        status, output, error, cause = "FAILED", None, None, None
-        try:
-            env.states.context_object.context_object_data["Map"] = MapData(
-                Item=ItemData(Index=job.job_index, Value=job.job_input)
-            )
-            env.states.reset(job.job_input)
-            env.stack.append(env.states.get_input())
-            self._eval_input(env_frame=env)
-            job.job_program.eval(env)
-            end = env.program_state()
-            if isinstance(end, ProgramError):
-                details = end.error or {}
-                error, cause = details.get("error"), details.get("cause")
-            elif isinstance(end, ProgramStopped):
-                status = "ABORTED"
-            else:
-                status, output = "SUCCEEDED", env.states.get_input()
-        except EvalTimeoutError:
-            status = "TIMED_OUT"
-        except FailureEventException as failure:
-            error, cause = failure.extract_error_cause_pair() or (None, None)
-        except Exception as exc:  # a child's failure is the map's to count, as on AWS
-            error, cause = type(exc).__name__, str(exc)
-        finally:
-            counter = {"SUCCEEDED": "succeeded", "ABORTED": "aborted", "TIMED_OUT": "timed_out"}.get(
-                status, "failed"
-            )
-            getattr(record.item_counter, counter).count(size)
-            getattr(record.execution_counter, counter).count()
-            if status == "SUCCEEDED":
-                record.item_counter.results_written.count(size)
-                record.execution_counter.results_written.count()
-            record.item_counter.running.offset(-size)
-            record.execution_counter.running.offset(-1)
-            job.job_output = output
-            self._job_pool_result(job, status, output, error, cause, started)
+    try:
+        env.states.context_object.context_object_data["Map"] = MapData(
+            Item=ItemData(Index=job.job_index, Value=job.job_input)
+        )
+        env.states.reset(job.job_input)
+        env.stack.append(env.states.get_input())
+        worker._eval_input(env_frame=env)
+        job.job_program.eval(env)
+        end = env.program_state()
+    except EvalTimeoutError:
+        return "TIMED_OUT", None, None, None
+    except FailureEventException as failure:
+        return ("FAILED", None, *(failure.extract_error_cause_pair() or (None, None)))
+    except Exception as exc:  # a child's failure is the map's to count, as on AWS
+        return "FAILED", None, type(exc).__name__, str(exc)
+    if isinstance(end, ProgramError):
+        details = end.error or {}
+        return "FAILED", None, details.get("error"), details.get("cause")
+    if isinstance(end, ProgramStopped):
+        return "ABORTED", None, None, None
+    return "SUCCEEDED", env.states.get_input(), None, None
 
-    def _job_pool_result(
-        self: Any, job: Any, status: str, output: Any, error: Any, cause: Any, started: str
-    ) -> None:
+
+def child_result(state_machine: str, run_id: str, job_input: Any, outcome: tuple, started: str) -> dict:
+    """A child execution as the ResultWriter's SUCCEEDED_n/FAILED_n files list it; ``outcome`` is
+    what ``_run_child`` answers (status, output, error, cause)."""
+    status, output, error, cause = outcome
+    name = str(uuid.uuid4())
+    result: dict[str, Any] = {
+        "ExecutionArn": f"{state_machine.replace(':stateMachine:', ':execution:')}/{run_id}:{name}",
+        "Input": json.dumps(job_input),
+        "InputDetails": {"Included": True},
+        "Name": name,
+        "RedriveCount": 0,
+        "RedriveStatus": "NOT_REDRIVABLE",
+        "StartDate": started,
+        "StateMachineArn": state_machine,
+        "Status": status,
+        "StopDate": _timestamp(),
+    }
+    if status == "SUCCEEDED":
+        # As the ResultWriter guide's "Transformation NONE" example shows a succeeded child.
+        result.update(
+            Output=json.dumps(output),
+            OutputDetails={"Included": True},
+            RedriveStatusReason="Execution is SUCCEEDED and cannot be redriven",
+        )
+    else:
+        result.update(Error=error or "States.TaskFailed", Cause=cause or "")
+    return result
+
+
+def _eval_job(self: Any, env: Any, job: Any) -> None:
+    """moto's worker runs one child: counted as AWS counts it, its result kept for the ResultWriter."""
+    record = self._map_run_record
+    sizes = getattr(self._job_pool, "local_sizes", None)
+    size = sizes[job.job_index] if sizes else 1
+    _count_started(record, size)
+    started = _timestamp()
+    outcome: tuple = ("FAILED", None, None, None)
+    try:
+        outcome = _run_child(self, env, job)
+    finally:
+        _count_ended(record, outcome[0], size)
+        job.job_output = outcome[1]
         pool = self._job_pool
-        if not hasattr(pool, "local_results"):
-            return
-        state_machine = self._map_run_record.map_state_machine_arn
-        run_id = self._map_run_record.map_run_arn.split(":")[-1]
-        name = str(uuid.uuid4())
-        result: dict[str, Any] = {
-            "ExecutionArn": f"{state_machine.replace(':stateMachine:', ':execution:')}/{run_id}:{name}",
-            "Input": json.dumps(job.job_input),
-            "InputDetails": {"Included": True},
-            "Name": name,
-            "RedriveCount": 0,
-            "RedriveStatus": "NOT_REDRIVABLE",
-            "StartDate": started,
-            "StateMachineArn": state_machine,
-            "Status": status,
-            "StopDate": _timestamp(),
-        }
-        if status == "SUCCEEDED":
-            # As the ResultWriter guide's "Transformation NONE" example shows a succeeded child.
-            result.update(
-                Output=json.dumps(output),
-                OutputDetails={"Included": True},
-                RedriveStatusReason="Execution is SUCCEEDED and cannot be redriven",
-            )
-        else:
-            result.update(Error=error or "States.TaskFailed", Cause=cause or "")
-        with pool.local_lock:
-            pool.local_results[job.job_index] = result
+        if hasattr(pool, "local_results"):
+            run_id = record.map_run_arn.split(":")[-1]
+            result = child_result(record.map_state_machine_arn, run_id, job.job_input, outcome, started)
+            with pool.local_lock:
+                pool.local_results[job.job_index] = result
 
-    def _eval_pool(self: Any, job: Any, worker_frame: Any) -> None:
-        # moto's loop, without recursing once per child.
-        while job is not None:
-            job_frame = worker_frame.open_inner_frame()
-            self._eval_job(env=job_frame, job=job)
-            worker_frame.delete_frame(job_frame)
-            if isinstance(job.job_output, Exception) or self.stopped():
-                break
-            next_job = self._job_pool.next_job()
-            if next_job is None:
-                break
-            self._job_pool.close_job(job)
-            job = next_job
-        self._env.delete_frame(worker_frame)
-        if job is not None:
-            self._job_pool.close_job(job)
+
+def _eval_pool(self: Any, job: Any, worker_frame: Any) -> None:
+    """moto's loop over the pool's jobs, without recursing once per child."""
+    while job is not None:
+        job_frame = worker_frame.open_inner_frame()
+        self._eval_job(env=job_frame, job=job)
+        worker_frame.delete_frame(job_frame)
+        if isinstance(job.job_output, Exception) or self.stopped():
+            break
+        next_job = self._job_pool.next_job()
+        if next_job is None:
+            break
+        self._job_pool.close_job(job)
+        job = next_job
+    self._env.delete_frame(worker_frame)
+    if job is not None:
+        self._job_pool.close_job(job)
+
+
+def _patch_worker() -> None:
+    from moto.stepfunctions.parser.asl.component.state.exec.state_map.iteration.itemprocessor.distributed_item_processor_worker import (  # noqa: E501
+        DistributedItemProcessorWorker,
+    )
 
     DistributedItemProcessorWorker._eval_job = _eval_job
-    DistributedItemProcessorWorker._job_pool_result = _job_pool_result
     DistributedItemProcessorWorker._eval_pool = _eval_pool
 
 
