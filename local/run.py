@@ -603,8 +603,8 @@ def _raise_interrupt(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
 
 
-def main() -> int:
-    started = time.monotonic()
+def _configure_process() -> None:
+    """Logging to stderr, Ctrl-C and SIGTERM as KeyboardInterrupt, and no way to reach real AWS."""
     logging.basicConfig(
         level=logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -618,22 +618,23 @@ def main() -> int:
     signal.signal(signal.SIGTERM, _raise_interrupt)
     processes.stop_with_parent()  # a kill -9 of `make` stops the stack, as Ctrl-C would
     isolate_from_real_aws()
-    if shutil.which(os.environ.get("TERRAFORM") or "terraform") is None:
-        print("terraform is not on PATH: install Terraform >= 1.5 (or set TERRAFORM)", file=sys.stderr)
-        return 2
-    try:
-        stack = Stack(
-            moto_port=_env_port("MOTO_PORT", 4566),
-            api_port=_env_port("API_PORT", 8080),
-            state_dir=Path(os.environ.get("LOCAL_STACK_DIR") or REPO_ROOT / ".local-stack").resolve(),
-            tf_vars=extra_tf_vars(),
-            fresh=os.environ.get("LOCAL_STACK_FRESH", "").strip() not in ("", "0"),
-            unkind=UnkindSettings.from_env(),
-            schedule_seconds=local_rate(),
-        )
-    except (StackError, UnkindSettingsError, ScheduleSettingsError) as exc:
-        print(exc, file=sys.stderr)
-        return 2
+
+
+def _stack_from_env() -> Stack:
+    """The stack ``make run``'s environment describes (StackError and friends when it is wrong)."""
+    return Stack(
+        moto_port=_env_port("MOTO_PORT", 4566),
+        api_port=_env_port("API_PORT", 8080),
+        state_dir=Path(os.environ.get("LOCAL_STACK_DIR") or REPO_ROOT / ".local-stack").resolve(),
+        tf_vars=extra_tf_vars(),
+        fresh=os.environ.get("LOCAL_STACK_FRESH", "").strip() not in ("", "0"),
+        unkind=UnkindSettings.from_env(),
+        schedule_seconds=local_rate(),
+    )
+
+
+def _serve(stack: Stack, started: float) -> int:
+    """Start the stack, print its banner and run until Ctrl-C or the emulator ends; always stop it."""
     code = 0
     try:
         stack.start()
@@ -654,13 +655,32 @@ def main() -> int:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         stack.stop()
-    if not stack.launched:
-        return code
+    return code
+
+
+def _report_stopped(stack: Stack) -> None:
+    """Say whether every port closed: one still answering belongs to another program."""
     busy = [str(p) for p in (stack.moto_port, stack.api_port) if port_open(p)]
     if busy:
         print(f"stopped; port(s) {', '.join(busy)} still answer: another program holds them", file=sys.stderr)
     else:
         print("stopped: every process ended, ports closed", file=sys.stderr, flush=True)
+
+
+def main() -> int:
+    started = time.monotonic()
+    _configure_process()
+    if shutil.which(os.environ.get("TERRAFORM") or "terraform") is None:
+        print("terraform is not on PATH: install Terraform >= 1.5 (or set TERRAFORM)", file=sys.stderr)
+        return 2
+    try:
+        stack = _stack_from_env()
+    except (StackError, UnkindSettingsError, ScheduleSettingsError) as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    code = _serve(stack, started)
+    if stack.launched:
+        _report_stopped(stack)
     return code
 
 
