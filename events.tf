@@ -75,9 +75,9 @@ resource "aws_sqs_queue" "events" {
   receive_wait_time_seconds  = 0
 
   # With kms_key_arn, the key policy lets EventBridge use the key (kms.tf).
-  sqs_managed_sse_enabled           = local.use_kms ? null : true
+  sqs_managed_sse_enabled           = local.queue_sse_managed
   kms_master_key_id                 = var.kms_key_arn
-  kms_data_key_reuse_period_seconds = local.use_kms ? 300 : null
+  kms_data_key_reuse_period_seconds = local.queue_key_reuse_secs
 
   policy = data.aws_iam_policy_document.events_queue[0].json
 }
@@ -210,9 +210,9 @@ resource "aws_sqs_queue" "webhook_dlq" {
   delay_seconds              = 0
   receive_wait_time_seconds  = 0
 
-  sqs_managed_sse_enabled           = local.use_kms ? null : true
+  sqs_managed_sse_enabled           = local.queue_sse_managed
   kms_master_key_id                 = var.kms_key_arn
-  kms_data_key_reuse_period_seconds = local.use_kms ? 300 : null
+  kms_data_key_reuse_period_seconds = local.queue_key_reuse_secs
 
   policy = data.aws_iam_policy_document.webhook_dlq[0].json
 }

@@ -91,4 +91,8 @@ locals {
   # kms_key_arn is set (docs/operating.md has the key policy it needs); otherwise
   # SSE-S3, SSE-SQS, DynamoDB's AWS owned key and a key made for the alarm topic.
   use_kms = var.kms_key_arn != null
+  # Every queue's encryption, one choice: SSE-SQS, or the customer key with its data key
+  # reused for 5 minutes (SQS's default, AWS "KmsDataKeyReusePeriodSeconds").
+  queue_sse_managed    = local.use_kms ? null : true
+  queue_key_reuse_secs = local.use_kms ? 300 : null
 }

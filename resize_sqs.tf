@@ -34,9 +34,9 @@ resource "aws_sqs_queue" "resize_dlq" {
   delay_seconds              = 0
   receive_wait_time_seconds  = 0
 
-  sqs_managed_sse_enabled           = local.use_kms ? null : true
+  sqs_managed_sse_enabled           = local.queue_sse_managed
   kms_master_key_id                 = var.kms_key_arn
-  kms_data_key_reuse_period_seconds = local.use_kms ? 300 : null
+  kms_data_key_reuse_period_seconds = local.queue_key_reuse_secs
 
   # Only the resize queue may use this queue as its dead-letter queue.
   redrive_allow_policy = jsonencode({
@@ -53,9 +53,9 @@ resource "aws_sqs_queue" "resize" {
   delay_seconds              = 0
   receive_wait_time_seconds  = 0
 
-  sqs_managed_sse_enabled           = local.use_kms ? null : true
+  sqs_managed_sse_enabled           = local.queue_sse_managed
   kms_master_key_id                 = var.kms_key_arn
-  kms_data_key_reuse_period_seconds = local.use_kms ? 300 : null
+  kms_data_key_reuse_period_seconds = local.queue_key_reuse_secs
 
   redrive_policy = jsonencode({
     deadLetterTargetArn = aws_sqs_queue.resize_dlq.arn

@@ -204,6 +204,12 @@ def test_kms_key_policy_output_renders_what_the_users_key_needs(plan):
         {"enabled": True, "kms_key_arn": KEY_ARN}
     ]
     assert not resources(planned, "aws_kms_key")
+    # Every queue too, with the data key reused for SQS's default 5 minutes (fewer KMS calls,
+    # AWS "KmsDataKeyReusePeriodSeconds"): not SSE-SQS.
+    queues = list(resources(planned, "aws_sqs_queue").values())
+    assert len(queues) >= 2 and all(q["kms_master_key_id"] == KEY_ARN for q in queues), queues
+    assert {q["kms_data_key_reuse_period_seconds"] for q in queues} == {300}
+    assert not any(q.get("sqs_managed_sse_enabled") for q in queues)
 
 
 def test_kms_key_arn_must_be_a_key_arn_in_the_deployment_region(plan):
