@@ -24,6 +24,7 @@ import contextlib
 import datetime
 import json
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -131,9 +132,32 @@ def role_client(
     return session.client(service, endpoint_url=endpoint)
 
 
+LOWEST_TEST_PORT = 10000
+
+
+def ephemeral_ports(path: str = "/proc/sys/net/ipv4/ip_local_port_range") -> range:
+    """The ports the kernel hands out to outgoing connections (Linux's default 32768-60999)."""
+    try:
+        low, high = (int(n) for n in Path(path).read_text().split())
+    except (OSError, ValueError):
+        low, high = 32768, 60999
+    return range(low, high + 1)
+
+
 def free_port() -> int:
-    """A free TCP port on loopback (for tests; `make run` uses fixed ports)."""
-    with socket.socket() as sock:
+    """A free TCP port on loopback (for tests; `make run` uses fixed ports), below the ephemeral
+    range: a port the kernel picked with bind(0) can be handed to an outgoing connection in the
+    moment between this check and the server's own bind, and the server then fails to start."""
+    ephemeral = ephemeral_ports()
+    candidates = [p for p in range(LOWEST_TEST_PORT, 65536) if p not in ephemeral]
+    for port in random.sample(candidates, min(200, len(candidates))):
+        with socket.socket() as sock:
+            try:
+                sock.bind((HOST, port))
+            except OSError:
+                continue
+            return port
+    with socket.socket() as sock:  # every sampled port taken: let the kernel choose
         sock.bind((HOST, 0))
         return sock.getsockname()[1]
 

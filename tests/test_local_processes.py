@@ -166,3 +166,19 @@ def test_a_port_held_by_another_program_is_named_with_its_pid_and_command(tmp_pa
         assert other.poll() is None  # not ours: never stopped
     finally:
         finish(other)
+
+
+def test_free_ports_come_from_below_the_kernels_ephemeral_range(tmp_path):
+    """Linux hands outgoing connections ports from ip_local_port_range (32768-60999 by default,
+    kernel ip-sysctl docs); a test port picked there with bind(0) can be taken by a client's
+    connection before the server binds it. Ports picked here stay below the range."""
+    from local.emulator import LOWEST_TEST_PORT, ephemeral_ports
+
+    ephemeral = ephemeral_ports()
+    ports = {free_port() for _ in range(50)}
+    assert len(ports) > 40  # random, not one port over and over
+    assert all(LOWEST_TEST_PORT <= p < 65536 and p not in ephemeral for p in ports), sorted(ports)
+    custom = tmp_path / "range"
+    custom.write_text("20000\t60999\n")
+    assert ephemeral_ports(str(custom)) == range(20000, 61000)
+    assert ephemeral_ports(str(tmp_path / "absent")) == range(32768, 61000)
