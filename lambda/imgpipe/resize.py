@@ -29,14 +29,22 @@ from imgpipe.renditions import Rendition
 # scale that keeps >= 1x the largest rendition, then LANCZOS, stays >= 43 dB PSNR
 # against a full LANCZOS resize of the full decode at 4000x3000 and 6000x4000, and
 # >= 41 dB where a 3/8 decode needs almost no LANCZOS after it (4300x2900 for 1600 px;
-# 46.9 dB and up on the benchmark's photographs) (tests/test_engine_quality.py).
+# 46.2 dB and up on the benchmark's photographs) (tests/test_engine_quality.py).
+# Filters with fewer taps cost the resize stage less on the benchmark's seven large
+# JPEGs (python -m bench.resize_options, docs/performance.md) but fall under 41 dB:
+# BICUBIC -25 % (39.2 dB on the synthetic photo), HAMMING -53 % (35.6 dB), MKS2013
+# -12 % (38.9 dB), BICUBIC for the renditions cut from a made one -9 % (39.2 dB).
 RESAMPLE = Image.Resampling.LANCZOS
 # A source with >= 2 x REDUCING_GAP the resolution needed is first box-reduced by
 # a whole factor, keeping >= REDUCING_GAP x for LANCZOS (like JPEG DCT scaling for
 # other formats): 2x faster on a 12 MP PNG, >= 44 dB PSNR on the synthetic photo.
+# 1.1 saves nothing measurable (43.1 dB on a 20 MP photo, 48.1 at 1.25); 1.0 saves
+# 24 % of the stage on the large JPEGs but gives 35.7 dB on the synthetic photo.
 REDUCING_GAP = 1.25
 # A made rendition can feed a smaller one when it has >= 2x its resolution (less
-# 1% for rounding to whole pixels: a 1600x900 large feeds an 800x450 medium).
+# 1% for rounding to whole pixels: a 1600x900 large feeds an 800x450 medium); the
+# decode can always, and ``resize_cost`` picks the cheaper (7 % less CPU in the
+# stage on the large JPEGs than always taking the smallest, same worst PSNR).
 CASCADE_GAP = 2.0 * 0.99
 # Resizes to at least this many output pixels are cut into horizontal strips,
 # resized in parallel (LANCZOS weights depend only on the output row, and reach
