@@ -12,9 +12,12 @@ the worst rendition's PSNR against a full LANCZOS resize of the full decode
 
 Images: the corpus's large JPEGs and PNGs, and the synthetic photos of
 ``tests/test_engine_quality.py`` with the renditions each test asks for (the
-hard cases of the DCT scales and of the cascade). An option sets the final
-filter (``RESAMPLE``), ``REDUCING_GAP``, ``CASCADE_GAP`` and how RGBA is
-premultiplied, by patching ``imgpipe.resize`` for its turn.
+hard cases of the DCT scales and of the cascade), and a logo with hard alpha
+edges. An option sets the final filter (``RESAMPLE``), ``REDUCING_GAP``,
+``CASCADE_GAP`` and how RGBA is premultiplied, by patching a resize module for
+its turn: the shipped ``imgpipe.resize``, or for every other option the one of
+commit ``BEFORE``, read with ``git show`` (so the tool needs the repository's
+history).
 """
 
 from __future__ import annotations
