@@ -89,3 +89,29 @@ def test_png_sources_match_too(mode):
     for rendition in renditions:
         got = psnr(ims[rendition.name], reference_image(data, rendition))
         assert got >= MIN_PSNR, (rendition.name, got)
+
+
+def test_a_logo_on_transparent_black_keeps_its_colour_at_its_edges():
+    # Alpha must be averaged premultiplied (as Image.resize does): box-reducing straight RGBA
+    # first would mix the black of transparent pixels into the edges (a dark fringe; 37.5 dB).
+    from PIL import Image, ImageDraw
+
+    logo = Image.new("RGBA", (4000, 3000), (0, 0, 0, 0))
+    draw = ImageDraw.Draw(logo)
+    for i in range(12):
+        x, y = 300 * i, 230 * i
+        draw.ellipse((x, y, x + 500, y + 400), fill=(255, 255, 255, 255))
+    data = images.encode(logo, "PNG", compress_level=1)
+    _, ims = render_images(data, default_renditions())
+    for rendition in default_renditions():
+        im = ims[rendition.name]
+        assert im.mode == "RGBA"
+        visible = Image.eval(im.getchannel("A"), lambda a: 255 if a >= 8 else 0)
+        darkest = min(
+            lo
+            for lo, _ in Image.composite(
+                im.convert("RGB"), Image.new("RGB", im.size, "white"), visible
+            ).getextrema()
+        )
+        assert darkest >= 250, (rendition.name, darkest)
+        assert psnr(im, reference_image(data, rendition)) >= MIN_PSNR, rendition.name

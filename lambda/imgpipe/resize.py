@@ -1,11 +1,12 @@
 """Resizing: every rendition cut from the decode, largest first, in a cascade.
 
-Each rendition comes from the smallest image already made that keeps at least
-``CASCADE_GAP`` times its resolution; a whole-factor box reduction goes first
-when there is room (``REDUCING_GAP``), then LANCZOS; big resizes run in
-parallel horizontal strips (Pillow releases the GIL while resizing). Every
-rendition is turned upright, converted to sRGB (``icc``) and then gets the
-overlay (a watermark) when one is configured.
+Each rendition comes from whichever makes it at least cost (``resize_cost``):
+the decode, or an image already made that keeps at least ``CASCADE_GAP`` times
+its resolution; a whole-factor box reduction goes first when there is room
+(``REDUCING_GAP``), then LANCZOS; big resizes run in parallel horizontal strips
+(Pillow releases the GIL while resizing). An image with alpha is premultiplied
+once for the whole cascade. Every rendition is turned upright, converted to
+sRGB (``icc``) and then gets the overlay (a watermark) when one is configured.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from PIL import Image
 from imgpipe import animation
 from imgpipe.decode import DECODE_ERRORS, Decoded, Source, normalise, pixel_limit
 from imgpipe.errors import CorruptImage
-from imgpipe.geometry import ORIENT, SWAPS_AXES, stored_box
+from imgpipe.geometry import ORIENT, SWAPS_AXES, Geometry, stored_box
 from imgpipe.options import EngineOptions
 from imgpipe.renditions import Rendition
 
@@ -28,14 +29,22 @@ from imgpipe.renditions import Rendition
 # scale that keeps >= 1x the largest rendition, then LANCZOS, stays >= 43 dB PSNR
 # against a full LANCZOS resize of the full decode at 4000x3000 and 6000x4000, and
 # >= 41 dB where a 3/8 decode needs almost no LANCZOS after it (4300x2900 for 1600 px;
-# 46.9 dB and up on the benchmark's photographs) (tests/test_engine_quality.py).
+# 46.2 dB and up on the benchmark's photographs) (tests/test_engine_quality.py).
+# Filters with fewer taps cost the resize stage less on the benchmark's seven large
+# JPEGs (python -m bench.resize_options, docs/performance.md) but fall under 41 dB:
+# BICUBIC -25 % (39.2 dB on the synthetic photo), HAMMING -53 % (35.6 dB), MKS2013
+# -12 % (38.9 dB), BICUBIC for the renditions cut from a made one -9 % (39.2 dB).
 RESAMPLE = Image.Resampling.LANCZOS
 # A source with >= 2 x REDUCING_GAP the resolution needed is first box-reduced by
 # a whole factor, keeping >= REDUCING_GAP x for LANCZOS (like JPEG DCT scaling for
 # other formats): 2x faster on a 12 MP PNG, >= 44 dB PSNR on the synthetic photo.
+# 1.1 saves nothing measurable (43.1 dB on a 20 MP photo, 48.1 at 1.25); 1.0 saves
+# 24 % of the stage on the large JPEGs but gives 35.7 dB on the synthetic photo.
 REDUCING_GAP = 1.25
 # A made rendition can feed a smaller one when it has >= 2x its resolution (less
-# 1% for rounding to whole pixels: a 1600x900 large feeds an 800x450 medium).
+# 1% for rounding to whole pixels: a 1600x900 large feeds an 800x450 medium); the
+# decode can always, and ``resize_cost`` picks the cheaper (7 % less CPU in the
+# stage on the large JPEGs than always taking the smallest, same worst PSNR).
 CASCADE_GAP = 2.0 * 0.99
 # Resizes to at least this many output pixels are cut into horizontal strips,
 # resized in parallel (LANCZOS weights depend only on the output row, and reach
@@ -43,6 +52,8 @@ CASCADE_GAP = 2.0 * 0.99
 # point, so a sample centre can round differently: a few pixels in a million
 # differ by one level (46 of 1.7 million on a 12 MP photo), never more.
 STRIP_MIN_PIXELS = 400_000
+LANCZOS_SUPPORT = 3.0  # source pixels LANCZOS reads on each side of a sample, times the scale
+_STRAIGHT = {"RGBA": "RGBa", "LA": "La"}  # modes with straight alpha -> premultiplied
 
 
 def resize(
@@ -58,14 +69,15 @@ def resize(
     needed, it is first reduced by a whole factor (``Image.reduce``, cheap),
     keeping >= ``REDUCING_GAP`` times the target for LANCZOS to finish. Big
     outputs are resized in parallel horizontal strips when a pool is given.
-    Alpha is premultiplied while resampling, as ``Image.resize`` does.
+    Alpha is resampled premultiplied, as ``Image.resize`` does: an RGBA or LA
+    image is premultiplied here and the result converted back; ``cascade``
+    hands in images premultiplied once (RGBa, La) and gets them back as they are.
     """
     width, height = size
     mode = im.mode
-    if mode in ("RGBA", "LA"):
-        im = im.convert(mode[:-1] + "a")
-    factor_x = int((box[2] - box[0]) / width / REDUCING_GAP) or 1
-    factor_y = int((box[3] - box[1]) / height / REDUCING_GAP) or 1
+    if mode in _STRAIGHT:
+        im = im.convert(_STRAIGHT[mode])
+    factor_x, factor_y = _factors(box, size)
     if factor_x > 1 or factor_y > 1:
         im = im.reduce((factor_x, factor_y))
         box = (box[0] / factor_x, box[1] / factor_y, box[2] / factor_x, box[3] / factor_y)
@@ -74,6 +86,32 @@ def resize(
     else:
         out = _resize_in_strips(im, size, box, pool, workers)
     return out.convert(mode) if out.mode != mode else out
+
+
+def _factors(box: tuple[float, ...], size: tuple[int, int]) -> tuple[int, int]:
+    """The whole factors ``resize`` box-reduces by first (1: none), keeping >= ``REDUCING_GAP`` x."""
+    factor_x = int((box[2] - box[0]) / size[0] / REDUCING_GAP) or 1
+    factor_y = int((box[3] - box[1]) / size[1] / REDUCING_GAP) or 1
+    return factor_x, factor_y
+
+
+def resize_cost(image_size: tuple[int, int], box: tuple[float, ...], size: tuple[int, int]) -> float:
+    """The work of ``resize``, in samples: what the box reduction reads, plus LANCZOS' taps.
+
+    Pillow resizes rows first, then columns, each output sample summing about
+    2 x ``LANCZOS_SUPPORT`` x the scale source samples; the reduction reads each
+    source pixel once. ``cascade`` picks the source that costs least: on the
+    benchmark's photos the estimate ranks sources as their CPU times do
+    (a 1600 px large feeding an 800 px medium: 33 ms against 22 ms from the
+    2048 px decode, box-reduced by 2; estimates 23 and 15 million).
+    """
+    width, height = size
+    factor_x, factor_y = _factors(box, size)
+    reduced = image_size[0] * image_size[1] if factor_x > 1 or factor_y > 1 else 0
+    span_x, span_y = (box[2] - box[0]) / factor_x, (box[3] - box[1]) / factor_y
+    rows = width * span_y * 2 * LANCZOS_SUPPORT * max(1.0, span_x / width) if span_x != width else 0.0
+    columns = width * height * 2 * LANCZOS_SUPPORT * max(1.0, span_y / height) if span_y != height else 0.0
+    return reduced + rows + columns
 
 
 def _resize_in_strips(
@@ -99,6 +137,14 @@ def _resize_in_strips(
     return out
 
 
+def _premultiplied(source: Source) -> Source:
+    """``source`` with its alpha premultiplied (RGBA -> RGBa, LA -> La), once for the whole cascade."""
+    mode = source.image.mode
+    if mode not in _STRAIGHT:
+        return source
+    return Source(source.image.convert(_STRAIGHT[mode]), source.sx, source.sy)
+
+
 def cascade(
     decoded: Decoded,
     renditions: Sequence[Rendition],
@@ -107,37 +153,54 @@ def cascade(
     pool: ThreadPoolExecutor | None = None,
     workers: int = 1,
 ) -> dict[str, Image.Image]:
-    """Every rendition, largest first, each from the smallest full-frame image that is good enough."""
+    """Every rendition, largest first, each from the full-frame image that makes it at least cost.
+
+    The candidates are the decode and the renditions already made that keep at
+    least ``CASCADE_GAP`` times the resolution needed (``resize_cost`` decides).
+    An image with alpha is premultiplied once, before the first resize, and
+    every rendition is converted back from it.
+    """
     full_w, full_h = decoded.stored_size
     geos = decoded.geos
     swap = decoded.orientation in SWAPS_AXES
     transpose = ORIENT.get(decoded.orientation)
     order = sorted(renditions, key=lambda r: geos[r.name].scale, reverse=True)
-    decode: Source | None = decoded.source
+    mode = decoded.source.image.mode
+    decode: Source | None = _premultiplied(decoded.source)
     decoded.source = None  # type: ignore[assignment]  # lets the big decode be freed early
     made: list[Source] = []  # contain renditions: full-frame, stored orientation, largest first
     images: dict[str, Image.Image] = {}
+
+    def size(geo: Geometry) -> tuple[int, int]:
+        return (geo.height, geo.width) if swap else (geo.width, geo.height)
+
+    def box(geo: Geometry, src: Source) -> tuple[float, ...]:
+        return stored_box(geo, swap, full_w, full_h, src.sx, src.sy)
+
+    def cheapest(geo: Geometry) -> Source:
+        good = [s for s in made if min(s.sx, s.sy) >= geo.scale * CASCADE_GAP]
+        candidates = [s for s in (decode, *good) if s is not None]  # smallest last: it wins a tie
+        return min(reversed(candidates), key=lambda s: resize_cost(s.image.size, box(geo, s), size(geo)))
+
     for index, rendition in enumerate(order):
         geo = geos[rendition.name]
-        out_w, out_h = (geo.height, geo.width) if swap else (geo.width, geo.height)
-        good = [s for s in made if min(s.sx, s.sy) >= geo.scale * CASCADE_GAP]
-        src = good[-1] if good else decode
-        assert src is not None
-        box = stored_box(geo, swap, full_w, full_h, src.sx, src.sy)
-        if src.image.size == (out_w, out_h) and box == (0, 0, *src.image.size):
+        src = cheapest(geo)
+        (out_w, out_h), region = size(geo), box(geo, src)
+        if src.image.size == (out_w, out_h) and region == (0, 0, *src.image.size):
             stored = src.image
         else:
-            stored = resize(src.image, (out_w, out_h), box, pool, workers)
+            stored = resize(src.image, (out_w, out_h), region, pool, workers)
             if rendition.fit == "contain":
                 made.append(Source(stored, out_w / full_w, out_h / full_h))
-        later = [geos[r.name].scale for r in order[index + 1 :]]
+        later = [geos[r.name] for r in order[index + 1 :]]
         if not later:
             decode, made = None, []
         else:
             # Keep only what a later rendition can still use; the big decode goes first.
-            if any(min(s.sx, s.sy) >= max(later) * CASCADE_GAP for s in made):
+            if all(cheapest(g) is not decode for g in later):
                 decode = None
-            made = [s for s in made if min(s.sx, s.sy) >= min(later) * CASCADE_GAP]
+            made = [s for s in made if min(s.sx, s.sy) >= min(g.scale for g in later) * CASCADE_GAP]
+        stored = stored.convert(mode) if stored.mode != mode else stored
         upright = stored.transpose(transpose) if transpose is not None else stored
         upright = decoded.colour.apply(upright)  # to sRGB before the (sRGB) watermark goes on
         if opts.watermark is not None:
