@@ -353,6 +353,29 @@ def _orientation(im: ImageFile.ImageFile) -> int:
     return orientation if orientation in range(1, 9) else 1
 
 
+def _scale_of(im: Image.Image, eighths: int, stored_w: int, stored_h: int) -> tuple[float, float]:
+    """The decode's size as a fraction of the stored original's, across and down."""
+    if eighths < 8:
+        # The DCT-scaled decode is the original at exactly eighths/8 (its last pixel partial).
+        return eighths / 8, eighths / 8
+    return im.size[0] / stored_w, im.size[1] / stored_h
+
+
+def _working_image(im: Image.Image, icc: bytes | None, anim: Animation | None) -> Image.Image:
+    """What the renditions are cut from: ``im`` in a mode LANCZOS can resize, an opaque alpha
+    dropped, none of the source's metadata. An animated source's open file stays open at its
+    first frame (``anim``); a still one is closed once converted."""
+    work = normalise(im, icc)
+    if work is im:
+        work = im.copy() if anim else im  # the open file seeks on to its later frames
+    elif anim is None:
+        im.close()
+    if anim is None:
+        work = without_opaque_alpha(work)
+    work.info.clear()  # nothing from the source's metadata rides along into saves
+    return work
+
+
 def decode_source(
     data: bytes,
     renditions: Sequence[Rendition],
@@ -390,23 +413,12 @@ def decode_source(
         else:
             im = _decode(im, fmt)
         first_duration = animation.duration(im.info)
-    if eighths < 8:
-        # The DCT-scaled decode is the original at exactly eighths/8 (its last pixel partial).
-        sx = sy = eighths / 8
-    else:
-        sx, sy = im.size[0] / stored_w, im.size[1] / stored_h
+    sx, sy = _scale_of(im, eighths, stored_w, stored_h)
     source_mode = im.mode
-    work = normalise(im, icc)
     anim = Animation(im, frames, loop, first_duration, icc) if frames > 1 else None
-    if work is im:
-        work = im.copy() if anim else im  # the open file seeks on to its later frames
-    elif anim is None:
-        im.close()
-    if anim is None:
-        work = without_opaque_alpha(work)
+    work = _working_image(im, icc, anim)
     if source_mode == "CMYK":
         icc = None
-    work.info.clear()  # nothing from the source's metadata rides along into saves
     info = SourceInfo(fmt, up_w, up_h, source_mode, icc)
     plan = colour.plan(icc, work.mode)
     decoded = Decoded(info, Source(work, sx, sy), orientation, (stored_w, stored_h), geos, plan, anim)
