@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import subprocess
 import tarfile
 from io import BytesIO
@@ -111,20 +112,25 @@ def emulator(tmp_path_factory):
         yield emu
 
 
-def upgraded(emulator, base: Path, commit: str, name_prefix: str) -> dict[str, dict]:
+def upgraded(emulator, base: Path, commit: str, deployed: dict | None = None) -> dict:
     """The module at ``commit``'s plan (applied) and this module's plan on the state it left.
 
-    Each upgrade applies its own deployment (``name_prefix``) to the one emulator."""
-    package = write_package(base / "package")
-    variables_file = base / "vars.tfvars.json"
-    variables = {
-        "aws_endpoint_url": emulator.endpoint,
-        "lambda_zip_path": str(package),
-        "name_prefix": name_prefix,
-        **EMULATOR_VARIABLES,
-    }
-    variables_file.write_text(json.dumps(variables))
+    ``commit`` is applied from nothing, or, given an earlier upgrade's result (``deployed``),
+    on a copy of that deployment's state, as a deployment that kept up with main would be."""
     state = base / "state" / "terraform.tfstate"
+    if deployed is None:
+        package = write_package(base / "package")
+        variables_file = base / "vars.tfvars.json"
+        variables = {
+            "aws_endpoint_url": emulator.endpoint,
+            "lambda_zip_path": str(package),
+            **EMULATOR_VARIABLES,
+        }
+        variables_file.write_text(json.dumps(variables))
+    else:
+        variables_file = deployed["variables_file"]
+        state.parent.mkdir(parents=True)
+        shutil.copyfile(deployed["state"], state)
 
     workdir = module_at(commit, base / "before")
     old = Terraform(workdir=workdir, data_dir=base / "before-data", state=state, env=CREDENTIALS)
@@ -135,19 +141,20 @@ def upgraded(emulator, base: Path, commit: str, name_prefix: str) -> dict[str, d
     new = Terraform(data_dir=base / "after-data", state=state, env=CREDENTIALS)
     new.init()
     after = saved_plan(new, variables_file, state, base / "after.tfplan")
-    return {"before": before, "after": after}
+    return {"before": before, "after": after, "state": state, "variables_file": variables_file}
 
 
 @pytest.fixture(scope="module")
-def upgrade(emulator, tmp_path_factory) -> dict[str, dict]:
+def upgrade(emulator, tmp_path_factory) -> dict:
     """From ``BEFORE``: the old module's plan (applied) and this module's plan on the state it left."""
-    return upgraded(emulator, tmp_path_factory.mktemp("upgrade"), BEFORE, "imgpipe")
+    return upgraded(emulator, tmp_path_factory.mktemp("upgrade"), BEFORE)
 
 
 @pytest.fixture(scope="module")
-def roles_upgrade(emulator, tmp_path_factory) -> dict[str, dict]:
-    """From ``ROLES_BEFORE``: its plan (applied) and this module's plan on the state it left."""
-    return upgraded(emulator, tmp_path_factory.mktemp("roles-upgrade"), ROLES_BEFORE, "rolesup")
+def roles_upgrade(emulator, upgrade, tmp_path_factory) -> dict:
+    """From ``ROLES_BEFORE``, applied on the deployment ``BEFORE`` made (cheaper than a second
+    deployment from nothing: the buckets and queues are kept), and this module's plan after it."""
+    return upgraded(emulator, tmp_path_factory.mktemp("roles-upgrade"), ROLES_BEFORE, deployed=upgrade)
 
 
 def managed_changes(planned: dict) -> list[dict]:
@@ -243,13 +250,13 @@ def test_a_deployment_with_a_role_resource_per_function_plans_the_six_role_moves
     replaced role would be a new principal even under the same name: IAM keeps a role's unique
     id in the policies that name its ARN, so a recreated role no longer matches them (IAM User
     Guide, "IAM role trust policy examples")."""
-    applied = [c for c in managed_changes(roles_upgrade["before"]) if c["change"]["actions"] != ["no-op"]]
+    deployed = managed_changes(roles_upgrade["before"])  # every instance ROLES_BEFORE keeps or makes
     changes = managed_changes(roles_upgrade["after"])
     not_kept = {c["address"]: c["change"]["actions"] for c in changes if c["change"]["actions"] != ["no-op"]}
     assert not not_kept, not_kept
     moved = {c["previous_address"]: c["address"] for c in changes if c.get("previous_address")}
     assert moved == function_role_moves("resize", "upload", "maintenance")
-    assert len(changes) == len(applied)  # nothing gone, nothing new
+    assert len(changes) == len(deployed)  # nothing gone, nothing new
 
 
 @pytest.mark.parametrize("old", ["upgrade", "roles_upgrade"])
