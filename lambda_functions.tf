@@ -1,7 +1,8 @@
 # Every Lambda function of the pipeline, written once. Each *_lambda.tf file
-# declares its function's entry (name, role, handler, memory, timeout,
-# concurrency and its own environment); the package, runtime, architecture,
-# tracing, log group and shared environment are the same for all.
+# declares its function's entry (name, handler, memory, timeout, concurrency
+# and its own environment); the role is the one of the same key
+# (lambda_roles.tf); the package, runtime, architecture, tracing, log group and
+# shared environment are the same for all.
 
 locals {
   lambda_functions = {
@@ -47,7 +48,7 @@ resource "aws_lambda_function" "function" {
 
   function_name                  = each.value.name
   description                    = each.value.description
-  role                           = each.value.role_arn
+  role                           = aws_iam_role.function[each.key].arn
   handler                        = each.value.handler
   runtime                        = var.lambda_runtime
   architectures                  = [var.lambda_architecture]
@@ -75,9 +76,7 @@ resource "aws_lambda_function" "function" {
   # grants before the first invocation; the bus before the resize function publishes.
   depends_on = [
     aws_cloudwatch_log_group.function,
-    aws_iam_role_policy.maintenance,
-    aws_iam_role_policy.resize,
-    aws_iam_role_policy.upload,
+    aws_iam_role_policy.function,
     aws_cloudwatch_event_bus.images,
   ]
 }

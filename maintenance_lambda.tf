@@ -12,7 +12,6 @@ locals {
   maintenance_lambda = {
     name            = local.maintenance_function
     description     = "Reprocess and reconcile decisions for the Step Functions state machines"
-    role_arn        = aws_iam_role.maintenance.arn
     handler         = "maintenance_handler.handler"
     memory_mb       = 256
     timeout_seconds = 120

@@ -79,22 +79,11 @@ data "aws_iam_policy_document" "maintenance" {
   }
 }
 
-resource "aws_iam_role" "maintenance" {
-  name               = local.maintenance_role
-  description        = "Maintenance function: reads and updates image records, looks at originals"
-  assume_role_policy = data.aws_iam_policy_document.lambda_assume_role.json
-
-  lifecycle {
-    create_before_destroy = true
-  }
-}
-
-resource "aws_iam_role_policy" "maintenance" {
-  name   = "maintenance"
-  role   = aws_iam_role.maintenance.id
-  policy = data.aws_iam_policy_document.maintenance.json
-
-  lifecycle {
-    create_before_destroy = true
+# The maintenance function's role in local.lambda_roles (lambda_roles.tf makes it).
+locals {
+  maintenance_lambda_role = {
+    name        = local.maintenance_role
+    description = "Maintenance function: reads and updates image records, looks at originals"
+    policy      = data.aws_iam_policy_document.maintenance.json
   }
 }

@@ -13,7 +13,6 @@ locals {
   resize_lambda = {
     name                 = local.resize_function
     description          = "Makes the configured renditions of each uploaded image"
-    role_arn             = aws_iam_role.resize.arn
     handler              = "resize_handler.handler"
     memory_mb            = var.resize_memory_mb
     timeout_seconds      = var.resize_timeout_seconds

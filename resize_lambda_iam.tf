@@ -8,19 +8,6 @@ locals {
   id_secret_item = "#image-id-secret"
 }
 
-data "aws_iam_policy_document" "lambda_assume_role" {
-  statement {
-    sid     = "LambdaAssumeRole"
-    effect  = "Allow"
-    actions = ["sts:AssumeRole"]
-
-    principals {
-      type        = "Service"
-      identifiers = ["lambda.amazonaws.com"]
-    }
-  }
-}
-
 data "aws_iam_policy_document" "resize" {
   source_policy_documents = [data.aws_iam_policy_document.shared["resize"].json]
 
@@ -115,25 +102,11 @@ data "aws_iam_policy_document" "resize" {
   }
 }
 
-resource "aws_iam_role" "resize" {
-  name               = local.resize_role
-  description        = "Resize function: reads originals, writes renditions, consumes the resize queue"
-  assume_role_policy = data.aws_iam_policy_document.lambda_assume_role.json
-
-  # A new name replaces the role: make the new one (and its policy) and move the
-  # function to it before the old one goes, so the function never runs roleless.
-  lifecycle {
-    create_before_destroy = true
-  }
-}
-
-resource "aws_iam_role_policy" "resize" {
-  name   = "resize"
-  role   = aws_iam_role.resize.id
-  policy = data.aws_iam_policy_document.resize.json
-
-  # With the role: the old role keeps its policy until the function has moved.
-  lifecycle {
-    create_before_destroy = true
+# The resize function's role in local.lambda_roles (lambda_roles.tf makes it).
+locals {
+  resize_lambda_role = {
+    name        = local.resize_role
+    description = "Resize function: reads originals, writes renditions, consumes the resize queue"
+    policy      = data.aws_iam_policy_document.resize.json
   }
 }

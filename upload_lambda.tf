@@ -5,7 +5,6 @@ locals {
   upload_lambda = {
     name                 = local.upload_function
     description          = "Upload API: POST /images, POST /uploads, GET /images/{id}"
-    role_arn             = aws_iam_role.upload.arn
     handler              = "upload_handler.handler"
     memory_mb            = var.upload_memory_mb
     timeout_seconds      = var.upload_timeout_seconds

@@ -1,7 +1,6 @@
 # The upload function's role: write and delete originals, read renditions
 # (only with the CDN off: presigned GETs are signed with it), read and write the
 # metadata table, log to its own group.
-# The assume-role policy is shared with the resize role (resize_lambda_iam.tf).
 
 data "aws_iam_policy_document" "upload" {
   source_policy_documents = [data.aws_iam_policy_document.shared["upload"].json]
@@ -62,25 +61,11 @@ data "aws_iam_policy_document" "upload" {
   }
 }
 
-resource "aws_iam_role" "upload" {
-  name               = local.upload_role
-  description        = "Upload function: writes originals, reads renditions, reads and writes image records"
-  assume_role_policy = data.aws_iam_policy_document.lambda_assume_role.json
-
-  # A new name replaces the role: make the new one (and its policy) and move the
-  # function to it before the old one goes, so the function never runs roleless.
-  lifecycle {
-    create_before_destroy = true
-  }
-}
-
-resource "aws_iam_role_policy" "upload" {
-  name   = "upload"
-  role   = aws_iam_role.upload.id
-  policy = data.aws_iam_policy_document.upload.json
-
-  # With the role: the old role keeps its policy until the function has moved.
-  lifecycle {
-    create_before_destroy = true
+# The upload function's role in local.lambda_roles (lambda_roles.tf makes it).
+locals {
+  upload_lambda_role = {
+    name        = local.upload_role
+    description = "Upload function: writes originals, reads renditions, reads and writes image records"
+    policy      = data.aws_iam_policy_document.upload.json
   }
 }

@@ -346,6 +346,34 @@ def test_role_names_carry_the_region_because_iam_names_are_account_wide(out, cli
         assert role_name(client, function) == f"{function}-us-east-1"
 
 
+FUNCTION_ROLE_DESCRIPTIONS = {
+    "resize": "Resize function: reads originals, writes renditions, consumes the resize queue",
+    "upload": "Upload function: writes originals, reads renditions, reads and writes image records",
+    "maintenance": "Maintenance function: reads and updates image records, looks at originals",
+}
+
+
+def test_each_function_role_is_lambdas_alone_with_one_inline_policy_named_for_the_function(out, client):
+    """What the console shows of each role: its description, the default path and no
+    permissions boundary, a trust policy naming only lambda.amazonaws.com (Lambda assumes the
+    execution role, and its trust policy must name that service principal: Lambda developer
+    guide, "Defining Lambda function permissions with an execution role"), and one inline policy
+    named for the function."""
+    iam = client("iam")
+    for key, description in FUNCTION_ROLE_DESCRIPTIONS.items():
+        name = role_name(client, out[f"{key}_function_name"])
+        role = iam.get_role(RoleName=name)["Role"]
+        assert (role["Path"], role.get("Description")) == ("/", description)
+        assert "PermissionsBoundary" not in role
+        trust = role["AssumeRolePolicyDocument"]
+        trust = json.loads(trust) if isinstance(trust, str) else trust
+        assert [(s["Sid"], s["Effect"], s["Principal"], s["Action"]) for s in trust["Statement"]] == [
+            ("LambdaAssumeRole", "Allow", {"Service": "lambda.amazonaws.com"}, "sts:AssumeRole")
+        ]
+        assert iam.list_role_policies(RoleName=name)["PolicyNames"] == [key]
+        assert iam.list_attached_role_policies(RoleName=name)["AttachedPolicies"] == []
+
+
 def test_resize_role_grants_exactly_what_resizing_needs(out, client):
     statements = role_policy(client, out["resize_function_name"])
     uploads, resized = out["uploads_bucket_name"], out["resized_bucket_name"]

@@ -1,15 +1,17 @@
 """An existing deployment upgrades without replacing anything: renamed addresses carry `moved {}`.
 
 The root module as it was at ``BEFORE`` (the last commit before issue 17 wrote
-each repeated resource once) is taken from this repository's git history with
-``git archive``, applied against the emulator, and then this checkout's module
-is planned on the same state. Terraform moves a resource whose address changed
-only when a ``moved`` block says so; without one it plans to destroy the old
-address and create the new one, which for a bucket's versioning, encryption or
-lifecycle configuration means a window without it ("Refactoring", Terraform
-language docs: https://developer.hashicorp.com/terraform/language/modules/develop/refactoring).
+each repeated resource once), and as it was at ``ROLES_BEFORE`` (the last
+commit before the functions' roles became one ``for_each``), is taken from this
+repository's git history with ``git archive``, applied against the emulator,
+and then this checkout's module is planned on the same state. Terraform moves a
+resource whose address changed only when a ``moved`` block says so; without one
+it plans to destroy the old address and create the new one, which for a
+bucket's versioning, encryption or lifecycle configuration means a window
+without it ("Refactoring", Terraform language docs:
+https://developer.hashicorp.com/terraform/language/modules/develop/refactoring).
 
-The history must hold ``BEFORE``: any clone does (``git clone`` copies every
+The history must hold both commits: any clone does (``git clone`` copies every
 commit) except a shallow one, for which the test fails saying what to fetch.
 """
 
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import subprocess
 import tarfile
 from io import BytesIO
@@ -35,6 +38,9 @@ require_terraform()
 # main before the buckets' protections (s3_protections.tf) and the single-metric alarms
 # (aws_cloudwatch_metric_alarm.metric) became one for_each each.
 BEFORE = "977ded2bf86e45ccdf3d83b4831cc85e5c7d42f9"
+# main before the functions' roles and their policies (aws_iam_role.function,
+# aws_iam_role_policy.function) became one for_each each: it has the maintenance role too.
+ROLES_BEFORE = "bdc24fd0e558469c5f18c5eaf6171af99a020bdd"
 
 # As tests/terraform/pipeline/main.tf applies the module against the emulator.
 EMULATOR_VARIABLES = {
@@ -51,10 +57,10 @@ NEW_SINCE_BEFORE = {
     "aws_cloudwatch_log_group.function",  # the maintenance function's
     "aws_cloudwatch_log_group.states",
     "aws_cloudwatch_metric_alarm.metric",
-    "aws_iam_role.maintenance",
+    "aws_iam_role.function",  # the maintenance function's
     "aws_iam_role.scheduler",
     "aws_iam_role.states",
-    "aws_iam_role_policy.maintenance",
+    "aws_iam_role_policy.function",  # the maintenance function's
     "aws_iam_role_policy.scheduler",
     "aws_iam_role_policy.states",
     "aws_lambda_function.function",  # the maintenance function
@@ -106,17 +112,27 @@ def emulator(tmp_path_factory):
         yield emu
 
 
-@pytest.fixture(scope="module")
-def upgrade(emulator, tmp_path_factory) -> dict[str, dict]:
-    """The old module's plan (applied) and this module's plan on the state it left."""
-    base = tmp_path_factory.mktemp("upgrade")
-    package = write_package(base / "package")
-    variables_file = base / "vars.tfvars.json"
-    variables = {"aws_endpoint_url": emulator.endpoint, "lambda_zip_path": str(package), **EMULATOR_VARIABLES}
-    variables_file.write_text(json.dumps(variables))
-    state = base / "state" / "terraform.tfstate"
+def upgraded(emulator, base: Path, commit: str, deployed: dict | None = None) -> dict:
+    """The module at ``commit``'s plan (applied) and this module's plan on the state it left.
 
-    workdir = module_at(BEFORE, base / "before")
+    ``commit`` is applied from nothing, or, given an earlier upgrade's result (``deployed``),
+    on a copy of that deployment's state, as a deployment that kept up with main would be."""
+    state = base / "state" / "terraform.tfstate"
+    if deployed is None:
+        package = write_package(base / "package")
+        variables_file = base / "vars.tfvars.json"
+        variables = {
+            "aws_endpoint_url": emulator.endpoint,
+            "lambda_zip_path": str(package),
+            **EMULATOR_VARIABLES,
+        }
+        variables_file.write_text(json.dumps(variables))
+    else:
+        variables_file = deployed["variables_file"]
+        state.parent.mkdir(parents=True)
+        shutil.copyfile(deployed["state"], state)
+
+    workdir = module_at(commit, base / "before")
     old = Terraform(workdir=workdir, data_dir=base / "before-data", state=state, env=CREDENTIALS)
     old.init()
     before = saved_plan(old, variables_file, state, base / "before.tfplan")
@@ -125,7 +141,20 @@ def upgrade(emulator, tmp_path_factory) -> dict[str, dict]:
     new = Terraform(data_dir=base / "after-data", state=state, env=CREDENTIALS)
     new.init()
     after = saved_plan(new, variables_file, state, base / "after.tfplan")
-    return {"before": before, "after": after}
+    return {"before": before, "after": after, "state": state, "variables_file": variables_file}
+
+
+@pytest.fixture(scope="module")
+def upgrade(emulator, tmp_path_factory) -> dict:
+    """From ``BEFORE``: the old module's plan (applied) and this module's plan on the state it left."""
+    return upgraded(emulator, tmp_path_factory.mktemp("upgrade"), BEFORE)
+
+
+@pytest.fixture(scope="module")
+def roles_upgrade(emulator, upgrade, tmp_path_factory) -> dict:
+    """From ``ROLES_BEFORE``, applied on the deployment ``BEFORE`` made (cheaper than a second
+    deployment from nothing: the buckets and queues are kept), and this module's plan after it."""
+    return upgraded(emulator, tmp_path_factory.mktemp("roles-upgrade"), ROLES_BEFORE, deployed=upgrade)
 
 
 def managed_changes(planned: dict) -> list[dict]:
@@ -150,6 +179,15 @@ def configured(planned: dict) -> set[str]:
 
 def without_key(address: str) -> str:
     return address.split("[", 1)[0]
+
+
+def function_role_moves(*functions: str) -> dict[str, str]:
+    """Each function's role and inline policy: old address -> the for_each instance of its key."""
+    return {
+        f"{kind}.{function}": f'{kind}.function["{function}"]'
+        for kind in ("aws_iam_role", "aws_iam_role_policy")
+        for function in functions
+    }
 
 
 def test_an_existing_deployment_plans_only_moves_and_new_resources_no_delete_or_replace(upgrade):
@@ -200,14 +238,33 @@ def test_an_existing_deployment_plans_only_moves_and_new_resources_no_delete_or_
         for role in ("resize", "upload")
     }
     assert functions.items() <= moved.items()
-    assert len(moved) == len(protections) + len(alarms) + len(functions)
+    # Their roles and the roles' policies, likewise (BEFORE had no maintenance function).
+    roles = function_role_moves("resize", "upload")
+    assert roles.items() <= moved.items()
+    assert len(moved) == len(protections) + len(alarms) + len(functions) + len(roles)
     assert len(changes) == len(applied)  # nothing gone
 
 
-def test_every_address_the_old_module_declared_is_kept_or_moved(upgrade):
+def test_a_deployment_with_a_role_resource_per_function_plans_the_six_role_moves_only(roles_upgrade):
+    """The three functions' roles and policies move to their keys and nothing else changes. A
+    replaced role would be a new principal even under the same name: IAM keeps a role's unique
+    id in the policies that name its ARN, so a recreated role no longer matches them (IAM User
+    Guide, "IAM role trust policy examples")."""
+    deployed = managed_changes(roles_upgrade["before"])  # every instance ROLES_BEFORE keeps or makes
+    changes = managed_changes(roles_upgrade["after"])
+    not_kept = {c["address"]: c["change"]["actions"] for c in changes if c["change"]["actions"] != ["no-op"]}
+    assert not not_kept, not_kept
+    moved = {c["previous_address"]: c["address"] for c in changes if c.get("previous_address")}
+    assert moved == function_role_moves("resize", "upload", "maintenance")
+    assert len(changes) == len(deployed)  # nothing gone, nothing new
+
+
+@pytest.mark.parametrize("old", ["upgrade", "roles_upgrade"])
+def test_every_address_the_old_module_declared_is_kept_or_moved(old, request):
     """Also the resources count or for_each leave out against the emulator (the bucket policies):
     each old address is still declared, or a moved block takes it to one that is."""
-    before, after = configured(upgrade["before"]), configured(upgrade["after"])
+    planned = request.getfixturevalue(old)
+    before, after = configured(planned["before"]), configured(planned["after"])
     moves = moved_blocks()
     moved_from = {without_key(source): without_key(target) for source, target in moves.items()}
     lost = {address for address in before - after if moved_from.get(address) not in after}
