@@ -255,6 +255,18 @@ locals {
         datapoints_to_alarm = null
         threshold           = 0
       }
+      "maintenance-events-not-published" = {
+        enabled             = var.events_enabled
+        description         = "A reconcile pass marked stuck images failed but could not publish their Image Failed events (EventsNotPublished from the maintenance function) after its retries: consumers were not told (docs/events.md)."
+        namespace           = local.name
+        metric_name         = "EventsNotPublished"
+        dimensions          = { service = "maintenance" } # Powertools Metrics' default dimension
+        statistic           = "Sum"
+        period              = local.alarm_period
+        evaluation_periods  = 1
+        datapoints_to_alarm = null
+        threshold           = 0
+      }
       "webhook-dlq-messages" = {
         enabled             = local.events_webhook
         description         = "Events in the webhook's dead-letter queue: the webhook refused them or was down for a day (inspect, then replay)."

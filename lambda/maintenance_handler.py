@@ -11,7 +11,9 @@ sends them to the resize queue through its SQS integration.
 - ``{"action": "reconcile", "next": <token or null>}`` answers
   ``{"reenqueued_pending", "reenqueued_stuck", "failed_stuck", "expired", "left_alone",
   "events_not_published", "batches", "next"}``; a record it marks failed gets its ``Image Failed``
-  event on the resize function's bus (``EVENT_BUS_NAME``; off when empty);
+  event on the resize function's bus (``EVENT_BUS_NAME``; off when empty); an event the bus
+  refused after its retries is counted in the answer and as the ``EventsNotPublished`` metric
+  (Powertools EMF, dimension ``service``: the alarm ``maintenance-events-not-published``);
 - ``{"action": "summarize_reprocess", "MapRunArn": a, "ResultWriterDetails": {"Bucket": b, "Key": k}}``
   (the reprocess map's output) reads the run's results and answers the execution's output:
   ``{"listed", "skipped_current", "enqueued", "failed", "failed_batches", "not_started", "failures",
@@ -30,13 +32,15 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from aws_lambda_powertools import Logger
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
 
 from imgpipe import aws, config_version, events, keys, reconcile, reprocess, reprocess_results, resizes
 from imgpipe.errors import BadRequest, ConfigError
 from imgpipe.maintenance_config import MaintenanceConfig, from_environment
 
 logger = Logger()  # service: POWERTOOLS_SERVICE_NAME; level: LOG_LEVEL
+metrics = Metrics()  # namespace: POWERTOOLS_METRICS_NAMESPACE; dimension service: POWERTOOLS_SERVICE_NAME
 
 
 @functools.cache
@@ -91,6 +95,13 @@ def run_reconcile(event: dict[str, Any]) -> dict[str, Any]:
     table, s3 = aws.table(config.table_name), aws.client("s3")
     answer = reconcile.run(token, config, table=table, s3=s3, publish=publish_event).answer()
     logger.info("reconcile pass", extra={k: v for k, v in answer.items() if k != "batches"})
+    if answer["events_not_published"]:
+        # The resize function's metric, name and namespace, under this function's service: the
+        # alarm maintenance-events-not-published (events.tf). Flushed here, not by a decorator:
+        # a pass that lost no event writes no metric line.
+        lost = answer["events_not_published"]
+        metrics.add_metric(name="EventsNotPublished", unit=MetricUnit.Count, value=lost)
+        metrics.flush_metrics()
     return answer
 
 

@@ -8,9 +8,12 @@ endpoint, the API's URL and the administrator's keys the emulator made), runs
 the same ``terraform apply`` the stack ran at start (``local.run.tf_variables``
 and ``local.run.terraform_apply``: the fixed variables, then ``LOCAL_TF_VARS``,
 as for ``make run``) against its emulator and its Terraform state, printing the
-apply's progress and summary, then waits until the stack runs every changed
-function with its new configuration (``local.reconfigure``; the stack checks
-every 2 s) and says which ones changed.
+apply's progress and summary, rewrites the outputs in the stack's
+``stack.json`` with Terraform's outputs after the apply (``refresh_outputs``:
+``local.client``, ``make reprocess`` and ``make demo`` read them there; the
+stack, when it rewrites the file, takes them from the same state), then waits
+until the stack runs every changed function with its new configuration
+(``local.reconfigure``; the stack checks every 2 s) and says which ones changed.
 
 The emulator's snapshot is left as it was saved at start, with the Terraform
 state it was saved with (``emulator.snapshot.tfstate``): the next ``make run``
@@ -25,7 +28,9 @@ failed, or the stack did not follow in time; 2 for a bad ``LOCAL_TF_VARS``.
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import sys
 import time
 from pathlib import Path
@@ -60,6 +65,21 @@ def behind(running: dict[str, str], expected: dict[str, str]) -> list[str]:
     return sorted(name for name, seen in running.items() if name in expected and seen != expected[name])
 
 
+def refresh_outputs(directory: Path, outputs: dict[str, Any]) -> bool:
+    """Replace the outputs in the running stack's ``stack.json`` (the rest as the stack wrote it),
+    atomically: a reader never sees half of it. False when there is no description to update."""
+    path = directory / "stack.json"
+    try:
+        description = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return False
+    description["outputs"] = outputs
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(description, indent=2) + "\n")
+    os.replace(tmp, path)
+    return True
+
+
 def wait_followed(directory: Path, expected: dict[str, str], timeout: float = FOLLOW_TIMEOUT) -> list[str]:
     """Wait until the running stack's ``stack.json`` shows every function at ``expected``; the
     functions still behind at the deadline (empty: followed)."""
@@ -88,7 +108,7 @@ def apply_live(directory: Path, tf_vars: dict[str, Any]) -> int:
     variables = tf_variables(description["endpoint"], description["api_url"], tf_vars)
     log.info("terraform apply to the running stack (%s), its data kept", description["endpoint"])
     try:
-        _, summary = terraform_apply(directory, variables, credentials)
+        outputs, summary = terraform_apply(directory, variables, credentials)
     except StackError as exc:
         print(f"make run-apply: {exc}", file=sys.stderr)
         return 1
@@ -96,6 +116,9 @@ def apply_live(directory: Path, tf_vars: dict[str, Any]) -> int:
     expected = expected_functions(client(description["endpoint"], "lambda", description.get("credentials")))
     changed = behind(before, expected)
     late = wait_followed(directory, expected)
+    # After the stack's own rewrites for this apply (which take the outputs from the same state),
+    # so neither write undoes the other; applied, whether or not the stack followed in time.
+    refresh_outputs(directory, outputs)
     if late:
         print(
             f"make run-apply: applied, but the running stack still runs {', '.join(late)} with the old "

@@ -14,7 +14,9 @@ AWS in three ways that matter to this repository's Terraform:
    name is an ``InvalidAttributeName`` error; SQS stores and returns it.
 
 The patches wrap moto's own methods (``Queue.attributes``,
-``Queue._set_attributes``, ``SQSBackend.get_queue_attributes``). IAM is checked
+``Queue._set_attributes``, ``SQSBackend.get_queue_attributes``); what SQS
+requests cost no longer grows with the number of messages in the queue
+(``local.moto_sqs``). IAM is checked
 as AWS checks it (``local.moto_iam``, in force once the emulator enforces IAM),
 S3's event records and metadata limit follow AWS (``local.moto_s3``), and
 ``UpdateTable`` changes a table's encryption as DynamoDB does
@@ -53,6 +55,7 @@ from local import (
     moto_lambda,
     moto_s3,
     moto_sfn,
+    moto_sqs,
     snapshot,
 )
 
@@ -247,7 +250,8 @@ def main(argv: list[str] | None = None) -> None:
         "--snapshot", type=Path, help="start from this snapshot if usable; POST /_local/snapshot saves to it"
     )
     args = parser.parse_args(argv)
-    _patch_sqs()
+    moto_sqs.patch()  # SQS's counts and retention check at a cost that does not grow with the queue
+    _patch_sqs()  # wraps moto_sqs's get_queue_attributes
     moto_s3.patch()  # S3's event records and metadata limit (local/moto_s3.py)
     moto_dynamodb.patch()  # UpdateTable's SSESpecification (local/moto_dynamodb.py)
     moto_cloudfront.patch()  # origins keep their OAC; cache policies, no forwarded values

@@ -449,7 +449,13 @@ class Stack:
         return pids
 
     def _write_description(self) -> None:
-        """``stack.json``: what is running where (for `make demo`, tests and curious humans)."""
+        """``stack.json``: what is running where (for `make demo`, tests and curious humans).
+
+        Its outputs are Terraform's as the state holds them now: a ``make run-apply`` since
+        the start may have changed them (it rewrites them too, ``local.live_apply``)."""
+        from local.tf import state_outputs
+
+        self.outputs = state_outputs(self._tf_state) or self.outputs
         description = {
             "api_url": self.api_url,
             "cdn_url": self.cdn_url,

@@ -60,6 +60,19 @@ class TerraformError(RuntimeError):
     """A terraform command failed; the message carries its stderr."""
 
 
+def state_outputs(state: Path) -> dict[str, Any]:
+    """The root module's outputs as plain values, read from a local state file: what
+    ``terraform output -json`` prints (each output's ``value``), without starting Terraform.
+    Empty when there is no readable state."""
+    try:
+        outputs = json.loads(state.read_text()).get("outputs") or {}
+    except (OSError, ValueError, AttributeError):
+        return {}
+    return {
+        name: item["value"] for name, item in outputs.items() if isinstance(item, dict) and "value" in item
+    }
+
+
 def find_terraform() -> str | None:
     """The terraform binary: ``TERRAFORM`` when set, else the one on PATH."""
     explicit = os.environ.get("TERRAFORM")

@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
+import os
 import threading
 import time
 import zipfile
@@ -195,6 +196,66 @@ def test_run_apply_waits_only_for_the_functions_the_stack_runs():
     expected = {"resize": "new", "upload": "same"}
     assert live_apply.behind({"resize": "old", "upload": "same"}, expected) == ["resize"]
     assert live_apply.behind({"resize": "new", "gone": "x"}, expected) == []  # deleted meanwhile
+
+
+def test_run_apply_rewrites_stack_json_with_terraforms_outputs_after_the_apply(tmp_path, monkeypatch, capsys):
+    """``make reprocess``, ``make demo`` and ``local.client`` read the outputs from ``stack.json``:
+    after the apply they are Terraform's new ones, and the rest of the file is the stack's as it was."""
+    running = {
+        "pid": os.getpid(),  # alive: find_running takes it for the running stack
+        "endpoint": ENDPOINT,
+        "api_url": "http://127.0.0.1:8",
+        "credentials": {"AWS_ACCESS_KEY_ID": "admin", "AWS_SECRET_ACCESS_KEY": "secret"},
+        "functions": {"imgpipe-local-resize": "same"},
+        "outputs": {"resize_function_name": "imgpipe-local-resize", "events_queue_url": None},
+    }
+    (tmp_path / "stack.json").write_text(json.dumps(running))
+    after = {"resize_function_name": "imgpipe-local-resize", "events_queue_url": "http://q/events"}
+    applied = []
+
+    def terraform_apply(directory, variables, credentials):
+        applied.append((directory, variables["renditions"], credentials["AWS_SESSION_TOKEN"]))
+        return after, "Resources: 2 added, 0 changed, 0 destroyed."
+
+    monkeypatch.setattr(live_apply, "terraform_apply", terraform_apply)
+    monkeypatch.setattr(live_apply, "client", lambda *args: None)
+    monkeypatch.setattr(live_apply, "expected_functions", lambda lam: {"imgpipe-local-resize": "same"})
+
+    assert live_apply.apply_live(tmp_path, {"renditions": []}) == 0
+    assert applied == [(tmp_path, [], "")]
+    described = json.loads((tmp_path / "stack.json").read_text())
+    assert described == {**running, "outputs": after}
+    assert "Resources: 2 added, 0 changed, 0 destroyed." in capsys.readouterr().out
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["stack.json"]  # no temporary file left
+
+
+def test_the_stacks_own_rewrite_of_stack_json_takes_the_outputs_from_the_terraform_state(tmp_path):
+    """The stack rewrites ``stack.json`` when it reconfigures a function after a live apply: with the
+    outputs the state holds now, not the ones it read at start (which would undo run-apply's)."""
+    stack = Stack(moto_port=4599, api_port=8099, state_dir=tmp_path)
+    stack.outputs = {"table_name": "images", "events_queue_url": None}
+    state = tmp_path / "terraform" / "terraform.tfstate"
+    state.parent.mkdir(parents=True)
+    state.write_text(
+        json.dumps(
+            {
+                "version": 4,
+                "outputs": {
+                    "table_name": {"value": "images", "type": "string"},
+                    "events_queue_url": {"value": "http://q/events", "type": "string"},
+                    "kms_key_policy_json": {"value": None, "type": "string", "sensitive": True},
+                },
+            }
+        )
+    )
+    stack._write_description()
+    described = json.loads((tmp_path / "stack.json").read_text())
+    assert described["outputs"] == {
+        "table_name": "images",
+        "events_queue_url": "http://q/events",
+        "kms_key_policy_json": None,
+    }
+    assert stack.outputs == described["outputs"]
 
 
 def write_state(path: Path, serial: int) -> None:

@@ -8,6 +8,7 @@ prove that it renders what the plan meant it to render (docs/config-version.md,
 from __future__ import annotations
 
 import json
+import os
 import uuid
 from urllib.parse import unquote
 
@@ -703,9 +704,13 @@ def test_a_pass_whose_fail_write_finds_the_record_moved_on_publishes_nothing(mai
     assert bus.received() == []
 
 
-def test_an_event_that_cannot_be_published_leaves_the_record_failed_and_is_counted(
-    maintenance, bus, monkeypatch
+def test_an_event_that_cannot_be_published_leaves_the_record_failed_and_is_counted_for_the_alarm(
+    maintenance, bus, monkeypatch, capsys
 ):
+    """Counted in the answer and as the metric the alarm maintenance-events-not-published watches:
+    EventsNotPublished in the functions' namespace, dimension service (Powertools EMF, as the resize
+    function's; CloudWatch "Embedded metric format specification": a log line with an ``_aws`` object
+    becomes a metric)."""
     import maintenance_handler
 
     class Refusing:
@@ -720,9 +725,20 @@ def test_an_event_that_cannot_be_published_leaves_the_record_failed_and_is_count
 
     client.cache_clear = real.cache_clear  # the fixture's teardown resets the cached clients
     monkeypatch.setattr(maintenance_handler.aws, "client", client)
+    capsys.readouterr()
     answer = reconcile(maintenance)
     assert counts(answer) == {"failed_stuck": 1} and answer["events_not_published"] == 1
     assert maintenance.pipeline.item(image_id)["status"] == "failed"
+    lines = [json.loads(x) for x in capsys.readouterr().out.splitlines() if x.startswith("{")]
+    (emf,) = [line for line in lines if "_aws" in line]
+    assert emf["EventsNotPublished"] == [1.0]
+    (directive,) = emf["_aws"]["CloudWatchMetrics"]
+    assert directive["Namespace"] == os.environ["POWERTOOLS_METRICS_NAMESPACE"]
+    assert directive["Dimensions"] == [["service"]]
+    assert emf["service"] == os.environ["POWERTOOLS_SERVICE_NAME"]
+    # A pass that lost no event writes no metric line.
+    assert counts(reconcile(maintenance)) == {}
+    assert not [x for x in capsys.readouterr().out.splitlines() if '"_aws"' in x]
 
 
 def test_without_a_bus_reconcile_publishes_nothing(maintenance):

@@ -12,6 +12,19 @@ ToleratedFailurePercentage counts failed child executions, AWS "Distributed
 Map state"). A second run skips every current image and reports the poison
 as failed with its recorded code, without sending it again.
 
+A rendition change: ``make run-apply`` adds a rendition to the running stack
+(its data kept, ``stack.json`` showing Terraform's outputs after the apply);
+reprocess under a ten-key prefix renders exactly those ten again, then over the
+whole seed prefix every other stored image (and the poison, tried once more
+under the new config version), and every one of the 1,500 ends ``done`` with
+the new rendition and the new config version; a second run skips them all and
+reports the poison.
+
+Affordable: the resize mapping takes batches of 10 (the most without a batching
+window), and the tests wait for the resize queue to drain (GetQueueAttributes)
+before they Scan the table: a Scan of 1,500 records costs the emulator seconds
+of CPU, and polling with one every 3 s was most of the render's time.
+
 Reconcile: an image whose S3 event never came (the bucket's notification was
 off while it was stored) is rendered after one pass; a presigned upload that was
 never used is ``expired`` once its form's lifetime is over.
@@ -33,7 +46,7 @@ import requests
 
 from local import client as stack_client
 from local.emulator import free_port
-from local.tf import REPO_ROOT
+from local.tf import REPO_ROOT, state_outputs
 from tests.conftest import require_terraform
 from tests.images import encode, photo, photo_jpeg
 from tests.test_local_stack import TEST_TF_VARS, RunningStack, start_stack
@@ -50,6 +63,9 @@ TF_VARS = {
     "renditions": [TINY],
     "reprocess_batch_size": 100,
     "reprocess_max_concurrency": 4,
+    # The mapping's batch: 10, the most SQS ReceiveMessage returns and the most the module
+    # allows without a batching window (variables.tf): half the invocations of the default 5.
+    "resize_batch_size": 10,
     "reconcile_pending_after_seconds": 5,
     "reconcile_schedule_enabled": False,  # the tests start each pass themselves
     # Not test_local_stack's 5 s timeout and 2 receives (its DLQ test): on busy cores a batch can
@@ -124,6 +140,51 @@ def rendition_names(item: dict) -> set[str]:
     return {r["M"]["name"]["S"] for r in item.get("renditions", {}).get("L", [])}
 
 
+def cpu_seconds(running: RunningStack) -> float:
+    """CPU time so far of the stack's processes (the emulator, the runtime, each environment and its
+    render child, with the children they reaped) and of this test process (the client side)."""
+    total = 0.0
+    for pid in {os.getpid(), running.process.pid, *running.descendants()}:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+        except OSError:
+            continue
+        total += sum(int(value) for value in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
+class Cost:
+    """Wall and CPU time from now, per image: what the module's render phases cost."""
+
+    def __init__(self, running: RunningStack) -> None:
+        self.running = running
+        self.wall, self.cpu = time.monotonic(), cpu_seconds(running)
+
+    def report(self, what: str, images: int) -> str:
+        wall, cpu = time.monotonic() - self.wall, cpu_seconds(self.running) - self.cpu
+        return (
+            f"{what}: {images} images in {wall:.0f} s, {cpu:.0f} s CPU:"
+            f" {wall * 1000 / images:.0f} ms wall, {cpu * 1000 / images:.0f} ms CPU per image"
+        )
+
+
+def drained(running: RunningStack) -> bool:
+    """The resize queue holds no message, visible, in flight or delayed (GetQueueAttributes: cheap,
+    where a Scan of 1,500 records costs the emulator seconds): every message sent so far has been
+    handled and deleted, and a message is deleted only after its record is written."""
+    names = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
+    names.append("ApproximateNumberOfMessagesDelayed")
+    attributes = running.client("sqs").get_queue_attributes(
+        QueueUrl=running.outputs["queue_url"], AttributeNames=names
+    )["Attributes"]
+    return all(int(attributes.get(name, 0)) == 0 for name in names)
+
+
+def when_drained(running: RunningStack, check):
+    """``check``, run only once the resize queue is drained (see ``drained``)."""
+    return lambda: check() if drained(running) else None
+
+
 def wait_until(check, timeout: float, what: str, poll: float = 3.0):
     deadline = time.monotonic() + timeout
     while True:
@@ -196,7 +257,7 @@ def test_reprocess_renders_every_stored_original_with_the_configured_renditions(
     put_originals_without_events(running)
     assert records(running) == {}
 
-    started = time.monotonic()
+    started, cost = time.monotonic(), Cost(running)
     code, printed, summary = run_reprocess(running)
     assert code == 0, printed
     print(f"reprocess of {IMAGES + 1} keys: {time.monotonic() - started:.0f} s\n{printed}")
@@ -219,8 +280,11 @@ def test_reprocess_renders_every_stored_original_with_the_configured_renditions(
         finished = [item for item in found.values() if status(item) in ("done", "failed")]
         return found if len(finished) == IMAGES + 1 else None
 
-    found = wait_until(rendered, RENDER_TIMEOUT, f"{IMAGES} originals rendered")
+    found = wait_until(
+        when_drained(running, rendered), RENDER_TIMEOUT, f"{IMAGES} originals rendered", poll=2
+    )
     print(f"{IMAGES} originals rendered {time.monotonic() - started:.0f} s after the run started")
+    print(cost.report("first render, from the run's start", IMAGES + 1))
     poison = found.pop(POISON_KEY)
     assert status(poison) == "failed" and poison["error"]["M"]["code"]["S"]
     assert {status(item) for item in found.values()} == {"done"}
@@ -307,49 +371,110 @@ def run_apply(stack: Stack, renditions: list[dict]) -> subprocess.CompletedProce
     )
 
 
-def test_after_a_rendition_is_added_to_the_running_stack_reprocess_renders_it_then_skips_it(stack):
+def test_after_a_rendition_is_added_to_the_running_stack_reprocess_renders_every_image_then_skips_them(
+    stack,
+):
     """The operator adds a rendition with `terraform apply` to the live stack (`make run-apply`): the
     data stays, and the stored images keep their old renditions and config version until a reprocess,
-    which renders exactly the stale ones under the prefix again, in functions that now run with the new
-    configuration (AWS Lambda, UpdateFunctionConfiguration: once the update is Successful the function
-    processes events with the new configuration); a second run finds them current. The 1,500 images
-    above prove the listing and batching at scale; ten keep the re-render cheap."""
+    which renders the stale ones again, in functions that now run with the new configuration (AWS
+    Lambda, UpdateFunctionConfiguration: once the update is Successful the function processes events
+    with the new configuration). First under a ten-key prefix (only those ten are listed and sent),
+    then over every stored original: all 1,500 end done with the new rendition and config version,
+    and a second run finds them current and reports the poison."""
     running = stack.running
-    before = records(running, CHANGED_PREFIX)
-    assert len(before) == 10 and {status(item) for item in before.values()} == {"done"}
-    (old_version,) = {item["config_version"]["S"] for item in before.values()}
+    before = records(running)
+    assert len(before) == IMAGES + 1
+    changed = {key: item for key, item in before.items() if key.startswith(CHANGED_PREFIX)}
+    assert len(changed) == 10 and {status(item) for item in changed.values()} == {"done"}
+    (old_version,) = {item["config_version"]["S"] for item in changed.values()}
 
     applied = run_apply(stack, [TINY, MINI, NEW])
     assert applied.returncode == 0, applied.stderr[-4000:]
     resize, maintenance = (running.outputs[f"{name}_function_name"] for name in ("resize", "maintenance"))
     assert "Applied to the running stack (Resources: 0 added, 2 changed, 0 destroyed.)" in applied.stdout
     assert resize in applied.stdout and maintenance in applied.stdout  # both read `renditions`
-    assert records(running, CHANGED_PREFIX) == before  # nothing re-rendered by the apply itself
-    assert len(records(running)) == IMAGES + 1  # and nothing lost: the same stack, its data kept
+    # stack.json (what `make reprocess`, `make demo` and local.client read) shows Terraform's
+    # outputs after the apply, as `terraform output` gives them from the stack's state.
+    described = stack_client.find_running(stack.state_dir)
+    assert described["outputs"] == state_outputs(stack.state_dir / "terraform" / "terraform.tfstate")
+    assert described["outputs"]["reprocess_state_machine_arn"] == target(running).arn
+    # Nothing re-rendered by the apply itself, and nothing lost: the same stack, its data kept.
+    assert records(running) == before
 
     code, printed, summary = run_reprocess(running, prefix=CHANGED_PREFIX)
     assert code == 0, printed
     assert counted(summary, "listed", "skipped_current", "enqueued", "failed") == (10, 0, 10, 0)
 
-    def rerendered():
-        found = records(running, CHANGED_PREFIX)
-        done = [item for item in found.values() if status(item) == "done" and "new" in rendition_names(item)]
-        return found if len(done) == 10 else None
+    def rerendered(prefix: str, count: int):
+        def check():
+            found = records(running)
+            done = [
+                item
+                for key, item in found.items()
+                if key.startswith(prefix) and status(item) == "done" and "new" in rendition_names(item)
+            ]
+            return found if len(done) == count else None
 
-    found = wait_until(rerendered, 300, "ten images re-rendered with the new rendition")
+        return when_drained(running, check)
+
+    found = wait_until(rerendered(CHANGED_PREFIX, 10), 300, "ten images re-rendered with the new rendition")
+    ten = {key: item for key, item in found.items() if key.startswith(CHANGED_PREFIX)}
+    assert {frozenset(rendition_names(item)) for item in ten.values()} == {frozenset({"tiny", "mini", "new"})}
+    (new_version,) = {item["config_version"]["S"] for item in ten.values()}
+    assert new_version != old_version
+    # Only those ten: every other image still shows the old configuration.
+    others = {key: item for key, item in found.items() if not key.startswith(CHANGED_PREFIX)}
+    assert others == {key: item for key, item in before.items() if not key.startswith(CHANGED_PREFIX)}
+
+    # Every stored original. The ten are current; the poison is sent again: its not_an_image was
+    # recorded under the old config version, and the plan reports a poison only for the current
+    # one (imgpipe.reprocess.poisoned; docs/config-version.md: "A new rendition config tries every
+    # poison again too"), so it is enqueued with the 1,490 stale images.
+    started, cost = time.monotonic(), Cost(running)
+    code, printed, summary = run_reprocess(running, prefix=SEED_PREFIX)
+    assert code == 0, printed
+    assert counted(summary, "listed", "skipped_current", "enqueued", "failed", "failed_batches") == (
+        IMAGES + 1,
+        10,
+        IMAGES - 10 + 1,
+        0,
+        0,
+    )
+    found = wait_until(
+        rerendered(SEED_PREFIX, IMAGES),
+        RENDER_TIMEOUT,
+        f"{IMAGES} images re-rendered with the new rendition",
+        2,
+    )
+    print(f"{IMAGES - 10} images re-rendered {time.monotonic() - started:.0f} s after the run started")
+    print(cost.report("re-render of every stale image, from the run's start", IMAGES - 10 + 1))
+    poison = found.pop(POISON_KEY)
+    # Tried under the new configuration, it fails the same way, recorded under the new version.
+    assert status(poison) == "failed" and poison["error"]["M"]["code"]["S"] == "not_an_image"
+    assert poison["config_version"]["S"] == new_version
+    assert len(found) == IMAGES and {status(item) for item in found.values()} == {"done"}
     assert {frozenset(rendition_names(item)) for item in found.values()} == {
         frozenset({"tiny", "mini", "new"})
     }
-    (new_version,) = {item["config_version"]["S"] for item in found.values()}
-    assert new_version != old_version
+    assert {item["config_version"]["S"] for item in found.values()} == {new_version}
     # The API shows it, and the new rendition is served.
-    image_id = found[f"{CHANGED_PREFIX}0.jpg"]["id"]["S"]
+    image_id = found[f"{SEED_PREFIX}1234.jpg"]["id"]["S"]
     body = requests.get(f"{running.api}/images/{image_id}", timeout=30).json()
     (new,) = [r for r in body["renditions"] if r["name"] == "new"]
     assert body["status"] == "done" and {r["name"] for r in body["renditions"]} == {"tiny", "mini", "new"}
     served = requests.get(new["url"], timeout=30)
     assert served.status_code == 200 and served.content[:4] == b"RIFF"  # a WebP
 
-    code, printed, summary = run_reprocess(running, prefix=CHANGED_PREFIX)
+    # A second run: every image current, the poison reported (now under this config version)
+    # and sent nowhere.
+    code, printed, summary = run_reprocess(running, prefix=SEED_PREFIX)
     assert code == 0, printed
-    assert counted(summary, "listed", "skipped_current", "enqueued") == (10, 10, 0)
+    assert counted(summary, "listed", "skipped_current", "enqueued", "failed", "failed_batches") == (
+        IMAGES + 1,
+        IMAGES,
+        0,
+        1,
+        0,
+    )
+    assert summary["failures"] == [{"key": POISON_KEY, "error_code": "not_an_image"}]
+    assert f"failed: {POISON_KEY} (not_an_image)" in printed

@@ -782,9 +782,19 @@ def test_alarms_watch_the_dlq_queue_age_throttles_and_rates_over_several_periods
         "imgpipe-dev-upload-throttles": ("AWS/Lambda", "Throttles"),
         "imgpipe-dev-maintenance-throttles": ("AWS/Lambda", "Throttles"),
         "imgpipe-dev-events-not-published": ("imgpipe-dev", "EventsNotPublished"),
+        "imgpipe-dev-maintenance-events-not-published": ("imgpipe-dev", "EventsNotPublished"),
         "imgpipe-dev-reprocess-executions-failed": ("AWS/States", "ExecutionsFailed"),
         "imgpipe-dev-reconcile-executions-failed": ("AWS/States", "ExecutionsFailed"),
     }
+    # Both functions that publish completion events count the ones lost after their retries under
+    # the same metric, told apart by Powertools' service dimension (POWERTOOLS_SERVICE_NAME).
+    for name, function in (
+        ("imgpipe-dev-events-not-published", "resize"),
+        ("imgpipe-dev-maintenance-events-not-published", "maintenance"),
+    ):
+        alarm = alarms[name]
+        assert alarm["Dimensions"] == [{"Name": "service", "Value": function}], name
+        assert (alarm["Statistic"], alarm["Threshold"], alarm["EvaluationPeriods"]) == ("Sum", 0, 1), name
     for machine in ("reprocess", "reconcile"):
         alarm = alarms[f"imgpipe-dev-{machine}-executions-failed"]
         assert alarm["Dimensions"] == [

@@ -408,6 +408,7 @@ def test_no_alarm_fires_on_a_single_request_or_image(plan):
                 '["resize-dlq-messages"]',
                 '["resize-queue-age"]',
                 '["events-not-published"]',
+                '["maintenance-events-not-published"]',
                 '["reprocess-executions-failed"]',
                 '["reconcile-executions-failed"]',
             )
@@ -701,7 +702,11 @@ def test_the_webhook_calls_with_the_secrets_key_retries_a_day_then_its_own_dlq(p
     key = statements(planned["planned_values"]["outputs"]["kms_key_policy_json"]["value"])
     assert key["EventBridgeSendsToEncryptedQueues"]["Condition"] == {"ArnEquals": {"aws:SourceArn": rule_arn}}
     alarms = [a["alarm_name"] for a in resources(planned, "aws_cloudwatch_metric_alarm").values()]
-    assert {"imgpipe-dev-events-not-published", "imgpipe-dev-webhook-dlq-messages"} <= set(alarms)
+    assert {
+        "imgpipe-dev-events-not-published",
+        "imgpipe-dev-maintenance-events-not-published",
+        "imgpipe-dev-webhook-dlq-messages",
+    } <= set(alarms)
     webhook_alarm = one(planned, 'aws_cloudwatch_metric_alarm.metric["webhook-dlq-messages"]')
     assert webhook_alarm["dimensions"] == {"QueueName": one(planned, "aws_sqs_queue.webhook_dlq[0]")["name"]}
     assert not resources(planned, "aws_sqs_queue").get(
@@ -728,3 +733,4 @@ def test_events_off_means_no_bus_and_no_alarm(plan):
     assert planned["planned_values"]["outputs"]["event_bus_name"].get("value") is None
     alarms = [a["alarm_name"] for a in resources(planned, "aws_cloudwatch_metric_alarm").values()]
     assert "imgpipe-dev-events-not-published" not in alarms
+    assert "imgpipe-dev-maintenance-events-not-published" not in alarms
