@@ -159,6 +159,45 @@ def lambda_zip() -> Path:
     return build / "lambda.zip"
 
 
+class _SearchPaths(list):
+    """A loader's search paths, to which each boto3 Session appends its own data directory once."""
+
+    def append(self, path):
+        if path not in self:
+            super().append(path)
+
+
+_LOADERS: dict = {}
+
+
+def _shared_loader(search_path_string=None):
+    """One botocore data loader per search path for the whole test process.
+
+    botocore reads its endpoint rules and service models (JSON, several MB) once per Session,
+    and every test makes new Sessions: moto's mock_aws resets boto3's default session, and the
+    functions' clients each come from a Session of their own (imgpipe.aws). One shared loader
+    keeps what it read, as one Session does for all of its clients: 0.19 s to 0.05 s of CPU
+    for a test's mock_aws and pipeline resources. The files are AWS's own and never change
+    during a run; nothing else of a Session (credentials, region, config) is shared.
+    """
+    from botocore.loaders import create_loader
+
+    if search_path_string not in _LOADERS:
+        loader = create_loader(search_path_string)
+        loader._search_paths = _SearchPaths(loader.search_paths)
+        _LOADERS[search_path_string] = loader
+    return _LOADERS[search_path_string]
+
+
+def _share_botocore_data() -> None:
+    import botocore.session
+
+    botocore.session.create_loader = _shared_loader
+
+
+_share_botocore_data()
+
+
 @pytest.fixture(autouse=True)
 def aws_credentials(monkeypatch):
     """Fake credentials and a fixed region for every test."""

@@ -276,7 +276,9 @@ def test_jpeg_is_decoded_at_three_eighths_when_that_holds_the_largest_rendition(
 
 def test_a_4_2_2_jpeg_takes_three_eighths_with_room_for_lanczos():
     # 6028x3391 (as the benchmark's Kleiber photo): 3/8 is 2261 px, 1.41x the 1600 px needed.
-    data = images.photo_jpeg(6028, 3391, subsampling="4:2:2")
+    # The scale follows the size and the chroma subsampling, not the content: the quadrants
+    # picture, not a 20 MP synthetic photo (1.3 s of CPU to generate, once per worker).
+    data = images.encode(images.quadrants(6028, 3391), "JPEG", quality=90, subsampling="4:2:2")
     source = decode.decode_source(data, default_renditions(), EngineOptions()).source
     assert source.image.size == (2261, 1272)
     _, ims = render_images(data, default_renditions())
