@@ -101,12 +101,12 @@ _TERRAFORMS = {path for path in (_real("terraform"), _real("tofu")) if path}
 
 class _QuickPopen(subprocess.Popen):
     """subprocess.Popen for a test not marked slow: refuses terraform (the binary on PATH; a stand-in
-    script a test writes is fine) and the local stack."""
+    script a test writes is fine), the local stack and the emulator's server (a child on a port)."""
 
     def __init__(self, args, *rest, **kwargs):
         argv = [args] if isinstance(args, str | bytes | os.PathLike) else list(args)
         program = _real(os.fsdecode(argv[0])) if argv else None
-        if program in _TERRAFORMS or "local.run" in map(str, argv):
+        if program in _TERRAFORMS or {"local.run", "local.moto_server"} & set(map(str, argv)):
             raise AssertionError(f"{argv[:3]}: a test that runs this must be marked @pytest.mark.slow")
         super().__init__(args, *rest, **kwargs)
 

@@ -105,6 +105,7 @@ def wait_fired(running: Scheduler, name: str, wait: float = 10.0) -> list[dict]:
     return []
 
 
+@pytest.mark.slow  # the emulator server (a child process on a port)
 def test_an_enabled_schedule_sends_its_input_to_the_queue_as_its_role_with_context_attributes(
     emulator, queue
 ):
@@ -136,6 +137,7 @@ def test_an_enabled_schedule_sends_its_input_to_the_queue_as_its_role_with_conte
     assert sends and all(c["allowed"] for c in sends)
 
 
+@pytest.mark.slow  # the emulator server (a child process on a port)
 def test_a_disabled_schedule_never_fires_and_a_failing_one_is_logged_without_stopping_the_others(
     emulator, queue, caplog
 ):
@@ -167,6 +169,7 @@ def test_a_disabled_schedule_never_fires_and_a_failing_one_is_logged_without_sto
     assert any("failed to invoke" in r.getMessage() for r in caplog.records)
 
 
+@pytest.mark.slow  # the emulator server (a child process on a port)
 def test_rate_fires_one_period_after_it_is_first_seen_and_follows_an_edit(emulator, queue):
     # Without LOCAL_SCHEDULE_SECONDS a schedule keeps its own rate: driven here by a fake clock.
     clock = {"now": datetime.datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)}
@@ -185,6 +188,7 @@ def test_rate_fires_one_period_after_it_is_first_seen_and_follows_an_edit(emulat
     assert [m["Body"] for m in received(emulator, queue["url"])] == ['"hourly"']
 
 
+@pytest.mark.slow  # the emulator server (a child process on a port)
 def test_the_banner_line_names_each_schedule_its_expression_and_the_rate_in_force(emulator, queue):
     create_schedule(emulator, f"named-{queue['suffix']}", {"Arn": queue["arn"], "RoleArn": queue["role"]})
     line = scheduler(emulator, local_rate=10).describe()

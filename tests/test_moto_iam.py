@@ -16,6 +16,8 @@ from botocore.exceptions import ClientError
 
 from local.emulator import client, lambda_credentials, running
 
+pytestmark = pytest.mark.slow  # a strict emulator server in a child process, on a port
+
 BUCKET, TABLE, QUEUE = "strict-uploads", "strict-images", "strict-resize"
 LAMBDA_TRUST = {
     "Version": "2012-10-17",

@@ -22,9 +22,14 @@ def test_a_quick_test_that_listens_on_a_port_is_told_to_be_marked_slow():
 
 @pytest.mark.parametrize(
     "argv",
-    [["terraform", "version"], ["/usr/local/bin/terraform", "apply"], [sys.executable, "-m", "local.run"]],
+    [
+        ["terraform", "version"],
+        ["/usr/local/bin/terraform", "apply"],
+        [sys.executable, "-m", "local.run"],
+        [sys.executable, "-m", "local.moto_server", "-H", "127.0.0.1", "-p", "1"],
+    ],
 )
-def test_a_quick_test_that_runs_terraform_or_the_stack_is_told_to_be_marked_slow(argv):
+def test_a_quick_test_that_runs_terraform_the_stack_or_the_emulator_is_told_to_be_marked_slow(argv):
     with pytest.raises(AssertionError, match=r"must be marked @pytest.mark.slow"):
         subprocess.run(argv, check=False)
 
