@@ -46,8 +46,9 @@ QUIET = {
         "TF_LOG_SDK_HELPER_RESOURCE",
     )
 }
-# Go's collector, which took a third of the provider's CPU a plan (6.4 s; 3.5 s without it):
-# off until the heap nears 1 GiB (the live heap is about 250 MB; 1.2 GB resident measured).
+# Go's collector, which took a third of the provider's CPU a plan (6.4 s; 3.5 s without it)
+# and a quarter of terraform's (1.9 s plan and 1.1 s show; 1.4 s and 0.8 s without): off until
+# the heap nears 1 GiB (the provider's live heap is about 250 MB; 1.2 GB resident measured).
 GARBAGE_COLLECTOR = {"GOGC": "off", "GOMEMLIMIT": "1GiB"}
 REATTACH_PREFIX = "TF_REATTACH_PROVIDERS='"
 
@@ -88,7 +89,8 @@ def _stop(proc: subprocess.Popen) -> None:
 
 @contextlib.contextmanager
 def reattached(tf: Terraform, log_path: Path) -> Iterator[None]:
-    """Run ``tf``'s commands against one provider process, started here and stopped (by pid) on exit.
+    """Run ``tf``'s commands against one provider process, started here and stopped (by pid) on exit,
+    with Go's collector off below 1 GiB in both (GARBAGE_COLLECTOR).
 
     The provider reads the credentials from its own environment, so it gets the wrapper's
     (``tf.extra_env``) and no other AWS_* variable, as tests/conftest.py's ``aws_credentials``
@@ -109,9 +111,14 @@ def reattached(tf: Terraform, log_path: Path) -> Iterator[None]:
             start_new_session=True,  # its own group, stopped by pid
             preexec_fn=die_with_parent(),  # a killed pytest does not leave it serving
         )
+    added = {**GARBAGE_COLLECTOR, "TF_REATTACH_PROVIDERS": ""}
+    before = {name: tf.extra_env[name] for name in added if name in tf.extra_env}
     try:
-        tf.extra_env["TF_REATTACH_PROVIDERS"] = _reattach_value(proc, banner)
+        added["TF_REATTACH_PROVIDERS"] = _reattach_value(proc, banner)
+        tf.extra_env.update(added)  # terraform's own commands collect less too
         yield
     finally:
-        tf.extra_env.pop("TF_REATTACH_PROVIDERS", None)
+        for name in added:
+            tf.extra_env.pop(name, None)
+        tf.extra_env.update(before)
         _stop(proc)
