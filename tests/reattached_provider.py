@@ -46,7 +46,7 @@ QUIET = {
         "TF_LOG_SDK_HELPER_RESOURCE",
     )
 }
-# Go's collector, which took a third of the provider's CPU a plan (6.4 s; 3.5 s without it)
+# Go's collector, which took almost half of the provider's CPU a plan (6.4 s; 3.5 s without it)
 # and a quarter of terraform's (1.9 s plan and 1.1 s show; 1.4 s and 0.8 s without): off until
 # the heap nears 1 GiB (the provider's live heap is about 250 MB; 1.2 GB resident measured).
 GARBAGE_COLLECTOR = {"GOGC": "off", "GOMEMLIMIT": "1GiB"}
