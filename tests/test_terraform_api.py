@@ -8,6 +8,7 @@ tests/test_terraform.py runs it. A refused value fails the plan with our message
 
 from __future__ import annotations
 
+import contextlib
 import re
 from pathlib import Path
 
@@ -15,6 +16,7 @@ import pytest
 
 from local.tf import REPO_ROOT, Terraform, TerraformError
 from tests.conftest import require_terraform
+from tests.reattached_provider import reattached
 
 pytestmark = [pytest.mark.slow, pytest.mark.terraform]
 
@@ -35,9 +37,11 @@ def planner(tmp_path_factory, lambda_zip):
     from local.emulator import running
 
     work = tmp_path_factory.mktemp("tf-api")
-    with running(log_path=work / "moto.log") as emulator:
+    with contextlib.ExitStack() as stack:
+        emulator = stack.enter_context(running(log_path=work / "moto.log"))
         tf = Terraform(REPO_ROOT, data_dir=work / "data", state=work / "state.tfstate", env=CREDENTIALS)
         tf.init()
+        stack.enter_context(reattached(tf, work / "provider.log"))  # tests/reattached_provider.py
         base = {
             "aws_endpoint_url": emulator.endpoint,
             "lambda_zip_path": str(lambda_zip),

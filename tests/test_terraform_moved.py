@@ -29,6 +29,7 @@ import pytest
 
 from local.tf import REPO_ROOT, Terraform
 from tests.conftest import require_terraform
+from tests.reattached_provider import reattached
 from tests.test_terraform_plan import CREDENTIALS, write_package
 
 pytestmark = [pytest.mark.slow, pytest.mark.terraform]
@@ -140,12 +141,14 @@ def upgraded(emulator, base: Path, commit: str, deployed: dict | None = None) ->
     workdir = module_at(commit, base / "before")
     old = Terraform(workdir=workdir, data_dir=base / "before-data", state=state, env=CREDENTIALS)
     old.init()
-    before = saved_plan(old, variables_file, state, base / "before.tfplan")
-    old.run("apply", "-input=false", "-no-color", f"-state={state}", str(base / "before.tfplan"))
+    with reattached(old, base / "before-provider.log"):  # tests/reattached_provider.py
+        before = saved_plan(old, variables_file, state, base / "before.tfplan")
+        old.run("apply", "-input=false", "-no-color", f"-state={state}", str(base / "before.tfplan"))
 
     new = Terraform(data_dir=base / "after-data", state=state, env=CREDENTIALS)
     new.init()
-    after = saved_plan(new, variables_file, state, base / "after.tfplan")
+    with reattached(new, base / "after-provider.log"):
+        after = saved_plan(new, variables_file, state, base / "after.tfplan")
     return {"before": before, "after": after, "state": state, "variables_file": variables_file}
 
 

@@ -13,6 +13,7 @@ import json
 import os
 import re
 import zipfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +22,7 @@ import pytest
 from imgpipe import records
 from local.tf import Terraform, TerraformError
 from tests.conftest import require_terraform
+from tests.reattached_provider import reattached
 from tools import package
 
 pytestmark = [pytest.mark.slow, pytest.mark.terraform]
@@ -56,11 +58,13 @@ def emulator(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def tf(tmp_path_factory) -> Terraform:
+def tf(tmp_path_factory) -> Iterator[Terraform]:
+    """The module's wrapper; its commands share one provider process (tests/reattached_provider.py)."""
     base = tmp_path_factory.mktemp("tfplan")
     wrapper = Terraform(data_dir=base / "data", state=base / "state" / "terraform.tfstate", env=CREDENTIALS)
     wrapper.init()
-    return wrapper
+    with reattached(wrapper, base / "provider.log"):
+        yield wrapper
 
 
 @pytest.fixture(scope="module")
