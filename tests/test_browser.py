@@ -153,6 +153,15 @@ def check_renditions_shown(item, body: dict) -> None:
         )
 
 
+def announced(page, text: str) -> None:
+    """``text`` reaches the aria-live region. The page clears it and writes the new text 50 ms
+    later (a fresh text node, so screen readers announce a repeated message too), so it is waited
+    for, as a screen reader hears it, not read at once."""
+    from playwright.sync_api import expect
+
+    expect(page.locator("#announcer")).to_contain_text(text, timeout=5_000)
+
+
 def test_a_photo_picked_uploads_with_progress_and_all_its_renditions_appear(opened, stack):
     tab = opened(DESKTOP)
     page = tab.page
@@ -166,7 +175,7 @@ def test_a_photo_picked_uploads_with_progress_and_all_its_renditions_appear(open
     assert body["status"] == "done"
     assert body["original"]["key"].endswith("/photo.jpg")
     check_renditions_shown(item, body)
-    assert "photo.jpg: done" in page.locator("#announcer").inner_text()  # aria-live region
+    announced(page, "photo.jpg: done")
     SCREENSHOT.parent.mkdir(exist_ok=True)
     page.screenshot(path=str(SCREENSHOT), full_page=True)
     assert SCREENSHOT.stat().st_size > 10_000
@@ -183,7 +192,7 @@ def test_a_text_file_named_jpg_shows_the_apis_error(opened, stack):
     error = record(stack, item.get_attribute("data-image-id"))["error"]
     assert error["code"] == "not_an_image"
     assert item.locator(".message").inner_text() == f"{error['message']} ({error['code']})"
-    assert "notes.jpg: failed" in tab.page.locator("#announcer").inner_text()
+    announced(tab.page, "notes.jpg: failed")
 
 
 def test_several_files_at_once_on_a_360px_screen(opened, stack):
