@@ -19,11 +19,12 @@ requests cost no longer grows with the number of messages in the queue
 (``local.moto_sqs``). IAM is checked
 as AWS checks it (``local.moto_iam``, in force once the emulator enforces IAM),
 S3's event records and metadata limit follow AWS (``local.moto_s3``), and
-``UpdateTable`` changes a table's encryption as DynamoDB does
-(``local.moto_dynamodb``), CloudFront origins keep their origin access control
-(``local.moto_cloudfront``), Step Functions answers the calls Terraform makes
-and runs the project's state machines as AWS does (``local.moto_sfn``), its
-Task calls made with the state machine's role, and
+``UpdateTable`` changes a table's encryption and writes to one item are
+applied one at a time, as DynamoDB does (``local.moto_dynamodb``), CloudFront
+origins keep their origin access control (``local.moto_cloudfront``), Step
+Functions answers the calls Terraform makes and runs the project's state
+machines as AWS does (``local.moto_sfn``), its Task calls made with the state
+machine's role, and
 Lambda's ``Invoke`` runs the local stack's functions once the stack registers
 its runtime (``local.moto_lambda``); everything else is moto's server, unchanged,
 except that connections are kept open between requests (``keep_alive_handler``;

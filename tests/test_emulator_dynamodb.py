@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import pytest
 
 from local.emulator import running
@@ -38,3 +40,43 @@ def test_update_table_switches_between_the_aws_owned_managed_and_customer_keys()
 
         ddb.update_table(TableName="images", BillingMode="PAY_PER_REQUEST")  # no SSESpecification
         assert ddb.describe_table(TableName="images")["Table"]["SSEDescription"]["KMSMasterKeyArn"] == key_arn
+
+
+def test_concurrent_writes_to_one_item_are_applied_one_at_a_time():
+    """DynamoDB applies each write to an item atomically, one after another: an UpdateItem's
+    ReturnValues ALL_OLD is the item as the write before it left it ("UpdateItem", DynamoDB API
+    Reference; conditional writes: "only one" of concurrent writers of the same condition
+    succeeds). The resize function relies on it to publish one completion event per image when two
+    deliveries finish at once (docs/events.md): moto's threaded server interleaved such writes, and
+    both deliveries saw the record unsettled."""
+    with running() as emu:
+        ddb = emu.client("dynamodb")
+        ddb.create_table(
+            TableName="images",
+            AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+            KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        writers, rounds = 16, 5
+
+        def settle(item: str, writer: int) -> dict:
+            return ddb.update_item(
+                TableName="images",
+                Key={"id": {"S": item}},
+                UpdateExpression="SET settled = :mine, n = if_not_exists(n, :zero) + :one",
+                ExpressionAttributeValues={
+                    ":mine": {"S": f"done:{writer}"},
+                    ":zero": {"N": "0"},
+                    ":one": {"N": "1"},
+                },
+                ReturnValues="ALL_OLD",
+            ).get("Attributes", {})
+
+        with ThreadPoolExecutor(writers) as pool:
+            for r in range(rounds):
+                olds = list(pool.map(lambda w, r=r: settle(f"image-{r}", w), range(writers)))
+                # Exactly one writer found the item unsettled, and no write was lost.
+                assert sum("settled" not in old for old in olds) == 1, olds
+                item = ddb.get_item(TableName="images", Key={"id": {"S": f"image-{r}"}})["Item"]
+                assert item["n"] == {"N": str(writers)}
+                assert sorted(int(old["n"]["N"]) for old in olds if old) == list(range(1, writers))
