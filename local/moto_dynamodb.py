@@ -9,7 +9,9 @@ DynamoDB's encryption-at-rest guide). Without this, a deployment that changes
 ``server_side_encryption`` would plan the same update on every run against the
 emulator.
 
-DynamoDB applies each write to an item atomically, one after another, and an
+"Individual write operations such as UpdateItem are atomic and always operate
+on the most recent version of the item, regardless of concurrency" (DynamoDB
+developer guide, "Best practices for handling concurrent updates"), so an
 UpdateItem's ``ReturnValues`` is the item as the previous write left it. moto
 5.2's backend has no lock, and its threaded server ran two UpdateItems of one
 item at once: both read the old item, both returned it, one write was lost.

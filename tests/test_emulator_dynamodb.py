@@ -43,12 +43,12 @@ def test_update_table_switches_between_the_aws_owned_managed_and_customer_keys()
 
 
 def test_concurrent_writes_to_one_item_are_applied_one_at_a_time():
-    """DynamoDB applies each write to an item atomically, one after another: an UpdateItem's
-    ReturnValues ALL_OLD is the item as the write before it left it ("UpdateItem", DynamoDB API
-    Reference; conditional writes: "only one" of concurrent writers of the same condition
-    succeeds). The resize function relies on it to publish one completion event per image when two
-    deliveries finish at once (docs/events.md): moto's threaded server interleaved such writes, and
-    both deliveries saw the record unsettled."""
+    """AWS: "Individual write operations such as UpdateItem are atomic and always operate on the
+    most recent version of the item, regardless of concurrency" (DynamoDB developer guide, "Best
+    practices for handling concurrent updates"): an UpdateItem's ReturnValues ALL_OLD is the item
+    as the write before it left it. The resize function relies on it to publish one completion
+    event per image when two deliveries finish at once (docs/events.md): moto's threaded server
+    interleaved such writes, and both deliveries saw the record unsettled."""
     with running() as emu:
         ddb = emu.client("dynamodb")
         ddb.create_table(
