@@ -663,6 +663,8 @@ class Front:
         # "Task queue depth is N" on every burst of uploads: queuing is the point, not news.
         logging.getLogger("waitress.queue").setLevel(logging.ERROR)
         self._stopping = threading.Event()
+        self._closing = threading.Lock()  # the loop closes the trigger; stop() pulls it: never both
+        self._closed = False
         self._thread = threading.Thread(target=self._serve, name="front", daemon=True)
 
     @property
@@ -687,12 +689,18 @@ class Front:
             while not self._stopping.is_set():
                 wasyncore.loop(timeout=0.5, map=socket_map, use_poll=True, count=1)
         finally:
-            for dispatcher in list(socket_map.values()):
-                dispatcher.close()
+            with self._closing:
+                for dispatcher in list(socket_map.values()):
+                    dispatcher.close()
+                self._closed = True
 
     def stop(self) -> None:
         self._stopping.set()
-        self.server.trigger.pull_trigger()
+        with self._closing:
+            # Wake the loop from its 0.5 s wait, unless it saw _stopping first and closed the
+            # trigger: its file descriptor may then be another file's (a write there was EBADF once).
+            if not self._closed:
+                self.server.trigger.pull_trigger()
         self._thread.join(5)
         self.server.task_dispatcher.shutdown(cancel_pending=True, timeout=5)
         self.app.executor.shutdown(wait=False, cancel_futures=True)

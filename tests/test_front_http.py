@@ -203,3 +203,18 @@ def test_a_burst_of_concurrent_uploads_is_queued_not_reset(front, recorder):
     for thread in threads:
         thread.join()
     assert results == [201] * 30 and len(recorder.events) == 30
+
+
+def test_stopping_after_the_serve_loop_has_closed_its_sockets_is_clean(recorder):
+    """stop() wakes the serve loop through waitress' trigger; when the loop has already seen the
+    stop and closed its sockets (the trigger's included), stop() must not write to that closed
+    descriptor (EBADF once in CI; a reused number would be another file's)."""
+    api = Api("abc123", "fake", "123456789012", (Route("GET /x", "fake"),))
+    server = Front(api, recorder, port=0).start()
+    port = server.port
+    server._stopping.set()  # as stop() does first; the loop exits within its 0.5 s wait
+    server._thread.join(5)
+    assert not server._thread.is_alive()
+    server.stop()
+    with socket.socket() as sock:
+        assert sock.connect_ex(("127.0.0.1", port)) != 0  # and the port is closed
