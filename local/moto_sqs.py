@@ -33,50 +33,59 @@ def _now_ms() -> float:
     return time.time() * 1000.0
 
 
+def visible(self: Any) -> bool:
+    return _now_ms() > self.visible_at
+
+
+def delayed(self: Any) -> bool:
+    return _now_ms() < self.delayed_until
+
+
+def messages(self: Any) -> list[Any]:
+    now = _now_ms()
+    return [m for m in self._messages if now > m.visible_at and not now < m.delayed_until]
+
+
+def approximate_number_of_messages(self: Any) -> int:
+    return len(messages(self))
+
+
+def approximate_number_of_messages_delayed(self: Any) -> int:
+    now = _now_ms()
+    return sum(1 for m in self._messages if now < m.delayed_until)
+
+
+def approximate_number_of_messages_not_visible(self: Any) -> int:
+    now = _now_ms()
+    return sum(1 for m in self._messages if not now > m.visible_at)
+
+
+def is_message_valid_based_on_retention_period(self: Any, queue_name: str, message: Any) -> bool:
+    retention = int(self.get_queue(queue_name).message_retention_period)
+    return retention + message.sent_timestamp / 1000 > time.time()
+
+
+def get_queue_attributes(self: Any, queue_name: str, attribute_names: list[str]) -> dict[str, Any]:
+    """moto's, with the queue's attributes computed once instead of three times per name."""
+    from moto.sqs import models
+
+    queue = self.get_queue(queue_name)
+    if not attribute_names:
+        return {}
+    valid = ["All", *queue.BASE_ATTRIBUTES, *queue.FIFO_ATTRIBUTES, *queue.KMS_ATTRIBUTES]
+    invalid = next((name for name in attribute_names if name not in valid), None)
+    if invalid or invalid == "":
+        raise models.InvalidAttributeName(invalid)
+    computed = queue.attributes
+    if "All" in attribute_names:
+        return computed
+    return {name: computed[name] for name in attribute_names if computed.get(name) is not None}
+
+
 def patch() -> None:
     from moto.sqs import models
 
     queue_cls, backend_cls, message_cls = models.Queue, models.SQSBackend, models.Message
-
-    def visible(self: Any) -> bool:
-        return _now_ms() > self.visible_at
-
-    def delayed(self: Any) -> bool:
-        return _now_ms() < self.delayed_until
-
-    def messages(self: Any) -> list[Any]:
-        now = _now_ms()
-        return [m for m in self._messages if now > m.visible_at and not now < m.delayed_until]
-
-    def approximate_number_of_messages(self: Any) -> int:
-        return len(messages(self))
-
-    def approximate_number_of_messages_delayed(self: Any) -> int:
-        now = _now_ms()
-        return sum(1 for m in self._messages if now < m.delayed_until)
-
-    def approximate_number_of_messages_not_visible(self: Any) -> int:
-        now = _now_ms()
-        return sum(1 for m in self._messages if not now > m.visible_at)
-
-    def is_message_valid_based_on_retention_period(self: Any, queue_name: str, message: Any) -> bool:
-        retention = int(self.get_queue(queue_name).message_retention_period)
-        return retention + message.sent_timestamp / 1000 > time.time()
-
-    def get_queue_attributes(self: Any, queue_name: str, attribute_names: list[str]) -> dict[str, Any]:
-        # moto's, with the queue's attributes computed once instead of three times per name.
-        queue = self.get_queue(queue_name)
-        if not attribute_names:
-            return {}
-        valid = ["All", *queue.BASE_ATTRIBUTES, *queue.FIFO_ATTRIBUTES, *queue.KMS_ATTRIBUTES]
-        invalid = next((name for name in attribute_names if name not in valid), None)
-        if invalid or invalid == "":
-            raise models.InvalidAttributeName(invalid)
-        computed = queue.attributes
-        if "All" in attribute_names:
-            return computed
-        return {name: computed[name] for name in attribute_names if computed.get(name) is not None}
-
     message_cls.visible = property(visible)
     message_cls.delayed = property(delayed)
     queue_cls.messages = property(messages)
