@@ -43,6 +43,7 @@ from local.run import (
     StackError,
     extra_tf_vars,
     isolate_from_real_aws,
+    log_to_stderr,
     paginate,
     terraform_apply,
     tf_variables,
@@ -132,13 +133,7 @@ def apply_live(directory: Path, tf_vars: dict[str, Any]) -> int:
 
 
 def main() -> int:
-    logging.basicConfig(
-        level=logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        datefmt="%H:%M:%S",
-        stream=sys.stderr,
-    )
-    logging.getLogger("botocore").setLevel(logging.WARNING)
+    log_to_stderr()
     directory = stack_client.state_dir().resolve()
     try:
         tf_vars = extra_tf_vars()

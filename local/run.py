@@ -609,8 +609,8 @@ def _raise_interrupt(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
 
 
-def _configure_process() -> None:
-    """Logging to stderr, Ctrl-C and SIGTERM as KeyboardInterrupt, and no way to reach real AWS."""
+def log_to_stderr() -> None:
+    """The local tools' log lines: time, level, logger and message on stderr; botocore's warnings only."""
     logging.basicConfig(
         level=logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -618,6 +618,11 @@ def _configure_process() -> None:
         stream=sys.stderr,
     )
     logging.getLogger("botocore").setLevel(logging.WARNING)
+
+
+def _configure_process() -> None:
+    """Logging to stderr, Ctrl-C and SIGTERM as KeyboardInterrupt, and no way to reach real AWS."""
+    log_to_stderr()
     # Explicitly: a shell starts background jobs with SIGINT ignored, and Python
     # then installs no KeyboardInterrupt handler of its own.
     signal.signal(signal.SIGINT, _raise_interrupt)
