@@ -241,32 +241,34 @@ resource "aws_cloudwatch_event_target" "webhook" {
 
 # Written by the one alarm resource of monitoring.tf, with the queue's alarms.
 locals {
+  # EventsNotPublished, written by each function that publishes (Powertools Metrics' default
+  # dimension: its service): resize for every image, maintenance for a reconcile pass's Image Failed.
+  events_not_published = {
+    "events-not-published" = {
+      service     = "resize"
+      description = "The resize function could not publish completion events (EventsNotPublished) after its retries: the images are done or failed, but consumers were not told (docs/events.md)."
+    }
+    "maintenance-events-not-published" = {
+      service     = "maintenance"
+      description = "A reconcile pass marked stuck images failed but could not publish their Image Failed events (EventsNotPublished from the maintenance function) after its retries: consumers were not told (docs/events.md)."
+    }
+  }
+
   events_alarms = {
-    for key, alarm in {
-      "events-not-published" = {
+    for key, alarm in merge({
+      for key, lost in local.events_not_published : key => {
         enabled             = var.events_enabled
-        description         = "The resize function could not publish completion events (EventsNotPublished) after its retries: the images are done or failed, but consumers were not told (docs/events.md)."
+        description         = lost.description
         namespace           = local.name
         metric_name         = "EventsNotPublished"
-        dimensions          = { service = "resize" } # Powertools Metrics' default dimension
+        dimensions          = { service = lost.service }
         statistic           = "Sum"
         period              = local.alarm_period
         evaluation_periods  = 1
         datapoints_to_alarm = null
         threshold           = 0
       }
-      "maintenance-events-not-published" = {
-        enabled             = var.events_enabled
-        description         = "A reconcile pass marked stuck images failed but could not publish their Image Failed events (EventsNotPublished from the maintenance function) after its retries: consumers were not told (docs/events.md)."
-        namespace           = local.name
-        metric_name         = "EventsNotPublished"
-        dimensions          = { service = "maintenance" } # Powertools Metrics' default dimension
-        statistic           = "Sum"
-        period              = local.alarm_period
-        evaluation_periods  = 1
-        datapoints_to_alarm = null
-        threshold           = 0
-      }
+      }, {
       "webhook-dlq-messages" = {
         enabled             = local.events_webhook
         description         = "Events in the webhook's dead-letter queue: the webhook refused them or was down for a day (inspect, then replay)."
@@ -279,7 +281,7 @@ locals {
         datapoints_to_alarm = null
         threshold           = 0
       }
-    } : key => alarm if alarm.enabled
+    }) : key => alarm if alarm.enabled
   }
 }
 
