@@ -200,15 +200,24 @@ def cascade(
             if all(cheapest(g) is not decode for g in later):
                 decode = None
             made = [s for s in made if min(s.sx, s.sy) >= min(g.scale for g in later) * CASCADE_GAP]
-        stored = stored.convert(mode) if stored.mode != mode else stored
-        upright = stored.transpose(transpose) if transpose is not None else stored
-        upright = decoded.colour.apply(upright)  # to sRGB before the (sRGB) watermark goes on
-        if opts.watermark is not None:
-            upright = opts.watermark.apply(upright)
+        upright = _finished(stored, mode, transpose, decoded, opts)
         images[rendition.name] = upright
         if on_ready is not None:
             on_ready(rendition, upright)
     return images
+
+
+def _finished(
+    stored: Image.Image, mode: str, transpose: Image.Transpose | None, decoded: Decoded, opts: EngineOptions
+) -> Image.Image:
+    """A rendition as stored-orientation pixels made it: back in the source's ``mode``, upright,
+    in sRGB, then watermarked."""
+    stored = stored.convert(mode) if stored.mode != mode else stored
+    upright = stored.transpose(transpose) if transpose is not None else stored
+    upright = decoded.colour.apply(upright)  # to sRGB before the (sRGB) watermark goes on
+    if opts.watermark is not None:
+        upright = opts.watermark.apply(upright)
+    return upright
 
 
 def cascade_animation(
