@@ -145,6 +145,56 @@ def _premultiplied(source: Source) -> Source:
     return Source(source.image.convert(_STRAIGHT[mode]), source.sx, source.sy)
 
 
+class _Sources:
+    """What a cascade can still cut renditions from: the decode and the contain renditions made so far.
+
+    All are full-frame and in stored orientation; ``cheapest`` picks the one that
+    makes a rendition at least cost, ``keep_for`` drops what no later rendition can use.
+    """
+
+    def __init__(self, decoded: Decoded) -> None:
+        self.full_w, self.full_h = decoded.stored_size
+        self.swap = decoded.orientation in SWAPS_AXES
+        self.decode: Source | None = _premultiplied(decoded.source)
+        self.made: list[Source] = []  # largest first
+
+    def size(self, geo: Geometry) -> tuple[int, int]:
+        """The rendition's size in stored orientation."""
+        return (geo.height, geo.width) if self.swap else (geo.width, geo.height)
+
+    def box(self, geo: Geometry, src: Source) -> tuple[float, ...]:
+        """The region of ``src`` the rendition is cut from."""
+        return stored_box(geo, self.swap, self.full_w, self.full_h, src.sx, src.sy)
+
+    def cheapest(self, geo: Geometry) -> Source:
+        """Of the decode and the made renditions with >= ``CASCADE_GAP`` x the resolution, the cheapest."""
+        good = [s for s in self.made if min(s.sx, s.sy) >= geo.scale * CASCADE_GAP]
+        candidates = [s for s in (self.decode, *good) if s is not None]  # smallest last: it wins a tie
+        return min(
+            reversed(candidates), key=lambda s: resize_cost(s.image.size, self.box(geo, s), self.size(geo))
+        )
+
+    def cut(self, geo: Geometry, fit: str, pool: ThreadPoolExecutor | None, workers: int) -> Image.Image:
+        """The rendition in stored orientation, from the cheapest source; a contain one becomes a source."""
+        src = self.cheapest(geo)
+        (out_w, out_h), region = self.size(geo), self.box(geo, src)
+        if src.image.size == (out_w, out_h) and region == (0, 0, *src.image.size):
+            return src.image
+        stored = resize(src.image, (out_w, out_h), region, pool, workers)
+        if fit == "contain":
+            self.made.append(Source(stored, out_w / self.full_w, out_h / self.full_h))
+        return stored
+
+    def keep_for(self, later: Sequence[Geometry]) -> None:
+        """Keep only what a rendition in ``later`` can still use; the big decode goes first."""
+        if not later:
+            self.decode, self.made = None, []
+            return
+        if all(self.cheapest(g) is not self.decode for g in later):
+            self.decode = None
+        self.made = [s for s in self.made if min(s.sx, s.sy) >= min(g.scale for g in later) * CASCADE_GAP]
+
+
 def cascade(
     decoded: Decoded,
     renditions: Sequence[Rendition],
@@ -160,46 +210,16 @@ def cascade(
     An image with alpha is premultiplied once, before the first resize, and
     every rendition is converted back from it.
     """
-    full_w, full_h = decoded.stored_size
     geos = decoded.geos
-    swap = decoded.orientation in SWAPS_AXES
     transpose = ORIENT.get(decoded.orientation)
     order = sorted(renditions, key=lambda r: geos[r.name].scale, reverse=True)
     mode = decoded.source.image.mode
-    decode: Source | None = _premultiplied(decoded.source)
+    sources = _Sources(decoded)
     decoded.source = None  # type: ignore[assignment]  # lets the big decode be freed early
-    made: list[Source] = []  # contain renditions: full-frame, stored orientation, largest first
     images: dict[str, Image.Image] = {}
-
-    def size(geo: Geometry) -> tuple[int, int]:
-        return (geo.height, geo.width) if swap else (geo.width, geo.height)
-
-    def box(geo: Geometry, src: Source) -> tuple[float, ...]:
-        return stored_box(geo, swap, full_w, full_h, src.sx, src.sy)
-
-    def cheapest(geo: Geometry) -> Source:
-        good = [s for s in made if min(s.sx, s.sy) >= geo.scale * CASCADE_GAP]
-        candidates = [s for s in (decode, *good) if s is not None]  # smallest last: it wins a tie
-        return min(reversed(candidates), key=lambda s: resize_cost(s.image.size, box(geo, s), size(geo)))
-
     for index, rendition in enumerate(order):
-        geo = geos[rendition.name]
-        src = cheapest(geo)
-        (out_w, out_h), region = size(geo), box(geo, src)
-        if src.image.size == (out_w, out_h) and region == (0, 0, *src.image.size):
-            stored = src.image
-        else:
-            stored = resize(src.image, (out_w, out_h), region, pool, workers)
-            if rendition.fit == "contain":
-                made.append(Source(stored, out_w / full_w, out_h / full_h))
-        later = [geos[r.name] for r in order[index + 1 :]]
-        if not later:
-            decode, made = None, []
-        else:
-            # Keep only what a later rendition can still use; the big decode goes first.
-            if all(cheapest(g) is not decode for g in later):
-                decode = None
-            made = [s for s in made if min(s.sx, s.sy) >= min(g.scale for g in later) * CASCADE_GAP]
+        stored = sources.cut(geos[rendition.name], rendition.fit, pool, workers)
+        sources.keep_for([geos[r.name] for r in order[index + 1 :]])
         upright = _finished(stored, mode, transpose, decoded, opts)
         images[rendition.name] = upright
         if on_ready is not None:
