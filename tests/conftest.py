@@ -281,6 +281,45 @@ def create_pipeline_resources(uploads: str, resized: str, table: str) -> None:
     )
 
 
+# The pipeline's resources as the upload API tests create them (``api``; tests/upload_api.py).
+UPLOADS = "imgpipe-test-uploads"
+RESIZED = "imgpipe-test-resized"
+TABLE = "imgpipe-test-images"
+
+
+@pytest.fixture
+def api(aws, monkeypatch):
+    """Buckets, table and the function's environment; returns the handler module."""
+    monkeypatch.setenv("UPLOADS_BUCKET", UPLOADS)
+    monkeypatch.setenv("RESIZED_BUCKET", RESIZED)
+    monkeypatch.setenv("TABLE_NAME", TABLE)
+    for name in (
+        "MAX_UPLOAD_BYTES",
+        "MAX_PRESIGNED_BYTES",
+        "PRESIGN_POST_EXPIRY_SECONDS",
+        "RENDITION_URL_EXPIRY_SECONDS",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    create_pipeline_resources(UPLOADS, RESIZED, TABLE)
+    import upload_handler
+
+    upload_handler.settings.cache_clear()
+    yield upload_handler
+    upload_handler.settings.cache_clear()
+
+
+@pytest.fixture
+def call(api, lambda_context):
+    """Invoke the handler; returns (status, headers, decoded JSON body)."""
+
+    def invoke(event: dict) -> tuple[int, dict, dict]:
+        response = api.handler(event, lambda_context)
+        assert response["isBase64Encoded"] is False
+        return response["statusCode"], response["headers"], json.loads(response["body"])
+
+    return invoke
+
+
 def use_emulator(emulator, monkeypatch, uploads: str, resized: str, table: str) -> None:
     """Empty the emulator, point the handlers' clients at it and create the pipeline's resources."""
     from imgpipe import aws

@@ -879,7 +879,7 @@ def test_an_unused_presigned_upload_reads_expired_through_get_images(maintenance
 
     import maintenance_handler
     import upload_handler
-    from tests.test_upload_api import get_image, post_uploads
+    from tests.upload_api import get_image, post_uploads
 
     context = maintenance.pipeline.context
     monkeypatch.setenv("PRESIGN_POST_EXPIRY_SECONDS", "1")  # read by both functions

@@ -12,71 +12,32 @@ import json
 import re
 import time
 from datetime import UTC, datetime, timedelta
-from urllib.parse import quote, quote_plus
+from urllib.parse import quote
 
 import boto3
 import pytest
 import requests
 from PIL import Image
-from urllib3 import encode_multipart_formdata
+from upload_api import (
+    assert_error,
+    decoded_policy,
+    delete_image,
+    get_image,
+    image_bytes,
+    multipart,
+    padded_png,
+    post_images,
+    post_uploads,
+    record,
+    removed,
+    resize,
+    table_items,
+    uploaded_objects,
+    versions_of,
+)
 
-from conftest import create_pipeline_resources, load_event
+from conftest import RESIZED, TABLE, UPLOADS, load_event
 from imgpipe import id_secret
-
-UPLOADS = "imgpipe-test-uploads"
-RESIZED = "imgpipe-test-resized"
-TABLE = "imgpipe-test-images"
-ERROR_STATUS = {
-    "bad_request": 400,
-    "not_found": 404,
-    "payload_too_large": 413,
-    "unsupported_media_type": 415,
-    "not_deletable": 409,
-    "internal": 500,
-}
-
-
-def image_bytes(fmt: str = "PNG", size: tuple[int, int] = (40, 30), color=(200, 30, 30)) -> bytes:
-    buf = io.BytesIO()
-    Image.new("RGB", size, color).save(buf, fmt)
-    return buf.getvalue()
-
-
-def create_resources() -> None:
-    create_pipeline_resources(UPLOADS, RESIZED, TABLE)
-
-
-@pytest.fixture
-def api(aws, monkeypatch):
-    """Buckets, table and the function's environment; returns the handler module."""
-    monkeypatch.setenv("UPLOADS_BUCKET", UPLOADS)
-    monkeypatch.setenv("RESIZED_BUCKET", RESIZED)
-    monkeypatch.setenv("TABLE_NAME", TABLE)
-    for name in (
-        "MAX_UPLOAD_BYTES",
-        "MAX_PRESIGNED_BYTES",
-        "PRESIGN_POST_EXPIRY_SECONDS",
-        "RENDITION_URL_EXPIRY_SECONDS",
-    ):
-        monkeypatch.delenv(name, raising=False)
-    create_resources()
-    import upload_handler
-
-    upload_handler.settings.cache_clear()
-    yield upload_handler
-    upload_handler.settings.cache_clear()
-
-
-@pytest.fixture
-def call(api, lambda_context):
-    """Invoke the handler; returns (status, headers, decoded JSON body)."""
-
-    def invoke(event: dict) -> tuple[int, dict, dict]:
-        response = api.handler(event, lambda_context)
-        assert response["isBase64Encoded"] is False
-        return response["statusCode"], response["headers"], json.loads(response["body"])
-
-    return invoke
 
 
 @pytest.fixture
@@ -92,69 +53,6 @@ def logs(api):
     entries.text = stream.getvalue
     yield entries
     handler.setStream(previous)
-
-
-def post_images(body: bytes, content_type: str | None, query: dict | None = None) -> dict:
-    event = load_event("http_post_images_raw.json")
-    event["body"] = base64.b64encode(body).decode()
-    event["isBase64Encoded"] = True
-    event["headers"].pop("content-type", None)
-    event["headers"]["content-length"] = str(len(body))
-    if content_type is not None:
-        event["headers"]["content-type"] = content_type
-    event.pop("queryStringParameters", None)
-    event["rawQueryString"] = ""
-    if query:
-        event["queryStringParameters"] = query
-        event["rawQueryString"] = "&".join(f"{k}={v}" for k, v in query.items())
-    return event
-
-
-def multipart(files: dict | list | None = None, data: dict | None = None) -> tuple[bytes, str]:
-    """A multipart/form-data body as an HTTP client encodes it (urllib3, under requests)."""
-    fields = list((data or {}).items())
-    fields += list(files.items()) if isinstance(files, dict) else list(files or [])
-    return encode_multipart_formdata(fields)
-
-
-def post_uploads(doc, *, b64: bool = False) -> dict:
-    event = load_event("http_post_uploads.json")
-    raw = doc if isinstance(doc, str) else json.dumps(doc)
-    event["body"] = base64.b64encode(raw.encode()).decode() if b64 else raw
-    event["isBase64Encoded"] = b64
-    return event
-
-
-def get_image(image_id: str) -> dict:
-    event = load_event("http_get_image.json")
-    event["rawPath"] = event["requestContext"]["http"]["path"] = f"/images/{image_id}"
-    event["pathParameters"] = {"id": image_id}
-    return event
-
-
-def assert_error(result, code: str, *, contains: str | None = None) -> None:
-    status, headers, body = result
-    assert status == ERROR_STATUS[code]
-    assert set(body) == {"error"}
-    assert set(body["error"]) == {"code", "message"}
-    assert body["error"]["code"] == code
-    assert body["error"]["message"]
-    if contains:
-        assert contains in body["error"]["message"]
-    assert headers["Content-Type"] == "application/json"
-    assert headers["Cache-Control"] == "no-store"
-
-
-def uploaded_objects() -> list[str]:
-    return [obj["Key"] for obj in boto3.client("s3").list_objects_v2(Bucket=UPLOADS).get("Contents", [])]
-
-
-def table_items() -> list[dict]:
-    return boto3.resource("dynamodb").Table(TABLE).scan()["Items"]
-
-
-def record(image_id: str) -> dict:
-    return boto3.resource("dynamodb").Table(TABLE).get_item(Key={"id": image_id})["Item"]
 
 
 # POST /images ---------------------------------------------------------------
@@ -364,13 +262,6 @@ def test_invalid_base64_body_is_bad_request(call):
     assert_error(call(event), "bad_request", contains="base64")
 
 
-def padded_png(total: int) -> bytes:
-    """A real PNG padded with trailing bytes to exactly ``total`` bytes (still sniffed as PNG)."""
-    png = image_bytes("PNG", (16, 16))
-    assert len(png) < total
-    return png + b"\0" * (total - len(png))
-
-
 def test_raw_upload_exactly_at_the_limit_is_accepted_one_byte_over_is_413(call, monkeypatch, api):
     monkeypatch.setenv("MAX_UPLOAD_BYTES", "2000")
     api.settings.cache_clear()
@@ -408,10 +299,6 @@ def test_default_direct_limit_is_4_mib(call):
 
 
 # POST /uploads --------------------------------------------------------------
-
-
-def decoded_policy(fields: dict) -> dict:
-    return json.loads(base64.b64decode(fields["policy"]))
 
 
 @pytest.mark.parametrize("b64", [False, True], ids=["plain", "base64"])
@@ -630,45 +517,6 @@ def test_get_failed_image_shows_its_error(call, api):
     assert body["renditions"] == []
 
 
-def resize(lambda_context, key: str) -> None:
-    """Run the resize Lambda on the S3 notification for ``key`` (as SQS delivers it)."""
-    head = boto3.client("s3").head_object(Bucket=UPLOADS, Key=key)
-    notify(
-        lambda_context,
-        "ObjectCreated:Put",
-        {"key": quote_plus(key), "size": head["ContentLength"], "versionId": head["VersionId"]},
-        "0065F2A1B2C3D4E5F6",
-    )
-
-
-def removed(lambda_context, key: str, version_id: str) -> None:
-    """Run the resize Lambda on the ``ObjectRemoved:Delete`` event of one version of ``key``."""
-    notify(
-        lambda_context,
-        "ObjectRemoved:Delete",
-        {"key": quote_plus(key), "versionId": version_id},
-        "0065F2A1B2C3D4E5F7",
-    )
-
-
-def notify(lambda_context, event_name: str, obj: dict, sequencer: str) -> None:
-    import resize_handler
-
-    template = load_event("s3_put_sqs.json")["Records"][0]
-    body = json.loads(template["body"])
-    body["Records"][0]["eventName"] = event_name
-    body["Records"][0]["s3"]["bucket"] = {"name": UPLOADS, "arn": f"arn:aws:s3:::{UPLOADS}"}
-    body["Records"][0]["s3"]["object"] = {**obj, "sequencer": sequencer}
-    resize_handler.reset()
-    try:
-        outcome = resize_handler.handler(
-            {"Records": [{**template, "body": json.dumps(body)}]}, lambda_context
-        )
-    finally:
-        resize_handler.reset()
-    assert outcome == {"batchItemFailures": []}
-
-
 def test_get_after_the_resize_handler_ran_lists_renditions_with_urls_that_download(
     call, api, monkeypatch, lambda_context
 ):
@@ -813,13 +661,6 @@ def test_invalid_configuration_fails_the_invocation_naming_the_variable(api, lam
 # --- DELETE /images/{id} ---
 
 
-def delete_image(image_id: str) -> dict:
-    event = get_image(image_id)
-    event["routeKey"] = event["requestContext"]["routeKey"] = "DELETE /images/{id}"
-    event["requestContext"]["http"]["method"] = "DELETE"
-    return event
-
-
 @pytest.fixture
 def delete(api, lambda_context):
     """DELETE /images/{id}; returns (status, headers, body bytes)."""
@@ -829,16 +670,6 @@ def delete(api, lambda_context):
         return response["statusCode"], response["headers"], response.get("body") or ""
 
     return invoke
-
-
-def versions_of(key: str) -> list[str]:
-    """Every version and delete marker S3 still holds for exactly ``key``."""
-    listed = boto3.client("s3").list_object_versions(Bucket=UPLOADS, Prefix=key)
-    return [
-        v["VersionId"]
-        for v in listed.get("Versions", []) + listed.get("DeleteMarkers", [])
-        if v["Key"] == key
-    ]
 
 
 def test_delete_removes_every_version_then_the_renditions_follow_and_the_image_is_404(

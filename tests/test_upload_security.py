@@ -13,14 +13,8 @@ from urllib.parse import quote
 
 import boto3
 import pytest
-from test_upload_api import (  # noqa: F401 (api, call: fixtures)
-    RESIZED,
-    TABLE,
-    UPLOADS,
-    api,
+from upload_api import (
     assert_error,
-    call,
-    create_resources,
     delete_image,
     get_image,
     image_bytes,
@@ -31,6 +25,8 @@ from test_upload_api import (  # noqa: F401 (api, call: fixtures)
     resize,
     versions_of,
 )
+
+from conftest import RESIZED, TABLE, UPLOADS
 
 ACCOUNT = "123456789012"
 # What a failed image says when its recorded message would reveal internals.
