@@ -26,7 +26,6 @@ import argparse
 import contextlib
 import dataclasses
 import functools
-import json
 import os
 import statistics
 import subprocess
@@ -38,12 +37,12 @@ from types import ModuleType
 
 from PIL import Image, ImageDraw, ImageOps
 
-from bench import ROOT, corpus
+from bench import ROOT, corpus, results_file
 from imgpipe import resize as resizing
 from imgpipe.decode import Decoded, Source, decode_source
 from imgpipe.options import EngineOptions
 from imgpipe.renditions import Rendition, default_renditions
-from quality import psnr, reference_image
+from quality import CASCADED_RENDITIONS, psnr, reference_image
 from tests import images
 
 OUT = ROOT / "bench" / "results" / "resize_options.json"
@@ -170,14 +169,7 @@ class Case:
 def _synthetic() -> list[Case]:
     """The photos and renditions of tests/test_engine_quality.py."""
     defaults = default_renditions()
-    cascaded = [
-        Rendition("r2001", 2001, 2001, "contain", ("webp",)),
-        Rendition("r1001", 1001, 1001, "contain", ("webp",)),
-        Rendition("r501", 501, 501, "contain", ("webp",)),
-        Rendition("r250", 250, 250, "contain", ("webp",)),
-        Rendition("c640", 640, 360, "cover", ("webp",)),
-        Rendition("c96", 96, 96, "cover", ("webp",)),
-    ]
+    cascaded = list(CASCADED_RENDITIONS)
     with_c96 = [*defaults, Rendition("c96", 96, 96, "cover", ("webp",))]
 
     def rotated() -> bytes:
@@ -284,7 +276,7 @@ def main(argv: list[str] | None = None) -> int:
     if not cases:
         print("bench.resize_options: no images (make bench-corpus)", file=sys.stderr)
         return 2
-    load = [round(x, 2) for x in os.getloadavg()]
+    load = results_file.load_average()
     rows = []
     for case in cases:
         row = measure(case, options, rounds)
@@ -292,14 +284,7 @@ def main(argv: list[str] | None = None) -> int:
         for name, result in row["options"].items():
             cpu, worst = result["cpu_ms"], result["worst_psnr_db"]
             print(f"{case.name[:44]:44} {name[:56]:56} {cpu:7.1f} ms {worst:6.2f} dB", flush=True)
-    results = {
-        "rounds": rounds,
-        "load_average_start": load,
-        "load_average_end": [round(x, 2) for x in os.getloadavg()],
-    }
-    results["images"] = rows
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text(json.dumps(results, indent=2) + "\n")
+    results = results_file.write(OUT, rounds, load, rows)
     print(f"load average {load} -> {results['load_average_end']}; bench.resize_options: results in {OUT}")
     return 0
 

@@ -24,7 +24,6 @@ largest gap is where the engine loses to libvips.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import sys
@@ -32,7 +31,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from bench import ROOT, corpus, methods
+from bench import ROOT, corpus, methods, results_file
 from imgpipe import encode as encoder
 from imgpipe.decode import decode_source
 from imgpipe.options import EngineOptions
@@ -143,16 +142,9 @@ def main(argv: list[str] | None = None) -> int:
         print("bench.stages: no images (make bench-corpus)", file=sys.stderr)
         return 2
     vips = methods.Vips()
-    load = [round(x, 2) for x in os.getloadavg()]
+    load = results_file.load_average()
     rows = [measure(image, rounds, vips) for image in images]
-    results = {
-        "rounds": rounds,
-        "load_average_start": load,
-        "load_average_end": [round(x, 2) for x in os.getloadavg()],
-    }
-    results["images"] = rows
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text(json.dumps(results, indent=2) + "\n")
+    results = results_file.write(OUT, rounds, load, rows)
     print(
         f"CPU ms, one thread, median of {rounds} rounds; load average {load} -> {results['load_average_end']}"
     )

@@ -10,6 +10,7 @@ importable, as it is in the tests and in ``bench`` (``lambda/`` on ``sys.path``)
                      source's ICC profile as the engine does (``imgpipe.icc``):
                      what the engine's DCT scaling, box reduction and cascade
                      are measured against.
+``CASCADED_RENDITIONS`` the renditions that make a cascade's hard cases.
 ``psnr``             peak signal-to-noise ratio in dB, 8 bits per sample:
 
 - both images are compared in the fewest channels that hold them: one grey
@@ -38,8 +39,19 @@ from imgpipe.renditions import Rendition
 
 RESAMPLE = Image.Resampling.LANCZOS
 _GREY = ("L", "LA")
+# The hard cases for DCT scaling and the cascade: sizes just above each DCT scale boundary,
+# a long chain of contain renditions each cut from the last, and two cover crops
+# (tests/test_engine_quality.py asserts them; ``python -m bench.resize_options`` measures them).
+CASCADED_RENDITIONS = (
+    Rendition("r2001", 2001, 2001, "contain", ("webp",)),
+    Rendition("r1001", 1001, 1001, "contain", ("webp",)),
+    Rendition("r501", 501, 501, "contain", ("webp",)),
+    Rendition("r250", 250, 250, "contain", ("webp",)),
+    Rendition("c640", 640, 360, "cover", ("webp",)),
+    Rendition("c96", 96, 96, "cover", ("webp",)),
+)
 
-__all__ = ["psnr", "reference_image"]
+__all__ = ["CASCADED_RENDITIONS", "psnr", "reference_image"]
 
 
 def psnr(a: Image.Image, b: Image.Image) -> float:

@@ -11,7 +11,7 @@ import pytest
 
 from imgpipe.engine import render_images
 from imgpipe.renditions import Rendition, default_renditions
-from quality import psnr, reference_image
+from quality import CASCADED_RENDITIONS, psnr, reference_image
 from tests import images
 
 MIN_PSNR = 40.0
@@ -32,15 +32,7 @@ def test_default_renditions_match_a_full_lanczos_resize(photo_4000x3000):
 
 
 def test_many_cascaded_sizes_match_too(photo_4000x3000):
-    # Sizes just above each DCT scale boundary and long cascades are the hard cases.
-    renditions = [
-        Rendition("r2001", 2001, 2001, "contain", ("webp",)),
-        Rendition("r1001", 1001, 1001, "contain", ("webp",)),
-        Rendition("r501", 501, 501, "contain", ("webp",)),
-        Rendition("r250", 250, 250, "contain", ("webp",)),
-        Rendition("c640", 640, 360, "cover", ("webp",)),
-        Rendition("c96", 96, 96, "cover", ("webp",)),
-    ]
+    renditions = CASCADED_RENDITIONS  # sizes just above each DCT scale boundary, long cascades
     _, ims = render_images(photo_4000x3000, renditions)
     for rendition in renditions:
         got = psnr(ims[rendition.name], reference_image(photo_4000x3000, rendition))
