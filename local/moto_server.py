@@ -28,7 +28,10 @@ machine's role, and
 Lambda's ``Invoke`` runs the local stack's functions once the stack registers
 its runtime (``local.moto_lambda``); everything else is moto's server, unchanged,
 except that connections are kept open between requests (``keep_alive_handler``;
-werkzeug's development server closes each one after its answer).
+werkzeug's development server closes each one after its answer), only refused and
+failed requests are logged, and the backend of a host and a parsed JSONPath are
+kept instead of found again for every request (``remember_backends``,
+``remember_json_paths``).
 
 With ``--snapshot FILE`` the server starts from that file's state when it holds
 a usable snapshot (``local.snapshot``), and ``/_local/snapshot`` answers:
@@ -39,6 +42,7 @@ current state to the file (call it while nothing else is being served).
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import signal
@@ -203,7 +207,49 @@ def keep_alive_handler() -> type:
             _answered.drained = False
             super().handle_one_request()
 
+        def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+            # Werkzeug logs every request it answered: the refused and failed ones (4xx, 5xx) are
+            # what a reader of the emulator's log looks for; a line per success cost 8 % of the
+            # emulator's busy CPU in the reprocess stack test (py-spy).
+            if str(code)[:1] in ("4", "5"):
+                super().log_request(code, size)
+
     return KeepAliveRequestHandler
+
+
+def remember_backends() -> None:
+    """moto's server picks the backend of each request from the host it infers for it: it lists
+    moto's package directory (a stat per service) and tries the URL patterns of every service, one
+    request at a time under one lock: a fifth of the emulator's busy CPU in the reprocess stack test
+    (py-spy). The answer depends only on the host, and the package and patterns never change while
+    the server runs, so it is kept per host."""
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication
+
+    find = DomainDispatcherApplication.get_backend_for_host
+    if getattr(find, "remembers", False):
+        return
+    known: dict[str | None, Any] = {}
+
+    def get_backend_for_host(self: DomainDispatcherApplication, host: str | None) -> Any:
+        if host not in known:
+            known[host] = find(self, host)
+        return known[host]
+
+    get_backend_for_host.remembers = True  # type: ignore[attr-defined]
+    DomainDispatcherApplication.get_backend_for_host = get_backend_for_host  # type: ignore[method-assign]
+
+
+def remember_json_paths() -> None:
+    """moto parses a JSONPath afresh each time it uses one (jsonpath_ng's parser, built per call):
+    EventBridge nine times per event delivered to each target (its default input paths), Step
+    Functions for every path of every state it runs. A parsed path is only read when it is used, so
+    each is parsed once (``functools.lru_cache``), for both."""
+    import jsonpath_ng.ext
+    from moto.stepfunctions.parser.asl.utils import json_path
+
+    if getattr(jsonpath_ng.ext.parse, "cache_info", None) is None:
+        jsonpath_ng.ext.parse = functools.lru_cache(maxsize=4096)(jsonpath_ng.ext.parse)
+    json_path.parse = jsonpath_ng.ext.parse  # bound at import: moto_sfn imports it before this runs
 
 
 SNAPSHOT_PATH = "/_local/snapshot"
@@ -259,6 +305,8 @@ def main(argv: list[str] | None = None) -> None:
     moto_sfn.patch()  # Step Functions' missing calls, ItemReader, ItemBatcher, roles (local/moto_sfn.py)
     moto_lambda.patch()  # Invoke runs the local stack's functions once it registers (local/moto_lambda.py)
     moto_lambda.patch_updates()  # updates move LastModified and RevisionId on, as on AWS
+    remember_backends()  # the backend of a host found once, not per request
+    remember_json_paths()  # EventBridge's and Step Functions' JSONPaths parsed once each
     from moto.moto_server import werkzeug_app
     from werkzeug.serving import run_simple
 

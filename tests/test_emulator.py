@@ -25,6 +25,70 @@ def test_emulator_serves_s3_on_loopback_and_stops_cleanly():
         os.killpg(pid, 0)
 
 
+def test_one_emulator_serves_every_service_and_delivers_each_event_with_its_own_values(tmp_path):
+    """local/moto_server.py keeps the backend it finds per host and each JSONPath it parses: every
+    service still gets its own requests, and each event its own values. EventBridge: a target with
+    an input transformer gets the template filled from that event (InputPathsMap, JSONPath); one
+    without gets the whole event (EventBridge user guide, "Amazon EventBridge input transformation").
+    Its log keeps the refused requests (4xx), not the successful ones."""
+    log = tmp_path / "moto.log"
+    with running(log_path=log) as emu:
+        s3, dynamodb, sqs, events = (emu.client(name) for name in ("s3", "dynamodb", "sqs", "events"))
+        s3.create_bucket(Bucket="probe")
+        dynamodb.create_table(
+            TableName="probe",
+            KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        queues = {name: sqs.create_queue(QueueName=name)["QueueUrl"] for name in ("shaped", "whole")}
+        arns = {
+            name: sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
+                "QueueArn"
+            ]
+            for name, url in queues.items()
+        }
+        events.put_rule(Name="probe", EventPattern=json.dumps({"source": ["probe"]}))
+        transformer = {
+            "InputPathsMap": {"id": "$.detail.id", "kind": "$.detail-type"},
+            "InputTemplate": '{"image": "<id>", "kind": "<kind>"}',
+        }
+        events.put_targets(
+            Rule="probe",
+            Targets=[
+                {"Id": "shaped", "Arn": arns["shaped"], "InputTransformer": transformer},
+                {"Id": "whole", "Arn": arns["whole"]},
+            ],
+        )
+        for i in range(3):
+            s3.put_object(Bucket="probe", Key=f"k{i}", Body=f"body {i}".encode())
+            dynamodb.put_item(TableName="probe", Item={"id": {"S": f"k{i}"}, "n": {"N": str(i)}})
+            detail = json.dumps({"id": f"img-{i}"})
+            events.put_events(Entries=[{"Source": "probe", "DetailType": f"Kind {i}", "Detail": detail}])
+        for i in range(3):
+            assert s3.get_object(Bucket="probe", Key=f"k{i}")["Body"].read() == f"body {i}".encode()
+            item = dynamodb.get_item(TableName="probe", Key={"id": {"S": f"k{i}"}})["Item"]
+            assert item["n"] == {"N": str(i)}
+        with pytest.raises(s3.exceptions.NoSuchKey):
+            s3.get_object(Bucket="probe", Key="missing")
+        shaped, whole = (
+            [
+                json.loads(m["Body"])
+                for m in sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10)["Messages"]
+            ]
+            for url in queues.values()
+        )
+    assert sorted(shaped, key=lambda b: b["image"]) == [
+        {"image": f"img-{i}", "kind": f"Kind {i}"} for i in range(3)
+    ]
+    assert sorted((b["detail"]["id"], b["detail-type"], b["source"]) for b in whole) == [
+        (f"img-{i}", f"Kind {i}", "probe") for i in range(3)
+    ]
+    lines = [line for line in log.read_text().splitlines() if '" 404 ' in line or '" 200 ' in line]
+    assert [line for line in lines if "/probe/missing" in line and '" 404 ' in line]
+    assert not [line for line in lines if '" 200 ' in line]
+
+
 def test_emulator_answers_sqs_attributes_as_aws_does():
     """local/moto_server.py: compact RedrivePolicy, Policy kept, RedriveAllowPolicy stored."""
     with running() as emu:
