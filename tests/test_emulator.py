@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 from urllib.parse import unquote_plus
@@ -87,6 +88,33 @@ def test_one_emulator_serves_every_service_and_delivers_each_event_with_its_own_
     lines = [line for line in log.read_text().splitlines() if '" 404 ' in line or '" 200 ' in line]
     assert [line for line in lines if "/probe/missing" in line and '" 404 ' in line]
     assert not [line for line in lines if '" 200 ' in line]
+
+
+def test_the_emulator_keeps_a_connection_open_between_requests_until_the_client_closes_it():
+    """HTTP/1.1 connections persist unless either side says ``Connection: close`` (RFC 9112,
+    "Persistence"), as AWS's endpoints do and the SDKs expect (they reuse pooled connections):
+    local/moto_server.py keeps each one open after its answer (werkzeug's server closed every one).
+    A request with a body the service never reads leaves nothing behind for the next one."""
+    with running() as emu:
+        emu.client("s3").create_bucket(Bucket="probe")
+        conn = http.client.HTTPConnection("127.0.0.1", emu.port, timeout=10)
+        try:
+            answers = []
+            for body in (None, b"x" * 100_000, None):  # the 100 kB body: a GET's, which S3 ignores
+                conn.request("GET", "/probe", body=body)
+                answer = conn.getresponse()
+                answers.append((answer.status, answer.getheader("Connection"), answer.read()[:5]))
+                sock = conn.sock
+                assert sock is not None, "the server closed the connection"
+            assert {(status, connection) for status, connection, _ in answers} == {(200, None)}
+            assert {start for _, _, start in answers} == {b"<?xml"}
+            conn.request("GET", "/probe", headers={"Connection": "close"})
+            last = conn.getresponse()
+            assert (last.status, last.read()[:5]) == (200, b"<?xml")
+            sock.settimeout(10)
+            assert sock.recv(1) == b""  # closed by the server, as asked
+        finally:
+            conn.close()
 
 
 def test_emulator_answers_sqs_attributes_as_aws_does():
