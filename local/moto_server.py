@@ -241,15 +241,16 @@ def remember_backends() -> None:
 
 def remember_json_paths() -> None:
     """moto parses a JSONPath afresh each time it uses one (jsonpath_ng's parser, built per call):
-    EventBridge nine times per event delivered to each target (its default input paths), Step
+    EventBridge eight times per event delivered to each target (its default input paths), Step
     Functions for every path of every state it runs. A parsed path is only read when it is used, so
-    each is parsed once (``functools.lru_cache``), for both."""
+    each is parsed once (``functools.lru_cache``), for both. Call it before anything binds
+    ``jsonpath_ng.ext.parse`` (``local.moto_sfn.patch``)."""
     import jsonpath_ng.ext
     from moto.stepfunctions.parser.asl.utils import json_path
 
     if getattr(jsonpath_ng.ext.parse, "cache_info", None) is None:
         jsonpath_ng.ext.parse = functools.lru_cache(maxsize=4096)(jsonpath_ng.ext.parse)
-    json_path.parse = jsonpath_ng.ext.parse  # bound at import: moto_sfn imports it before this runs
+    json_path.parse = jsonpath_ng.ext.parse  # the module bound the parser when it was imported
 
 
 SNAPSHOT_PATH = "/_local/snapshot"
@@ -297,6 +298,7 @@ def main(argv: list[str] | None = None) -> None:
         "--snapshot", type=Path, help="start from this snapshot if usable; POST /_local/snapshot saves to it"
     )
     args = parser.parse_args(argv)
+    remember_json_paths()  # JSONPaths parsed once each; before moto_sfn.patch(), which binds the parser
     moto_sqs.patch()  # SQS's counts and retention check at a cost that does not grow with the queue
     _patch_sqs()  # wraps moto_sqs's get_queue_attributes
     moto_s3.patch()  # S3's event records and metadata limit (local/moto_s3.py)
@@ -306,7 +308,6 @@ def main(argv: list[str] | None = None) -> None:
     moto_lambda.patch()  # Invoke runs the local stack's functions once it registers (local/moto_lambda.py)
     moto_lambda.patch_updates()  # updates move LastModified and RevisionId on, as on AWS
     remember_backends()  # the backend of a host found once, not per request
-    remember_json_paths()  # EventBridge's and Step Functions' JSONPaths parsed once each
     from moto.moto_server import werkzeug_app
     from werkzeug.serving import run_simple
 
