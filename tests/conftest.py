@@ -281,7 +281,7 @@ def create_pipeline_resources(uploads: str, resized: str, table: str) -> None:
     )
 
 
-# The pipeline's resources as the upload API tests create them (``api``; tests/upload_api.py).
+# The pipeline's resources as the upload function's tests create them (``api``; tests/upload_api.py).
 UPLOADS = "imgpipe-test-uploads"
 RESIZED = "imgpipe-test-resized"
 TABLE = "imgpipe-test-images"
@@ -298,6 +298,7 @@ def api(aws, monkeypatch):
         "MAX_PRESIGNED_BYTES",
         "PRESIGN_POST_EXPIRY_SECONDS",
         "RENDITION_URL_EXPIRY_SECONDS",
+        "API_AUTH",
     ):
         monkeypatch.delenv(name, raising=False)
     create_pipeline_resources(UPLOADS, RESIZED, TABLE)

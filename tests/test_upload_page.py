@@ -14,32 +14,13 @@ import re
 
 import pytest
 
-from conftest import create_pipeline_resources, load_event
+from conftest import RESIZED, UPLOADS, load_event
 from imgpipe import upload_page
 from imgpipe.api import ALLOWED_TYPES
 
-UPLOADS = "imgpipe-page-uploads"
-RESIZED = "imgpipe-page-resized"
-TABLE = "imgpipe-page-images"
-
 
 @pytest.fixture
-def handler(aws, monkeypatch):
-    monkeypatch.setenv("UPLOADS_BUCKET", UPLOADS)
-    monkeypatch.setenv("RESIZED_BUCKET", RESIZED)
-    monkeypatch.setenv("TABLE_NAME", TABLE)
-    for name in ("MAX_UPLOAD_BYTES", "MAX_PRESIGNED_BYTES", "API_AUTH"):
-        monkeypatch.delenv(name, raising=False)
-    create_pipeline_resources(UPLOADS, RESIZED, TABLE)
-    import upload_handler
-
-    upload_handler.settings.cache_clear()
-    yield upload_handler
-    upload_handler.settings.cache_clear()
-
-
-@pytest.fixture
-def get(handler, lambda_context):
+def get(api, lambda_context):
     """GET a raw path through the handler, as API Gateway's page routes send it."""
 
     def invoke(route_key: str, path: str, params: dict | None = None) -> dict:
@@ -49,7 +30,7 @@ def get(handler, lambda_context):
         event.pop("pathParameters")
         if params:
             event["pathParameters"] = params
-        return handler.handler(event, lambda_context)
+        return api.handler(event, lambda_context)
 
     return invoke
 
@@ -75,11 +56,11 @@ def test_the_page_is_html_with_a_strict_csp_naming_the_buckets_origins(get):
     assert response["headers"]["Referrer-Policy"] == "no-referrer"
 
 
-def test_with_a_cdn_the_page_may_show_images_from_the_cdn_and_not_the_bucket(get, handler, monkeypatch):
+def test_with_a_cdn_the_page_may_show_images_from_the_cdn_and_not_the_bucket(get, api, monkeypatch):
     """GET /images/{id} returns CDN URLs when CDN_BASE_URL is set (docs/cdn.md): the CSP's img-src
     must name the CDN's origin, or the browser would refuse every rendition."""
     monkeypatch.setenv("CDN_BASE_URL", "https://d111111abcdef8.cloudfront.net")
-    handler.settings.cache_clear()
+    api.settings.cache_clear()
     csp = csp_of(get("GET /", "/"))
     assert csp["img-src"] == ["'self'", "blob:", "https://d111111abcdef8.cloudfront.net"]
     assert csp["connect-src"] == ["'self'", f"https://{UPLOADS}.s3.amazonaws.com"]
@@ -127,11 +108,11 @@ def test_an_unknown_asset_is_a_404_in_the_apis_error_shape(get, name):
     assert "import" not in response["body"]
 
 
-def test_limits_tell_the_page_the_apis_own_limits_and_formats(get, monkeypatch, handler):
+def test_limits_tell_the_page_the_apis_own_limits_and_formats(get, monkeypatch, api):
     monkeypatch.setenv("MAX_UPLOAD_BYTES", "1000000")
     monkeypatch.setenv("MAX_PRESIGNED_BYTES", "2000000")
     monkeypatch.setenv("API_AUTH", "jwt")
-    handler.settings.cache_clear()
+    api.settings.cache_clear()
     response = get("GET /limits", "/limits")
     assert response["statusCode"] == 200
     body = json.loads(response["body"])

@@ -21,6 +21,7 @@ import boto3
 import pytest
 import requests
 from PIL import Image
+from upload_api import get_image, post_uploads
 
 from conftest import load_event, use_emulator
 from imgpipe.renditions import default_renditions
@@ -58,19 +59,6 @@ def jpeg(size: tuple[int, int] = (320, 240)) -> bytes:
     buf = io.BytesIO()
     Image.new("RGB", size, (20, 90, 200)).save(buf, "JPEG", quality=90)
     return buf.getvalue()
-
-
-def post_uploads(doc: dict) -> dict:
-    event = load_event("http_post_uploads.json")
-    event["body"] = json.dumps(doc)
-    return event
-
-
-def get_image(image_id: str) -> dict:
-    event = load_event("http_get_image.json")
-    event["rawPath"] = event["requestContext"]["http"]["path"] = f"/images/{image_id}"
-    event["pathParameters"] = {"id": image_id}
-    return event
 
 
 def test_presigned_post_form_uploads_the_original_with_type_and_metadata(call):
