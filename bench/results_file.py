@@ -1,4 +1,5 @@
-"""A development bench's results file (``bench.stages``, ``bench.resize_options``).
+"""A development bench's results file (``bench.stages``, ``bench.resize_options``), and the load
+average every bench records (``bench.run`` too).
 
 Its rows, the rounds each median was taken over, and the machine's load average
 before and after: other work on the machine skews CPU times, so a file keeps

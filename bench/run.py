@@ -32,7 +32,7 @@ import time
 from importlib import metadata
 from pathlib import Path
 
-from bench import ROOT, coldstart, corpus, cost, methods, stack
+from bench import ROOT, coldstart, corpus, cost, methods, results_file, stack
 from imgpipe.detect import MIME_TYPES
 from imgpipe.renditions import default_renditions
 
@@ -102,7 +102,7 @@ def machine() -> dict:
 
 def bench_image(image: corpus.CorpusImage, renditions, rounds: int, vips: methods.Vips) -> dict:
     data = image.path.read_bytes()
-    load_1min = round(os.getloadavg()[0], 2)  # other work on the machine skews the numbers: keep a note
+    load_1min = results_file.load_average()[0]  # other work on the machine skews the numbers: keep a note
     floor = methods.Floor(data, renditions)
 
     def run_vips(threads: int):
@@ -425,7 +425,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     renditions = default_renditions()
     started = datetime.datetime.now(datetime.UTC)
-    load_start = [round(x, 2) for x in os.getloadavg()]
+    load_start = results_file.load_average()
     vips = methods.Vips()
     results: dict = {
         "started": started.isoformat(timespec="seconds"),
@@ -475,7 +475,7 @@ def main(argv: list[str] | None = None) -> int:
         worst = max((c for c in missed if c["target"] == target), key=lambda c: c["value"])
         image = next(i for i in images if i.name == worst["image"])
         results["profiles"].append({"target": target, **profile_engine(image, renditions)})
-    results["load_average"] = {"start": load_start, "end": [round(x, 2) for x in os.getloadavg()]}
+    results["load_average"] = {"start": load_start, "end": results_file.load_average()}
     results["duration_s"] = round(time.monotonic() - t0, 1)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     out_path.write_text(json.dumps(results, indent=2) + "\n")
