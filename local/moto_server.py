@@ -28,7 +28,8 @@ machine's role, and
 Lambda's ``Invoke`` runs the local stack's functions once the stack registers
 its runtime (``local.moto_lambda``); everything else is moto's server, unchanged,
 except that connections are kept open between requests (``keep_alive_handler``;
-werkzeug's development server closes each one after its answer), only refused and
+werkzeug's development server closes each one after its answer), each answer is
+sent in one write (``WholeAnswers``), only refused and
 failed requests are logged, and the backend of a host and a parsed JSONPath are
 kept instead of found again for every request (``remember_backends``,
 ``remember_json_paths``).
@@ -175,6 +176,41 @@ class _AfterAnswerSelector:
         self._selector.close()
 
 
+class WholeAnswers:
+    """What the request handler writes its answers to (``wfile``): each answer's status line,
+    headers and body held until werkzeug flushes, then sent in one write.
+
+    Werkzeug writes the headers and the body apart. On a kept connection the body then follows
+    the headers in a second TCP segment, and Go's HTTP client (the AWS provider's SDK) at times
+    closes the connection between the two: the SDK reads a closed connection ("use of closed
+    network connection", aws/aws-sdk-go-v2#2737) and sends the request again, which for a create
+    the emulator has already done fails as a duplicate (CloudFront's DistributionAlreadyExists).
+    An interim answer (``100 Continue``) goes at once: the client waits for it before sending
+    the body."""
+
+    def __init__(self, raw: Any) -> None:
+        self._raw = raw
+        self._held: list[bytes] = []
+
+    @property
+    def closed(self) -> bool:
+        return bool(self._raw.closed)
+
+    def write(self, data: bytes) -> int:
+        if not self._held and bytes(data[:10]) == b"HTTP/1.1 1":
+            return int(self._raw.write(data))
+        self._held.append(bytes(data))
+        return len(data)
+
+    def flush(self) -> None:
+        if self._held:
+            data, self._held = b"".join(self._held), []
+            self._raw.write(data)
+
+    def close(self) -> None:
+        self._raw.close()
+
+
 def keep_alive_handler() -> type:
     """moto's request handler, keeping HTTP/1.1 connections open between requests.
 
@@ -199,13 +235,17 @@ def keep_alive_handler() -> type:
 
         def setup(self) -> None:
             super().setup()
-            # Headers and body leave in separate writes: on a kept connection Nagle's algorithm
-            # would hold the body until the client's delayed ACK of the headers (40 ms).
+            self.wfile = WholeAnswers(self.wfile)
+            # A chunked answer still leaves in several writes: on a kept connection Nagle's
+            # algorithm would hold each until the client's delayed ACK of the last (40 ms).
             self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
         def handle_one_request(self) -> None:
             _answered.drained = False
-            super().handle_one_request()
+            try:
+                super().handle_one_request()
+            finally:
+                self.wfile.flush()  # an answer werkzeug wrote without flushing (a refused request line)
 
         def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
             # Werkzeug logs every request it answered: the refused and failed ones (4xx, 5xx) are

@@ -5,6 +5,8 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import re
+import socket
 from urllib.parse import unquote_plus
 
 import pytest
@@ -115,6 +117,51 @@ def test_the_emulator_keeps_a_connection_open_between_requests_until_the_client_
             assert sock.recv(1) == b""  # closed by the server, as asked
         finally:
             conn.close()
+
+
+def _read_answer(sock: socket.socket) -> tuple[bytes, bytes]:
+    """One answer from ``sock`` as its first read returned it: (status line and headers, body)."""
+    head, _, body = sock.recv(1 << 20).partition(b"\r\n\r\n")
+    return head, body
+
+
+def test_each_answer_arrives_whole_so_a_client_never_sees_headers_without_their_body():
+    """local/moto_server.py sends each answer's headers and body in one write. Sent apart, the
+    body followed in a second TCP segment on a kept connection, and the AWS provider's Go client
+    at times closed the connection between the two; its SDK then sent the request again
+    (aws/aws-sdk-go-v2#2737), and a create the emulator had already done failed as a duplicate
+    (a cold `make run` ended on CloudFront's DistributionAlreadyExists). On loopback one write of
+    less than a segment arrives in one piece, so the first read holds all of it."""
+    with running() as emu:
+        s3 = emu.client("s3")
+        s3.create_bucket(Bucket="probe")
+        s3.put_object(Bucket="probe", Key="k", Body=b"z" * 3000)
+        signed = s3.generate_presigned_url("get_object", Params={"Bucket": "probe", "Key": "k"})
+        with socket.create_connection(("127.0.0.1", emu.port), timeout=10) as sock:
+            for path in ("/probe", signed.split(str(emu.port), 1)[1], "/probe/missing") * 5:
+                sock.sendall(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{emu.port}\r\n\r\n".encode())
+                head, body = _read_answer(sock)
+                length = re.search(rb"(?im)^content-length: *(\d+)", head)
+                assert length and len(body) == int(length.group(1)) > 0, (path, head)
+
+
+def test_a_client_that_expects_100_continue_gets_it_before_sending_the_body():
+    """An interim answer is not held back with the final one: a client that sends
+    ``Expect: 100-continue`` waits for it before sending the body (RFC 9110, 10.1.1; botocore
+    does so for S3 uploads)."""
+    with running() as emu:
+        emu.client("s3").create_bucket(Bucket="probe")
+        with socket.create_connection(("127.0.0.1", emu.port), timeout=10) as sock:
+            headers = "Host: 127.0.0.1\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n"
+            sock.sendall(f"PUT /probe/e HTTP/1.1\r\n{headers}".encode())
+            interim = b"HTTP/1.1 100 Continue\r\n\r\n"
+            assert sock.recv(1 << 16).startswith(interim)  # http.server and werkzeug each send one
+            sock.sendall(b"hello")
+            answer = b""
+            while b"HTTP/1.1 200 " not in answer:
+                answer += sock.recv(1 << 16)
+            assert answer.replace(interim, b"").startswith(b"HTTP/1.1 200 ")
+        assert emu.client("s3").get_object(Bucket="probe", Key="e")["Body"].read() == b"hello"
 
 
 def test_emulator_answers_sqs_attributes_as_aws_does():
