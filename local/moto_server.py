@@ -29,9 +29,9 @@ Lambda's ``Invoke`` runs the local stack's functions once the stack registers
 its runtime (``local.moto_lambda``); everything else is moto's server, unchanged,
 except that connections are kept open between requests (``keep_alive_handler``;
 werkzeug's development server closes each one after its answer), each answer is
-sent in one write (``WholeAnswers``), only refused and
-failed requests are logged, and the backend of a host and a parsed JSONPath are
-kept instead of found again for every request (``remember_backends``,
+sent in one write (``WholeAnswers``), only refused and failed requests and calls
+a client sent again are logged, and the backend of a host and a parsed JSONPath
+are kept instead of found again for every request (``remember_backends``,
 ``remember_json_paths``).
 
 With ``--snapshot FILE`` the server starts from that file's state when it holds
@@ -46,6 +46,7 @@ import argparse
 import functools
 import json
 import os
+import re
 import signal
 import socket
 import sys
@@ -211,6 +212,20 @@ class WholeAnswers:
         self._raw.close()
 
 
+def sdk_attempt(headers: Any) -> int:
+    """Which attempt of an SDK call a request is: its ``amz-sdk-request: attempt=N; max=M`` header,
+    which the AWS SDKs (botocore, aws-sdk-go-v2) send with every call; 1 when it says none."""
+    match = re.search(r"attempt=(\d+)", (headers.get("amz-sdk-request") if headers else None) or "")
+    return int(match.group(1)) if match else 1
+
+
+def sdk_client(headers: Any) -> str:
+    """The caller a request's ``User-Agent`` names: the Terraform provider's token when it has one
+    (``terraform-provider-aws/5.100.0``), else the first (``Boto3/1.44.5``)."""
+    agent = ((headers.get("User-Agent") if headers else None) or "-").split()
+    return next((token for token in agent if token.startswith("terraform-provider-")), agent[0])
+
+
 def keep_alive_handler() -> type:
     """moto's request handler, keeping HTTP/1.1 connections open between requests.
 
@@ -248,11 +263,20 @@ def keep_alive_handler() -> type:
                 self.wfile.flush()  # an answer werkzeug wrote without flushing (a refused request line)
 
         def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
-            # Werkzeug logs every request it answered: the refused and failed ones (4xx, 5xx) are
-            # what a reader of the emulator's log looks for; a line per success cost 8 % of the
-            # emulator's busy CPU in the reprocess stack test (py-spy).
-            if str(code)[:1] in ("4", "5"):
+            # Werkzeug logs every request it answered: the refused and failed ones (4xx, 5xx), and
+            # the ones a client sent again, are what a reader of the emulator's log looks for; a
+            # line per success cost 8 % of the emulator's busy CPU in the reprocess stack test.
+            headers = getattr(self, "headers", None)  # none when the request line was refused
+            attempt = sdk_attempt(headers)
+            if str(code)[:1] in ("4", "5") or attempt > 1:
                 super().log_request(code, size)
+            if attempt > 1:
+                self.log(
+                    "info",
+                    "attempt %d of that call by %s: its earlier attempt failed or its answer was lost",
+                    attempt,
+                    sdk_client(headers),
+                )
 
     return KeepAliveRequestHandler
 

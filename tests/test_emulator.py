@@ -145,6 +145,37 @@ def test_each_answer_arrives_whole_so_a_client_never_sees_headers_without_their_
                 assert length and len(body) == int(length.group(1)) > 0, (path, head)
 
 
+def test_the_log_names_each_call_a_client_sent_again_and_who_sent_it(tmp_path):
+    """Every AWS SDK numbers its attempts of a call (``amz-sdk-request: attempt=N; max=M``): a
+    second attempt means the first failed or its answer was lost, and for a create that already
+    happened it is what a duplicate error comes from. local/moto_server.py logs those, with the
+    caller, and still no first attempt that succeeded."""
+    log = tmp_path / "moto.log"
+    with running(log_path=log) as emu:
+        emu.client("s3").create_bucket(Bucket="probe")
+        conn = http.client.HTTPConnection("127.0.0.1", emu.port, timeout=10)
+        try:
+            for attempt, agent in (
+                (1, "Boto3/1.44.5 md/Botocore#1.44.18"),
+                (
+                    2,
+                    "APN/1.0 HashiCorp/1.0 "
+                    "Terraform/1.11.4 terraform-provider-aws/5.100.0 aws-sdk-go-v2/1.36.3",
+                ),
+            ):
+                headers = {"amz-sdk-request": f"attempt={attempt}; max=25", "User-Agent": agent}
+                conn.request("GET", f"/probe?list-type=2&try={attempt}", headers=headers)
+                answer = conn.getresponse()
+                assert (answer.status, answer.read()[:5]) == (200, b"<?xml")
+        finally:
+            conn.close()
+    lines = log.read_text().splitlines()
+    retried = [i for i, line in enumerate(lines) if "try=2" in line]
+    assert len(retried) == 1 and '" 200 ' in lines[retried[0]]
+    assert "attempt 2 of that call by terraform-provider-aws/5.100.0" in lines[retried[0] + 1]
+    assert not [line for line in lines if "try=1" in line]
+
+
 def test_a_client_that_expects_100_continue_gets_it_before_sending_the_body():
     """An interim answer is not held back with the final one: a client that sends
     ``Expect: 100-continue`` waits for it before sending the body (RFC 9110, 10.1.1; botocore

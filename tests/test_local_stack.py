@@ -186,6 +186,15 @@ def test_stack_prints_where_it_listens_and_binds_loopback_only(stack):
     assert ours == {("0100007F", stack.moto_port), ("0100007F", stack.api_port)}  # 127.0.0.1 only
 
 
+def test_the_apply_sent_no_call_twice(stack):
+    """The AWS provider's SDK sends a call again only when an attempt failed or its answer was lost
+    (the emulator throttles nothing), and a create sent twice fails as a duplicate (CloudFront's
+    DistributionAlreadyExists for a reused CallerReference). The emulator logs every such second
+    attempt (local/moto_server.py); the cold apply that started this stack made none."""
+    log = (stack.log.parent / "moto.log").read_text()
+    assert "of that call by terraform-provider-aws" not in log, log[-3000:]
+
+
 def test_the_banner_prints_the_cdn_and_the_cdn_serves_renditions_as_cloudfront_would(stack):
     """GET and HEAD only (CloudFront answers a method the behaviour does not allow with 403), the
     object's headers, 304 for a matching If-None-Match, and 403 for a missing key: the bucket
