@@ -222,7 +222,7 @@ def sdk_attempt(headers: Any) -> int:
 def sdk_client(headers: Any) -> str:
     """The caller a request's ``User-Agent`` names: the Terraform provider's token when it has one
     (``terraform-provider-aws/5.100.0``), else the first (``Boto3/1.44.5``)."""
-    agent = ((headers.get("User-Agent") if headers else None) or "-").split()
+    agent = ((headers.get("User-Agent") if headers else None) or "").split() or ["-"]
     return next((token for token in agent if token.startswith("terraform-provider-")), agent[0])
 
 
