@@ -212,18 +212,18 @@ class WholeAnswers:
         self._raw.close()
 
 
-def sdk_attempt(headers: Any) -> int:
-    """Which attempt of an SDK call a request is: its ``amz-sdk-request: attempt=N; max=M`` header,
-    which the AWS SDKs (botocore, aws-sdk-go-v2) send with every call; 1 when it says none."""
-    match = re.search(r"attempt=(\d+)", (headers.get("amz-sdk-request") if headers else None) or "")
-    return int(match.group(1)) if match else 1
-
-
-def sdk_client(headers: Any) -> str:
-    """The caller a request's ``User-Agent`` names: the Terraform provider's token when it has one
-    (``terraform-provider-aws/5.100.0``), else the first (``Boto3/1.44.5``)."""
-    agent = ((headers.get("User-Agent") if headers else None) or "").split() or ["-"]
-    return next((token for token in agent if token.startswith("terraform-provider-")), agent[0])
+def resent_call(headers: Any) -> str | None:
+    """``attempt N of that call by CALLER`` when a request is an SDK's second or later attempt of a
+    call (its ``amz-sdk-request: attempt=N; max=M`` header, which the AWS SDKs, botocore and
+    aws-sdk-go-v2, send with every call), else ``None``. The caller is the Terraform provider's
+    ``User-Agent`` token when it has one (``terraform-provider-aws/5.100.0``), else the first
+    (``Boto3/1.44.5``)."""
+    match = re.search(r"attempt=(\d+)", headers.get("amz-sdk-request") or "")
+    if match is None or int(match.group(1)) < 2:
+        return None
+    agent = (headers.get("User-Agent") or "").split() or ["-"]
+    caller = next((token for token in agent if token.startswith("terraform-provider-")), agent[0])
+    return f"attempt {match.group(1)} of that call by {caller}"
 
 
 def keep_alive_handler() -> type:
@@ -267,16 +267,11 @@ def keep_alive_handler() -> type:
             # the ones a client sent again, are what a reader of the emulator's log looks for; a
             # line per success cost 8 % of the emulator's busy CPU in the reprocess stack test.
             headers = getattr(self, "headers", None)  # none when the request line was refused
-            attempt = sdk_attempt(headers)
-            if str(code)[:1] in ("4", "5") or attempt > 1:
+            resent = resent_call(headers) if headers is not None else None
+            if str(code)[:1] in ("4", "5") or resent:
                 super().log_request(code, size)
-            if attempt > 1:
-                self.log(
-                    "info",
-                    "attempt %d of that call by %s: its earlier attempt failed or its answer was lost",
-                    attempt,
-                    sdk_client(headers),
-                )
+            if resent:
+                self.log("info", "%s: its earlier attempt failed or its answer was lost", resent)
 
     return KeepAliveRequestHandler
 
